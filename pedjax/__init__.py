@@ -1,0 +1,23 @@
+"""pedjax: choose a pre-trained model from a zoo without fine-tuning every one.
+
+PED (potential energy descent, ICCV 2023) simulates how fine-tuning separates class clusters;
+transferability metrics (LogME, SFDA, GBC, …) score the moved features; the zoo is scored in
+one compiled, vmapped call.
+
+Float64: unless the environment sets ``JAX_ENABLE_X64`` itself, importing pedjax turns
+``jax_enable_x64`` on, so CPU results match the published NumPy code to float64 precision. Set
+``JAX_ENABLE_X64=0`` before importing for float32 (e.g. on accelerators; see docs/precision.md).
+"""
+import os as _os
+
+import jax as _jax
+
+if "JAX_ENABLE_X64" not in _os.environ:
+    _jax.config.update("jax_enable_x64", True)
+
+from . import metrics, rank  # noqa: E402,F401
+from .physics import PEDConfig, PEDResult, ped  # noqa: E402,F401
+from .zoo import score_zoo  # noqa: E402,F401
+
+__version__ = "0.1.0"
+__all__ = ["PEDConfig", "PEDResult", "ped", "score_zoo", "metrics", "rank"]

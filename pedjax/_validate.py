@@ -1,0 +1,87 @@
+"""Input validation at the API boundary.
+
+Every public entry point (metrics, PED, ``score_zoo``) calls these helpers before any JAX work,
+so bad input fails early with a ``ValueError`` that names the argument, the problem and the fix.
+Inside the compiled code nothing is checked again.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def as_float_matrix(X: Any, name: str = "X", *, n: int | None = None) -> np.ndarray:
+    """Return ``X`` as a finite 2-D floating array [N, D] (float64 when x64 is on)."""
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ValueError(f"{name}: could not be converted to an array ({exc})") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name}: expected a 2-D array [N, D], got shape {arr.shape}; "
+            "reshape to (n_samples, n_features)"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name}: empty array of shape {arr.shape}; need at least one sample and one feature")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(
+            f"{name}: has {arr.shape[0]} rows but the labels have {n} entries; "
+            "features and labels must describe the same samples"
+        )
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: contains {bad} NaN or infinite value(s); clean or impute them first")
+    return arr
+
+
+def encode_labels(y: Any, name: str = "y", *, min_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Map any integer labels to ``0..C-1`` (sorted order, like ``np.unique``).
+
+    Returns ``(codes int32 [N], classes [C])``. Scores never depend on the label values, only on
+    the partition they define, so labels {3, 7, 42} score exactly as {0, 1, 2}.
+    """
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array of class labels, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name}: is empty; need one label per sample")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name}: contains NaN or infinite labels")
+        if not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name}: labels must be integers (got non-integral floats)")
+        arr = arr.astype(np.int64)
+    elif not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+        raise ValueError(f"{name}: labels must be integers, got dtype {arr.dtype}")
+    classes, codes = np.unique(arr, return_inverse=True)
+    if classes.size < min_classes:
+        raise ValueError(
+            f"{name}: found {classes.size} class(es) {classes.tolist()[:5]}; "
+            f"need at least {min_classes} distinct classes to measure transferability"
+        )
+    return codes.astype(np.int32).reshape(-1), classes
+
+
+def check_vector(v: Any, name: str, d: int) -> np.ndarray:
+    """A finite float vector of length ``d`` (source statistics)."""
+    arr = np.asarray(v)
+    if arr.ndim != 1 or arr.shape[0] != d:
+        raise ValueError(
+            f"{name}: expected shape ({d},) to match the feature dimension, got {arr.shape}; "
+            "source statistics must come from the same model as the features"
+        )
+    arr = arr.astype(np.float64) if not np.issubdtype(arr.dtype, np.floating) else arr
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return arr
+
+
+def check_choice(value: str, name: str, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: unknown value {value!r}; choose one of {sorted(choices)}")
+    return value
