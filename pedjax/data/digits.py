@@ -1,0 +1,44 @@
+"""scikit-learn's bundled digits (1 797 images, 8×8, values 0..16), upsampled to 28×28.
+
+Upsampling uses ``jax.image.resize`` (bilinear, float32), so digits share the input shape of
+Fashion-MNIST and every backbone in :mod:`pedjax.nets` accepts both.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def resize_images(images: np.ndarray, size: int = 28, method: str = "linear") -> np.ndarray:
+    """Resize float images [N, H, W] or [N, H, W, C] to ``size``×``size`` with ``jax.image.resize``.
+
+    Computed in float32 whatever ``jax_enable_x64`` says; returns a NumPy float32 array.
+    """
+    x = jnp.asarray(images, dtype=jnp.float32)
+    squeeze = x.ndim == 3
+    if squeeze:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise ValueError(f"images: expected [N, H, W] or [N, H, W, C], got shape {tuple(x.shape)}")
+    out = jax.image.resize(x, (x.shape[0], size, size, x.shape[3]), method=method)
+    out = np.asarray(out, dtype=np.float32)
+    return out[..., 0] if squeeze else out
+
+
+@functools.lru_cache(maxsize=2)
+def load_digits(size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """All digits as ``(images float32 [1797, size, size, 1] in [0, 1], labels int32 [1797])``."""
+    from sklearn.datasets import load_digits as _sk_load
+
+    d = _sk_load()
+    x = (d.images.astype(np.float32) / np.float32(16.0))[..., None]
+    if size != 8:
+        x = resize_images(x, size)
+    x = np.clip(x, 0.0, 1.0).astype(np.float32)
+    y = d.target.astype(np.int32)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y

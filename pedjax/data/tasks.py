@@ -1,0 +1,236 @@
+"""Named, deterministic target tasks from real offline data, and the zoo's source split.
+
+Fashion-MNIST's official train set (60 000 images) is cut once, by index:
+
+* ``[0, 50000)`` — the **source split** the zoo is pretrained on (:func:`load_source`);
+* ``[50000, 60000)`` — the **task pool** every Fashion task draws its *train* split from.
+
+Every Fashion task's *test* split comes from the official test set (10 000 images), and the
+digits tasks come from another dataset altogether, so the source split overlaps no task's test
+split (nor any task's train split); ``tests/test_data.py`` checks this by index and by content.
+Every selection uses a fixed seed, so a task is the same array on every machine.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import fashion
+from ._arrays import TaskData
+from .digits import load_digits
+
+SOURCE_RANGE = (0, 50000)
+TASK_POOL_RANGE = (50000, 60000)
+FASHION_TEST_PER_CLASS = 300  # 3 000 test images for the 10-class Fashion tasks
+DIGITS_TEST_FRACTION = 0.3
+NOISE_STD = 0.3
+
+COARSE_GROUPS = (
+    ("tops", (0, 2, 4, 6)),            # T-shirt/top, Pullover, Coat, Shirt
+    ("trousers-dresses", (1, 3)),      # Trouser, Dress
+    ("footwear", (5, 7, 9)),           # Sandal, Sneaker, Ankle boot
+    ("bags", (8,)),                    # Bag
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A registered task: metadata known without loading, and a loader."""
+
+    name: str
+    description: str
+    num_classes: int
+    n_train: int
+    n_test: int
+    dataset: str
+    builder: Callable[..., TaskData]
+
+    def load(self, fashion_root: str | os.PathLike | None = None) -> TaskData:
+        """The task's arrays (cached per Fashion-MNIST root)."""
+        root = str(fashion.fashion_root(fashion_root)) if self.dataset == "fashion-mnist" else None
+        return _load_cached(self.name, root)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(name: str, root: str | None) -> TaskData:
+    task = TASKS[name]
+    return task.builder(root) if root is not None else task.builder()
+
+
+def _seed(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def _per_class(labels: np.ndarray, pool: np.ndarray, groups, n_per_group: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pick ``n_per_group`` pool indices for each group of labels; returns (indices, group ids)."""
+    rng = np.random.default_rng(seed)
+    idx, gid = [], []
+    for g, members in enumerate(groups):
+        cand = pool[np.isin(labels[pool], members)]
+        if cand.size < n_per_group:
+            raise ValueError(f"n_per_group: only {cand.size} images for group {members}, asked {n_per_group}")
+        pick = np.sort(rng.permutation(cand)[:n_per_group])
+        idx.append(pick)
+        gid.append(np.full(n_per_group, g, np.int32))
+    idx, gid = np.concatenate(idx), np.concatenate(gid)
+    order = np.argsort(idx, kind="stable")
+    return idx[order], gid[order]
+
+
+def _to_float(images_u8: np.ndarray) -> np.ndarray:
+    return (images_u8.astype(np.float32) / np.float32(255.0))[..., None]
+
+
+def _fashion_task(name: str, *, groups, class_names, n_train_per, n_test_per, transform=None, transform_desc=None):
+    def build(root: str) -> TaskData:
+        xtr_all, ytr_all = fashion.load_fashion_mnist("train", root)
+        xte_all, yte_all = fashion.load_fashion_mnist("test", root)
+        pool = np.arange(*TASK_POOL_RANGE)
+        tr_idx, ytr = _per_class(ytr_all, pool, groups, n_train_per, _seed(name))
+        # one fixed test subset per label grouping, shared by tasks with the same classes
+        te_idx, yte = _per_class(yte_all, np.arange(len(yte_all)), groups, n_test_per, _seed(f"fashion-test-{len(groups)}"))
+        xtr, xte = _to_float(xtr_all[tr_idx]), _to_float(xte_all[te_idx])
+        if transform is not None:
+            xtr = transform(xtr, _seed(name + "/train"))
+            xte = transform(xte, _seed(name + "/test"))
+        return TaskData.from_arrays(
+            xtr, ytr, xte, yte, len(groups), name=name, class_names=class_names,
+            provenance={
+                "dataset": "fashion-mnist", "root": root,
+                "train_pool": "fashion-mnist/train", "train_indices": tr_idx,
+                "test_pool": "fashion-mnist/test", "test_indices": te_idx,
+                "transform": transform_desc,
+            },
+        )
+
+    return build
+
+
+def _digits_task(name: str, classes):
+    def build() -> TaskData:
+        x, y = load_digits(28)
+        rng = np.random.default_rng(_seed("digits-split"))
+        tr, te = [], []
+        for c in range(10):  # the same per-class split for every digits task
+            idx = rng.permutation(np.flatnonzero(y == c))
+            n_te = int(round(DIGITS_TEST_FRACTION * idx.size))
+            if c in classes:
+                te.append(idx[:n_te])
+                tr.append(idx[n_te:])
+        tr, te = np.sort(np.concatenate(tr)), np.sort(np.concatenate(te))
+        remap = np.full(10, -1, np.int32)
+        remap[list(classes)] = np.arange(len(classes), dtype=np.int32)
+        return TaskData.from_arrays(
+            x[tr], remap[y[tr]], x[te], remap[y[te]], len(classes), name=name,
+            class_names=tuple(str(c) for c in classes),
+            provenance={"dataset": "sklearn-digits", "train_pool": "sklearn-digits", "train_indices": tr,
+                        "test_pool": "sklearn-digits", "test_indices": te, "transform": "8x8 -> 28x28 bilinear (jax.image.resize)"},
+        )
+
+    return build
+
+
+def _rotate(x: np.ndarray, seed: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(x, k=1, axes=(1, 2)))
+
+
+def _invert(x: np.ndarray, seed: int) -> np.ndarray:
+    return 1.0 - x
+
+
+def _noisy(x: np.ndarray, seed: int) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0.0, NOISE_STD, size=x.shape).astype(np.float32)
+    return np.clip(x + noise, 0.0, 1.0)
+
+
+def _digits_counts(classes) -> tuple[int, int]:
+    counts = {0: 178, 1: 182, 2: 177, 3: 183, 4: 181, 5: 182, 6: 181, 7: 179, 8: 174, 9: 180}
+    n_te = sum(int(round(DIGITS_TEST_FRACTION * counts[c])) for c in classes)
+    return sum(counts[c] for c in classes) - n_te, n_te
+
+
+_FINE = tuple((c,) for c in range(10))
+_F10 = fashion.CLASS_NAMES
+
+
+def _registry() -> dict[str, Task]:
+    t = {}
+
+    def add(name, desc, ncls, ntr, nte, dataset, builder):
+        t[name] = Task(name, desc, ncls, ntr, nte, dataset, builder)
+
+    d10, d5 = tuple(range(10)), tuple(range(5))
+    add("digits-10", "sklearn digits, all 10 classes, 8x8 upsampled to 28x28; 70/30 split per class",
+        10, *_digits_counts(d10), "digits", _digits_task("digits-10", d10))
+    add("digits-5", "sklearn digits 0-4 only (5 classes), same split as digits-10",
+        5, *_digits_counts(d5), "digits", _digits_task("digits-5", d5))
+    nte10 = 10 * FASHION_TEST_PER_CLASS
+    add("fashion-lowdata", "Fashion-MNIST, 10 classes, 50 training labels per class",
+        10, 500, nte10, "fashion-mnist", _fashion_task("fashion-lowdata", groups=_FINE, class_names=_F10, n_train_per=50, n_test_per=FASHION_TEST_PER_CLASS))
+    add("fashion-coarse", "Fashion-MNIST regrouped into 4 classes: tops / trousers-dresses / footwear / bags",
+        4, 1000, 2000, "fashion-mnist", _fashion_task("fashion-coarse", groups=tuple(g for _, g in COARSE_GROUPS), class_names=tuple(n for n, _ in COARSE_GROUPS), n_train_per=250, n_test_per=500))
+    add("fashion-rotated", "Fashion-MNIST, 10 classes, every image rotated 90 degrees (domain shift); 100 per class",
+        10, 1000, nte10, "fashion-mnist", _fashion_task("fashion-rotated", groups=_FINE, class_names=_F10, n_train_per=100, n_test_per=FASHION_TEST_PER_CLASS, transform=_rotate, transform_desc="rot90 counter-clockwise"))
+    add("fashion-inverted", "Fashion-MNIST, 10 classes, inverted intensities (1 - x); 100 per class",
+        10, 1000, nte10, "fashion-mnist", _fashion_task("fashion-inverted", groups=_FINE, class_names=_F10, n_train_per=100, n_test_per=FASHION_TEST_PER_CLASS, transform=_invert, transform_desc="1 - x"))
+    add("fashion-noisy", f"Fashion-MNIST, 10 classes, Gaussian pixel noise (std {NOISE_STD}, fixed seed, clipped); 100 per class",
+        10, 1000, nte10, "fashion-mnist", _fashion_task("fashion-noisy", groups=_FINE, class_names=_F10, n_train_per=100, n_test_per=FASHION_TEST_PER_CLASS, transform=_noisy, transform_desc=f"x + N(0, {NOISE_STD}^2), clipped to [0, 1]"))
+    return t
+
+
+TASKS: dict[str, Task] = _registry()
+
+
+def task_names() -> list[str]:
+    """Registered task names, sorted."""
+    return sorted(TASKS)
+
+
+def get_task(name: str) -> Task:
+    """The registered task ``name``; an unknown name raises ``ValueError`` listing the known ones."""
+    if name not in TASKS:
+        raise ValueError(
+            f"task: unknown task {name!r}; known tasks: {', '.join(task_names())} "
+            "(or tfds:NAME for a locally prepared TFDS dataset, folder:PATH for root/split/label/*.png)"
+        )
+    return TASKS[name]
+
+
+def load_task(name: str, *, fashion_root: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> TaskData:
+    """Load a task by name: a registered name, ``tfds:NAME`` (with ``data_dir``) or ``folder:PATH``."""
+    if not isinstance(name, str):
+        raise ValueError(f"task: expected a task name string, got {type(name).__name__}")
+    if name.startswith("tfds:"):
+        from .tfds_local import load_tfds
+
+        return load_tfds(name[5:], data_dir=data_dir)
+    if name.startswith("folder:"):
+        from .tfds_local import load_image_folder
+
+        return load_image_folder(name[7:])
+    return get_task(name).load(fashion_root)
+
+
+def source_indices() -> np.ndarray:
+    """Indices into Fashion-MNIST's official *train* set that form the zoo's source split."""
+    return np.arange(*SOURCE_RANGE)
+
+
+def load_source(fashion_root: str | os.PathLike | None = None, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The zoo pretraining source split: Fashion-MNIST train[0:50000], 10 classes.
+
+    Returns ``(images float32 [N, 28, 28, 1] in [0, 1], labels int32 [N])``; ``n`` keeps the first
+    ``n`` images. Never overlaps a task's test (or train) split.
+    """
+    x, y = fashion.load_fashion_mnist("train", fashion_root)
+    idx = source_indices()
+    if n is not None:
+        if n <= 0:
+            raise ValueError(f"n: must be positive, got {n}")
+        idx = idx[:n]
+    return _to_float(x[idx]), y[idx].astype(np.int32)

@@ -1,0 +1,206 @@
+"""Whole-zoo scoring: every model scored by one compiled, vmapped call per feature dimension.
+
+Models whose features share a shape are stacked along a leading model axis and scored by
+``vmap(metric ∘ PED)``. The model axis is processed in chunks whose size bounds memory (the
+stacked chunk plus the metric's per-model temporaries stay within ``memory_budget`` bytes); each
+chunk is one call of the same compiled executable. With more than one local device the chunk's
+model axis is sharded over all of them with ``jax.sharding`` (``shard_map``: each device scores
+its own models; no cross-device traffic but the labels).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from ._validate import as_float_matrix, check_vector, encode_labels
+from .metrics import REGISTRY, Metric
+from .physics.ped import PEDConfig, ped_core
+
+#: default memory budget (bytes) for one chunk's stacked features and temporaries
+DEFAULT_MEMORY_BUDGET = 1 << 30
+#: temporaries of a metric, in copies of one model's features (SFDA/LogME/PED keep ~4–5 live)
+_TEMP_COPIES = 6
+
+
+def _resolve_metric(metric) -> Metric:
+    if isinstance(metric, Metric):
+        return metric
+    if not isinstance(metric, str) or metric not in REGISTRY:
+        raise ValueError(f"metric: unknown metric {metric!r}; choose one of {sorted(REGISTRY)}")
+    return REGISTRY[metric]
+
+
+def _as_named(features) -> dict[str, Any]:
+    if isinstance(features, Mapping):
+        if len(features) == 0:
+            raise ValueError("features: the zoo is empty; pass at least one model's features")
+        return {str(k): v for k, v in features.items()}
+    arr = np.asarray(features)
+    if arr.ndim != 3:
+        raise ValueError(
+            f"features: expected a dict {{name: [N, D]}} or an array [M, N, D], got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError("features: the zoo is empty; pass at least one model's features")
+    return {f"model_{i}": arr[i] for i in range(arr.shape[0])}
+
+
+def _stats_for(names, source_stats, dims, X_by_name):
+    """Per-model (mean, std); ``None`` → each model's target statistics."""
+    out = {}
+    if source_stats is None:
+        for n in names:
+            X = X_by_name[n]
+            out[n] = (X.mean(axis=0), X.std(axis=0))
+        return out
+    if not isinstance(source_stats, Mapping):
+        means, stds = source_stats
+        means, stds = np.asarray(means), np.asarray(stds)
+        if means.ndim != 2 or means.shape[0] != len(names) or stds.shape != means.shape:
+            raise ValueError(
+                "source_stats: as arrays expected (means [M, D], stds [M, D]) matching the zoo, "
+                f"got {means.shape} and {stds.shape}; or pass a dict {{name: (mean, std)}}"
+            )
+        source_stats = {n: (means[i], stds[i]) for i, n in enumerate(names)}
+    missing = [n for n in names if n not in source_stats]
+    if missing:
+        raise ValueError(f"source_stats: no statistics for model(s) {missing}; give (mean, std) for every model")
+    for n in names:
+        mean, std = source_stats[n]
+        out[n] = (
+            check_vector(mean, f"source_stats[{n!r}] mean", dims[n]),
+            check_vector(std, f"source_stats[{n!r}] std", dims[n]),
+        )
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _zoo_fn(core, options: tuple, use_ped: bool, n_dev: int):
+    """Compiled ``(Xs [m,N,D], means [m,D], stds [m,D], y, cfg) -> scores [m]``."""
+    opts = dict(options)
+
+    def one(X, mean, std, y, cfg, num_classes):
+        if use_ped:
+            X = ped_core(X, y, num_classes, mean, std, cfg).features
+        return core(X, y, num_classes, **opts)
+
+    def many(Xs, means, stds, y, cfg, num_classes):
+        return jax.vmap(one, in_axes=(0, 0, 0, None, None, None))(Xs, means, stds, y, cfg, num_classes)
+
+    if n_dev > 1:
+        mesh = Mesh(np.array(jax.local_devices()[:n_dev]), ("model",))
+
+        def sharded(Xs, means, stds, y, cfg, num_classes):
+            f = functools.partial(many, num_classes=num_classes)
+            return jax.shard_map(
+                lambda a, b, c, yy, cc: f(a, b, c, yy, cc),
+                mesh=mesh,
+                in_specs=(P("model"), P("model"), P("model"), P(), P()),
+                out_specs=P("model"),
+                check_vma=False,
+            )(Xs, means, stds, y, cfg)
+
+        return jax.jit(sharded, static_argnames=("num_classes",)), mesh
+    return jax.jit(many, static_argnames=("num_classes",)), None
+
+
+def score_zoo(
+    features,
+    labels,
+    metric: str | Metric = "logme",
+    ped: PEDConfig | None = None,
+    source_stats=None,
+    *,
+    metric_options: Mapping[str, Any] | None = None,
+    batch_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Score every model of a zoo; returns ``{name: score}`` in the zoo's order.
+
+    Args:
+      features: ``{name: [N, D_m]}`` or an array ``[M, N, D]`` (names ``model_0``…). For a
+        metric with ``input="probs"`` these are source-model probabilities; for ``"labels"``,
+        integer source labels ``[N]``.
+      labels: target labels ``[N]`` shared by all models (any integers).
+      metric: a name in :data:`pedjax.metrics.REGISTRY`.
+      ped: a :class:`PEDConfig` to move the features with PED before scoring, or ``None``.
+      source_stats: ``{name: (mean [D], std [D])}`` or ``(means [M, D], stds [M, D])``; with PED
+        and ``None``, each model's own target statistics are used.
+      metric_options: extra keyword options for the metric core (static, hashable values).
+      batch_size: models per compiled call; default from ``memory_budget``.
+      progress: show a progress bar over chunks.
+    """
+    m = _resolve_metric(metric)
+    if ped is not None:
+        if not isinstance(ped, PEDConfig):
+            raise ValueError(f"ped: expected a PEDConfig or None, got {type(ped).__name__}")
+        ped.validate()
+        if m.input != "features":
+            raise ValueError(f"ped: PED moves feature clusters; metric {m.name!r} takes {m.input}, not features")
+    codes, classes = encode_labels(labels, "labels")
+    n = codes.shape[0]
+    named = _as_named(features)
+    names = list(named)
+    arrays: dict[str, np.ndarray] = {}
+    for name in names:
+        if m.input == "labels":
+            src, src_classes = encode_labels(named[name], f"features[{name!r}]", min_classes=1)
+            if src.shape[0] != n:
+                raise ValueError(f"features[{name!r}]: has {src.shape[0]} labels but labels has {n}")
+            arrays[name] = np.eye(src_classes.size)[src]
+        else:
+            arrays[name] = as_float_matrix(named[name], f"features[{name!r}]", n=n)
+            if m.input == "probs" and np.any(arrays[name] < 0):
+                raise ValueError(f"features[{name!r}]: probabilities must be non-negative")
+    dims = {k: v.shape[1] for k, v in arrays.items()}
+    stats = _stats_for(names, source_stats, dims, arrays) if ped is not None else None
+    cfg = ped if ped is not None else PEDConfig()
+    options = tuple(sorted((metric_options or {}).items()))
+
+    n_dev = jax.local_device_count()
+    groups: dict[int, list[str]] = {}
+    for name in names:
+        groups.setdefault(dims[name], []).append(name)
+
+    chunks = []
+    for d, members in groups.items():
+        itemsize = arrays[members[0]].dtype.itemsize if jax.config.jax_enable_x64 else 4
+        per_model = _TEMP_COPIES * n * d * max(itemsize, 4)
+        b = batch_size or max(1, int(memory_budget // max(per_model, 1)))
+        b = max(1, min(b, len(members)))
+        if n_dev > 1:
+            b = -(-b // n_dev) * n_dev  # a multiple of the device count
+        for i in range(0, len(members), b):
+            chunks.append((d, members[i : i + b], b))
+
+    fn, mesh = _zoo_fn(m.core, options, ped is not None, n_dev)
+    y = jnp.asarray(codes)
+    scores: dict[str, float] = {}
+    it = chunks
+    if progress:
+        from rich.progress import track
+
+        it = track(chunks, description=f"scoring {len(names)} models ({m.name}{' + PED' if ped else ''})")
+    for d, members, b in it:
+        padded = members + [members[-1]] * (b - len(members))
+        Xs = np.stack([arrays[k] for k in padded])
+        if stats is not None:
+            means = np.stack([stats[k][0] for k in padded])
+            stds = np.stack([stats[k][1] for k in padded])
+        else:
+            means = np.zeros((b, d), Xs.dtype)
+            stds = np.ones((b, d), Xs.dtype)
+        if mesh is not None:
+            shard = NamedSharding(mesh, P("model"))
+            Xs, means, stds = (jax.device_put(a, shard) for a in (Xs, means, stds))
+        out = np.asarray(fn(Xs, means, stds, y, cfg, num_classes=int(classes.size)))
+        del Xs
+        for k, v in zip(members, out[: len(members)]):
+            scores[k] = float(v)
+    return {k: scores[k] for k in names}
