@@ -21,7 +21,12 @@ _HOST_BLAS_MIN_FLOPS = 5e7
 
 
 def _host_blas_enabled() -> bool:
-    return os.environ.get("PEDJAX_HOST_BLAS", "1") != "0" and jax.default_backend() == "cpu"
+    # one CPU device only: host callbacks issued from several CPU devices at once can deadlock
+    return (
+        os.environ.get("PEDJAX_HOST_BLAS", "1") != "0"
+        and jax.default_backend() == "cpu"
+        and jax.local_device_count() == 1
+    )
 
 
 def _host_gram(x):

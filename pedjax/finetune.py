@@ -373,6 +373,18 @@ def finetune(
     else:
         apply_fn = lambda p, f: head.apply({"params": p}, f)  # noqa: E731
     run = build_grid_trainer(apply_fn, config.steps, config.momentum)
+    init_classifier = nets.compile_cheap(
+        lambda key: classifier.init(key, jnp.zeros((1, *image_shape), jnp.float32))["params"], jax.random.PRNGKey(0)
+    )
+
+    compiled: dict[str, Callable] = {}
+
+    def stack_state(p0):
+        """One configuration's parameters → the stacked grid state (params, opt_state, losses)."""
+        p0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), p0)
+        stacked = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (G, *a.shape)), p0)
+        opt0 = jax.vmap(make_optimizer(0.0, 0.0, config.steps, config.momentum).init)(stacked)
+        return stacked, opt0, jnp.zeros((G,), jnp.float32)
     predict = build_grid_predictor(apply_fn)
     y_train = jnp.asarray(data.y_train)
     x_train_img = jnp.asarray(data.x_train, jnp.float32)
@@ -388,8 +400,7 @@ def finetune(
                     per_seed.append(prev)
                     bar.advance(config.steps)
                     continue
-            key = jax.random.PRNGKey(seed)
-            init = classifier.init(jax.random.fold_in(key, 1), jnp.zeros((1, *image_shape), jnp.float32))["params"]
+            init = init_classifier(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
             bb = model.params if model.params is not None else init["backbone"]
             if config.mode == "full":
                 p0 = {"backbone": bb, "head": init["head"]}
@@ -398,10 +409,9 @@ def finetune(
                 p0 = {"kernel": init["head"]["kernel"], "bias": init["head"]["bias"]}
                 X_tr = jnp.asarray(nets.features(backbone, bb, data.x_train))
                 X_te = nets.features(backbone, bb, data.x_test)
-            p0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), p0)
-            stacked = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (G, *a.shape)), p0)
-            opt0 = jax.vmap(make_optimizer(0.0, 0.0, config.steps, config.momentum).init)(stacked)
-            state = (stacked, opt0, jnp.zeros((G,), jnp.float32))
+            if "stack" not in compiled:
+                compiled["stack"] = nets.compile_cheap(stack_state, p0)
+            state = compiled["stack"](p0)
             schedule = jnp.asarray(batch_schedule(data.x_train.shape[0], config.steps, config.batch_size, seed))
 
             ckpt = _Checkpoints(out / "ckpt" / f"seed{seed}-{fingerprint[:12]}") if out is not None else None

@@ -167,17 +167,37 @@ def create(name: str, **kwargs) -> nn.Module:
     return ARCHITECTURES[name](**kwargs)
 
 
+def compile_cheap(fn: Callable, *args) -> Callable:
+    """``jax.jit(fn)`` compiled for ``args`` at XLA backend optimisation level 0.
+
+    For code that runs once (parameter initialisation): the threefry random bits of a Flax init
+    take XLA:CPU 5-15 s to optimise at the default level and about 1-3 s at level 0, while the
+    run itself takes milliseconds either way. Falls back to a plain ``jax.jit`` if the backend
+    rejects the option.
+    """
+    jitted = jax.jit(fn)
+    try:
+        return jitted.lower(*args).compile({"xla_backend_optimization_level": 0})
+    except Exception:  # pragma: no cover - backend without the option
+        return jitted
+
+
 def init(module: nn.Module, rng: jax.Array | int, input_shape: Sequence[int] = (28, 28, 1)) -> Params:
     """Random float32 parameters of ``module`` for images of ``input_shape`` (H, W, C)."""
     if isinstance(rng, (int, np.integer)):
         rng = jax.random.PRNGKey(int(rng))
     x = jnp.zeros((1, *input_shape), jnp.float32)
-    return module.init(rng, x)["params"]
+    return compile_cheap(lambda key: module.init(key, x)["params"], rng)(rng)
+
+
+def _init_abstract(module: nn.Module, input_shape: Sequence[int]) -> Params:
+    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+    return jax.eval_shape(lambda xx: module.init(jax.random.PRNGKey(0), xx)["params"], x)
 
 
 def feature_dim(module: nn.Module, input_shape: Sequence[int] = (28, 28, 1)) -> int:
     """D, the width of ``module``'s embedding, without computing anything."""
-    params = jax.eval_shape(lambda: init(module, 0, input_shape))
+    params = _init_abstract(module, input_shape)
     out = jax.eval_shape(lambda p: module.apply({"params": p}, jnp.zeros((1, *input_shape), jnp.float32)), params)
     return int(out.shape[-1])
 
@@ -244,7 +264,7 @@ def backbone_params(tree: Params) -> Params:
 
 def check_params(module: nn.Module, params: Params, input_shape: Sequence[int] = (28, 28, 1)) -> None:
     """Raise ``ValueError`` naming ``params`` when the tree does not fit ``module``."""
-    want = jax.eval_shape(lambda: init(module, 0, input_shape))
+    want = _init_abstract(module, input_shape)
     want_s, got_s = _shapes(want), _shapes(params)
     if want_s != got_s:
         diff = sorted(set(want_s.items()) ^ set(got_s.items()))[:3]

@@ -32,7 +32,9 @@ def _spectrum(X: jax.Array, Y: jax.Array):
     N, D = X.shape
     if N > D:
         lam, V = jnp.linalg.eigh(gram(X))
-        lam = jnp.maximum(lam, 0.0)
+        # the reference takes singular values of XᵀX, i.e. |eigenvalues|: rounding-level
+        # directions are kept (s > 1e-10) whatever their sign, as there
+        lam = jnp.abs(lam)
         s = jnp.sqrt(lam)
         keep = s > 1e-10
         proj = V.T @ (X.T @ Y)  # = s * (Uᵀ Y)

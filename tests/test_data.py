@@ -1,0 +1,255 @@
+"""Real offline data: the Fashion-MNIST IDX reader, digits, TFDS paths, the task registry."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+import zlib
+
+import jax
+import numpy as np
+import pytest
+
+import pedjax  # noqa: F401  (x64 on, as for every user)
+from pedjax import data
+from pedjax.data import fashion
+
+HAVE_FASHION = fashion.available()
+needs_fashion = pytest.mark.skipif(
+    not HAVE_FASHION,
+    reason="Fashion-MNIST IDX files not installed (apt-get install dataset-fashion-mnist; `make data` does it as root)",
+)
+
+
+def _tfds_or_skip():
+    if not data.tfds_available():
+        pytest.skip("tensorflow-datasets/tensorflow not importable; pip install 'pedjax[tfds]' to run the TFDS tests")
+    import tensorflow_datasets as tfds
+
+    return tfds
+
+
+def _write_idx(path, arr: np.ndarray, gz: bool) -> None:
+    arr = np.asarray(arr, np.uint8)
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    payload = header + arr.tobytes()
+    if gz:
+        with gzip.open(str(path) + ".gz", "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def _write_png(path, img: np.ndarray) -> None:
+    """A minimal 8-bit grayscale PNG writer (no imaging library needed)."""
+    img = np.asarray(img, np.uint8)
+    h, w = img.shape
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + img[i].tobytes() for i in range(h))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
+
+
+# ------------------------------------------------------------------------------ Fashion-MNIST
+
+
+@needs_fashion
+def test_fashion_reader_real_files():
+    xtr, ytr = data.load_fashion_mnist("train")
+    xte, yte = data.load_fashion_mnist("test")
+    assert xtr.shape == (60000, 28, 28) and xte.shape == (10000, 28, 28)
+    assert xtr.dtype == np.uint8 and ytr.dtype == np.uint8
+    assert np.bincount(ytr).tolist() == [6000] * 10
+    assert np.bincount(yte).tolist() == [1000] * 10
+    assert 0 < xtr.mean() < 255 and xtr.max() == 255
+
+
+def test_fashion_reader_root_argument_and_env(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
+    labels = np.array([0, 3, 9, 3, 1], np.uint8)
+    for i, (split_img, split_lab) in enumerate((("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                                                ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))):
+        _write_idx(tmp_path / split_img, imgs, gz=i == 0)  # gzipped and plain are both read
+        _write_idx(tmp_path / split_lab, labels, gz=i == 0)
+    x, y = data.load_fashion_mnist("train", root=tmp_path)
+    np.testing.assert_array_equal(x, imgs)
+    np.testing.assert_array_equal(y, labels)
+    monkeypatch.setenv(fashion.ENV_VAR, str(tmp_path))
+    x2, y2 = data.load_fashion_mnist("test")
+    np.testing.assert_array_equal(x2, imgs)
+    np.testing.assert_array_equal(y2, labels)
+
+
+def test_fashion_missing_gives_one_line_apt_hint(tmp_path, monkeypatch):
+    monkeypatch.setenv(fashion.ENV_VAR, str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError) as exc:
+        data.load_fashion_mnist("train")
+    msg = str(exc.value)
+    assert "apt-get install dataset-fashion-mnist" in msg and "\n" not in msg
+    with pytest.raises(ValueError, match="split"):
+        data.load_fashion_mnist("validation", root=tmp_path)
+
+
+def test_read_idx_rejects_corrupt_files(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x12\x34\x08\x01" + struct.pack(">I", 3) + b"\x00")
+    with pytest.raises(ValueError, match="not an IDX"):
+        data.read_idx(bad)
+    short = tmp_path / "short"
+    short.write_bytes(b"\x00\x00\x08\x01" + struct.pack(">I", 10) + b"\x00\x01")
+    with pytest.raises(ValueError, match="truncated"):
+        data.read_idx(short)
+
+
+# ------------------------------------------------------------------------------------- digits
+
+
+def test_digits_resized_with_jax_image_resize():
+    from sklearn.datasets import load_digits as sk
+
+    x, y = data.load_digits()
+    assert x.shape == (1797, 28, 28, 1) and x.dtype == np.float32 and y.dtype == np.int32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    d = sk()
+    ref = jax.image.resize(d.images[:3, :, :, None].astype(np.float32) / 16, (3, 28, 28, 1), "linear")
+    np.testing.assert_allclose(x[:3], np.clip(np.asarray(ref), 0, 1), atol=1e-6)
+    np.testing.assert_array_equal(y, d.target)
+
+
+# --------------------------------------------------------------------------------------- TFDS
+
+
+def test_image_folder_from_real_digits(tmp_path):
+    _tfds_or_skip()
+    from sklearn.datasets import load_digits as sk
+
+    d = sk()
+    u8 = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
+    picks = {"train": range(0, 40), "test": range(40, 60)}
+    for split, rng in picks.items():
+        for i in rng:
+            folder = tmp_path / split / f"digit{d.target[i]}"
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_png(folder / f"{i:04d}.png", u8[i])
+    task = data.load_image_folder(tmp_path, size=8)
+    assert task.x_train.shape == (40, 8, 8, 1) and task.x_test.shape == (20, 8, 8, 1)
+    assert task.class_names == tuple(sorted({f"digit{t}" for t in d.target[:60]}))
+    # labels: folder names in sorted order; images ordered by file name
+    names = np.array(task.class_names)
+    np.testing.assert_array_equal(names[task.y_train], [f"digit{t}" for t in d.target[:40]])
+    np.testing.assert_allclose(task.x_train[..., 0], u8[:40] / 255.0, atol=2e-3)
+    big = data.load_task(f"folder:{tmp_path}")
+    assert big.x_train.shape == (40, 28, 28, 1) and big.num_classes == len(names)
+
+
+def test_tfds_builder_with_mock_data(tmp_path):
+    tfds = _tfds_or_skip()
+    with tfds.testing.mock_data(num_examples=12):
+        task = data.load_tfds("mnist", data_dir=tmp_path)
+    assert task.x_train.shape == (12, 28, 28, 1) and task.x_test.shape == (12, 28, 28, 1)
+    assert task.num_classes == 10 and task.x_train.dtype == np.float32
+    assert 0 <= task.y_train.min() and task.y_train.max() < 10
+    with tfds.testing.mock_data(num_examples=4):
+        with pytest.raises(ValueError, match="test_split"):
+            data.load_tfds("mnist", data_dir=tmp_path, test_split="validation")
+
+
+# ------------------------------------------------------------------------------------- tasks
+
+
+def test_registry_has_six_named_tasks_and_cli(capsys):
+    from pedjax.cli import main
+
+    names = data.task_names()
+    assert len(names) >= 6
+    for want in ("digits-10", "digits-5", "fashion-lowdata", "fashion-coarse", "fashion-rotated", "fashion-inverted", "fashion-noisy"):
+        assert want in names
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert all(n in out for n in names) and "source split" in out
+
+
+def test_unknown_task_lists_known_ones():
+    with pytest.raises(ValueError) as exc:
+        data.load_task("cifar-100")
+    assert "task" in str(exc.value) and "digits-10" in str(exc.value) and "fashion-coarse" in str(exc.value)
+
+
+def _check_task(name):
+    t = data.get_task(name)
+    d = t.load()
+    assert (d.x_train.shape[0], d.x_test.shape[0], d.num_classes) == (t.n_train, t.n_test, t.num_classes)
+    assert d.x_train.shape[1:] == (28, 28, 1) and d.x_train.dtype == np.float32
+    assert set(np.unique(d.y_train)) == set(range(d.num_classes)) == set(np.unique(d.y_test))
+    fresh = t.builder(str(fashion.fashion_root())) if t.dataset == "fashion-mnist" else t.builder()
+    np.testing.assert_array_equal(fresh.x_train, d.x_train)  # deterministic
+    np.testing.assert_array_equal(fresh.y_test, d.y_test)
+    return d
+
+
+@pytest.mark.parametrize("name", ["digits-10", "digits-5"])
+def test_digits_tasks(name):
+    d = _check_task(name)
+    assert not set(d.provenance["train_indices"]) & set(d.provenance["test_indices"])
+
+
+@needs_fashion
+def test_fashion_tasks_deterministic_and_as_declared():
+    for name in data.task_names():
+        if name.startswith("fashion"):
+            _check_task(name)
+    inv, low = data.load_task("fashion-inverted"), data.load_task("fashion-lowdata")
+    np.testing.assert_allclose(inv.x_test, 1.0 - low.x_test, atol=1e-6)  # same test images, inverted
+    rot = data.load_task("fashion-rotated")
+    np.testing.assert_array_equal(rot.x_test, np.rot90(low.x_test, 1, axes=(1, 2)))
+
+
+@needs_fashion
+def test_source_split_never_overlaps_any_task_split():
+    src = set(data.source_indices().tolist())
+    assert src == set(range(*data.SOURCE_RANGE))
+    xs, ys = data.load_source()
+    assert xs.shape == (50000, 28, 28, 1) and ys.shape == (50000,)
+    src_hashes = {hashlib.sha1(im.tobytes()).digest() for im in (xs[..., 0] * 255).round().astype(np.uint8)}
+    for name in data.task_names():
+        d = data.load_task(name)
+        prov = d.provenance
+        for split in ("train", "test"):
+            if prov[f"{split}_pool"] == "fashion-mnist/train":  # by index
+                assert not src & set(prov[f"{split}_indices"].tolist()), (name, split)
+            else:
+                assert prov[f"{split}_pool"] in ("fashion-mnist/test", "sklearn-digits"), (name, split)
+        if prov.get("transform") is None:  # by content, for untransformed images
+            for x in (d.x_train, d.x_test):
+                hashes = {hashlib.sha1(im.tobytes()).digest() for im in (x[..., 0] * 255).round().astype(np.uint8)}
+                assert not hashes & src_hashes, name
+
+
+# -------------------------------------------------------------------------------- bad input
+
+
+def test_taskdata_bad_input_names_the_argument():
+    x = np.zeros((6, 28, 28, 1), np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    ok = data.TaskData.from_arrays(x, y, x, y, 3)
+    assert ok.num_classes == 3
+    with pytest.raises(ValueError, match="x_train.*empty"):
+        data.TaskData.from_arrays(x[:0], y[:0], x, y, 3)
+    with pytest.raises(ValueError, match="x_test.*empty"):
+        data.TaskData.from_arrays(x, y, x[:0], y[:0], 3)
+    with pytest.raises(ValueError, match="y_train.*5 labels"):
+        data.TaskData.from_arrays(x, y[:5], x, y, 3)
+    with pytest.raises(ValueError, match="x_test.*image shape"):
+        data.TaskData.from_arrays(x, y, np.zeros((6, 14, 14, 1)), y, 3)
+    with pytest.raises(ValueError, match="y_test.*out of range"):
+        data.TaskData.from_arrays(x, y, x, y + 1, 3)
+    with pytest.raises(ValueError, match="y_train.*out of range"):
+        data.TaskData.from_arrays(x, y - 1, x, y, 3)
+    with pytest.raises(ValueError, match="x_train.*NaN"):
+        data.TaskData.from_arrays(np.full_like(x, np.nan), y, x, y, 3)

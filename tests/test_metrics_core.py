@@ -1,0 +1,110 @@
+"""LogME and SFDA: float64 parity with independent NumPy/SciPy transcriptions of the published code."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+from pedjax import metrics
+from pedjax.metrics.sfda import lda_posterior, shrunk
+from reference_impl import make_data, np_logme, np_sfda
+
+CASES = [
+    # (seed, N, D, C, kwargs)
+    (0, 120, 10, 2, {}),                      # two classes, N > D
+    (1, 80, 120, 4, {}),                      # D > N
+    (2, 400, 30, 50, {"sep": 0.6}),           # many classes
+    (3, 200, 16, 6, {"imbalanced": True}),    # imbalanced
+    (4, 150, 12, 5, {"singleton": True}),     # a singleton class
+    (5, 90, 90, 3, {}),                       # N == D
+]
+
+
+def rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+@pytest.mark.parametrize("seed,N,D,C,kw", CASES)
+def test_logme_matches_reference(seed, N, D, C, kw):
+    X, y = make_data(seed, N, D, C, **kw)
+    assert rel(metrics.logme(X, y), np_logme(X, y)) <= 1e-6
+
+
+@pytest.mark.parametrize("seed,N,D,C,kw", CASES)
+def test_sfda_matches_reference(seed, N, D, C, kw):
+    X, y = make_data(seed, N, D, C, **kw)
+    X0 = X.copy()
+    assert rel(metrics.sfda(X, y), np_sfda(X, y)) <= 1e-6
+    np.testing.assert_array_equal(X, X0)  # inputs are never modified
+
+
+def test_logme_low_rank_features():
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 4, 300)
+    X = rng.standard_normal((300, 5)) @ rng.standard_normal((5, 40)) + rng.standard_normal((4, 40))[y]
+    assert rel(metrics.logme(X, y), np_logme(X, y)) <= 1e-6
+
+
+@pytest.mark.parametrize("seed,D", [(0, 8), (1, 40)])
+def test_sfda_cholesky_equals_generalized_eigendecomposition(seed, D):
+    """coef = means·V·Vᵀ with V from eigh(Sb, Sw_s) equals means·Sw_s⁻¹ (the Cholesky form)."""
+    X, y = make_data(seed, 200, D, 5)
+    prob, s = lda_posterior(jnp.asarray(X), jnp.asarray(y), 5)
+    means = np.stack([X[y == c].mean(0) for c in range(5)])
+    priors = np.bincount(y) / len(y)
+    Sw = sum(priors[c] * np.cov(X[y == c].T, bias=True) for c in range(5))
+    Sws = np.asarray(shrunk(jnp.asarray(Sw), s))
+    St = np.cov(X.T, bias=True)
+    St = (1 - float(s)) * St + float(s) * np.trace(St) / D * np.eye(D)
+    _, V = scipy.linalg.eigh(St - Sws, Sws)
+    np.testing.assert_allclose(means @ V @ V.T, np.linalg.solve(Sws, means.T).T, rtol=1e-8, atol=1e-10)
+    logits = X @ (means @ V @ V.T).T - 0.5 * np.sum(means * (means @ V @ V.T), 1) + np.log(priors)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(np.asarray(prob), p / p.sum(1, keepdims=True), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["logme", "sfda"])
+def test_label_values_do_not_matter(name):
+    X, y = make_data(11, 90, 7, 3)
+    fn = getattr(metrics, name)
+    renamed = np.array([3, 7, 42])[y]
+    assert fn(X, renamed) == pytest.approx(fn(X, y), rel=1e-12)
+    assert fn(X, y) == fn(X, y)  # deterministic
+
+
+@pytest.mark.parametrize("name", ["logme", "sfda"])
+def test_core_vmaps_over_models(name):
+    rng = np.random.default_rng(3)
+    y = np.concatenate([np.arange(4), rng.integers(0, 4, 76)])
+    Xs = rng.standard_normal((3, 80, 6)) + rng.standard_normal((3, 4, 6))[:, y]
+    core = metrics.REGISTRY[name].core
+    batched = jax.jit(jax.vmap(lambda X: core(X, jnp.asarray(y, jnp.int32), 4)))(Xs)
+    single = [getattr(metrics, name)(X, y) for X in Xs]
+    np.testing.assert_allclose(np.asarray(batched), single, rtol=1e-10)
+
+
+def test_constant_features_are_finite():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    X = np.ones((60, 5))
+    X[:, 0] = rng.standard_normal(60)
+    for name in ("logme", "sfda"):
+        assert np.isfinite(getattr(metrics, name)(X, y))
+
+
+@pytest.mark.parametrize("name", ["logme", "sfda"])
+def test_bad_input(name):
+    fn = getattr(metrics, name)
+    X, y = make_data(0, 30, 4, 3)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="X.*NaN"):
+        fn(bad, y)
+    with pytest.raises(ValueError, match="X.*2-D"):
+        fn(X[:, 0], y)
+    with pytest.raises(ValueError, match="X.*rows"):
+        fn(X[:-1], y)
+    with pytest.raises(ValueError, match="y.*at least 2"):
+        fn(X, np.zeros(30, int))
+    with pytest.raises(ValueError, match="y.*integers"):
+        fn(X, y + 0.5)
