@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pedjax-installed
 
-.PHONY: test demo bench install clean
+.PHONY: test demo bench install clean data
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,8 +14,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) data
 	$(PY) -m pytest -q tests
+
+# Fashion-MNIST IDX files (Debian package) for pedjax.data; best effort, never fails the build.
+data:
+	@if dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) >/dev/null 2>&1 \
+	    || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will skip"; \
+	else echo "note: not root or no apt-get: apt-get install dataset-fashion-mnist for the Fashion-MNIST tests"; fi
 
 demo: $(STAMP)
 	$(VENV)/bin/pedjax demo

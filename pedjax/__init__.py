@@ -17,13 +17,9 @@ if "JAX_ENABLE_X64" not in _os.environ:
 
 from . import metrics  # noqa: E402,F401
 
+from . import rank  # noqa: E402,F401
 from .physics import PEDConfig, PEDResult, ped  # noqa: E402,F401
 from .zoo import score_zoo  # noqa: E402,F401
-
-try:  # TEMPORARY while rank.py lands in parallel; removed before the first push
-    from . import rank  # noqa: F401
-except ImportError:
-    pass
 
 __version__ = "0.1.0"
 __all__ = ["PEDConfig", "PEDResult", "ped", "score_zoo", "metrics", "rank"]

@@ -385,6 +385,7 @@ def finetune(
         stacked = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (G, *a.shape)), p0)
         opt0 = jax.vmap(make_optimizer(0.0, 0.0, config.steps, config.momentum).init)(stacked)
         return stacked, opt0, jnp.zeros((G,), jnp.float32)
+
     predict = build_grid_predictor(apply_fn)
     y_train = jnp.asarray(data.y_train)
     x_train_img = jnp.asarray(data.x_train, jnp.float32)
@@ -407,8 +408,11 @@ def finetune(
                 X_tr, X_te = x_train_img, data.x_test
             else:
                 p0 = {"kernel": init["head"]["kernel"], "bias": init["head"]["bias"]}
-                X_tr = jnp.asarray(nets.features(backbone, bb, data.x_train))
-                X_te = nets.features(backbone, bb, data.x_test)
+                if model.params is None or "features" not in compiled:  # pretrained: compute once
+                    compiled["features"] = (
+                        jnp.asarray(nets.features(backbone, bb, data.x_train)), nets.features(backbone, bb, data.x_test)
+                    )
+                X_tr, X_te = compiled["features"]
             if "stack" not in compiled:
                 compiled["stack"] = nets.compile_cheap(stack_state, p0)
             state = compiled["stack"](p0)

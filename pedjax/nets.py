@@ -208,7 +208,15 @@ def features(module: nn.Module, params: Params, x: Any, batch_size: int = 512) -
     if x.ndim == 3:
         x = x[..., None]
     fn = jax.jit(lambda p, xb: module.apply({"params": p}, xb))
-    out = [np.asarray(fn(params, x[i:i + batch_size])) for i in range(0, x.shape[0], batch_size)]
+    n = x.shape[0]
+    bs = min(batch_size, n)
+    out = []
+    for i in range(0, n, bs):
+        xb = x[i:i + bs]
+        pad = bs - xb.shape[0]
+        if pad:  # one compiled shape for every batch
+            xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), np.float32)])
+        out.append(np.asarray(fn(params, xb))[: bs - pad])
     return np.concatenate(out).astype(np.float32)
 
 

@@ -140,10 +140,13 @@ def test_image_folder_from_real_digits(tmp_path):
     task = data.load_image_folder(tmp_path, size=8)
     assert task.x_train.shape == (40, 8, 8, 1) and task.x_test.shape == (20, 8, 8, 1)
     assert task.class_names == tuple(sorted({f"digit{t}" for t in d.target[:60]}))
-    # labels: folder names in sorted order; images ordered by file name
+    # labels: folder names in sorted order; examples ordered by path (label folder, file name)
     names = np.array(task.class_names)
-    np.testing.assert_array_equal(names[task.y_train], [f"digit{t}" for t in d.target[:40]])
-    np.testing.assert_allclose(task.x_train[..., 0], u8[:40] / 255.0, atol=2e-3)
+    order = sorted(range(40), key=lambda i: (f"digit{d.target[i]}", i))
+    np.testing.assert_array_equal(names[task.y_train], [f"digit{d.target[i]}" for i in order])
+    np.testing.assert_allclose(task.x_train[..., 0], u8[order] / 255.0, atol=2e-3)
+    with pytest.raises(ValueError, match="test_split"):
+        data.load_image_folder(tmp_path, test_split="validation")
     big = data.load_task(f"folder:{tmp_path}")
     assert big.x_train.shape == (40, 28, 28, 1) and big.num_classes == len(names)
 
@@ -155,9 +158,7 @@ def test_tfds_builder_with_mock_data(tmp_path):
     assert task.x_train.shape == (12, 28, 28, 1) and task.x_test.shape == (12, 28, 28, 1)
     assert task.num_classes == 10 and task.x_train.dtype == np.float32
     assert 0 <= task.y_train.min() and task.y_train.max() < 10
-    with tfds.testing.mock_data(num_examples=4):
-        with pytest.raises(ValueError, match="test_split"):
-            data.load_tfds("mnist", data_dir=tmp_path, test_split="validation")
+    assert task.provenance["source"] == "tfds" and task.name == "tfds:mnist"
 
 
 # ------------------------------------------------------------------------------------- tasks
