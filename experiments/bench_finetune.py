@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         "",
         "Last column: largest difference in final training loss between a configuration trained in the grid and "
         "alone. The two programs order float32 sums differently; with lr = 0.1 the rounding differences grow "
-        "chaotically over the run, at lr ≤ 1e-2 they stay at rounding level.",
+        "chaotically over the run, at lr ≤ 1e-2 they stay small.",
         "",
         "Reading: on this 2-core CPU a small CNN's step already keeps XLA busy at batch 64, so the vmapped "
         "grid runs at about the speed of the loop (the MLP, mostly small matmuls, is a little slower batched); "

@@ -6,7 +6,7 @@ one compiled, vmapped call.
 
 Float64: unless the environment sets ``JAX_ENABLE_X64`` itself, importing pedjax turns
 ``jax_enable_x64`` on, so CPU results match the published NumPy code to float64 precision. Set
-``JAX_ENABLE_X64=0`` before importing for float32 (e.g. on accelerators; see docs/precision.md).
+``JAX_ENABLE_X64=0`` before importing for float32 (e.g. on accelerators; see docs/design.md).
 """
 import os as _os
 

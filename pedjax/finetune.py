@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -366,27 +367,10 @@ def finetune(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
-    classifier = nets.Classifier(backbone, data.num_classes)
-    head = nn.Dense(data.num_classes)
-    if config.mode == "full":
-        apply_fn = lambda p, x: classifier.apply({"params": p}, x)  # noqa: E731
-    else:
-        apply_fn = lambda p, f: head.apply({"params": p}, f)  # noqa: E731
-    run = build_grid_trainer(apply_fn, config.steps, config.momentum)
-    init_classifier = nets.compile_cheap(
-        lambda key: classifier.init(key, jnp.zeros((1, *image_shape), jnp.float32))["params"], jax.random.PRNGKey(0)
-    )
-
-    compiled: dict[str, Callable] = {}
-
-    def stack_state(p0):
-        """One configuration's parameters → the stacked grid state (params, opt_state, losses)."""
-        p0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), p0)
-        stacked = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (G, *a.shape)), p0)
-        opt0 = jax.vmap(make_optimizer(0.0, 0.0, config.steps, config.momentum).init)(stacked)
-        return stacked, opt0, jnp.zeros((G,), jnp.float32)
-
-    predict = build_grid_predictor(apply_fn)
+    progs = _programs(backbone, data.num_classes, image_shape, config.steps, config.momentum, config.mode, G)
+    run, predict, init_classifier = progs["run"], progs["predict"], progs["init"]
+    compiled: dict[str, Any] = progs["lazy"]
+    stack_state = progs["stack_state"]
     y_train = jnp.asarray(data.y_train)
     x_train_img = jnp.asarray(data.x_train, jnp.float32)
 
@@ -408,11 +392,8 @@ def finetune(
                 X_tr, X_te = x_train_img, data.x_test
             else:
                 p0 = {"kernel": init["head"]["kernel"], "bias": init["head"]["bias"]}
-                if model.params is None or "features" not in compiled:  # pretrained: compute once
-                    compiled["features"] = (
-                        jnp.asarray(nets.features(backbone, bb, data.x_train)), nets.features(backbone, bb, data.x_test)
-                    )
-                X_tr, X_te = compiled["features"]
+                X_tr = jnp.asarray(nets.features(backbone, bb, data.x_train))
+                X_te = nets.features(backbone, bb, data.x_test)
             if "stack" not in compiled:
                 compiled["stack"] = nets.compile_cheap(stack_state, p0)
             state = compiled["stack"](p0)
@@ -468,6 +449,43 @@ def finetune(
     if out is not None:
         _atomic_write_json(out / RESULT_FILE, result)
     return result
+
+
+def _programs(backbone, num_classes, image_shape, steps, momentum, mode, G) -> dict:
+    """The compiled pieces of a sweep, shared by every sweep with the same shapes and settings
+    (cached when the module is hashable, as flax.linen modules with tuple fields are)."""
+    try:
+        hash(backbone)
+    except TypeError:
+        return _build_programs(backbone, num_classes, image_shape, steps, momentum, mode, G)
+    return _cached_programs(backbone, num_classes, tuple(image_shape), steps, momentum, mode, G)
+
+
+def _build_programs(backbone, num_classes, image_shape, steps, momentum, mode, G) -> dict:
+    classifier = nets.Classifier(backbone, num_classes)
+    head = nn.Dense(num_classes)
+    if mode == "full":
+        apply_fn = lambda p, x: classifier.apply({"params": p}, x)  # noqa: E731
+    else:
+        apply_fn = lambda p, f: head.apply({"params": p}, f)  # noqa: E731
+    init = nets.compile_cheap(
+        lambda key: classifier.init(key, jnp.zeros((1, *image_shape), jnp.float32))["params"], jax.random.PRNGKey(0)
+    )
+
+    def stack_state(p0):
+        """One configuration's parameters → the stacked grid state (params, opt_state, losses)."""
+        p0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), p0)
+        stacked = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (G, *a.shape)), p0)
+        opt0 = jax.vmap(make_optimizer(0.0, 0.0, steps, momentum).init)(stacked)
+        return stacked, opt0, jnp.zeros((G,), jnp.float32)
+
+    return {
+        "run": build_grid_trainer(apply_fn, steps, momentum), "predict": build_grid_predictor(apply_fn),
+        "init": init, "stack_state": stack_state, "lazy": {},
+    }
+
+
+_cached_programs = functools.lru_cache(maxsize=8)(_build_programs)
 
 
 def _grid(values, config: FinetuneConfig) -> list[list[float]]:

@@ -16,7 +16,9 @@ name       layers                                                            fea
            basic block each, GroupNorm) → global average pool
 =========  ================================================================  =========
 
-Parameters are float32 whatever ``jax_enable_x64`` says; feed float32 images. There is no
+Convolutions are :class:`Conv` (im2col + matmul, the parameters and outputs of
+``flax.linen.Conv``), which keeps a vmapped hyperparameter grid fast on CPU. Parameters are
+float32 whatever ``jax_enable_x64`` says; feed float32 images. There is no
 batch-norm state, so ``params`` is the whole model (it vmaps cleanly over a hyperparameter grid).
 """
 from __future__ import annotations

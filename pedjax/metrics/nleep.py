@@ -48,12 +48,14 @@ for every model and returns NaN where it is too small (pick it with :func:`nleep
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.linalg import lapack as _lapack
 
 from .._validate import as_float_matrix, encode_labels
 from ._pca import n_components_for_ratio, n_components_for_ratio_jax, pca_spectrum, sklearn_signs_for
@@ -71,6 +73,8 @@ VARIANCE = 0.8
 _BLOCK_ELEMS = 1 << 22
 #: elements of the [N, d(d+1)/2] second-moment table (float64: 256 MiB)
 _PACKED_ELEMS = 1 << 25
+#: largest accepted rounding bound of the second-moment steps (see packed_is_accurate)
+PACKED_TOL = 1e-6
 #: default static PCA width of the core when none is given
 DEFAULT_N_PCA = 128
 
@@ -150,9 +154,11 @@ def _use_packed(N: int, d: int, dtype) -> bool:
     return jnp.dtype(dtype) == jnp.float64 and N * d * (d + 1) // 2 <= _PACKED_ELEMS
 
 
-def _cholesky_floored(cov: jax.Array) -> jax.Array:
-    """Lower Cholesky factors of [K, d, d] covariances; a failed factorisation is retried with
-    ``√eps · mean(diag)`` on the diagonal, then replaced by the floored diagonal."""
+def _cholesky_floored(cov: jax.Array, floor: jax.Array) -> jax.Array:
+    """Lower Cholesky factors of [K, d, d] covariances. A factorisation that fails (rounding can
+    make a near-singular covariance indefinite) is retried with ``floor`` added to the diagonal;
+    if that fails too, the covariance is replaced by its diagonal clipped below at ``floor``
+    (a positive normal number, so the factor is always invertible)."""
     d = cov.shape[-1]
     eye = jnp.eye(d, dtype=cov.dtype)
 
@@ -165,10 +171,8 @@ def _cholesky_floored(cov: jax.Array) -> jax.Array:
 
     def floored(args):
         cov, L, ok = args
-        mdiag = jnp.mean(jnp.diagonal(cov, axis1=-2, axis2=-1), axis=-1)
-        jitter = jnp.sqrt(jnp.finfo(cov.dtype).eps) * jnp.maximum(mdiag, jnp.finfo(cov.dtype).tiny)
-        L2, ok2 = chol_ok(cov + jitter[:, None, None] * eye)
-        dg = jnp.maximum(jnp.diagonal(cov, axis1=-2, axis2=-1), jitter[:, None])
+        L2, ok2 = chol_ok(cov + floor * eye)
+        dg = jnp.maximum(jnp.diagonal(cov, axis1=-2, axis2=-1), floor)
         L3 = jax.vmap(jnp.diag)(jnp.sqrt(dg))
         L2 = jnp.where(ok2[:, None, None], L2, L3)
         return jnp.where(ok[:, None, None], L, L2)
@@ -176,10 +180,32 @@ def _cholesky_floored(cov: jax.Array) -> jax.Array:
     return jax.lax.cond(jnp.all(ok), lambda a: a[1], floored, (cov, L, ok))
 
 
-def _precisions(cov: jax.Array):
+def _host_tri_inv(L):
+    L = np.asarray(L)
+    out = np.empty_like(L)
+    flat_in, flat_out = L.reshape(-1, *L.shape[-2:]), out.reshape(-1, *L.shape[-2:])
+    trtri = _lapack.dtrtri if L.dtype == np.float64 else _lapack.strtri
+    for i in range(flat_in.shape[0]):
+        inv, info = trtri(flat_in[i], lower=1)
+        flat_out[i] = inv if info == 0 else np.linalg.inv(flat_in[i])
+    return out
+
+
+def _tri_inv(L: jax.Array) -> jax.Array:
+    """Inverse of lower-triangular [..., d, d] factors. On the CPU backend LAPACK ``trtri``
+    through a host callback (XLA's batched triangular solve is several times slower there);
+    elsewhere XLA's triangular solve."""
+    if jax.default_backend() == "cpu" and L.dtype in (jnp.float64, jnp.float32):
+        out = jax.ShapeDtypeStruct(L.shape, L.dtype)
+        return jax.pure_callback(_host_tri_inv, out, L, vmap_method="broadcast_all")
+    eye = jnp.broadcast_to(jnp.eye(L.shape[-1], dtype=L.dtype), L.shape)
+    return jax.lax.linalg.triangular_solve(L, eye, left_side=False, lower=True)
+
+
+def _precisions(cov: jax.Array, floor: jax.Array):
     """(P upper-triangular with P Pᵀ = Σ⁻¹, log det P) for [K, d, d] covariances."""
-    L = _cholesky_floored(cov)
-    P = jnp.swapaxes(jnp.linalg.inv(L), -1, -2)
+    L = _cholesky_floored(cov, floor)
+    P = jnp.swapaxes(_tri_inv(L), -1, -2)
     logdet = -jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
     return P, logdet
 
@@ -231,6 +257,14 @@ def _cov_packed(A, iu, resp, means, nk):
     return M - coef[:, None, None] * means[:, :, None] * means[:, None, :]
 
 
+def packed_is_accurate(Z: jax.Array, reg_covar: float = REG_COVAR) -> jax.Array:
+    """Whether the second-moment E/M steps are accurate for data ``Z`` (centred): their rounding
+    error in a squared Mahalanobis distance is about ``eps · max‖z‖² / reg_covar`` (the largest
+    precision is 1/reg_covar); accept it while that bound is below :data:`PACKED_TOL`."""
+    eps = jnp.finfo(Z.dtype).eps
+    return eps * jnp.max(jnp.sum(Z * Z, axis=1)) / reg_covar < PACKED_TOL
+
+
 def gmm_fit(
     Z: jax.Array,
     means_init: jax.Array,
@@ -238,6 +272,7 @@ def gmm_fit(
     reg_covar: float = REG_COVAR,
     tol: float = TOL,
     max_iter: int = MAX_ITER,
+    method: str = "auto",
 ) -> GMMResult:
     """EM for a full-covariance Gaussian mixture from initial means (pure JAX, vmap-able).
 
@@ -246,18 +281,44 @@ def gmm_fit(
     stop once the mean log-likelihood changes by less than ``tol`` or after ``max_iter``
     iterations; ``resp`` comes from a final E-step, like ``predict_proba``.
 
-    Internally the data are centred (the fit is translation-equivariant; means are shifted
-    back). In float64 the E- and M-steps use second moments (one matrix product each per
-    iteration); otherwise, or when the [N, d(d+1)/2] table would not fit, per-component blocks.
+    The data are centred first (the fit is translation-equivariant; means are shifted back).
+    ``method`` (static): ``"blocked"`` evaluates every component on centred differences, in
+    blocks (stable in any precision); ``"packed"`` uses second moments — one [N, d(d+1)/2] ×
+    [d(d+1)/2, K] product per step, half the work, float64 only; ``"auto"`` picks packed when it
+    is float64, fits the memory budget and :func:`packed_is_accurate` holds (a runtime
+    ``lax.cond``: both are compiled), else blocked.
     """
     Z = _float(Z)
     N, d = Z.shape
     shift = jnp.mean(Z, axis=0)
     Z = Z - shift
     means0 = jnp.asarray(means_init, Z.dtype) - shift
+    if method not in ("auto", "packed", "blocked"):
+        raise ValueError(f"method: unknown value {method!r}; choose 'auto', 'packed' or 'blocked'")
+    can_pack = _use_packed(N, d, Z.dtype)
+    if method == "packed" and not can_pack:
+        method = "blocked"
+    if method == "auto":
+        if not can_pack:
+            method = "blocked"
+        else:
+            run = functools.partial(_gmm_em, reg_covar=reg_covar, tol=tol, max_iter=max_iter)
+            out = jax.lax.cond(
+                packed_is_accurate(Z, reg_covar),
+                lambda z, m: run(z, m, packed=True),
+                lambda z, m: run(z, m, packed=False),
+                Z, means0,
+            )
+            return out._replace(means_=out.means_ + shift)
+    out = _gmm_em(Z, means0, reg_covar=reg_covar, tol=tol, max_iter=max_iter, packed=method == "packed")
+    return out._replace(means_=out.means_ + shift)
+
+
+def _gmm_em(Z, means0, *, reg_covar, tol, max_iter, packed: bool) -> GMMResult:
+    """The EM loop on centred Z (see :func:`gmm_fit`)."""
+    N, d = Z.shape
     K = means0.shape[0]
     eps = jnp.finfo(Z.dtype).eps
-    packed = _use_packed(N, d, Z.dtype)
     if packed:
         iu = tuple(jnp.asarray(a) for a in np.triu_indices(d))
         A = Z[:, iu[0]] * Z[:, iu[1]]  # [N, p]
@@ -280,9 +341,12 @@ def gmm_fit(
         cov = covs(resp, mu, nk) + reg_covar * jnp.eye(d, dtype=Z.dtype)
         return nk / jnp.sum(nk), mu, cov
 
+    # covariance floor for failed factorisations: √eps × the mean per-dimension variance of the
+    # data, never below reg_covar
+    floor = jnp.maximum(jnp.sqrt(eps) * jnp.mean(Z * Z), reg_covar).astype(Z.dtype)
     w0 = jnp.full((K,), (1.0 + 10 * eps) / N, Z.dtype)
     cov0 = jnp.broadcast_to(reg_covar * jnp.eye(d, dtype=Z.dtype), (K, d, d))
-    P0, ld0 = _precisions(cov0)
+    P0, ld0 = _precisions(cov0, floor)
 
     def cond(s):
         return (s["n"] < max_iter) & ~s["conv"]
@@ -290,7 +354,7 @@ def gmm_fit(
     def body(s):
         lpn, log_resp = e_step(s["w"], s["mu"], s["P"], s["ld"])
         w, mu, cov = m_step(log_resp)
-        P, ld = _precisions(cov)
+        P, ld = _precisions(cov, floor)
         lb = jnp.mean(lpn)
         conv = jnp.abs(lb - s["lb"]) < tol
         return dict(w=w, mu=mu, cov=cov, P=P, ld=ld, lb=lb, n=s["n"] + 1, conv=conv)
@@ -299,7 +363,7 @@ def gmm_fit(
               n=jnp.asarray(0, jnp.int32), conv=jnp.asarray(False))
     s = jax.lax.while_loop(cond, body, s0) if max_iter > 0 else s0
     _, log_resp = e_step(s["w"], s["mu"], s["P"], s["ld"])
-    return GMMResult(s["w"], s["mu"] + shift, s["cov"], s["P"], s["lb"], s["n"], s["conv"], jnp.exp(log_resp))
+    return GMMResult(s["w"], s["mu"], s["cov"], s["P"], s["lb"], s["n"], s["conv"], jnp.exp(log_resp))
 
 
 # --------------------------------------------------------------------------- NLEEP
@@ -313,23 +377,34 @@ def nleep_from_posterior(prob: jax.Array, y: jax.Array, num_classes: int, log: b
     pz = jnp.sum(pyz, axis=0)
     py_z = jnp.where(pz > 0, pyz / jnp.where(pz > 0, pz, 1.0), 0.0)
     p = jnp.sum(prob * py_z[y], axis=1)  # p(y_i | x_i)
-    if log:
-        return jnp.mean(jnp.log(jnp.maximum(p, jnp.finfo(p.dtype).tiny)))
-    return jnp.mean(p)
+    mean_log = jnp.mean(jnp.log(jnp.maximum(p, jnp.finfo(p.dtype).tiny)))
+    return jnp.where(log, mean_log, jnp.mean(p))  # ``log`` may be traced
 
 
 def _n_mix(component_ratio: int, num_classes: int, N: int) -> int:
     return max(1, min(int(component_ratio) * num_classes, N))
 
 
-def _nleep_on_scores(Z, k, y, num_classes, component_ratio, seed, log, means_init=None):
-    """GMM + NLEEP on PCA scores Z [N, w] whose columns ≥ k are zeroed."""
+def canonical_order(X: jax.Array) -> jax.Array:
+    """A sample order that depends only on the rows' values, not their positions: sort by
+    (row sum, row sum of squares, first feature). k-means++ draws in this order, so NLEEP is
+    invariant to permuting the samples (rows equal in all three keys are almost surely equal)."""
+    X = _float(X)
+    iota = jnp.arange(X.shape[0], dtype=jnp.int32)
+    *_, order = jax.lax.sort((jnp.sum(X, axis=1), jnp.sum(X * X, axis=1), X[:, 0], iota), num_keys=3)
+    return order
+
+
+def _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log, means_init=None):
+    """GMM + NLEEP on PCA scores Z [N, w] whose columns ≥ k are zeroed (X: the raw features,
+    for the canonical sample order of the k-means++ draws)."""
     N, w = Z.shape
     Z = jnp.where(jnp.arange(w) < k, Z, 0.0)
     K = _n_mix(component_ratio, num_classes, N)
     if means_init is None:
-        idx = kmeans_plusplus(jax.random.key(seed), Z, K)
-        means0 = Z[idx]
+        order = canonical_order(X)
+        idx = kmeans_plusplus(jax.random.key(seed), Z[order], K)
+        means0 = Z[order[idx]]
     else:
         means0 = means_init
     fit = gmm_fit(Z, means0)
@@ -349,14 +424,14 @@ def nleep_core(
 
     ``n_pca`` (static) is the PCA width: it must be ≥ the number of components that keep 80 % of
     the variance (else the result is NaN); ``None`` uses all ``min(N, D)`` columns (exact but
-    costly). ``component_ratio``, ``log`` are static; ``seed`` may be traced.
+    costly). ``component_ratio`` is static; ``seed`` and ``log`` may be traced.
     """
     X = _float(X)
     r = min(X.shape)
     width = r if n_pca is None else min(int(n_pca), r)
     ev, Z = pca_spectrum(X, width)
     k = n_components_for_ratio_jax(ev, VARIANCE)
-    score = _nleep_on_scores(Z, k, y, num_classes, component_ratio, seed, log)
+    score = _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log)
     return jnp.where(k <= width, score, jnp.nan)
 
 
@@ -392,12 +467,10 @@ def nleep_pca_components(X) -> int:
     return n_components_for_ratio(np.asarray(_spectrum_values(Xv)), VARIANCE)
 
 
-_jit_on_scores = jax.jit(
-    _nleep_on_scores, static_argnames=("num_classes", "component_ratio", "log")
-)
+_jit_on_scores = jax.jit(_nleep_on_scores, static_argnames=("num_classes", "component_ratio"))
 
 
-@register("nleep", nleep_core, static=("component_ratio", "log", "n_pca"))
+@register("nleep", nleep_core, static=("component_ratio", "n_pca"))
 def nleep(X, y, component_ratio: int = 5, seed: int = 0, log: bool = False, means_init=None) -> float:
     """NLEEP transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better).
 
@@ -425,8 +498,8 @@ def nleep(X, y, component_ratio: int = 5, seed: int = 0, log: bool = False, mean
         if not np.all(np.isfinite(M)):
             raise ValueError("means_init: contains NaN or infinite values")
         Zk = _with_sklearn_signs(Xv, Z[:, :k])
-        out = _jit_on_scores(Zk, k, codes, C, int(component_ratio), int(seed), bool(log), jnp.asarray(M))
+        out = _jit_on_scores(Zk, k, Xv, codes, C, int(component_ratio), int(seed), bool(log), jnp.asarray(M))
     else:
         width = _round_up(k, 8, Z.shape[1])
-        out = _jit_on_scores(Z[:, :width], k, codes, C, int(component_ratio), int(seed), bool(log))
+        out = _jit_on_scores(Z[:, :width], k, Xv, codes, C, int(component_ratio), int(seed), bool(log))
     return float(np.asarray(out))

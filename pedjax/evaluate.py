@@ -1,0 +1,247 @@
+"""Judge a metric's scores against ground truth; ``pedjax evaluate``.
+
+Scores files (any of):
+
+* ``pedjax score --json`` output (``{"scores": {model: score}, "metric": …, "dataset": …}``);
+* ``pedjax demo --json`` output (``{"scores": {metric: {model: score}}}``: one entry per metric);
+* the published repos' ``results_metrics_cr/{metric}/{dataset}_metrics.json`` (``{model: score}``,
+  a ``"duration"`` entry is ignored as in their ``load_score``); the label is the folder name and
+  the dataset the file name;
+* ``pedjax score --csv`` output (``rank,model,score``).
+
+Ground truth ``T``: ``ssl-transfer`` — the fine-tuning accuracies of the 12 self-supervised
+ResNet-50s on 11 datasets published in ``tw.py`` of github.com/lixiaotong97/PED (shipped as
+``pedjax/assets/ssl_transfer.json``, source cited inside) — or a JSON file holding
+``{dataset: {model: value}}``, ``{"datasets": {dataset: {model: value}}}`` or ``{model: value}``.
+
+Measures (:mod:`pedjax.rank`): weighted Kendall τ (= ``scipy.stats.weightedtau``, as ``tw.py``),
+Kendall τ-b, Pearson r, top-1/top-3 (the metric's pick is among the k best by ground truth) and
+rel@1/rel@3 (best ground truth among the metric's top k over the overall best).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Mapping
+
+#: built-in ground-truth tables: name -> asset file
+BUILTIN_TRUTH = {"ssl-transfer": "ssl_transfer.json"}
+
+
+# ----------------------------------------------------------------------------------------------
+# reading
+
+
+def _numeric_table(d: Mapping, where: str) -> dict[str, float]:
+    out = {}
+    for k, v in d.items():
+        if k == "duration":
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{where}: entry {k!r} is {type(v).__name__}, not a number; expected {{model: score}}")
+        out[str(k)] = float(v)
+    if not out:
+        raise ValueError(f"{where}: no model scores in it")
+    return out
+
+
+def load_scores(path) -> dict[str, tuple[dict[str, float], str | None]]:
+    """Read a scores file: ``{label: ({model: score}, dataset or None)}`` (see the module docstring)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--scores: no file {p}; write one with `pedjax score ... --json > {p.name}`")
+    text = p.read_text()
+    if p.suffix.lower() == ".csv" or text.lstrip().startswith("rank,model,score"):
+        rows = list(csv.DictReader(io.StringIO(text)))
+        if not rows or not {"model", "score"} <= set(rows[0]):
+            raise ValueError(f"--scores: {p} is not a `pedjax score --csv` file (columns rank,model,score)")
+        try:
+            table = {r["model"]: float(r["score"]) for r in rows}
+        except ValueError as exc:
+            raise ValueError(f"--scores: {p} has a non-numeric score ({exc})") from None
+        return {p.stem: (table, None)}
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--scores: {p} is not valid JSON ({exc.msg} at line {exc.lineno}); pass pedjax score --json output or a {{model: score}} JSON") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"--scores: {p} holds a JSON {type(obj).__name__}; expected an object {{model: score}}")
+    if "scores" in obj and isinstance(obj["scores"], dict):
+        s = obj["scores"]
+        dataset = obj.get("dataset") if isinstance(obj.get("dataset"), str) else None
+        if s and all(isinstance(v, dict) for v in s.values()):  # {metric: {model: score}}
+            return {str(k): (_numeric_table(v, f"--scores: {p} [{k}]"), dataset) for k, v in s.items()}
+        label = obj.get("metric") or p.stem
+        if obj.get("ped"):
+            label = f"{label}+ped"
+        return {str(label): (_numeric_table(s, f"--scores: {p}"), dataset)}
+    # the published layout: results_metrics_cr/{metric}/{dataset}_metrics.json
+    m = re.fullmatch(r"(.+)_metrics", p.stem)
+    dataset = m.group(1) if m else None
+    parent = p.resolve().parent.name
+    label = parent if m and parent else p.stem
+    return {label: (_numeric_table(obj, f"--scores: {p}"), dataset)}
+
+
+def truth_tables(truth: str) -> tuple[dict[str, dict[str, float]] | dict[str, float], str]:
+    """Read ``T``: ``({dataset: {model: value}}`` or ``{model: value}``, a description)."""
+    if truth in BUILTIN_TRUTH:
+        obj = json.loads((Path(__file__).parent / "assets" / BUILTIN_TRUTH[truth]).read_text())
+        return obj["datasets"], f"{truth} ({obj['source']['repository']} {obj['source']['file']})"
+    p = Path(truth)
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"--truth: no file {truth!r} and no built-in table of that name; pass one of {sorted(BUILTIN_TRUTH)} "
+            "or a JSON file {dataset: {model: accuracy}} or {model: accuracy}"
+        )
+    try:
+        obj = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--truth: {p} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if isinstance(obj, dict) and isinstance(obj.get("datasets"), dict):
+        obj = obj["datasets"]
+    if not isinstance(obj, dict) or not obj:
+        raise ValueError(f"--truth: {p} must hold {{dataset: {{model: accuracy}}}} or {{model: accuracy}}")
+    if all(isinstance(v, dict) for v in obj.values()):
+        return {str(k): _numeric_table(v, f"--truth: {p} [{k}]") for k, v in obj.items()}, str(p)
+    return _numeric_table(obj, f"--truth: {p}"), str(p)
+
+
+def load_truth(truth: str, dataset: str | None) -> tuple[dict[str, float], str]:
+    """The ground truth ``{model: value}`` of ``dataset`` in ``T`` and a description."""
+    tables, desc = truth_tables(truth)
+    if tables and all(isinstance(v, dict) for v in tables.values()):
+        known = sorted(tables)
+        if dataset is None:
+            if len(known) == 1:
+                return tables[known[0]], f"{desc}, {known[0]}"
+            raise ValueError(f"--dataset: needed to pick a table of --truth {truth}; known datasets: {known}")
+        key = dataset if dataset in tables else {k.lower(): k for k in tables}.get(dataset.lower())
+        if key is None:
+            raise ValueError(f"--dataset: --truth {truth} has no dataset {dataset!r}; known datasets: {known}")
+        return tables[key], f"{desc}, {key}"
+    return tables, desc
+
+
+# ----------------------------------------------------------------------------------------------
+# measuring
+
+
+def evaluate_scores(scores: Mapping[str, float], truth: Mapping[str, float]) -> dict:
+    """All measures for one metric, on the models present in both (in the scores' order)."""
+    from . import rank
+
+    models = [m for m in scores if m in truth]
+    dropped = [m for m in scores if m not in truth]
+    if len(models) < 2:
+        raise ValueError(
+            f"--scores/--truth: only {len(models)} model(s) have both a score and a ground truth; "
+            f"scored: {list(scores)[:8]}, ground truth for: {list(truth)[:8]}; the model names must match"
+        )
+    s = [float(scores[m]) for m in models]
+    t = [float(truth[m]) for m in models]
+    k3 = min(3, len(models))
+    pick = max(range(len(models)), key=lambda i: s[i])  # first of ties, like sorted(reverse=True)
+    by_truth = sorted(range(len(models)), key=lambda i: -t[i])
+    out = {
+        "models": len(models),
+        "weighted_tau": rank.weighted_tau(s, t),
+        "kendall_tau": rank.kendall_tau(s, t),
+        "pearson": rank.pearson(s, t),
+        "top1": rank.top_k(s, t, 1),
+        "top3": rank.top_k(s, t, k3),
+        "rel1": rank.rel_k(s, t, 1),
+        "rel3": rank.rel_k(s, t, k3),
+        "pick": models[pick],
+        "pick_truth": t[pick],
+        "pick_truth_rank": by_truth.index(pick) + 1,
+        "best": models[by_truth[0]],
+        "best_truth": t[by_truth[0]],
+    }
+    if dropped:
+        out["dropped"] = dropped
+    return out
+
+
+def _jsonable(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+# ----------------------------------------------------------------------------------------------
+# pedjax evaluate
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="weighted τ, τ, Pearson, top-k and rel@k of scores against ground truth",
+        description="Judge transferability scores against ground truth. SCORES: `pedjax score --json` output, a published "
+        "{dataset}_metrics.json, or `pedjax score --csv` output. T: 'ssl-transfer' (the published fine-tuning "
+        "accuracies of 12 self-supervised ResNet-50s on 11 datasets, from tw.py of github.com/lixiaotong97/PED) or a "
+        "JSON file {dataset: {model: accuracy}} / {model: accuracy}.",
+    )
+    p.add_argument("--scores", action="append", required=True, metavar="FILE", help="scores file (repeatable: one row per metric)")
+    p.add_argument("--truth", required=True, metavar="T", help="'ssl-transfer' or a JSON file")
+    p.add_argument("--dataset", metavar="NAME", help="dataset in the truth table (default: the one named in the scores file)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--plot", metavar="DIR", help="write DIR/scores_vs_truth.png")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args) -> int:
+    tables: dict[str, dict[str, float]] = {}
+    dataset = args.dataset
+    for f in args.scores:
+        for label, (s, ds) in load_scores(f).items():
+            if dataset is None:
+                dataset = ds
+            key, i = label, 2
+            while key in tables:  # two files with the same label
+                key, i = f"{label} ({i})", i + 1
+            tables[key] = s
+    truth, desc = load_truth(args.truth, dataset)
+    results = {label: evaluate_scores(s, truth) for label, s in tables.items()}
+    for label, r in results.items():
+        if r.get("dropped"):
+            print(f"pedjax evaluate: note: {label}: no ground truth for {r['dropped']}; evaluated on the other {r['models']} models", file=sys.stderr)
+    out = {"dataset": dataset, "truth": desc, "results": results}
+    if args.plot:
+        from . import plots
+
+        out["figures"] = [plots.scores_vs_truth(tables, truth, Path(args.plot) / "scores_vs_truth.png",
+                                                title=f"{dataset + ': ' if dataset else ''}score vs ground truth ({Path(args.truth).name}); τ_w = weighted Kendall τ")]
+    if args.json:
+        print(json.dumps(_jsonable(out), indent=1))
+    else:
+        _print(out)
+    return 0
+
+
+def _print(out: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console() if sys.stdout.isatty() else Console(width=130)
+    t = Table(title=f"Scores vs ground truth: {out['truth']}")
+    for col, just in (("metric", "left"), ("models", "right"), ("τ_w", "right"), ("τ", "right"), ("Pearson", "right"),
+                      ("top-1", "right"), ("top-3", "right"), ("rel@1", "right"), ("rel@3", "right"), ("pick (GT rank)", "left")):
+        t.add_column(col, justify=just)
+    f = lambda v: "nan" if v is None or not math.isfinite(v) else f"{v:+.3f}"  # noqa: E731
+    for label, r in out["results"].items():
+        t.add_row(label, str(r["models"]), f(r["weighted_tau"]), f(r["kendall_tau"]), f(r["pearson"]),
+                  f"{r['top1']:.0f}", f"{r['top3']:.0f}", f"{r['rel1']:.3f}", f"{r['rel3']:.3f}",
+                  f"{r['pick']} (#{r['pick_truth_rank']})")
+    con.print(t)
+    for fig in out.get("figures", []):
+        con.print(f"wrote {fig}")
