@@ -14,7 +14,6 @@ matplotlib is imported lazily (the ``pedjax`` command starts without it).
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -87,7 +86,7 @@ def scores_vs_truth(
     if not labels:
         raise ValueError("scores: nothing to plot; pass {metric: {model: score}}")
     n = len(labels)
-    ncols = ncols or min(n, 3)
+    ncols = ncols or (2 if n == 4 else min(n, 3))
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.9 * nrows), squeeze=False)
     placed = []
@@ -203,7 +202,7 @@ def ped_trajectory(results: Mapping[str, Any], path=None, *, exit_ratio: float |
     for a in (a1, a2):
         a.grid(alpha=0.3)
         a.xaxis.get_major_locator().set_params(integer=True)
-    if len(results) - len(still) <= _MAX_LABELLED:
+    if 0 < len(results) - len(still) <= _MAX_LABELLED:
         a2.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     sup = title or "PED trajectory"
     if still:
@@ -264,12 +263,15 @@ def cluster_projection(X, y, result, source_mean=None, source_std=None, path=Non
     shift = c1 - c0
     span = float(np.max(hi - lo))
     mean_shift = float(np.mean(np.linalg.norm(shift, axis=1)))
+    moved = float(np.sum(np.abs(np.asarray(result.change, float)))) > 0  # else only rounding noise
     mag = 1.0
-    if 0 < mean_shift < 0.06 * span:  # too small to see: magnify (1-2-5 steps) to ~6 % of the view
+    if moved and 0 < mean_shift < 0.06 * span:  # too small to see: magnify (1-2-5 steps) to ~6 % of the view
         want = 0.06 * span / mean_shift
         mag = max(f * 10.0**e for e in range(0, 8) for f in (1, 2, 5) if f * 10.0**e <= want)
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), sharex=True, sharey=True)
-    for ax, P, c, name in ((axes[0], P0, c0, "before PED"), (axes[1], P1, c1, f"after PED ({int(np.asarray(result.steps))} steps)")):
+    steps = int(np.asarray(result.steps))
+    after = f"after PED ({steps} step{'s' if steps != 1 else ''})" if moved else "after PED: not moved (no overlapping class balls)"
+    for ax, P, c, name in ((axes[0], P0, c0, "before PED"), (axes[1], P1, c1, after)):
         ax.scatter(P[idx, 0], P[idx, 1], c=[colors[k] for k in codes[idx]], s=6, alpha=0.45, linewidths=0)
         for j in range(C):
             if C <= _MAX_CIRCLES:
@@ -281,12 +283,12 @@ def cluster_projection(X, y, result, source_mean=None, source_std=None, path=Non
         ax.set_xlabel("principal axis 1 (rescaled features)")
         ax.grid(alpha=0.25)
     axes[0].set_ylabel("principal axis 2")
-    for j in range(C):
+    for j in range(C if moved else 0):
         axes[1].scatter(*c0[j], facecolors="none", edgecolors="0.3", s=40, linewidths=0.8, zorder=5)
         axes[1].annotate("", xy=c0[j] + mag * shift[j], xytext=c0[j], arrowprops=dict(arrowstyle="-|>", color="k", lw=1.2, mutation_scale=9), zorder=6)
     axes[0].set_xlim(lo[0], hi[0])
     axes[0].set_ylim(lo[1], hi[1])
-    arrows = "arrows: centre shift from the old centre (hollow)" + (f", magnified ×{mag:g}" if mag != 1 else "")
+    arrows = ("arrows: centre shift from the old centre (hollow)" + (f", magnified ×{mag:g}" if mag != 1 else "")) if moved else "PED moved nothing"
     fig.suptitle((title or "Class clusters before and after PED") + f"\n{'dashed circles: class balls (radius nsigma·ρ); ' if C <= _MAX_CIRCLES else ''}{arrows}", fontsize=11)
     fig.tight_layout()
     return _save(fig, path) if path is not None else fig

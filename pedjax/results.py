@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 import zipfile
@@ -378,10 +377,14 @@ def open_zoo(results_dir=None, zoo=None, dataset: str | None = None, source: str
         return NpzZoo(store, dataset, source, models, exclude)
     if not dataset:
         known = datasets_in(store.keys())
-        if len(known) == 1:
-            dataset = known[0]
-        else:
+        if not known:
+            raise ValueError(
+                f"--zoo: {path} has neither features/<model> arrays (pedjax layout, see pedjax.results.save_npz_zoo) "
+                "nor {model}_{dataset}_feature / _label arrays (the results-folder layout)"
+            )
+        if len(known) > 1:
             raise ValueError(f"--dataset: {path} holds several datasets in the results layout, pick one of {known}")
+        dataset = known[0]
     return ResultsZoo(store, dataset, source, models, exclude)
 
 
@@ -539,7 +542,7 @@ def _cmd_score(args) -> int:
     result = {
         "dataset": zoo.dataset,
         "metric": metric,
-        "ped": None if cfg is None else {**dataclasses.asdict(cfg), "source_set": zoo.source if hasattr(zoo, "source") else None},
+        "ped": None if cfg is None else {**dataclasses.asdict(cfg), "source_set": zoo.source},
         "source": zoo.where,
         "scores": scores,
         "ranking": ranking,
@@ -567,7 +570,8 @@ def _print_scores(result: dict) -> None:
 
     con = Console() if sys.stdout.isatty() else Console(width=120)
     label = result["metric"] + (f" + PED (nsigma={result['ped']['nsigma']})" if result["ped"] else "")
-    t = Table(title=f"{label} on {result['dataset'] or 'the zoo'} ({len(result['scores'])} models, {result['seconds']:.1f} s)")
+    con.print(f"{label} on {result['dataset'] or 'the zoo'}: {len(result['scores'])} models, {result['seconds']:.1f} s")
+    t = Table()
     t.add_column("rank", justify="right")
     t.add_column("model")
     t.add_column("score", justify="right")

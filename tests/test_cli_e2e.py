@@ -102,6 +102,11 @@ def test_score_npz_zoo_csv(zoo):
     for m, v in got.items():
         assert v == pytest.approx(exp[m], rel=1e-12, abs=1e-12)
     assert [row.split(",")[1] for row in lines[1:]] == sorted(got, key=lambda k: -got[k])
+    # the library path with one model per loaded batch and the progress bar: the same scores
+    from pedjax import results
+
+    one_by_one = results.score(results.open_zoo(zoo["results"], dataset=DATASET), "logme", progress=True, load_budget=1)
+    assert one_by_one == pytest.approx(exp, rel=1e-10)
 
 
 def test_evaluate_pedjax_and_published_scores(zoo):
@@ -224,3 +229,31 @@ def test_errors_in_process(zoo, tmp_path, capsys):
     assert "no file" in err
     with pytest.raises(ValueError):
         cli.main(["--debug", "score", "--results-dir", str(res), "--dataset", DATASET, "--metric", "nope"])
+
+
+def test_npz_layouts_read_like_the_folder(zoo, tmp_path):
+    """An .npz holding the results-folder keys, and the pedjax npz layout with source statistics."""
+    from pedjax.results import open_zoo
+
+    folder = open_zoo(zoo["results"], dataset=DATASET)
+    arrays = {p.stem: np.load(p) for p in zoo["results"].iterdir()}
+    np.savez(tmp_path / "flat.npz", **arrays)
+    flat = open_zoo(zoo=tmp_path / "flat.npz")  # dataset inferred from the keys
+    assert flat.dataset == DATASET and flat.models == folder.models
+    for m in folder.models:
+        np.testing.assert_array_equal(flat.features(m), folder.features(m))
+        np.testing.assert_array_equal(flat.labels(m), folder.labels(m))
+        for a, b in zip(flat.source_stats(m), folder.source_stats(m)):
+            np.testing.assert_array_equal(a, b)
+    S = zoo["source"]["pca-16"].astype(np.float64)
+    np.testing.assert_allclose(folder.source_stats("pca-16")[0], S.mean(0), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(folder.source_stats("pca-16")[1], S.std(0), rtol=1e-13, atol=1e-15)
+    stats = {m: folder.source_stats(m) for m in ("pca-16", "tanh-16")}
+    path = save_npz_zoo(tmp_path / "z", {m: zoo["feats"][m] for m in stats}, zoo["labels"]["pca-16"], source_stats=stats, dataset=DATASET)
+    z = open_zoo(zoo=path, exclude=["tanh-16"])
+    assert z.models == ["pca-16"] and z.dataset == DATASET
+    np.testing.assert_array_equal(z.source_stats("pca-16")[1], stats["pca-16"][1])
+    with pytest.raises(ValueError, match="holds dataset 'digits', not 'cifar10'"):
+        open_zoo(zoo=path, dataset="cifar10")
+    feats, labels, st = open_zoo(zoo=path).load(source=True)
+    assert set(feats) == set(st) == {"pca-16", "tanh-16"} and all(F.dtype == np.float64 for F in feats.values())

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from typing import NamedTuple
 
 import jax
@@ -73,6 +74,13 @@ VARIANCE = 0.8
 _BLOCK_ELEMS = 1 << 22
 #: elements of the [N, d(d+1)/2] second-moment table (float64: 256 MiB)
 _PACKED_ELEMS = 1 << 25
+#: products with at least this many multiply-adds use the host BLAS on CPU (float64)
+_HOST_BLAS_MIN_MACS = 5e7
+#: at most this many non-zero responsibilities per sample for the sparse M-step
+_SPARSE_M = 8
+#: fewest components for the sparse M-step / for the second-moment steps
+_SPARSE_MIN_K = 256
+_PACKED_MIN_K = 128
 #: largest accepted rounding bound of the second-moment steps (see packed_is_accurate)
 PACKED_TOL = 1e-6
 #: default static PCA width of the core when none is given
@@ -148,10 +156,13 @@ def _per_component(f, xs, K, N, d):
     return jax.lax.map(lambda a: f(*a), xs, batch_size=b)
 
 
-def _use_packed(N: int, d: int, dtype) -> bool:
-    """The second-moment ("packed") E/M steps: float64 only (they trade a subtraction for speed)
-    and only while the [N, d(d+1)/2] table of products fits the budget."""
-    return jnp.dtype(dtype) == jnp.float64 and N * d * (d + 1) // 2 <= _PACKED_ELEMS
+def _use_packed(N: int, d: int, K: int, dtype) -> bool:
+    """The second-moment ("packed") E/M steps: float64 only (they trade a subtraction for
+    speed), only while the [N, d(d+1)/2] table of products fits the budget, and only for many
+    components (below :data:`_PACKED_MIN_K` the blocked steps are as fast)."""
+    return (
+        jnp.dtype(dtype) == jnp.float64 and N * d * (d + 1) // 2 <= _PACKED_ELEMS and K >= _PACKED_MIN_K
+    )
 
 
 def _cholesky_floored(cov: jax.Array, floor: jax.Array) -> jax.Array:
@@ -180,34 +191,55 @@ def _cholesky_floored(cov: jax.Array, floor: jax.Array) -> jax.Array:
     return jax.lax.cond(jnp.all(ok), lambda a: a[1], floored, (cov, L, ok))
 
 
-def _host_tri_inv(L):
-    L = np.asarray(L)
-    out = np.empty_like(L)
-    flat_in, flat_out = L.reshape(-1, *L.shape[-2:]), out.reshape(-1, *L.shape[-2:])
-    trtri = _lapack.dtrtri if L.dtype == np.float64 else _lapack.strtri
-    for i in range(flat_in.shape[0]):
-        inv, info = trtri(flat_in[i], lower=1)
-        flat_out[i] = inv if info == 0 else np.linalg.inv(flat_in[i])
-    return out
+def _host_factor(cov, floor):
+    """Host LAPACK version of :func:`_factor_xla` (same floor rule), for the CPU backend."""
+    cov = np.asarray(cov)
+    floor = float(np.asarray(floor).reshape(-1)[0])
+    lead, (d, _) = cov.shape[:-2], cov.shape[-2:]
+    flat = cov.reshape(-1, d, d)
+    potrf = _lapack.dpotrf if cov.dtype == np.float64 else _lapack.spotrf
+    trtri = _lapack.dtrtri if cov.dtype == np.float64 else _lapack.strtri
+    Linv = np.empty_like(flat)
+    logdet = np.empty(flat.shape[0], cov.dtype)
+    eye = np.eye(d, dtype=cov.dtype)
+    for i, c in enumerate(flat):
+        L, info = potrf(c, lower=1, clean=1)
+        if info != 0 or not np.all(np.diag(L) > 0):
+            L, info = potrf(c + floor * eye, lower=1, clean=1)
+            if info != 0 or not np.all(np.diag(L) > 0):
+                L = np.diag(np.sqrt(np.maximum(np.diag(c), floor)))
+        inv, info = trtri(L, lower=1)
+        Linv[i] = inv if info == 0 else np.linalg.inv(L)
+        logdet[i] = -np.sum(np.log(np.diag(L)))
+    Q = np.matmul(np.ascontiguousarray(np.swapaxes(Linv, -1, -2)), Linv)  # contiguous: batched BLAS
+    return Linv.reshape(cov.shape), Q.reshape(cov.shape), logdet.reshape(lead)
 
 
-def _tri_inv(L: jax.Array) -> jax.Array:
-    """Inverse of lower-triangular [..., d, d] factors. On the CPU backend LAPACK ``trtri``
-    through a host callback (XLA's batched triangular solve is several times slower there);
-    elsewhere XLA's triangular solve."""
-    if jax.default_backend() == "cpu" and L.dtype in (jnp.float64, jnp.float32):
-        out = jax.ShapeDtypeStruct(L.shape, L.dtype)
-        return jax.pure_callback(_host_tri_inv, out, L, vmap_method="broadcast_all")
+def _factor_xla(cov, floor):
+    L = _cholesky_floored(cov, floor)
     eye = jnp.broadcast_to(jnp.eye(L.shape[-1], dtype=L.dtype), L.shape)
-    return jax.lax.linalg.triangular_solve(L, eye, left_side=False, lower=True)
+    Linv = jax.lax.linalg.triangular_solve(L, eye, left_side=False, lower=True)
+    Q = jnp.swapaxes(Linv, -1, -2) @ Linv
+    logdet = -jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+    return Linv, Q, logdet
 
 
 def _precisions(cov: jax.Array, floor: jax.Array):
-    """(P upper-triangular with P Pᵀ = Σ⁻¹, log det P) for [K, d, d] covariances."""
-    L = _cholesky_floored(cov, floor)
-    P = jnp.swapaxes(_tri_inv(L), -1, -2)
-    logdet = -jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
-    return P, logdet
+    """For [K, d, d] covariances: (P, Q, log det P) with P = L⁻ᵀ upper triangular (scikit-learn's
+    ``precisions_cholesky_``), Q = P Pᵀ = Σ⁻¹ and log det P = −Σ log diag L. On the CPU backend
+    LAPACK (``potrf``, ``trtri``) through a host callback — XLA's batched small factorisations and
+    triangular solves are several times slower there; elsewhere XLA, with the same floor rule."""
+    if jax.default_backend() == "cpu" and cov.dtype in (jnp.float64, jnp.float32):
+        shapes = (
+            jax.ShapeDtypeStruct(cov.shape, cov.dtype),
+            jax.ShapeDtypeStruct(cov.shape, cov.dtype),
+            jax.ShapeDtypeStruct(cov.shape[:-2], cov.dtype),
+        )
+        fl = jnp.broadcast_to(jnp.asarray(floor, cov.dtype), cov.shape[:-2])
+        Linv, Q, logdet = jax.pure_callback(_host_factor, shapes, cov, fl, vmap_method="sequential")
+    else:
+        Linv, Q, logdet = _factor_xla(cov, floor)
+    return jnp.swapaxes(Linv, -1, -2), Q, logdet
 
 
 def _maha_blocked(Z, means, P):
@@ -222,16 +254,56 @@ def _maha_blocked(Z, means, P):
     return _per_component(one, (means, P), K, N, d).T
 
 
-def _maha_packed(Z, A, iu, means, P):
+def _host_matmul(a, b):
+    return np.matmul(np.asarray(a), np.asarray(b))
+
+
+def _matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``a @ b``; large float64 products on the CPU backend go to the host BLAS through a callback
+    (XLA's CPU float64 GEMM is ~2× slower there — see :mod:`pedjax._linalg`). Not differentiable
+    (the EM loop never is)."""
+    if (
+        a.dtype == jnp.float64 and b.dtype == jnp.float64 and a.ndim == 2 and b.ndim == 2
+        and a.shape[0] * a.shape[1] * b.shape[1] >= _HOST_BLAS_MIN_MACS
+        and jax.default_backend() == "cpu" and os.environ.get("PEDJAX_HOST_BLAS", "1") != "0"
+    ):
+        out = jax.ShapeDtypeStruct((a.shape[0], b.shape[1]), a.dtype)
+        return jax.pure_callback(_host_matmul, out, a, b, vmap_method="broadcast_all")
+    return a @ b
+
+
+def _maha_packed(Z, A, iu, means, Q):
     """The same from second moments: xᵀQx − 2 xᵀQμ + μᵀQμ with Q = P Pᵀ, one [N, d(d+1)/2] ×
-    [d(d+1)/2, K] product (half the work of the blocked form, exact to float64 rounding for
-    centred data)."""
-    Q = P @ jnp.swapaxes(P, -1, -2)
+    [d(d+1)/2, K] product (half the work of the blocked form; rounding bounded by
+    :func:`packed_is_accurate`)."""
     i0, i1 = iu
     qp = Q[:, i0, i1] * jnp.where(i0 == i1, 1.0, 2.0).astype(Q.dtype)  # [K, p]
     Qmu = jnp.einsum("kde,ke->kd", Q, means)
-    quad = A @ qp.T - 2.0 * (Z @ Qmu.T) + jnp.sum(means * Qmu, axis=1)
+    quad = _matmul(A, qp.T) - 2.0 * (Z @ Qmu.T) + jnp.sum(means * Qmu, axis=1)
     return jnp.maximum(quad, 0.0)
+
+
+def _second_moments(A, resp):
+    """Σ_i r_ik A_i [K, p]. When every sample has at most :data:`_SPARSE_M` non-zero
+    responsibilities (exp underflows to exactly 0 far from a component — the usual case once the
+    mixture has settled), only those terms are summed: the same sum without its exact zeros.
+    Otherwise (checked at run time) the dense product."""
+    N, K = resp.shape
+    m = min(_SPARSE_M, K)
+    if K < _SPARSE_MIN_K:  # XLA's CPU scatter is slow: dense wins for few components
+        return _matmul(resp.T, A)
+    vals, idx = jax.lax.top_k(resp, m + 1)
+    sparse_ok = jnp.all(vals[:, m] == 0)
+
+    def sparse(_):
+        def body(j, S):
+            v, i = vals[:, j], idx[:, j]
+            add = lambda S: S.at[i].add(v[:, None] * A)  # noqa: E731
+            return jax.lax.cond(jnp.any(v > 0), add, lambda S: S, S)  # usually only j = 0 runs
+
+        return jax.lax.fori_loop(0, m, body, jnp.zeros((K, A.shape[1]), A.dtype))
+
+    return jax.lax.cond(sparse_ok, sparse, lambda _: _matmul(resp.T, A), None)
 
 
 def _cov_blocked(Z, resp, means, nk):
@@ -249,7 +321,7 @@ def _cov_packed(A, iu, resp, means, nk):
     """Σ_i r_ik (x_i − μ_k)(x_i − μ_k)ᵀ / n_k from Σ_i r_ik x_i x_iᵀ; with μ_k = Σ r x / n_k and
     Σ_i r_ik = n_k − 10·eps this is S/n_k − (2 − Σ_i r_ik / n_k) μ_k μ_kᵀ exactly."""
     K, d = means.shape
-    S = (resp.T @ A) / nk[:, None]  # [K, p]: Σ_i r_ik x_i x_iᵀ / n_k (upper triangle)
+    S = _second_moments(A, resp) / nk[:, None]  # [K, p]: Σ_i r_ik x_i x_iᵀ / n_k (upper triangle)
     coef = 2.0 - jnp.sum(resp, axis=0) / nk
     i0, i1 = iu
     M = jnp.zeros((K, d, d), A.dtype).at[:, i0, i1].set(S)
@@ -295,7 +367,7 @@ def gmm_fit(
     means0 = jnp.asarray(means_init, Z.dtype) - shift
     if method not in ("auto", "packed", "blocked"):
         raise ValueError(f"method: unknown value {method!r}; choose 'auto', 'packed' or 'blocked'")
-    can_pack = _use_packed(N, d, Z.dtype)
+    can_pack = _use_packed(N, d, means0.shape[0], Z.dtype)
     if method == "packed" and not can_pack:
         method = "blocked"
     if method == "auto":
@@ -322,14 +394,14 @@ def _gmm_em(Z, means0, *, reg_covar, tol, max_iter, packed: bool) -> GMMResult:
     if packed:
         iu = tuple(jnp.asarray(a) for a in np.triu_indices(d))
         A = Z[:, iu[0]] * Z[:, iu[1]]  # [N, p]
-        maha = lambda mu, P: _maha_packed(Z, A, iu, mu, P)  # noqa: E731
+        maha = lambda mu, P, Q: _maha_packed(Z, A, iu, mu, Q)  # noqa: E731
         covs = lambda r, mu, nk: _cov_packed(A, iu, r, mu, nk)  # noqa: E731
     else:
-        maha = lambda mu, P: _maha_blocked(Z, mu, P)  # noqa: E731
+        maha = lambda mu, P, Q: _maha_blocked(Z, mu, P)  # noqa: E731
         covs = lambda r, mu, nk: _cov_blocked(Z, r, mu, nk)  # noqa: E731
 
-    def e_step(w, mu, P, ld):
-        log_prob = -0.5 * (d * jnp.log(2 * jnp.pi) + maha(mu, P)) + ld
+    def e_step(w, mu, P, Q, ld):
+        log_prob = -0.5 * (d * jnp.log(2 * jnp.pi) + maha(mu, P, Q)) + ld
         weighted = log_prob + jnp.log(w)
         lpn = jax.nn.logsumexp(weighted, axis=1)
         return lpn, weighted - lpn[:, None]
@@ -346,23 +418,23 @@ def _gmm_em(Z, means0, *, reg_covar, tol, max_iter, packed: bool) -> GMMResult:
     floor = jnp.maximum(jnp.sqrt(eps) * jnp.mean(Z * Z), reg_covar).astype(Z.dtype)
     w0 = jnp.full((K,), (1.0 + 10 * eps) / N, Z.dtype)
     cov0 = jnp.broadcast_to(reg_covar * jnp.eye(d, dtype=Z.dtype), (K, d, d))
-    P0, ld0 = _precisions(cov0, floor)
+    P0, Q0, ld0 = _precisions(cov0, floor)
 
     def cond(s):
         return (s["n"] < max_iter) & ~s["conv"]
 
     def body(s):
-        lpn, log_resp = e_step(s["w"], s["mu"], s["P"], s["ld"])
+        lpn, log_resp = e_step(s["w"], s["mu"], s["P"], s["Q"], s["ld"])
         w, mu, cov = m_step(log_resp)
-        P, ld = _precisions(cov, floor)
+        P, Q, ld = _precisions(cov, floor)
         lb = jnp.mean(lpn)
         conv = jnp.abs(lb - s["lb"]) < tol
-        return dict(w=w, mu=mu, cov=cov, P=P, ld=ld, lb=lb, n=s["n"] + 1, conv=conv)
+        return dict(w=w, mu=mu, cov=cov, P=P, Q=Q, ld=ld, lb=lb, n=s["n"] + 1, conv=conv)
 
-    s0 = dict(w=w0, mu=means0, cov=cov0, P=P0, ld=ld0, lb=jnp.asarray(-jnp.inf, Z.dtype),
+    s0 = dict(w=w0, mu=means0, cov=cov0, P=P0, Q=Q0, ld=ld0, lb=jnp.asarray(-jnp.inf, Z.dtype),
               n=jnp.asarray(0, jnp.int32), conv=jnp.asarray(False))
     s = jax.lax.while_loop(cond, body, s0) if max_iter > 0 else s0
-    _, log_resp = e_step(s["w"], s["mu"], s["P"], s["ld"])
+    _, log_resp = e_step(s["w"], s["mu"], s["P"], s["Q"], s["ld"])
     return GMMResult(s["w"], s["mu"], s["cov"], s["P"], s["lb"], s["n"], s["conv"], jnp.exp(log_resp))
 
 
@@ -395,7 +467,7 @@ def canonical_order(X: jax.Array) -> jax.Array:
     return order
 
 
-def _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log, means_init=None):
+def _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log, means_init=None, method="auto"):
     """GMM + NLEEP on PCA scores Z [N, w] whose columns ≥ k are zeroed (X: the raw features,
     for the canonical sample order of the k-means++ draws)."""
     N, w = Z.shape
@@ -407,7 +479,7 @@ def _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log, means_
         means0 = Z[order[idx]]
     else:
         means0 = means_init
-    fit = gmm_fit(Z, means0)
+    fit = gmm_fit(Z, means0, method=method)
     return nleep_from_posterior(fit.resp, y, num_classes, log)
 
 
@@ -419,19 +491,23 @@ def nleep_core(
     seed: int = 0,
     log: bool = False,
     n_pca: int | None = DEFAULT_N_PCA,
+    gmm_method: str = "auto",
 ) -> jax.Array:
     """NLEEP of features ``X`` [N, D] for coded labels ``y`` (pure JAX, jit/vmap-able).
 
-    ``n_pca`` (static) is the PCA width: it must be ≥ the number of components that keep 80 % of
-    the variance (else the result is NaN); ``None`` uses all ``min(N, D)`` columns (exact but
-    costly). ``component_ratio`` is static; ``seed`` and ``log`` may be traced.
+    Static options: ``component_ratio``; ``n_pca``, the PCA width, which must be ≥ the number of
+    components that keep 80 % of the variance (else the result is NaN; ``None`` uses all
+    ``min(N, D)`` columns: exact but costly — pick it with :func:`nleep_pca_components`);
+    ``gmm_method`` (see :func:`gmm_fit`: ``"auto"`` guards the fast second-moment path at run
+    time, and under ``vmap`` that guard evaluates both paths; pass ``"packed"`` for features of
+    moderate scale, ``"blocked"`` to skip it). ``seed`` and ``log`` may be traced.
     """
     X = _float(X)
     r = min(X.shape)
     width = r if n_pca is None else min(int(n_pca), r)
     ev, Z = pca_spectrum(X, width)
     k = n_components_for_ratio_jax(ev, VARIANCE)
-    score = _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log)
+    score = _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log, method=gmm_method)
     return jnp.where(k <= width, score, jnp.nan)
 
 
@@ -467,10 +543,20 @@ def nleep_pca_components(X) -> int:
     return n_components_for_ratio(np.asarray(_spectrum_values(Xv)), VARIANCE)
 
 
-_jit_on_scores = jax.jit(_nleep_on_scores, static_argnames=("num_classes", "component_ratio"))
+_jit_on_scores = jax.jit(_nleep_on_scores, static_argnames=("num_classes", "component_ratio", "method"))
 
 
-@register("nleep", nleep_core, static=("component_ratio", "n_pca"))
+def _host_method(Zk: np.ndarray, K: int) -> str:
+    """The wrapper's static choice (what ``method="auto"`` would pick at run time)."""
+    N, d = Zk.shape
+    if not _use_packed(N, d, K, Zk.dtype):
+        return "blocked"
+    Zc = Zk - Zk.mean(axis=0)
+    bound = np.finfo(Zk.dtype).eps * np.max(np.sum(Zc * Zc, axis=1)) / REG_COVAR
+    return "packed" if bound < PACKED_TOL else "blocked"
+
+
+@register("nleep", nleep_core, static=("component_ratio", "n_pca", "gmm_method"))
 def nleep(X, y, component_ratio: int = 5, seed: int = 0, log: bool = False, means_init=None) -> float:
     """NLEEP transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better).
 
@@ -498,8 +584,11 @@ def nleep(X, y, component_ratio: int = 5, seed: int = 0, log: bool = False, mean
         if not np.all(np.isfinite(M)):
             raise ValueError("means_init: contains NaN or infinite values")
         Zk = _with_sklearn_signs(Xv, Z[:, :k])
-        out = _jit_on_scores(Zk, k, Xv, codes, C, int(component_ratio), int(seed), bool(log), jnp.asarray(M))
+        method = _host_method(np.asarray(Zk), K)
+        out = _jit_on_scores(Zk, k, Xv, codes, C, int(component_ratio), int(seed), bool(log), jnp.asarray(M), method)
     else:
         width = _round_up(k, 8, Z.shape[1])
-        out = _jit_on_scores(Z[:, :width], k, Xv, codes, C, int(component_ratio), int(seed), bool(log))
+        Zw = Z[:, :width]
+        method = _host_method(np.asarray(Zw), _n_mix(component_ratio, C, codes.shape[0]))
+        out = _jit_on_scores(Zw, k, Xv, codes, C, int(component_ratio), int(seed), bool(log), None, method)
     return float(np.asarray(out))
