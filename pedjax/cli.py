@@ -12,7 +12,7 @@ import importlib
 import sys
 
 #: modules that contribute subcommands through ``add_cli(subparsers)``
-_PLUGINS = ("pedjax.demo", "pedjax.data", "pedjax.finetune", "pedjax.results", "pedjax.evaluate", "pedjax.plots")
+_PLUGINS = ("pedjax.demo", "pedjax.data", "pedjax.finetune", "pedjax.results", "pedjax.evaluate", "pedjax.plots", "pedjax.meta", "pedjax.modelzoo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -230,3 +230,68 @@ def rel_k(scores, truth, k: int) -> float:
         raise ValueError("truth: the best ground-truth value is 0, so rel_k (a ratio to it) is undefined")
     top_scored = _descending(s, np.arange(s.shape[0]))[:k]
     return float(np.max(t[top_scored])) / best
+
+
+# --------------------------------------------------------------------------------------------
+# a differentiable surrogate of weighted tau (meta-learning, pedjax.meta)
+
+
+def soft_weighted_tau(scores, truth, temperature=0.01):
+    """Differentiable surrogate of :func:`weighted_tau` (a JAX scalar; ``jax.grad``-able in ``scores``).
+
+    SciPy's ``weightedtau(scores, truth)`` (hyperbolic weigher, additive, ``rank=True``) with every
+    comparison of two *scores* made soft; ``truth`` is constant data and stays exact:
+
+    * ``sign(s_i − s_j)`` → ``tanh((s_i − s_j) / (2·temperature))`` (= 2·sigmoid(Δ/T) − 1);
+    * the rank of element i by decreasing score (rank 0 = largest, SciPy's convention)
+      → ``Σ_{j≠i} sigmoid((s_j − s_i) / T)``, its weight ``w_i = 1/(1 + rank_i)``;
+    * the rank by decreasing truth is exact, ties in truth broken by decreasing score (SciPy's
+      lexicographic (truth, score) order) with the same sigmoid;
+    * a pair weighs ``w_i + w_j``; pairs tied in truth count in neither the numerator nor the
+      truth normaliser, as in SciPy; the two passes (weights from the score ranking and from the
+      truth ranking) are averaged.
+
+    So ``τ_soft = ½ Σ_pass Σ_{i<j}(w_i+w_j)·t_ij·sign(g_i−g_j) / sqrt(W·(W − V))`` with W the
+    weight of all pairs and V that of truth-tied pairs. As ``temperature → 0`` it tends to
+    ``weighted_tau(scores, truth)`` for scores without ties (tied scores get soft comparisons
+    of 0 and rank halves, SciPy removes them from the normaliser instead). ``temperature`` is in
+    the units of ``scores``: standardise the scores first for a scale-free temperature
+    (:mod:`pedjax.meta` does). O(n²) memory; meant for zoos of up to a few thousand models.
+
+    Args:
+      scores: [n] array (JAX or NumPy; the differentiable argument).
+      truth: [n] ground truth (constant).
+      temperature: > 0.
+
+    Returns: a 0-d JAX array in [−1, 1].
+    """
+    import jax
+    import jax.numpy as jnp
+
+    s = jnp.asarray(scores)
+    if not jnp.issubdtype(s.dtype, jnp.floating):
+        s = s.astype(jnp.result_type(float))
+    g = jnp.asarray(truth, s.dtype)
+    if s.ndim != 1 or g.shape != s.shape or s.shape[0] < 2:
+        raise ValueError(f"scores/truth: expected two 1-D arrays of the same length ≥ 2, got {s.shape} and {g.shape}")
+    n = s.shape[0]
+    off = 1.0 - jnp.eye(n, dtype=s.dtype)
+    ds = (s[:, None] - s[None, :]) / temperature  # ds[i, j] = (s_i − s_j)/T
+    sx = jnp.tanh(0.5 * ds)  # soft sign(s_i − s_j)
+    sy = jnp.sign(g[:, None] - g[None, :])  # exact sign(t_i − t_j)
+    tied_y = (sy == 0) * off
+    # rank = number of elements ahead in decreasing order; sigmoid(s_j − s_i) = "j ahead of i"
+    ahead_s = jax.nn.sigmoid(-ds) * off  # [i, j]: s_j > s_i
+    rank_s = jnp.sum(ahead_s, axis=1)
+    rank_t = jnp.sum((sy < 0) * off + tied_y * ahead_s, axis=1)
+    conc = sx * sy * off  # [i, j], symmetric, 0 on the diagonal and on truth ties
+
+    def one(rank):
+        w = 1.0 / (1.0 + rank)
+        pw = w[:, None] + w[None, :]  # additive pair weights
+        tot = 0.5 * jnp.sum(pw * off)
+        v = 0.5 * jnp.sum(pw * tied_y)
+        num = 0.5 * jnp.sum(pw * conc)
+        return num / jnp.sqrt(tot) / jnp.sqrt(tot - v)
+
+    return 0.5 * (one(rank_s) + one(rank_t))

@@ -513,6 +513,7 @@ def add_cli(sub) -> None:
     p.add_argument("--metric", metavar="M", default="logme", help="transferability metric (default logme; see `pedjax metrics`)")
     p.add_argument("--ped", action="store_true", help="move the features with PED (released defaults) before scoring")
     p.add_argument("--nsigma", type=float, default=None, help="PED ball scale (default 0.6; the paper also uses 0.3); needs --ped")
+    p.add_argument("--ped-config", metavar="FILE.json", help="run PED with a saved config (pedjax meta learn --out FILE); implies --ped")
     p.add_argument("--source-set", default=DEFAULT_SOURCE, metavar="NAME",
                    help=f"source set whose {{model}}_NAME_feature.npy gives PED's rescaling statistics (default {DEFAULT_SOURCE}); "
                    f"'{TARGET_SOURCE}' uses the target features' own statistics")
@@ -530,10 +531,18 @@ def _cmd_score(args) -> int:
     import pedjax
 
     metric = _metric(args.metric)
+    if args.ped_config is not None:
+        if args.nsigma is not None:
+            raise ValueError("--nsigma: give either --nsigma or --ped-config (which sets nsigma), not both")
+        from .meta import load_config
+
+        args.ped = True
     if args.nsigma is not None and not args.ped:
         raise ValueError("--nsigma sets PED's ball scale; add --ped to run PED")
     zoo = open_zoo(args.results_dir, args.zoo, args.dataset, args.source_set, args.model, args.exclude)
     cfg = pedjax.PEDConfig(nsigma=0.6 if args.nsigma is None else args.nsigma).validate() if args.ped else None
+    if args.ped_config is not None:
+        cfg = load_config(args.ped_config)
     t0 = time.perf_counter()
     progress = not args.no_progress and sys.stderr.isatty()
     scores = score(zoo, metric, cfg, progress=progress)

@@ -24,6 +24,34 @@ from ._registry import evaluate, register
 _MAX_ITERS = 11
 _TOL = 1e-3
 _EPS = 1e-5
+#: eigenvalue pairs closer than this (relative to the largest |eigenvalue|) count as degenerate
+_DEGENERATE = 1e-10
+
+
+@jax.custom_jvp
+def _eigh(A: jax.Array):
+    """``jnp.linalg.eigh`` (same values) whose derivative stays finite at degenerate eigenvalues.
+
+    JAX's rule divides by w_j − w_i for every pair, which is inf/NaN for repeated eigenvalues —
+    e.g. the null space of a Gram matrix of features with constant-zero columns (dead ReLUs,
+    blank pixels). Here pairs closer than ``_DEGENERATE``·max|w| get no eigenvector rotation
+    from each other. LogME only uses spectral sums in which such a pair enters through the
+    targets' components along both vectors, which vanish on the null space, so the derivative is
+    unchanged where it exists.
+    """
+    w, V = jnp.linalg.eigh(A)
+    return w, V
+
+
+@_eigh.defjvp
+def _eigh_jvp(primals, tangents):
+    (A,), (dA,) = primals, tangents
+    w, V = _eigh(A)
+    vdv = V.T @ (0.5 * (dA + dA.T)) @ V
+    gap = w[None, :] - w[:, None]  # gap[i, j] = w_j − w_i
+    ok = jnp.abs(gap) > _DEGENERATE * jnp.max(jnp.abs(w))
+    F = jnp.where(ok, 1.0 / jnp.where(ok, gap, 1.0), 0.0)
+    return (w, V), (jnp.diagonal(vdv), V @ (F * vdv))
 
 
 def _spectrum(X: jax.Array, Y: jax.Array):
@@ -31,17 +59,18 @@ def _spectrum(X: jax.Array, Y: jax.Array):
     x = Uᵀ Y the targets in the left-singular basis."""
     N, D = X.shape
     if N > D:
-        lam, V = jnp.linalg.eigh(gram(X))
+        lam, V = _eigh(gram(X))
         # the reference takes singular values of XᵀX, i.e. |eigenvalues|: rounding-level
         # directions are kept (s > 1e-10) whatever their sign, as there
         lam = jnp.abs(lam)
-        s = jnp.sqrt(lam)
+        pos = lam > 0  # sqrt via a safe argument: d√λ at λ = 0 is inf (NaN gradients)
+        s = jnp.where(pos, jnp.sqrt(jnp.where(pos, lam, 1.0)), 0.0)
         keep = s > 1e-10
         proj = V.T @ (X.T @ Y)  # = s * (Uᵀ Y)
         x = jnp.where(keep[:, None], proj / jnp.where(keep, s, 1.0)[:, None], 0.0)
         sigma = jnp.where(keep, lam, 0.0)
     else:
-        lam, U = jnp.linalg.eigh(gram(X.T))
+        lam, U = _eigh(gram(X.T))
         sigma = jnp.maximum(lam, 0.0)
         keep = jnp.ones_like(sigma, dtype=bool)
         x = U.T @ Y
