@@ -283,3 +283,29 @@ def check_params(module: nn.Module, params: Params, input_shape: Sequence[int] =
             f"for inputs {tuple(input_shape)} (expected {count_params(want)} parameters, got {count_params(params)}; "
             f"first differences: {diff})"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Appended for the model zoo (issue 5): a ResNet cheap enough to fine-tune over the whole grid on
+# a CPU. At 28×28 input, :class:`SmallResNet`'s first stage runs at full resolution; this one's
+# stem convolution has stride 2, so every stage runs at a quarter of the pixels.
+
+
+class StridedResNet(nn.Module):
+    """Stride-2 stem conv → one basic residual block per stage (GroupNorm) → global average pool.
+
+    Not in :data:`ARCHITECTURES` (whose contents a test pins); :mod:`pedjax.modelzoo` names it
+    ``"resnet-s2"``. Features: ``stages[-1]``. With the zoo's ``stages=(8, 16, 32)``
+    a forward pass costs about 0.6 M multiply-adds per 28×28 image (``SmallResNet``: about 9 M).
+    """
+
+    stages: Sequence[int] = (8, 16, 32)
+    stem_stride: int = 2
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nn.relu(Conv(self.stages[0], (3, 3), strides=self.stem_stride, name="stem")(x))
+        for i, c in enumerate(self.stages):
+            x = _BasicBlock(c, stride=1 if i == 0 else 2, name=f"block{i}")(x)
+        return jnp.mean(x, axis=(1, 2))
+

@@ -105,17 +105,32 @@ def test_gmm_matches_sklearn_from_same_means(sk_fit):
     assert np.max(np.abs(np.asarray(fit.resp) - gm.predict_proba(Z))) < 1e-6
 
 
-def test_gmm_packed_path_matches_sklearn(sk_fit):
-    """The default at this size is the blocked path (tested above); force the second-moment
-    ("packed") path, normally used from 128 components on."""
-    Z, M, gm = sk_fit
-    old = nl._PACKED_MIN_K
-    nl._PACKED_MIN_K = 1
+def test_packed_and_sparse_steps_equal_blocked_steps(sk_fit):
+    """The second-moment ("packed") E/M steps (used from 128 components on) and the sparse
+    M-step compute the same Mahalanobis distances and covariances as the centred blocked steps."""
+    Z, _, gm = sk_fit
+    Zc = jnp.asarray(Z - Z.mean(0))
+    mu = jnp.asarray(gm.means_ - Z.mean(0))
+    P = jnp.asarray(gm.precisions_cholesky_)
+    Q = P @ jnp.swapaxes(P, -1, -2)
+    resp = jnp.asarray(gm.predict_proba(Z))
+    nk = jnp.sum(resp, axis=0) + 10 * np.finfo(float).eps
+    d = Z.shape[1]
+    iu = tuple(jnp.asarray(a) for a in np.triu_indices(d))
+    A = Zc[:, iu[0]] * Zc[:, iu[1]]
+    blocked = np.asarray(nl._maha_blocked(Zc, mu, P))
+    assert _rel(nl._maha_packed(Zc, A, iu, mu, Q), blocked) < 1e-9
+    mu_r = (resp.T @ Zc) / nk[:, None]
+    assert _rel(nl._cov_packed(A, iu, resp, mu_r, nk), nl._cov_blocked(Zc, resp, mu_r, nk)) < 1e-9
+    hard = jax.nn.one_hot(jnp.argmax(resp, axis=1), K, dtype=resp.dtype)  # settled: one-hot
+    old = nl._SPARSE_MIN_K
+    nl._SPARSE_MIN_K = 1
     try:
-        b = nl.gmm_fit(jnp.asarray(Z), jnp.asarray(M), method="packed")
+        sparse = nl._second_moments(A, hard)
     finally:
-        nl._PACKED_MIN_K = old
-    assert _rel(b.weights_, gm.weights_) < 1e-6 and _rel(b.means_, gm.means_) < 1e-6
+        nl._SPARSE_MIN_K = old
+    assert _rel(sparse, hard.T @ A) < 1e-12
+    assert bool(nl.packed_is_accurate(Zc)) and not bool(nl.packed_is_accurate(Zc * 1e6))
 
 
 def test_nleep_score_matches_reference_from_same_means(blobs, sk_fit):
@@ -149,6 +164,23 @@ def test_nleep_kmeanspp_depends_only_on_seed(blobs):
     i0 = np.asarray(f(jax.random.key(0), Z, K))
     assert np.array_equal(i0, np.asarray(f(jax.random.key(0), Z, K)))
     assert len(set(i0.tolist())) == K  # distinct samples (continuous data)
+
+
+def test_lloyd_matches_sklearn_kmeans(sk_fit):
+    from sklearn.cluster import KMeans
+
+    Z = sk_fit[0]
+    centres = Z[np.random.default_rng(9).choice(N, K, replace=False)]
+    ref = KMeans(n_clusters=K, init=centres, n_init=1).fit(Z)
+    got = np.asarray(jax.jit(nl.lloyd)(jnp.asarray(Z), jnp.asarray(centres)))
+    assert np.array_equal(got, ref.labels_)
+    # scikit-learn's GaussianMixture start from those labels (init_params="kmeans")
+    resp = np.eye(K)[ref.labels_]
+    gm = GaussianMixture(K, init_params="kmeans", random_state=0)
+    gm._initialize(Z, resp)  # the state its fit starts from, for these labels
+    fit0 = nl.gmm_fit(jnp.asarray(Z), resp_init=jnp.asarray(resp), max_iter=0)
+    assert _rel(fit0.weights_, gm.weights_) < 1e-12 and _rel(fit0.means_, gm.means_) < 1e-12
+    assert _rel(fit0.covariances_, gm.covariances_) < 1e-10
 
 
 def test_gmm_vmaps_across_models(sk_fit):
@@ -200,9 +232,9 @@ def test_covariance_floor_handles_indefinite_matrices():
     cov = jnp.asarray(np.stack([np.diag([-4.0, 1.0, 1e-6]), np.eye(3)]))
     P, Q, logdet = nl._precisions(cov, jnp.asarray(1e-6))
     assert np.all(np.isfinite(np.asarray(P))) and np.all(np.isfinite(np.asarray(logdet)))
-    Linv, Q2, ld2 = nl._factor_xla(cov, jnp.asarray(1e-6))  # the accelerator path, same rule
-    np.testing.assert_allclose(np.asarray(Q2), np.asarray(Q), rtol=1e-10)
-    np.testing.assert_allclose(np.asarray(ld2), np.asarray(logdet), rtol=1e-10)
+    # the indefinite one is floored: retried with +1e-6 on the diagonal, then its clipped diagonal
+    np.testing.assert_allclose(np.diag(np.asarray(Q[0])), [1e6, 1.0, 1e6], rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(Q[1]), np.eye(3), rtol=1e-12)
 
 
 def test_nleep_validation(blobs):
@@ -280,15 +312,16 @@ def test_transrate_matches_paper(shape):
 
 def test_transrate_both_spaces_agree():
     X, y = _blobs(6, n=60, d=20, c=3)
-    f = jax.jit(tm.transrate_core, static_argnames="num_classes")
-    a = float(f(jnp.asarray(X), jnp.asarray(y, jnp.int32), num_classes=3))
+    Xj, yj = jnp.asarray(X), jnp.asarray(y, jnp.int32)
+    a = float(tm.transrate_core(Xj, yj, 3))  # eager: the branch is chosen at call time
     old = tm._sample_space
     tm._sample_space = lambda *args: not old(*args)
     try:
-        b = float(jax.jit(tm.transrate_core, static_argnames="num_classes")(jnp.asarray(X), jnp.asarray(y, jnp.int32), num_classes=3))
+        b = float(tm.transrate_core(Xj, yj, 3))
     finally:
         tm._sample_space = old
     assert abs(a - b) <= 1e-9 * abs(a)
+    assert abs(a - _reference_transrate(X, y)) <= 1e-9 * abs(a)
     with pytest.raises(ValueError, match="eps"):
         metrics.transrate(X, y, eps=0)
 

@@ -16,12 +16,14 @@ Pipeline, as in the PED/SFDA repositories' ``NLEEP``:
 
 Where pedjax differs from the published code, on purpose:
 
-* **Seeded initialisation.** The published code leaves ``random_state`` unset (a different score
-  on every run) and initialises with k-means. pedjax seeds a k-means++ initialisation
-  (scikit-learn's greedy variant: ``2 + ⌊ln K⌋`` candidates per centre, the one that lowers the
-  potential most wins) from ``jax.random.key(seed)``: the same seed gives the same score, bit for
-  bit. The start state is scikit-learn's ``init_params="k-means++"`` state: means at the chosen
-  samples, covariances ``reg_covar·I``, weights ``(1 + 10·eps)/N``.
+* **Seeded, order-free initialisation.** The published code initialises like scikit-learn's
+  default ``init_params="kmeans"`` (k-means++ seeding, Lloyd iterations, one-hot labels as the
+  starting responsibilities) but leaves ``random_state`` unset: a different score on every run.
+  pedjax does the same with seeded draws (``jax.random.key(seed)``; scikit-learn's greedy
+  k-means++: ``2 + ⌊ln K⌋`` candidates per centre, the one that lowers the potential most wins;
+  Lloyd with scikit-learn's stopping rules) over a canonical sample order
+  (:func:`canonical_order`): the same seed gives the same score bit for bit, and permuting the
+  samples does not change it.
 * **Initial means** (``means_init``, [K, k] in scikit-learn's PCA coordinates) reproduce
   ``GaussianMixture(means_init=M, init_params="k-means++")`` — with given means, scikit-learn's
   start state no longer depends on its random draws (weights and covariances come from one-hot
@@ -31,19 +33,24 @@ Where pedjax differs from the published code, on purpose:
   published NLEEP fails with "ill-defined empirical covariance" on ordinary float32 ReLU
   features.
 * **Covariance floor, never a failure.** A component whose Cholesky factorisation fails (only
-  possible from rounding) is retried with ``√eps · mean(diag Σ)`` added to its diagonal, and if
-  that fails too its covariance is replaced by the floored diagonal. In float64 this path is
-  essentially never taken; it keeps float32 runs finite.
+  possible from rounding) is retried with ``f = max(reg_covar, √eps · mean(z²))`` added to its
+  diagonal, and if that fails too its covariance becomes its diagonal clipped below at ``f``.
+  In float64 at ordinary scales this path is not taken; it keeps extreme data finite.
 * **Degenerate cases.** ``K`` is capped at N (k-means++ needs one sample per component; the
   published code raises). A mixture component that receives no responsibility has p(z) = 0 and
   contributes nothing (the published code divides 0/0). With ``log=True``, p(y|x) is floored at
   the smallest normal float before the log.
 
+Speed (same quantities as scikit-learn, organised differently; see :func:`gmm_fit`): for many
+components the E- and M-steps are one matrix product each on the second-moment table
+``[x xᵀ]`` (host BLAS on CPU), the M-step skips the exact zeros of the responsibilities, and the
+per-component Cholesky factors are inverted with one batched triangular solve.
+
 Static shapes: the PCA width is a static option ``n_pca`` of the core. Columns beyond the
 data-dependent k are zeroed; a zero column adds the same constant to every component's
 log-density, so responsibilities — and the score — are those of the k-dimensional fit. The
-public :func:`nleep` computes k exactly and rounds the width up to a multiple of 8 (fewer
-recompilations); :func:`nleep_core`, which :func:`pedjax.score_zoo` vmaps, needs ``n_pca`` ≥ k
+public :func:`nleep` computes k exactly and, below 128 components, rounds the width up to a
+multiple of 8 (fewer recompilations); :func:`nleep_core`, which :func:`pedjax.score_zoo` vmaps, needs ``n_pca`` ≥ k
 for every model and returns NaN where it is too small (pick it with :func:`nleep_pca_components`).
 """
 from __future__ import annotations
@@ -56,11 +63,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.linalg import lapack as _lapack
 
+from .._linalg import gram
 from .._validate import as_float_matrix, encode_labels
 from ._pca import n_components_for_ratio, n_components_for_ratio_jax, pca_spectrum, sklearn_signs_for
-from ._registry import jitted, register
+from ._registry import register
 
 __all__ = ["nleep", "nleep_core", "nleep_pca_components", "gmm_fit", "GMMResult", "kmeans_plusplus"]
 
@@ -95,17 +102,23 @@ def _float(X):
 
 
 def kmeans_plusplus(key: jax.Array, Z: jax.Array, n_clusters: int) -> jax.Array:
-    """Greedy k-means++ seeding (scikit-learn's algorithm, JAX random numbers): indices [K]."""
+    """Greedy k-means++ seeding (scikit-learn's algorithm, JAX random numbers): indices [K].
+
+    First centre uniformly at random; then, per centre, ``2 + ⌊ln K⌋`` candidates drawn with
+    probability ∝ squared distance to the nearest chosen centre, keeping the one that lowers the
+    potential most. Squared distances use ``‖x‖² − 2 x·c + ‖c‖²`` (clipped at 0), as
+    scikit-learn does, so each step reads the data once.
+    """
     N = Z.shape[0]
     trials = 2 + int(math.log(n_clusters))
     k0, kloop = jax.random.split(key)
     first = jax.random.randint(k0, (), 0, N)
+    sq = jnp.sum(Z * Z, axis=1)
 
-    def sqdist(i):  # squared distances of all samples to sample i
-        diff = Z - Z[i]
-        return jnp.sum(diff * diff, axis=-1)
+    def sqdist(idx):  # [len(idx), N] squared distances of all samples to samples idx
+        return jnp.maximum(sq[idx][:, None] - 2.0 * (Z[idx] @ Z.T) + sq[None, :], 0.0)
 
-    closest = sqdist(first)
+    closest = sqdist(first[None])[0]
     idx = jnp.zeros((n_clusters,), jnp.int32).at[0].set(first.astype(jnp.int32))
 
     def body(c, state):
@@ -113,7 +126,7 @@ def kmeans_plusplus(key: jax.Array, Z: jax.Array, n_clusters: int) -> jax.Array:
         u = jax.random.uniform(jax.random.fold_in(kloop, c), (trials,), Z.dtype) * pot
         cand = jnp.searchsorted(jnp.cumsum(closest), u, side="left")
         cand = jnp.minimum(cand, N - 1)
-        d = jnp.minimum(closest[None, :], jax.vmap(sqdist)(cand))  # [trials, N]
+        d = jnp.minimum(closest[None, :], sqdist(cand))  # [trials, N]
         pots = jnp.sum(d, axis=1)
         best = jnp.argmin(pots)
         return idx.at[c].set(cand[best].astype(jnp.int32)), d[best], pots[best]
@@ -191,31 +204,9 @@ def _cholesky_floored(cov: jax.Array, floor: jax.Array) -> jax.Array:
     return jax.lax.cond(jnp.all(ok), lambda a: a[1], floored, (cov, L, ok))
 
 
-def _host_factor(cov, floor):
-    """Host LAPACK version of :func:`_factor_xla` (same floor rule), for the CPU backend."""
-    cov = np.asarray(cov)
-    floor = float(np.asarray(floor).reshape(-1)[0])
-    lead, (d, _) = cov.shape[:-2], cov.shape[-2:]
-    flat = cov.reshape(-1, d, d)
-    potrf = _lapack.dpotrf if cov.dtype == np.float64 else _lapack.spotrf
-    trtri = _lapack.dtrtri if cov.dtype == np.float64 else _lapack.strtri
-    Linv = np.empty_like(flat)
-    logdet = np.empty(flat.shape[0], cov.dtype)
-    eye = np.eye(d, dtype=cov.dtype)
-    for i, c in enumerate(flat):
-        L, info = potrf(c, lower=1, clean=1)
-        if info != 0 or not np.all(np.diag(L) > 0):
-            L, info = potrf(c + floor * eye, lower=1, clean=1)
-            if info != 0 or not np.all(np.diag(L) > 0):
-                L = np.diag(np.sqrt(np.maximum(np.diag(c), floor)))
-        inv, info = trtri(L, lower=1)
-        Linv[i] = inv if info == 0 else np.linalg.inv(L)
-        logdet[i] = -np.sum(np.log(np.diag(L)))
-    Q = np.matmul(np.ascontiguousarray(np.swapaxes(Linv, -1, -2)), Linv)  # contiguous: batched BLAS
-    return Linv.reshape(cov.shape), Q.reshape(cov.shape), logdet.reshape(lead)
-
-
 def _factor_xla(cov, floor):
+    """(L⁻¹, Σ⁻¹, −Σ log diag L) from the floored Cholesky factor L (one right-sided triangular
+    solve; faster on CPU than a left-sided one or a general inverse)."""
     L = _cholesky_floored(cov, floor)
     eye = jnp.broadcast_to(jnp.eye(L.shape[-1], dtype=L.dtype), L.shape)
     Linv = jax.lax.linalg.triangular_solve(L, eye, left_side=False, lower=True)
@@ -226,19 +217,8 @@ def _factor_xla(cov, floor):
 
 def _precisions(cov: jax.Array, floor: jax.Array):
     """For [K, d, d] covariances: (P, Q, log det P) with P = L⁻ᵀ upper triangular (scikit-learn's
-    ``precisions_cholesky_``), Q = P Pᵀ = Σ⁻¹ and log det P = −Σ log diag L. On the CPU backend
-    LAPACK (``potrf``, ``trtri``) through a host callback — XLA's batched small factorisations and
-    triangular solves are several times slower there; elsewhere XLA, with the same floor rule."""
-    if jax.default_backend() == "cpu" and cov.dtype in (jnp.float64, jnp.float32):
-        shapes = (
-            jax.ShapeDtypeStruct(cov.shape, cov.dtype),
-            jax.ShapeDtypeStruct(cov.shape, cov.dtype),
-            jax.ShapeDtypeStruct(cov.shape[:-2], cov.dtype),
-        )
-        fl = jnp.broadcast_to(jnp.asarray(floor, cov.dtype), cov.shape[:-2])
-        Linv, Q, logdet = jax.pure_callback(_host_factor, shapes, cov, fl, vmap_method="sequential")
-    else:
-        Linv, Q, logdet = _factor_xla(cov, floor)
+    ``precisions_cholesky_``), Q = P Pᵀ = Σ⁻¹ and log det P = −Σ log diag L (floored Cholesky)."""
+    Linv, Q, logdet = _factor_xla(cov, floor)
     return jnp.swapaxes(Linv, -1, -2), Q, logdet
 
 
@@ -339,8 +319,9 @@ def packed_is_accurate(Z: jax.Array, reg_covar: float = REG_COVAR) -> jax.Array:
 
 def gmm_fit(
     Z: jax.Array,
-    means_init: jax.Array,
+    means_init: jax.Array | None = None,
     *,
+    resp_init: jax.Array | None = None,
     reg_covar: float = REG_COVAR,
     tol: float = TOL,
     max_iter: int = MAX_ITER,
@@ -349,7 +330,10 @@ def gmm_fit(
     """EM for a full-covariance Gaussian mixture from initial means (pure JAX, vmap-able).
 
     Starts from scikit-learn's ``init_params="k-means++"`` state with the given means
-    (covariances ``reg_covar·I``, weights ``(1 + 10·eps)/N``) and runs its loop: E-step, M-step,
+    (covariances ``reg_covar·I``, weights ``(1 + 10·eps)/N``) — or, with ``resp_init`` [N, K]
+    instead, from scikit-learn's ``_initialize(X, resp)`` state (weights, means and covariances of
+    those responsibilities; ``init_params="kmeans"`` passes one-hot k-means labels) — and runs its
+    loop: E-step, M-step,
     stop once the mean log-likelihood changes by less than ``tol`` or after ``max_iter``
     iterations; ``resp`` comes from a final E-step, like ``predict_proba``.
 
@@ -364,7 +348,13 @@ def gmm_fit(
     N, d = Z.shape
     shift = jnp.mean(Z, axis=0)
     Z = Z - shift
-    means0 = jnp.asarray(means_init, Z.dtype) - shift
+    if (means_init is None) == (resp_init is None):
+        raise ValueError("gmm_fit: pass exactly one of means_init [K, d] and resp_init [N, K]")
+    if resp_init is not None:
+        resp_init = jnp.asarray(resp_init, Z.dtype)
+        means0 = jnp.zeros((resp_init.shape[1], d), Z.dtype)  # unused: the means come from resp
+    else:
+        means0 = jnp.asarray(means_init, Z.dtype) - shift
     if method not in ("auto", "packed", "blocked"):
         raise ValueError(f"method: unknown value {method!r}; choose 'auto', 'packed' or 'blocked'")
     can_pack = _use_packed(N, d, means0.shape[0], Z.dtype)
@@ -377,16 +367,16 @@ def gmm_fit(
             run = functools.partial(_gmm_em, reg_covar=reg_covar, tol=tol, max_iter=max_iter)
             out = jax.lax.cond(
                 packed_is_accurate(Z, reg_covar),
-                lambda z, m: run(z, m, packed=True),
-                lambda z, m: run(z, m, packed=False),
-                Z, means0,
+                lambda z, m, r: run(z, m, r, packed=True),
+                lambda z, m, r: run(z, m, r, packed=False),
+                Z, means0, resp_init,
             )
             return out._replace(means_=out.means_ + shift)
-    out = _gmm_em(Z, means0, reg_covar=reg_covar, tol=tol, max_iter=max_iter, packed=method == "packed")
+    out = _gmm_em(Z, means0, resp_init, reg_covar=reg_covar, tol=tol, max_iter=max_iter, packed=method == "packed")
     return out._replace(means_=out.means_ + shift)
 
 
-def _gmm_em(Z, means0, *, reg_covar, tol, max_iter, packed: bool) -> GMMResult:
+def _gmm_em(Z, means0, resp0, *, reg_covar, tol, max_iter, packed: bool) -> GMMResult:
     """The EM loop on centred Z (see :func:`gmm_fit`)."""
     N, d = Z.shape
     K = means0.shape[0]
@@ -416,8 +406,14 @@ def _gmm_em(Z, means0, *, reg_covar, tol, max_iter, packed: bool) -> GMMResult:
     # covariance floor for failed factorisations: √eps × the mean per-dimension variance of the
     # data, never below reg_covar
     floor = jnp.maximum(jnp.sqrt(eps) * jnp.mean(Z * Z), reg_covar).astype(Z.dtype)
-    w0 = jnp.full((K,), (1.0 + 10 * eps) / N, Z.dtype)
-    cov0 = jnp.broadcast_to(reg_covar * jnp.eye(d, dtype=Z.dtype), (K, d, d))
+    if resp0 is None:  # scikit-learn's start from single-sample responsibilities
+        w0 = jnp.full((K,), (1.0 + 10 * eps) / N, Z.dtype)
+        cov0 = jnp.broadcast_to(reg_covar * jnp.eye(d, dtype=Z.dtype), (K, d, d))
+    else:  # scikit-learn's _initialize(X, resp): weights n_k / N (not renormalised)
+        nk = jnp.sum(resp0, axis=0) + 10 * eps
+        means0 = (resp0.T @ Z) / nk[:, None]
+        cov0 = covs(resp0, means0, nk) + reg_covar * jnp.eye(d, dtype=Z.dtype)
+        w0 = nk / N
     P0, Q0, ld0 = _precisions(cov0, floor)
 
     def cond(s):
@@ -467,20 +463,64 @@ def canonical_order(X: jax.Array) -> jax.Array:
     return order
 
 
-def _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log, means_init=None, method="auto"):
-    """GMM + NLEEP on PCA scores Z [N, w] whose columns ≥ k are zeroed (X: the raw features,
-    for the canonical sample order of the k-means++ draws)."""
-    N, w = Z.shape
-    Z = jnp.where(jnp.arange(w) < k, Z, 0.0)
-    K = _n_mix(component_ratio, num_classes, N)
-    if means_init is None:
-        order = canonical_order(X)
-        idx = kmeans_plusplus(jax.random.key(seed), Z[order], K)
-        means0 = Z[order[idx]]
-    else:
-        means0 = means_init
-    fit = gmm_fit(Z, means0, method=method)
+def _masked(Z, k):
+    return jnp.where(jnp.arange(Z.shape[1]) < k, Z, 0.0)
+
+
+def lloyd(Z: jax.Array, centers: jax.Array, max_iter: int = 300, tol: float = 1e-4) -> jax.Array:
+    """k-means (Lloyd) from initial centres, scikit-learn's ``KMeans(n_init=1)`` loop: stop when
+    the labels no longer change or the total squared centre shift is ≤ ``tol · mean(var(Z))``,
+    at most ``max_iter`` iterations; returns the labels [N] (consistent with the final centres,
+    as scikit-learn's). An empty cluster keeps its centre (scikit-learn moves it to a far point).
+    """
+    N = Z.shape[0]
+    K = centers.shape[0]
+    sq = jnp.sum(Z * Z, axis=1)
+    tol_abs = tol * jnp.mean(jnp.var(Z, axis=0))
+
+    def assign(c):
+        d = sq[:, None] - 2.0 * (Z @ c.T) + jnp.sum(c * c, axis=1)[None, :]
+        return jnp.argmin(d, axis=1).astype(jnp.int32)
+
+    def cond(s):
+        return (s["i"] < max_iter) & ~s["done"]
+
+    def body(s):
+        labels = assign(s["c"])
+        cnt = jax.ops.segment_sum(jnp.ones((N,), Z.dtype), labels, K)
+        sums = jax.ops.segment_sum(Z, labels, K)
+        new = jnp.where(cnt[:, None] > 0, sums / jnp.maximum(cnt, 1.0)[:, None], s["c"])
+        strict = jnp.all(labels == s["labels"])
+        shift = jnp.sum((new - s["c"]) ** 2)
+        return dict(c=new, labels=labels, i=s["i"] + 1, done=strict | (shift <= tol_abs), strict=strict)
+
+    s0 = dict(c=centers, labels=jnp.full((N,), -1, jnp.int32), i=jnp.asarray(0, jnp.int32),
+              done=jnp.asarray(False), strict=jnp.asarray(False))
+    s = jax.lax.while_loop(cond, body, s0)
+    return jnp.where(s["strict"], s["labels"], assign(s["c"]))
+
+
+def _kmeans_resp(Z, k, X, seed, n_mix):
+    """scikit-learn's ``init_params="kmeans"`` responsibilities, seeded: k-means++ centres drawn
+    in the canonical order of X, Lloyd iterations, one-hot labels [N, K] (masked scores)."""
+    Z = _masked(Z, k)
+    order = canonical_order(X)
+    idx = kmeans_plusplus(jax.random.key(seed), Z[order], n_mix)
+    labels = lloyd(Z, Z[order[idx]])
+    return jax.nn.one_hot(labels, n_mix, dtype=Z.dtype)
+
+
+def _gmm_nleep(Z, k, init, y, num_classes, log, method="auto", from_resp=True):
+    Zm = _masked(Z, k)
+    fit = gmm_fit(Zm, resp_init=init, method=method) if from_resp else gmm_fit(Zm, init, method=method)
     return nleep_from_posterior(fit.resp, y, num_classes, log)
+
+
+def _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log, method="auto"):
+    """k-means++ + GMM + NLEEP on PCA scores Z [N, w] whose columns ≥ k are zeroed (X: the raw
+    features, for the canonical sample order of the k-means++ draws)."""
+    resp0 = _kmeans_resp(Z, k, X, seed, _n_mix(component_ratio, num_classes, Z.shape[0]))
+    return _gmm_nleep(Z, k, resp0, y, num_classes, log, method)
 
 
 def nleep_core(
@@ -528,8 +568,6 @@ def _with_sklearn_signs(X, Zk):
 
 @jax.jit
 def _spectrum_values(X):
-    from .._linalg import gram
-
     X = _float(X)
     N, D = X.shape
     Xc = X - jnp.mean(X, axis=0)
@@ -543,13 +581,17 @@ def nleep_pca_components(X) -> int:
     return n_components_for_ratio(np.asarray(_spectrum_values(Xv)), VARIANCE)
 
 
-_jit_on_scores = jax.jit(_nleep_on_scores, static_argnames=("num_classes", "component_ratio", "method"))
+# the public function runs the two stages as two executables, so ``means_init`` and k-means++
+# starts share the compiled mixture fit
+_jit_kmeans_resp = jax.jit(_kmeans_resp, static_argnames=("n_mix",))
+_jit_gmm_nleep = jax.jit(_gmm_nleep, static_argnames=("num_classes", "method", "from_resp"))
 
 
-def _host_method(Zk: np.ndarray, K: int) -> str:
-    """The wrapper's static choice (what ``method="auto"`` would pick at run time)."""
-    N, d = Zk.shape
-    if not _use_packed(N, d, K, Zk.dtype):
+def _host_method(Zk: np.ndarray, width: int, K: int) -> str:
+    """The wrapper's static choice for scores ``Zk`` [N, k] fitted at ``width`` columns (what
+    ``method="auto"`` would pick at run time)."""
+    N = Zk.shape[0]
+    if not _use_packed(N, width, K, Zk.dtype):
         return "blocked"
     Zc = Zk - Zk.mean(axis=0)
     bound = np.finfo(Zk.dtype).eps * np.max(np.sum(Zc * Zc, axis=1)) / REG_COVAR
@@ -574,8 +616,11 @@ def nleep(X, y, component_ratio: int = 5, seed: int = 0, log: bool = False, mean
     C = int(classes.size)
     ev, Z = _spectrum(Xv)
     k = n_components_for_ratio(np.asarray(ev), VARIANCE)
+    K = _n_mix(component_ratio, C, codes.shape[0])
+    # round the width up to a multiple of 8 (models with similar k share one executable), except
+    # for many components, where the padding would cost more than a compilation
+    width = k if K >= _PACKED_MIN_K else _round_up(k, 8, Z.shape[1])
     if means_init is not None:
-        K = _n_mix(component_ratio, C, codes.shape[0])
         M = np.asarray(means_init, dtype=np.float64)
         if M.shape != (K, k):
             raise ValueError(
@@ -583,12 +628,11 @@ def nleep(X, y, component_ratio: int = 5, seed: int = 0, log: bool = False, mean
             )
         if not np.all(np.isfinite(M)):
             raise ValueError("means_init: contains NaN or infinite values")
-        Zk = _with_sklearn_signs(Xv, Z[:, :k])
-        method = _host_method(np.asarray(Zk), K)
-        out = _jit_on_scores(Zk, k, Xv, codes, C, int(component_ratio), int(seed), bool(log), jnp.asarray(M), method)
+        Zw = _with_sklearn_signs(Xv, Z[:, :width])  # scikit-learn's coordinates
+        init = jnp.zeros((K, width), Zw.dtype).at[:, :k].set(M)
     else:
-        width = _round_up(k, 8, Z.shape[1])
         Zw = Z[:, :width]
-        method = _host_method(np.asarray(Zw), _n_mix(component_ratio, C, codes.shape[0]))
-        out = _jit_on_scores(Zw, k, Xv, codes, C, int(component_ratio), int(seed), bool(log), None, method)
+        init = _jit_kmeans_resp(Zw, k, Xv, int(seed), n_mix=K)
+    method = _host_method(np.asarray(Zw[:, :k]), width, K)
+    out = _jit_gmm_nleep(Zw, k, init, codes, C, bool(log), method, means_init is None)
     return float(np.asarray(out))
