@@ -117,19 +117,25 @@ def test_packed_and_sparse_steps_equal_blocked_steps(sk_fit):
     nk = jnp.sum(resp, axis=0) + 10 * np.finfo(float).eps
     d = Z.shape[1]
     iu = tuple(jnp.asarray(a) for a in np.triu_indices(d))
-    A = Zc[:, iu[0]] * Zc[:, iu[1]]
-    blocked = np.asarray(nl._maha_blocked(Zc, mu, P))
-    assert _rel(nl._maha_packed(Zc, A, iu, mu, Q), blocked) < 1e-9
-    mu_r = (resp.T @ Zc) / nk[:, None]
-    assert _rel(nl._cov_packed(A, iu, resp, mu_r, nk), nl._cov_blocked(Zc, resp, mu_r, nk)) < 1e-9
     hard = jax.nn.one_hot(jnp.argmax(resp, axis=1), K, dtype=resp.dtype)  # settled: one-hot
+
+    @jax.jit
+    def both(Zc, mu, P, Q, resp, nk, hard):
+        A = Zc[:, iu[0]] * Zc[:, iu[1]]
+        mu_r = (resp.T @ Zc) / nk[:, None]
+        return (nl._maha_packed(Zc, A, iu, mu, Q), nl._maha_blocked(Zc, mu, P),
+                nl._cov_packed(A, iu, resp, mu_r, nk), nl._cov_blocked(Zc, resp, mu_r, nk),
+                nl._second_moments(A, hard), hard.T @ A)
+
     old = nl._SPARSE_MIN_K
-    nl._SPARSE_MIN_K = 1
+    nl._SPARSE_MIN_K = 1  # take the sparse M-step at this size (read at trace time)
     try:
-        sparse = nl._second_moments(A, hard)
+        mp, mb, cp, cb, sparse, dense = both(Zc, mu, P, Q, resp, nk, hard)
     finally:
         nl._SPARSE_MIN_K = old
-    assert _rel(sparse, hard.T @ A) < 1e-12
+    assert _rel(mp, mb) < 1e-9
+    assert _rel(cp, cb) < 1e-9
+    assert _rel(sparse, dense) < 1e-12
     assert bool(nl.packed_is_accurate(Zc)) and not bool(nl.packed_is_accurate(Zc * 1e6))
 
 
@@ -178,7 +184,7 @@ def test_lloyd_matches_sklearn_kmeans(sk_fit):
     resp = np.eye(K)[ref.labels_]
     gm = GaussianMixture(K, init_params="kmeans", random_state=0)
     gm._initialize(Z, resp)  # the state its fit starts from, for these labels
-    fit0 = nl.gmm_fit(jnp.asarray(Z), resp_init=jnp.asarray(resp), max_iter=0)
+    fit0 = jax.jit(lambda z, r: nl.gmm_fit(z, resp_init=r, max_iter=0))(jnp.asarray(Z), jnp.asarray(resp))
     assert _rel(fit0.weights_, gm.weights_) < 1e-12 and _rel(fit0.means_, gm.means_) < 1e-12
     assert _rel(fit0.covariances_, gm.covariances_) < 1e-10
 
@@ -230,7 +236,7 @@ def test_nleep_finite_where_the_published_gmm_fails():
 
 def test_covariance_floor_handles_indefinite_matrices():
     cov = jnp.asarray(np.stack([np.diag([-4.0, 1.0, 1e-6]), np.eye(3)]))
-    P, Q, logdet = nl._precisions(cov, jnp.asarray(1e-6))
+    P, Q, logdet = jax.jit(nl._precisions)(cov, jnp.asarray(1e-6))
     assert np.all(np.isfinite(np.asarray(P))) and np.all(np.isfinite(np.asarray(logdet)))
     # the indefinite one is floored: retried with +1e-6 on the diagonal, then its clipped diagonal
     np.testing.assert_allclose(np.diag(np.asarray(Q[0])), [1e6, 1.0, 1e6], rtol=1e-12)
@@ -266,7 +272,7 @@ def _reference_parc(X, y, n_dims=32):
 
 def test_rankdata_average_matches_scipy():
     a = np.random.default_rng(0).integers(0, 15, size=300).astype(float)
-    np.testing.assert_array_equal(np.asarray(pm.rankdata_average(jnp.asarray(a))), ss.rankdata(a))
+    np.testing.assert_array_equal(np.asarray(jax.jit(pm.rankdata_average)(jnp.asarray(a))), ss.rankdata(a))
 
 
 def test_parc_matches_scipy():
@@ -313,11 +319,11 @@ def test_transrate_matches_paper(shape):
 def test_transrate_both_spaces_agree():
     X, y = _blobs(6, n=60, d=20, c=3)
     Xj, yj = jnp.asarray(X), jnp.asarray(y, jnp.int32)
-    a = float(tm.transrate_core(Xj, yj, 3))  # eager: the branch is chosen at call time
+    a = float(jax.jit(lambda X, y: tm.transrate_core(X, y, 3))(Xj, yj))  # a fresh trace each
     old = tm._sample_space
     tm._sample_space = lambda *args: not old(*args)
     try:
-        b = float(tm.transrate_core(Xj, yj, 3))
+        b = float(jax.jit(lambda X, y: tm.transrate_core(X, y, 3))(Xj, yj))
     finally:
         tm._sample_space = old
     assert abs(a - b) <= 1e-9 * abs(a)
