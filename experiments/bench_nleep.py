@@ -167,9 +167,8 @@ def main(argv=None):
             "matrix), halves the EM arithmetic for many components (second-moment products), skips the "
             "exact zeros of the responsibilities in the M-step, and needs no Python loop over components; "
             "it does not skip work the result depends on. That shared work bounds the speed-up: single-"
-            "threaded, the published NLEEP spends its time in BLAS/LAPACK too (on 2000 × 512 it takes "
-            "about a second), so the 10× target is not reached here; pedjax's gains are determinism, "
-            "finiteness and the vmapped, PED-ready core.",
+            "threaded, the published NLEEP spends nearly all its time in BLAS/LAPACK too, so the 10× target "
+            "is not reached here; pedjax's gains are determinism, finiteness and the vmapped, PED-ready core.",
         ]
     body = "\n".join(
         [
@@ -181,8 +180,8 @@ def main(argv=None):
             "well defined); pedjax takes the float32 features and works in float64. Reference and pedjax runs "
             f"are interleaved ({args.repeats} each); times are best wall / best process-CPU seconds (pedjax: warm "
             "calls; its first call, with compilation, is given as \"cold\"); speed-up = reference / pedjax, wall "
-            "and CPU. The machine is shared with other jobs, so absolute times drift with its load; CPU time is "
-            "the less load-sensitive figure. "
+            "and CPU. The machine is shared with other jobs, so absolute times drift with its load (multi-threaded "
+            "BLAS spin-waits on a busy 2-core box, which is why `--threads 1` is used for the record). "
             + (f"BLAS/LAPACK and XLA CPU kernels pinned to {args.threads} thread(s) for both sides (`--threads`)."
                if args.threads > 0 else "Library-default threading."),
             "",
