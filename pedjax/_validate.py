@@ -85,3 +85,18 @@ def check_choice(value: str, name: str, choices) -> str:
     if value not in choices:
         raise ValueError(f"{name}: unknown value {value!r}; choose one of {sorted(choices)}")
     return value
+
+
+def load_json(path, arg: str, missing: str):
+    """The JSON object in file ``path``; a ``FileNotFoundError`` "``arg``: ``missing``" when there is
+    no such file, a ``ValueError`` naming ``arg`` and the position when it is not valid JSON."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{arg}: {missing}")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{arg}: {p} is not valid JSON ({exc.msg} at line {exc.lineno})") from None

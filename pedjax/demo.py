@@ -1,6 +1,14 @@
-"""``pedjax demo``: the main job on a quick real zoo (until the shipped zoo lands).
+"""``pedjax demo``: the main job on the embedded default.
 
-Target task: scikit-learn's bundled handwritten digits (1 797 real 8×8 images, 10 classes), split
+**Shipped zoo** (the default, ``--zoo shipped``): the model zoo in ``pedjax/assets/zoo`` (Flax
+backbones self-supervised on Fashion-MNIST, see ``docs/zoo.md``) is loaded, every member's features
+are extracted on a shipped task's training split (``--task``, default :data:`DEFAULT_TASK`),
+every registered metric scores the zoo — feature metrics statically and after PED — and each
+metric's weighted Kendall τ against the zoo's fine-tuning ground truth (test accuracy after full
+fine-tuning, ``ground_truth.json``) is printed with the ranking table.
+
+**Digits zoo** (``--zoo digits``, and the fallback when no shipped zoo is installed): a quick zoo
+built on the fly. Target task: scikit-learn's bundled handwritten digits (1 797 real 8×8 images, 10 classes), split
 into a *source* half (trains the MLP and provides each model's source statistics for PED's
 rescaling) and a *target* half (scored). The zoo:
 
@@ -12,7 +20,7 @@ rescaling) and a *target* half (scored). The zoo:
 
 Two widths keep the zoo to two stacked, compiled groups per metric.
 
-Ground truth for the demo is each model's linear-probe accuracy on a held-out part of the target
+Ground truth for the digits zoo is each model's linear-probe accuracy on a held-out part of the target
 half (multinomial logistic regression on its features): a cheap stand-in for fine-tuning until
 the fine-tuner's table exists. Every feature metric is computed with and without PED and each
 metric's weighted Kendall τ against that ground truth is printed.
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -96,34 +105,104 @@ def digits_zoo(seed: int = 0):
     return features, yt[:n_score], stats, truth
 
 
-#: the core feature metrics (LEEP/NCE need source-model predictions, which this zoo lacks)
+#: the digits zoo's metrics (LEEP/NCE need source-model predictions, which that zoo lacks)
 DEFAULT_METRICS = ("logme", "sfda", "gbc", "hscore")
+#: the shipped task the demo scores by default (no download: scikit-learn's bundled digits)
+DEFAULT_TASK = "digits-10"
+ZOOS = ("shipped", "digits")
 
 
-def run_demo(nsigma: float = 0.6, metrics_list=None, progress: bool = True) -> dict:
-    import pedjax
-    from pedjax import metrics as M
-    from pedjax.rank import weighted_tau
+def shipped_zoo_available(zoo_dir=None) -> bool:
+    """Whether a zoo with a ground-truth table is installed (``pedjax/assets/zoo`` by default)."""
+    from . import modelzoo
 
-    t0 = time.perf_counter()
-    features, y, stats, truth = digits_zoo()
-    names = metrics_list or [n for n in DEFAULT_METRICS if n in M.REGISTRY]
-    cfg = pedjax.PEDConfig(nsigma=nsigma)
+    path = Path(zoo_dir) if zoo_dir is not None else modelzoo.DEFAULT_ZOO
+    return (path / modelzoo.MANIFEST).is_file() and (path / modelzoo.TRUTH_FILE).is_file()
+
+
+def _rank_all(truth: dict, names, cfg, score_fn) -> tuple[dict, dict]:
+    """Scores (static and, for feature metrics, + PED) and weighted τ of each against ``truth``."""
+    from .metrics import REGISTRY
+    from .rank import weighted_tau
+
     scores, taus = {}, {}
     for metric in names:
-        for use_ped in (False, True):
+        for use_ped in (False, True) if REGISTRY[metric].input == "features" else (False,):
             key = f"{metric}+ped" if use_ped else metric
-            s = pedjax.score_zoo(features, y, metric=metric, ped=cfg if use_ped else None, source_stats=stats)
+            s = score_fn(metric, cfg if use_ped else None)
             scores[key] = s
-            order = list(features)
-            taus[key] = weighted_tau([s[k] for k in order], [truth[k] for k in order])
+            order = list(truth)
+            taus[key] = float(weighted_tau([s[k] for k in order], [truth[k] for k in order]))
+    return scores, taus
+
+
+def run_demo(nsigma: float = 0.6, metrics_list=None, progress: bool = True, *, zoo: str = "shipped",
+             task: str | None = None, zoo_dir=None) -> dict:
+    """The demo's scores and weighted τ (see the module docstring); a JSON-ready dict.
+
+    ``zoo="shipped"`` falls back to the digits zoo when no shipped zoo is installed (the result's
+    ``"zoo"`` says which ran); ``task`` applies to the shipped zoo only.
+    """
+    import pedjax
+    from pedjax import metrics as M
+
+    if zoo not in ZOOS:
+        raise ValueError(f"--zoo: unknown zoo {zoo!r}; choose one of {list(ZOOS)}")
+    unknown = [m for m in (metrics_list or []) if m not in M.REGISTRY]
+    if unknown:
+        raise ValueError(f"--metric: unknown metric {unknown[0]!r}; choose one of {M.names()}")
+    t0 = time.perf_counter()
+    cfg = pedjax.PEDConfig(nsigma=nsigma)
+    if zoo == "shipped" and (zoo_dir is not None or shipped_zoo_available()):
+        return _run_shipped(cfg, metrics_list, task, zoo_dir, t0)
+    if task is not None:
+        raise ValueError("--task: the digits zoo has one fixed task; --task applies to the shipped zoo")
+    features, y, stats, truth = digits_zoo()
+    names = metrics_list or [n for n in DEFAULT_METRICS if n in M.REGISTRY]
+    scores, taus = _rank_all(truth, names, cfg,
+                             lambda m, c: pedjax.score_zoo(features, y, metric=m, ped=c, source_stats=stats))
     return {
-        "task": "digits (scikit-learn), target half; ground truth = linear-probe accuracy",
+        "zoo": "digits",
+        "task": "digits (scikit-learn), target half",
+        "truth_label": "probe acc",
         "n_samples": int(len(y)),
         "ped": {"nsigma": nsigma, "variant": cfg.variant},
         "models": {k: {"dim": int(v.shape[1]), "truth": truth[k]} for k, v in features.items()},
         "scores": scores,
         "weighted_tau": taus,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _run_shipped(cfg, metrics_list, task, zoo_dir, t0) -> dict:
+    from . import metrics as M
+    from . import modelzoo
+
+    z = modelzoo.load_zoo(zoo_dir)
+    table = z.truth()
+    if table is None:
+        raise FileNotFoundError(f"--zoo: {z.path} has no {modelzoo.TRUTH_FILE}; build it with `pedjax zoo build --zoo {z.path}`")
+    tasks = list(table["datasets"])
+    task = task or (DEFAULT_TASK if DEFAULT_TASK in tasks else tasks[0])
+    if task not in tasks:
+        raise ValueError(f"--task: the zoo's ground truth has no task {task!r}; choose one of {tasks}")
+    truth = {m: float(table["datasets"][task][m]) for m in z.names if m in table["datasets"][task]}
+    missing = [m for m in z.names if m not in truth]
+    if missing:
+        raise ValueError(f"--task: the ground truth of {task!r} lacks member(s) {missing}; finish `pedjax zoo build`")
+    zf = modelzoo.extract_features(z, task, "train")
+    names = metrics_list or M.names()
+    scores, taus = _rank_all(truth, names, cfg, lambda m, c: zf.score(m, ped=c))
+    return {
+        "zoo": str(z.path),
+        "task": f"{task} (train split)",
+        "truth_label": "fine-tuned test acc",
+        "n_samples": int(len(zf.labels)),
+        "ped": {"nsigma": cfg.nsigma, "variant": cfg.variant},
+        "models": {m.name: {"dim": int(m.feature_dim), "truth": truth[m.name], "arch": m.arch, "method": m.method} for m in z},
+        "scores": scores,
+        "weighted_tau": taus,
+        "feature_seconds": zf.seconds,
         "seconds": time.perf_counter() - t0,
     }
 
@@ -140,13 +219,16 @@ def _print(result: dict) -> None:
     shown = [m for m in ("logme", "logme+ped", "sfda", "sfda+ped") if m in result["scores"]]
     t = Table(title=f"Zoo ranking on {result['task']}")
     t.add_column("model")
+    has_method = all("method" in v for v in models.values())
+    if has_method:
+        t.add_column("method")
     t.add_column("D", justify="right")
-    t.add_column("probe acc", justify="right")
+    t.add_column(result.get("truth_label", "ground truth"), justify="right")
     t.add_column("GT rank", justify="right")
     for m in shown:
         t.add_column(m, justify="right")
     for i, k in enumerate(order, 1):
-        row = [k, str(models[k]["dim"]), f"{models[k]['truth']:.3f}", str(i)]
+        row = [k] + ([models[k]["method"]] if has_method else []) + [str(models[k]["dim"]), f"{models[k]['truth']:.3f}", str(i)]
         for m in shown:
             s = result["scores"][m]
             rank = sorted(s, key=lambda n: -s[n]).index(k) + 1
@@ -157,31 +239,51 @@ def _print(result: dict) -> None:
     tt.add_column("metric")
     tt.add_column("static", justify="right")
     tt.add_column(f"+ PED (nsigma={result['ped']['nsigma']})", justify="right")
-    base = sorted({k.replace("+ped", "") for k in result["weighted_tau"]})
-    for m in base:
-        tt.add_row(m, f"{result['weighted_tau'][m]:+.3f}", f"{result['weighted_tau'][m + '+ped']:+.3f}")
+    taus = result["weighted_tau"]
+    for m in sorted({k.replace("+ped", "") for k in taus}):
+        tt.add_row(m, f"{taus[m]:+.3f}", f"{taus[m + '+ped']:+.3f}" if m + "+ped" in taus else "n/a (no features)")
     con.print(tt)
     con.print(f"[dim]{len(models)} models, {result['n_samples']} target samples, {result['seconds']:.1f} s[/dim]")
 
 
 def add_cli(sub) -> None:
-    p = sub.add_parser("demo", help="score a quick real zoo (digits) with every metric, with and without PED")
+    p = sub.add_parser("demo", help="score the shipped zoo on a shipped task with every metric, with and without PED")
     p.add_argument("--nsigma", type=float, default=0.6, help="PED ball scale (paper candidates 0.3, 0.6)")
     p.add_argument("--metric", action="append", help="restrict to these metrics (repeatable)")
+    p.add_argument("--zoo", default="shipped", help="'shipped' (pedjax/assets/zoo; default), 'digits' (a quick zoo built on the fly) or a zoo folder")
+    p.add_argument("--task", default=None, help=f"shipped zoo: the task to score (default {DEFAULT_TASK}; `pedjax zoo list` shows them)")
+    p.add_argument("--plot", default=None, metavar="DIR", help="also write scores-vs-ground-truth figures (PNG) to DIR")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args) -> int:
-    from . import metrics as M
-
-    if args.metric:
-        for m in args.metric:
-            if m not in M.REGISTRY:
-                raise ValueError(f"--metric: unknown metric {m!r}; choose one of {M.names()}")
-    result = run_demo(nsigma=args.nsigma, metrics_list=args.metric)
+    kind, zoo_dir = (args.zoo, None) if args.zoo in ZOOS else ("shipped", args.zoo)
+    if zoo_dir is not None and not Path(zoo_dir).is_dir():
+        raise ValueError(f"--zoo: {zoo_dir!r} is neither {' nor '.join(ZOOS)} nor a zoo folder")
+    result = run_demo(nsigma=args.nsigma, metrics_list=args.metric, zoo=kind, task=args.task, zoo_dir=zoo_dir)
+    if args.plot:
+        result["figures"] = plot_demo(result, args.plot)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
         _print(result)
+        for f in result.get("figures", []):
+            print(f"wrote {f}")
     return 0
+
+
+def plot_demo(result: dict, out_dir) -> list[str]:
+    """Score-vs-ground-truth scatters (static and + PED side by side) of the demo's metrics."""
+    from .plots import scores_vs_truth
+
+    truth = {k: v["truth"] for k, v in result["models"].items()}
+    out = Path(out_dir)
+    title = f"{result['task']}: score vs {result.get('truth_label', 'ground truth')} (τ_w: weighted Kendall τ)"
+    feat = [k for k in result["scores"] if k + "+ped" in result["scores"]]
+    files = []
+    if feat:
+        pairs = {lbl: result["scores"][lbl] for k in feat for lbl in (k, k + "+ped")}
+        files.append(scores_vs_truth(pairs, truth, out / "demo_scores.png", title=title,
+                                     truth_label=result.get("truth_label", "ground truth"), ncols=2))
+    return files

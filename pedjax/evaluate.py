@@ -29,6 +29,8 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
+from ._validate import load_json
+
 #: built-in ground-truth tables: name -> asset file
 BUILTIN_TRUTH = {"ssl-transfer": "ssl_transfer.json"}
 
@@ -94,15 +96,8 @@ def truth_tables(truth: str) -> tuple[dict[str, dict[str, float]] | dict[str, fl
         obj = json.loads((Path(__file__).parent / "assets" / BUILTIN_TRUTH[truth]).read_text())
         return obj["datasets"], f"{truth} ({obj['source']['repository']} {obj['source']['file']})"
     p = Path(truth)
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"--truth: no file {truth!r} and no built-in table of that name; pass one of {sorted(BUILTIN_TRUTH)} "
-            "or a JSON file {dataset: {model: accuracy}} or {model: accuracy}"
-        )
-    try:
-        obj = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--truth: {p} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    obj = load_json(p, "--truth", f"no file {truth!r} and no built-in table of that name; pass one of {sorted(BUILTIN_TRUTH)} "
+                    "or a JSON file {dataset: {model: accuracy}} or {model: accuracy}")
     if isinstance(obj, dict) and isinstance(obj.get("datasets"), dict):
         obj = obj["datasets"]
     if not isinstance(obj, dict) or not obj:

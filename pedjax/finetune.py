@@ -248,6 +248,42 @@ class _Checkpoints:
         self.mngr.close()
 
 
+def run_resumable(advance: Callable, state, total: int, every: int, ckpt: _Checkpoints | None, bar=None,
+                  on_chunk: Callable[[int], None] | None = None):
+    """The resumable training loop shared by fine-tuning and pretraining.
+
+    Runs ``state = advance(state, start, stop)`` in chunks of ``every`` steps up to ``total``:
+    restores the latest checkpoint of ``ckpt`` first (if any), saves one after every chunk but the
+    last, advances ``bar`` and calls ``on_chunk(stop)`` once the chunk is on disk. Closes ``ckpt``.
+    Returns ``(state, resumed_from_step)``.
+    """
+    start = 0
+    try:
+        if ckpt is not None and ckpt.latest() is not None:
+            start = int(ckpt.latest())
+            state = ckpt.restore(start, state)
+        resumed_from = start
+        if bar is not None:
+            bar.advance(start)
+        while start < total:
+            stop = min(start + every, total)
+            state = advance(state, start, stop)
+            jax.block_until_ready(state)
+            if ckpt is not None and stop < total:
+                ckpt.save(stop, state)
+            if bar is not None:
+                bar.advance(stop - start)
+            start = stop
+            if on_chunk is not None:
+                if ckpt is not None:
+                    ckpt.mngr.wait_until_finished()
+                on_chunk(stop)
+    finally:
+        if ckpt is not None:
+            ckpt.close()
+    return state, resumed_from
+
+
 def _atomic_write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -400,28 +436,10 @@ def finetune(
             schedule = jnp.asarray(batch_schedule(data.x_train.shape[0], config.steps, config.batch_size, seed))
 
             ckpt = _Checkpoints(out / "ckpt" / f"seed{seed}-{fingerprint[:12]}") if out is not None else None
-            start = 0
-            try:
-                if ckpt is not None and ckpt.latest() is not None:
-                    start = int(ckpt.latest())
-                    state = ckpt.restore(start, state)
-                resumed_from = start
-                bar.advance(start)
-                while start < config.steps:
-                    stop = min(start + config.checkpoint_every, config.steps)
-                    state = run(*state, lrs, wds, X_tr, y_train, schedule, jnp.int32(start), jnp.int32(stop))
-                    jax.block_until_ready(state)
-                    if ckpt is not None and stop < config.steps:
-                        ckpt.save(stop, state)
-                    bar.advance(stop - start)
-                    start = stop
-                    if on_chunk is not None:
-                        if ckpt is not None:
-                            ckpt.mngr.wait_until_finished()
-                        on_chunk(seed, stop)
-            finally:
-                if ckpt is not None:
-                    ckpt.close()
+            state, resumed_from = run_resumable(
+                lambda st, a, b: run(*st, lrs, wds, X_tr, y_train, schedule, jnp.int32(a), jnp.int32(b)),
+                state, config.steps, config.checkpoint_every, ckpt, bar,
+                None if on_chunk is None else functools.partial(on_chunk, seed))
 
             ev = evaluate_grid(predict, state[0], np.asarray(X_te, np.float32), data.y_test, data.num_classes, config.eval_batch_size)
             sel = ev[config.metric]

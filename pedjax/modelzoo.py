@@ -37,6 +37,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import nets
+from ._validate import load_json
 
 FORMAT = "pedjax-zoo"
 TRUTH_FORMAT = "pedjax-zoo-truth"
@@ -363,15 +364,8 @@ def params_sha1(params) -> str:
 def read_manifest(path: str | os.PathLike) -> dict:
     """The manifest of the zoo folder ``path`` (validated: format, version, member fields)."""
     p = Path(path) / MANIFEST
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"zoo: no {MANIFEST} in {path}; build a zoo with `pedjax zoo build --zoo {path}` "
-            "(or `python experiments/build_zoo.py`)"
-        )
-    try:
-        m = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"zoo: {p} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    m = load_json(p, "zoo", f"no {MANIFEST} in {path}; build a zoo with `pedjax zoo build --zoo {path}` "
+                  "(or `python experiments/build_zoo.py`)")
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise ValueError(f"zoo: {p} is not a pedjax zoo manifest (format != {FORMAT!r})")
     if int(m.get("version", -1)) > VERSION:

@@ -206,10 +206,15 @@ def feature_dim(module: nn.Module, input_shape: Sequence[int] = (28, 28, 1)) -> 
 
 def features(module: nn.Module, params: Params, x: Any, batch_size: int = 512) -> np.ndarray:
     """Penultimate embedding ``[N, D]`` (float32) of images ``x`` [N, H, W, C], in batches."""
+    return apply_batched(jax.jit(lambda p, xb: module.apply({"params": p}, xb)), params, x, batch_size)
+
+
+def apply_batched(fn, params: Params, x: Any, batch_size: int = 512) -> np.ndarray:
+    """``fn(params, batch)`` over images ``x`` [N, H, W(, C)] in batches of one compiled shape
+    (the last batch is zero-padded), concatenated as float32."""
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 3:
         x = x[..., None]
-    fn = jax.jit(lambda p, xb: module.apply({"params": p}, xb))
     n = x.shape[0]
     bs = min(batch_size, n)
     out = []

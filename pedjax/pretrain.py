@@ -45,7 +45,7 @@ import optax
 
 from . import nets
 from . import ssl as ssl_mod
-from .finetune import _atomic_write_json, _Checkpoints, _jsonable, _Progress, _sha1_arrays, batch_schedule
+from .finetune import _atomic_write_json, _Checkpoints, _jsonable, _Progress, _sha1_arrays, batch_schedule, run_resumable
 
 FINAL_PARAMS = "final.msgpack"
 RESULT_FILE = "pretrain.json"
@@ -275,29 +275,12 @@ def pretrain(
         Xd, Yd = jnp.asarray(X), jnp.asarray(Y)
         ckpt = _Checkpoints(out / "ckpt" / fp[:12]) if out is not None else None
         bar = _Progress(progress, total=steps, label=f"pretrain {label}")
-        start = 0
         try:
-            if ckpt is not None and ckpt.latest() is not None:
-                start = int(ckpt.latest())
-                state = ckpt.restore(start, state)
-                resumed_from = start
-                bar.advance(start)
-            while start < steps:
-                stop = min(start + config.checkpoint_every, steps)
-                state = run(state, Xd, Yd, schedule, jnp.int32(start), jnp.int32(stop))
-                jax.block_until_ready(state)
-                if ckpt is not None and stop < steps:
-                    ckpt.save(stop, state)
-                bar.advance(stop - start)
-                start = stop
-                if on_chunk is not None:
-                    if ckpt is not None:
-                        ckpt.mngr.wait_until_finished()
-                    on_chunk(stop)
+            state, resumed_from = run_resumable(
+                lambda st, a, b: run(st, Xd, Yd, schedule, jnp.int32(a), jnp.int32(b)),
+                state, steps, config.checkpoint_every, ckpt, bar, on_chunk)
         finally:
             bar.close()
-            if ckpt is not None:
-                ckpt.close()
         params = state[0]
         losses = np.asarray(state[3], np.float32)
     params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
@@ -382,19 +365,7 @@ def feature_fn(backbone: nn.Module) -> Callable:
         _FEATURE_FNS[key] = fwd
 
     def run(params, x, batch_size: int = 500) -> np.ndarray:
-        x = np.asarray(x, np.float32)
-        if x.ndim == 3:
-            x = x[..., None]
-        n = x.shape[0]
-        bs = min(batch_size, n)
-        out = []
-        for i in range(0, n, bs):
-            xb = x[i:i + bs]
-            pad = bs - xb.shape[0]
-            if pad:
-                xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), np.float32)])
-            out.append(np.asarray(fwd(params, xb))[: bs - pad])
-        return np.concatenate(out).astype(np.float32)
+        return nets.apply_batched(fwd, params, x, batch_size)
 
     return run
 

@@ -314,22 +314,32 @@ class Objective:
 
 
 @dataclass(frozen=True)
-class SimCLR(Objective):
+class _ProjectedViews(Objective):
+    """Two augmented views through the backbone and a :class:`Projector` (``hidden``, ``out``
+    fields of the subclass); the subclass's ``pair_loss(z1, z2)`` compares the projections."""
+
+    def head(self, feature_dim, input_shape):
+        return Projector(self.hidden, self.out)
+
+    def pair_loss(self, z1: jax.Array, z2: jax.Array) -> jax.Array:  # pragma: no cover
+        raise NotImplementedError
+
+    def loss(self, fwd, head, params, extra, key, x, y):
+        v1, v2 = _two_views(key, x, self.augment)
+        z = head.apply({"params": params["head"]}, fwd(params, jnp.concatenate([v1, v2])))
+        B = x.shape[0]
+        return self.pair_loss(z[:B], z[B:]), {}
+
+
+@dataclass(frozen=True)
+class SimCLR(_ProjectedViews):
     name: str = "simclr"
     temperature: float = 0.2
     hidden: int = 256
     out: int = 64
 
-    def head(self, feature_dim, input_shape):
-        return Projector(self.hidden, self.out)
-
-    def loss(self, fwd, head, params, extra, key, x, y):
-        v1, v2 = _two_views(key, x, self.augment)
-        h = fwd(params, jnp.concatenate([v1, v2]))
-        z = head.apply({"params": params["head"]}, h)
-        B = x.shape[0]
-        loss = nt_xent(z[:B], z[B:], self.temperature)
-        return loss, {}
+    def pair_loss(self, z1, z2):
+        return nt_xent(z1, z2, self.temperature)
 
 
 @dataclass(frozen=True)
@@ -365,24 +375,18 @@ class BYOL(Objective):
 
 
 @dataclass(frozen=True)
-class BarlowTwins(Objective):
+class BarlowTwins(_ProjectedViews):
     name: str = "barlow"
     hidden: int = 256
     out: int = 128
     lambd: float | None = None  # default 1/out
 
-    def head(self, feature_dim, input_shape):
-        return Projector(self.hidden, self.out)
-
-    def loss(self, fwd, head, params, extra, key, x, y):
-        v1, v2 = _two_views(key, x, self.augment)
-        z = head.apply({"params": params["head"]}, fwd(params, jnp.concatenate([v1, v2])))
-        B = x.shape[0]
-        return barlow_twins_loss(z[:B], z[B:], self.lambd), {}
+    def pair_loss(self, z1, z2):
+        return barlow_twins_loss(z1, z2, self.lambd)
 
 
 @dataclass(frozen=True)
-class VICReg(Objective):
+class VICReg(_ProjectedViews):
     name: str = "vicreg"
     hidden: int = 256
     out: int = 128
@@ -390,14 +394,8 @@ class VICReg(Objective):
     var: float = 25.0
     cov: float = 1.0
 
-    def head(self, feature_dim, input_shape):
-        return Projector(self.hidden, self.out)
-
-    def loss(self, fwd, head, params, extra, key, x, y):
-        v1, v2 = _two_views(key, x, self.augment)
-        z = head.apply({"params": params["head"]}, fwd(params, jnp.concatenate([v1, v2])))
-        B = x.shape[0]
-        return vicreg_loss(z[:B], z[B:], self.sim, self.var, self.cov), {}
+    def pair_loss(self, z1, z2):
+        return vicreg_loss(z1, z2, self.sim, self.var, self.cov)
 
 
 @dataclass(frozen=True)

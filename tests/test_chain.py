@@ -45,7 +45,7 @@ def _stop(*_):
     raise Stop
 
 
-def test_tiny_chain(tmp_path):
+def test_tiny_chain(tmp_path, capsys):
     t0 = time.time()
     zoo_dir, work = tmp_path / "zoo", tmp_path / "work"
     members, config = modelzoo.TINY_MEMBERS, modelzoo.TINY_CONFIG
@@ -100,6 +100,17 @@ def test_tiny_chain(tmp_path):
     zf = modelzoo.extract_features(modelzoo.load_zoo(zoo_dir), "digits-5")
     assert time.time() - t1 < 30
     assert set(zf.features) == set(names) and all(np.isfinite(v).all() for v in zf.features.values())
+
+    # 6. `pedjax demo` on a zoo folder: the ranking table's numbers, as JSON
+    capsys.readouterr()
+    assert main(["demo", "--zoo", str(zoo_dir), "--task", "digits-5", "--metric", "logme", "--metric", "leep", "--json"]) == 0
+    demo = json.loads(capsys.readouterr().out)
+    assert set(demo["scores"]) == {"logme", "logme+ped", "leep"}  # PED applies to feature metrics only
+    assert {k: v["truth"] for k, v in demo["models"].items()} == gt
+    for key, sc in demo["scores"].items():
+        assert demo["weighted_tau"][key] == pytest.approx(rank.weighted_tau([sc[n] for n in names], [gt[n] for n in names]))
+    assert main(["demo", "--zoo", str(zoo_dir), "--task", "fashion-nope"]) == 2  # one line, exit 2
+    assert "--task" in capsys.readouterr().err
 
     elapsed = time.time() - t0
     assert elapsed < BUDGET_S, f"the tiny chain took {elapsed:.0f} s (budget {BUDGET_S:.0f} s)"

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import pedjax
-from pedjax.demo import digits_zoo, run_demo
+from pedjax import modelzoo
+from pedjax.demo import DEFAULT_TASK, digits_zoo, run_demo, shipped_zoo_available
 from pedjax.rank import weighted_tau
 
 
@@ -26,7 +27,8 @@ def test_digits_zoo_is_real_and_ranked(zoo):
 
 
 def test_run_demo_json_consistent(zoo):
-    res = run_demo(metrics_list=["logme"])
+    res = run_demo(metrics_list=["logme"], zoo="digits")
+    assert res["zoo"] == "digits"
     features, y, stats, truth = zoo
     assert set(res["scores"]) == {"logme", "logme+ped"}
     order = list(features)
@@ -52,3 +54,20 @@ def test_cli_bad_metric_is_one_line_exit_2():
     r = _cli("demo", "--metric", "nope")
     assert r.returncode == 2
     assert "unknown metric 'nope'" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("demo", "--zoo", "no-such-zoo")
+    assert r.returncode == 2 and "--zoo" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not shipped_zoo_available(), reason="the shipped zoo is not built (pedjax zoo build)")
+def test_demo_on_shipped_zoo():
+    """`make demo`'s job: the shipped zoo on a shipped task, every metric ± PED, τ_w against fine-tuning."""
+    r = _cli("demo", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["zoo"] != "digits" and len(res["models"]) >= 12
+    truth = {k: v["truth"] for k, v in res["models"].items()}
+    assert truth == pytest.approx(modelzoo.load_zoo().truth()["datasets"][DEFAULT_TASK])
+    for key, sc in res["scores"].items():
+        assert all(np.isfinite(list(sc.values()))), key
+        assert res["weighted_tau"][key] == pytest.approx(weighted_tau([sc[m] for m in truth], list(truth.values())))
+    assert "logme+ped" in res["scores"] and "leep" in res["scores"] and "leep+ped" not in res["scores"]
