@@ -5,20 +5,44 @@ Per class c, a Bayesian linear regression of the one-vs-rest target on the featu
 is the mean over classes of the maximised log evidence per sample.
 
 Semantics matched to the published code:
-  * spectrum: for N > D the D×D Gram XᵀX is decomposed and singular values ≤ 1e-10 are dropped
-    (the reference's ``truncated_svd``); for N ≤ D all N singular values of X are kept;
+  * spectrum: for N > D the D×D Gram XᵀX is decomposed and its |eigenvalues| are the squared
+    singular values (the reference's ``truncated_svd`` takes the SVD of XᵀX); for N ≤ D the N
+    eigenvalues of XXᵀ (clipped at 0) are;
+  * every direction enters γ and the log-determinant. The reference drops singular values
+    ≤ 1e-10, but its SVD of XᵀX returns rounding-level values (≈1e-6 after the square root),
+    not zeros, even for exactly-zero features (dead ReLUs), so it keeps them too; an
+    eigensolver returns exact zeros there, and dropping those would change the score by
+    log(α)/(2N) per zero feature. Keeping them makes the score invariant to appending
+    constant-zero features, as the reference is in practice (tested);
   * fixed point from α = β = 1, at most 11 iterations, stop once |t' − t|/t ≤ 1e-3 with
     t = α/β; the evidence uses the last α, β and the residual/norm terms of the last iteration;
   * ε = 1e-5 in the α, β updates.
-Here one symmetric eigendecomposition (of XᵀX or XXᵀ, whichever is smaller) serves every class,
-and the per-class fixed point runs for all classes at once with a per-class "converged" mask.
+Here one symmetric matrix (XᵀX or XXᵀ, whichever is smaller) serves every class, and the
+per-class fixed point runs for all classes at once with a per-class "converged" mask.
+
+Two evaluations of the same quantities:
+  * **eigendecomposition** (:func:`logme_eigh`): the published formulas on the eigenvalues and
+    the targets' squared coordinates in the eigenbasis. Differentiable (finite at degenerate
+    eigenvalues) and used wherever derivatives are taken, on GPU/TPU and in float32.
+  * **tridiagonal** (the float64 CPU default for primal values): the fixed point only needs
+    spectral sums Σ_k f(σ_k)·(v_kᵀb)², which are quadratic forms of resolvents of the Gram
+    matrix. One Householder reduction G = Q T Qᵀ (LAPACK ``sytrd``) plus Qᵀb, the eigenvalues of
+    T (LAPACK ``stev``, for γ and the log-determinant) and, per iteration, one O(D) tridiagonal
+    solve per class give the same numbers to rounding without the eigenvectors — about half the
+    cost of the eigendecomposition (``BENCHMARKS.md``). For N > D with m = (G + tI)⁻¹Xᵀy:
+    m² = ‖m‖² and res² = ‖y‖² − (Xᵀy)ᵀm − t‖m‖² (no division by σ); for N ≤ D with
+    z = (XXᵀ + tI)⁻¹y: m² = zᵀXXᵀz and res² = t²‖z‖². Directions the reference drops
+    (rounding-level σ) enter these sums with weight ≈ σ·‖y‖²/t², i.e. not at all in float64.
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from .._linalg import gram
+from .._linalg import _host_blas_enabled, gram
 from ._registry import evaluate, register
 
 _MAX_ITERS = 11
@@ -65,10 +89,10 @@ def _spectrum(X: jax.Array, Y: jax.Array):
         lam = jnp.abs(lam)
         pos = lam > 0  # sqrt via a safe argument: d√λ at λ = 0 is inf (NaN gradients)
         s = jnp.where(pos, jnp.sqrt(jnp.where(pos, lam, 1.0)), 0.0)
-        keep = s > 1e-10
         proj = V.T @ (X.T @ Y)  # = s * (Uᵀ Y)
-        x = jnp.where(keep[:, None], proj / jnp.where(keep, s, 1.0)[:, None], 0.0)
-        sigma = jnp.where(keep, lam, 0.0)
+        x = jnp.where(pos[:, None], proj / jnp.where(pos, s, 1.0)[:, None], 0.0)
+        sigma = lam
+        keep = jnp.ones_like(pos)  # every direction (module docstring)
     else:
         lam, U = _eigh(gram(X.T))
         sigma = jnp.maximum(lam, 0.0)
@@ -77,29 +101,22 @@ def _spectrum(X: jax.Array, Y: jax.Array):
     return sigma, keep, x
 
 
-def logme_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
-    """LogME of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX)."""
-    X = jnp.asarray(X)
-    N, D = X.shape
-    Y = jax.nn.one_hot(y, num_classes, dtype=X.dtype)  # [N, C]
-    sigma, keep, x = _spectrum(X, Y)
-    sig = sigma[:, None]  # [K, 1]
-    x2 = x * x  # [K, C]
-    res_x2 = jnp.sum(Y * Y, axis=0) - jnp.sum(x2, axis=0)  # [C]
+def _fixed_point(N: int, D: int, num_classes: int, dtype, sig, keep, sums):
+    """The per-class evidence fixed point; ``sums(t) -> (m2, res2)`` for shifts t [C]; ``sig``
+    [K, 1] the kept eigenvalues (0 elsewhere), ``keep`` [K]. Returns the mean evidence."""
 
     def body(_, state):
         alpha, beta, res2, m2, done = state
         t = alpha / beta
         gamma = jnp.sum(sig / (sig + t), axis=0)
-        m2_n = jnp.sum(sig * x2 / (t + sig) ** 2, axis=0)
-        res2_n = jnp.sum(x2 / (1.0 + sig / t) ** 2, axis=0) + res_x2
+        m2_n, res2_n = sums(t)
         alpha_n = gamma / (m2_n + _EPS)
         beta_n = (N - gamma) / (res2_n + _EPS)
         conv = jnp.abs(alpha_n / beta_n - t) / t <= _TOL
         upd = lambda new, old: jnp.where(done, old, new)
         return (upd(alpha_n, alpha), upd(beta_n, beta), upd(res2_n, res2), upd(m2_n, m2), done | conv)
 
-    ones = jnp.ones((num_classes,), X.dtype)
+    ones = jnp.ones((num_classes,), dtype)
     state = (ones, ones, jnp.zeros_like(ones), jnp.zeros_like(ones), jnp.zeros((num_classes,), bool))
     alpha, beta, res2, m2, _ = jax.lax.fori_loop(0, _MAX_ITERS, body, state)
     logdet = jnp.sum(jnp.where(keep[:, None], jnp.log(alpha + beta * sig), 0.0), axis=0)
@@ -112,6 +129,112 @@ def logme_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
         - N / 2.0 * jnp.log(2 * jnp.pi)
     ) / N
     return jnp.mean(evidence)
+
+
+def logme_eigh(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
+    """LogME through the eigendecomposition (differentiable; see the module docstring)."""
+    X = jnp.asarray(X)
+    N, D = X.shape
+    Y = jax.nn.one_hot(y, num_classes, dtype=X.dtype)  # [N, C]
+    sigma, keep, x = _spectrum(X, Y)
+    sig = sigma[:, None]  # [K, 1]
+    x2 = x * x  # [K, C]
+    res_x2 = jnp.sum(Y * Y, axis=0) - jnp.sum(x2, axis=0)  # [C]
+
+    def sums(t):
+        return (jnp.sum(sig * x2 / (t + sig) ** 2, axis=0),
+                jnp.sum(x2 / (1.0 + sig / t) ** 2, axis=0) + res_x2)
+
+    return _fixed_point(N, D, num_classes, X.dtype, sig, keep, sums)
+
+
+def _host_eigvalsh_tridiagonal(d, e):
+    from scipy.linalg import eigvalsh_tridiagonal
+
+    d = np.asarray(d, np.float64)
+    # 'stev' scales the matrix before LAPACK's sterf: same values, and fast on the wide dynamic
+    # range of Gram spectra where an unscaled sterf crawls
+    return eigvalsh_tridiagonal(d, np.asarray(e, np.float64), lapack_driver="stev").astype(d.dtype)
+
+
+def _tridiagonal_spectrum(G: jax.Array, B: jax.Array):
+    """``G = Q T Qᵀ``: (diagonal d [n], off-diagonal e [n-1], Qᵀ B, eigenvalues of T ascending)."""
+    a, d, e, taus = jax.lax.linalg.tridiagonal(G, lower=True)
+    Q = jax.lax.linalg.householder_product(a[1:, :-1], taus)  # reflectors below the subdiagonal
+    QB = jnp.concatenate([B[:1], Q.T @ B[1:]], axis=0)
+    out = jax.ShapeDtypeStruct(d.shape, d.dtype)
+    lam = jax.pure_callback(_host_eigvalsh_tridiagonal, out, d, e, vmap_method="sequential")
+    return d, e, QB, lam
+
+
+def _tri_solve(d, e, t, B):
+    """``(T + diag t_c) m_c = B[:, c]`` for every column c (T symmetric tridiagonal (d, e))."""
+    C = B.shape[1]
+    off = jnp.concatenate([jnp.zeros((1,), e.dtype), e])  # lower diagonal, first entry unused
+    up = jnp.concatenate([e, jnp.zeros((1,), e.dtype)])  # upper diagonal, last entry unused
+    dl = jnp.broadcast_to(off, (C, off.size))
+    du = jnp.broadcast_to(up, (C, up.size))
+    dd = d[None, :] + t[:, None]
+    return jax.lax.linalg.tridiagonal_solve(dl, dd, du, B.T[:, :, None])[:, :, 0].T
+
+
+def logme_tridiagonal(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
+    """LogME through a tridiagonal reduction, without eigenvectors (float64 CPU; module docstring)."""
+    X = jnp.asarray(X)
+    N, D = X.shape
+    Y = jax.nn.one_hot(y, num_classes, dtype=X.dtype)  # [N, C]
+    yy = jnp.sum(Y * Y, axis=0)
+    if N > D:
+        B = X.T @ Y  # [D, C]
+        d, e, QB, lam = _tridiagonal_spectrum(gram(X), B)
+        sig = jnp.abs(lam)[:, None]  # as the reference's singular values of XᵀX
+        keep = jnp.ones(lam.shape, bool)  # every direction (module docstring)
+
+        def sums(t):
+            m = _tri_solve(d, e, t, QB)
+            m2 = jnp.sum(m * m, axis=0)
+            return m2, yy - jnp.sum(QB * m, axis=0) - t * m2
+    else:
+        d, e, QY, lam = _tridiagonal_spectrum(gram(X.T), Y)
+        keep = jnp.ones(lam.shape, bool)
+        sig = jnp.maximum(lam, 0.0)[:, None]
+        res_x2 = yy - jnp.sum(QY * QY, axis=0)
+
+        def sums(t):
+            z = _tri_solve(d, e, t, QY)
+            Tz = d[:, None] * z + jnp.pad(e[:, None] * z[1:], ((0, 1), (0, 0))) + jnp.pad(e[:, None] * z[:-1], ((1, 0), (0, 0)))
+            return jnp.sum(z * Tz, axis=0), t * t * jnp.sum(z * z, axis=0) + res_x2
+
+    return _fixed_point(N, D, num_classes, X.dtype, sig, keep, sums)
+
+
+def _use_tridiagonal(X) -> bool:
+    return X.dtype == jnp.float64 and min(X.shape) >= 2 and _host_blas_enabled()
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _logme_fast(X, y, num_classes):
+    return logme_tridiagonal(X, y, num_classes)
+
+
+@_logme_fast.defjvp
+def _logme_fast_jvp(num_classes, primals, tangents):
+    # derivatives (and the primal that comes with them) through the differentiable eigh form
+    X, y = primals
+    dX, _ = tangents
+    return jax.jvp(lambda X_: logme_eigh(X_, y, num_classes), (X,), (dX,))
+
+
+def logme_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
+    """LogME of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX).
+
+    Float64 on a single CPU device: the tridiagonal evaluation, with derivatives from the
+    eigendecomposition form; otherwise the eigendecomposition form throughout.
+    """
+    X = jnp.asarray(X)
+    if _use_tridiagonal(X):
+        return _logme_fast(X, y, num_classes)
+    return logme_eigh(X, y, num_classes)
 
 
 @register("logme", logme_core)
