@@ -1,6 +1,7 @@
 """Time of one meta-gradient step (value + gradient of the mean soft τ_w over zoo × tasks, and
 the optax update) → BENCHMARKS.md section ``bench_meta``.
 
+    python experiments/bench_meta.py --zoo shipped          # the shipped zoo × its tasks
     python experiments/bench_meta.py                        # digits stand-in (pedjax.meta.digits_tasks)
     python experiments/bench_meta.py --zoo a.npz --zoo b.npz --truth truth.json   # a real zoo, one task per file
 """
@@ -32,7 +33,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
     stand_in = not args.zoo
-    tasks = meta.digits_tasks(args.tasks) if stand_in else meta.zoo_tasks(args.truth, args.zoo)
+    shipped = args.zoo == ["shipped"]
+    tasks = (meta.digits_tasks(args.tasks) if stand_in else meta.shipped_tasks() if shipped
+             else meta.zoo_tasks(args.truth, args.zoo))
     n_models = len(tasks[0].features)
     n_samples = sum(len(t.labels) for t in tasks)
     rows = []
@@ -51,7 +54,8 @@ def main(argv=None) -> int:
         rows.append((metric, compile_s, float(np.median(times)), float(np.min(times))))
         print(f"{metric}: compile {compile_s:.1f} s, step median {np.median(times)*1e3:.0f} ms", flush=True)
     what = ("digits stand-in (pedjax.meta.digits_tasks: class-subset tasks of pedjax.demo.digits_zoo)"
-            if stand_in else "zoo " + ", ".join(args.zoo))
+            if stand_in else "the shipped zoo (pedjax/assets/zoo) on its ground-truth tasks" if shipped
+            else "zoo " + ", ".join(args.zoo))
     body = [
         "## Meta-gradient step (issue 7)\n",
         f"One optax step of `pedjax.meta.MetaLearner`: PED (scan, released defaults) → metric → soft τ_w for "

@@ -1,7 +1,7 @@
 """Hyperparameter-gradient study of PED (issue 7) → docs/meta.md and docs/figures/meta_*.png.
 
+    python experiments/meta_study.py --zoo shipped         # the shipped zoo's tasks and fine-tuning truth
     python experiments/meta_study.py                       # the digits stand-in tasks
-    python experiments/meta_study.py --zoo shipped ...     # the shipped zoo (issue 5), when it lands
 
 1. Sweeps: for each hyperparameter θ ∈ {nsigma, constant, time_step} (others at the released
    defaults) the mean exact τ_w, the mean soft τ_w and d(mean soft τ_w)/d log θ over the tasks.
@@ -11,7 +11,8 @@
 Every fold and every sweep point reuses ONE compiled value-and-gradient (task weights select the
 training tasks), see pedjax.meta.MetaLearner.
 
-Tasks: ``--zoo digits`` (default) builds the stand-in from pedjax.demo.digits_zoo(): each task
+Tasks: ``--zoo shipped``: every ground-truth task of the shipped zoo (pedjax.meta.shipped_tasks:
+members' features on each task's training split, fine-tuning truth). ``--zoo digits`` (default) builds the stand-in from pedjax.demo.digits_zoo(): each task
 is a random subset of digit classes, truth = cross-validated linear-probe accuracy (NOT
 fine-tuning). ``--zoo FILE.npz`` (repeatable, one task each) or ``--results-dir DIR --dataset
 NAME ...`` with ``--truth T`` runs on real zoos (the shipped zoo of issue 5).
@@ -108,6 +109,10 @@ def markdown(info: dict) -> str:
                  f"{info['classes_per_task']}-class subsets of the digits** and **ground truth = {info['folds']}-fold "
                  "cross-validated linear-probe accuracy**, not fine-tuning. Re-run with `--zoo` on the shipped zoo; "
                  "read nothing about PED on real models into these numbers.\n")
+    if info.get("shipped"):
+        L.append(f"Zoo: **the shipped zoo** (`pedjax/assets/zoo`, [zoo.md](zoo.md)): {info['n_models']} Flax backbones "
+                 "self-supervised on Fashion-MNIST; each task's features are the members' features on its training "
+                 "split and its ground truth is the members' fine-tuned test accuracy ([results.md](results.md)).\n")
     L.append(f"Command: `{info['command']}`  \nMachine: {info['machine']}  \nDate: {info['date']}\n")
     L.append(f"Metric: **{info['metric']}**; PED released variant, scan path (max_steps 6, exit_ratio 0.5); "
              f"{len(info['tasks'])} tasks × {info['n_models']} models; soft τ_w temperature {info['temperature']} on "
@@ -120,7 +125,7 @@ def markdown(info: dict) -> str:
              "`pedjax.rank.soft_weighted_tau` (SciPy's hyperbolic additive weighted τ with sigmoid comparisons and "
              "sigmoid soft ranks; exact as the temperature → 0) against the truth. The loss is minus the weighted mean "
              "over tasks; `jax.value_and_grad` of it and the optax step are jit-compiled once. Learn from the CLI:\n")
-    L.append("```\npedjax meta learn --digits --metric logme --steps 30 --out learned.json          # stand-in tasks\n"
+    L.append("```\npedjax meta learn --shipped --metric logme --steps 30 --out learned.json         # the shipped zoo's tasks\n"
              "pedjax meta learn --zoo a.npz --zoo b.npz --truth truth.json --out learned.json  # your zoo, one task per file\n"
              "pedjax score --zoo a.npz --metric logme --ped-config learned.json              # use it\n```\n")
     L.append("The config file is JSON (`pedjax.meta.save_config`, atomic write; `pedjax.meta.load_config(path) -> "
@@ -159,7 +164,7 @@ def markdown(info: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--zoo", action="append", default=None, help="'digits' (stand-in, default) or FILE.npz (repeatable, one task each)")
+    ap.add_argument("--zoo", action="append", default=None, help="'shipped' (the shipped zoo), 'digits' (stand-in, default) or FILE.npz (repeatable, one task each)")
     ap.add_argument("--results-dir")
     ap.add_argument("--dataset", action="append", default=[])
     ap.add_argument("--truth")
@@ -180,8 +185,11 @@ def main(argv=None) -> int:
     zoos = args.zoo or ["digits"]
     stand_in = zoos == ["digits"] and args.results_dir is None
     t0 = time.perf_counter()
+    shipped = zoos == ["shipped"]
     if stand_in:
         tasks = meta.digits_tasks(args.tasks, args.classes_per_task, folds=args.folds)
+    elif shipped:
+        tasks = meta.shipped_tasks()
     else:
         if not args.truth:
             ap.error("--truth is required with --zoo FILE.npz / --results-dir")
@@ -208,9 +216,10 @@ def main(argv=None) -> int:
         verdict = f"The mean held-out τ_w changed by {l - d:+.3f}: no improvement that holds out."
     if stand_in:
         verdict += " (Stand-in zoo and stand-in truth: this says nothing yet about PED on real models.)"
-    label = "digits stand-in (class-subset tasks, linear-probe truth)" if stand_in else "zoo: " + ", ".join(t.name for t in tasks)
+    label = ("digits stand-in (class-subset tasks, linear-probe truth)" if stand_in else
+             ("shipped zoo, fine-tuning truth: " if shipped else "zoo: ") + ", ".join(t.name for t in tasks))
     figs = figures(sweeps, ROOT / "docs" / "figures", label)
-    info = {"stand_in": stand_in, "classes_per_task": args.classes_per_task, "folds": args.folds,
+    info = {"stand_in": stand_in, "shipped": shipped, "classes_per_task": args.classes_per_task, "folds": args.folds,
             "command": "python experiments/meta_study.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": machine(), "date": f"{datetime.date.today().isoformat()}, commit {git_commit()}",
             "metric": args.metric, "tasks": [t.name for t in tasks], "n_models": len(tasks[0].features),

@@ -334,6 +334,27 @@ def digits_tasks(n_tasks: int = 6, classes_per_task: int = 5, seed: int = 0, fol
     return tasks
 
 
+def shipped_tasks(zoo_dir=None, tasks: Sequence[str] | None = None) -> list[Task]:
+    """One task per ground-truth task of the shipped zoo (``pedjax/assets/zoo``, or ``zoo_dir``):
+    every member's features on the task's training split, its source statistics, and the
+    fine-tuning ground truth."""
+    from . import modelzoo
+
+    z = modelzoo.load_zoo(zoo_dir)
+    table = z.truth()
+    if table is None:
+        raise FileNotFoundError(f"--shipped: {z.path} has no {modelzoo.TRUTH_FILE}; build it with `pedjax zoo build`")
+    names = list(tasks) if tasks else list(table["datasets"])
+    unknown = [t for t in names if t not in table["datasets"]]
+    if unknown:
+        raise ValueError(f"--task: the zoo's ground truth has no task(s) {unknown}; it has {list(table['datasets'])}")
+    out = []
+    for t in names:
+        zf = modelzoo.extract_features(z, t, "train")
+        out.append(Task(t, zf.features, zf.labels, zf.source_stats, {m: float(table["datasets"][t][m]) for m in z.names}))
+    return out
+
+
 def zoo_tasks(truth: str, zoos: Sequence[str] = (), results_dir: str | None = None, datasets: Sequence[str] = (),
               source: str = "imagenet") -> list[Task]:
     """Tasks from zoos on disk: each ``.npz`` zoo is one task, or each ``dataset`` of a results
@@ -367,6 +388,7 @@ def add_cli(sub) -> None:
     msub.required = True
     q = msub.add_parser("learn", help="learn nsigma/constant/time_step on a zoo's tasks; write a config JSON")
     src = q.add_mutually_exclusive_group(required=True)
+    src.add_argument("--shipped", action="store_true", help="the shipped zoo's tasks and fine-tuning ground truth (pedjax.meta.shipped_tasks)")
     src.add_argument("--digits", action="store_true", help="the digits stand-in tasks (pedjax.meta.digits_tasks)")
     src.add_argument("--zoo", action="append", metavar="FILE.npz", help="an .npz zoo = one task (repeatable); needs --truth")
     src.add_argument("--results-dir", metavar="DIR", help="a results folder; each --dataset is one task; needs --truth")
@@ -388,7 +410,9 @@ def add_cli(sub) -> None:
 
 
 def _cmd_learn(args) -> int:
-    if args.digits:
+    if args.shipped:
+        tasks = shipped_tasks()
+    elif args.digits:
         tasks = digits_tasks()
     else:
         if not args.truth:
