@@ -136,3 +136,16 @@ def test_bad_input(name):
         fn(X, np.zeros(30, int))
     with pytest.raises(ValueError, match="y.*integers"):
         fn(X, y + 0.5)
+
+
+@pytest.mark.parametrize("n,block", [(2, 64), (9, 4), (70, 16), (130, 64)])
+def test_blocked_householder_application_equals_forming_q(n, block):
+    """LogME's compact-WY Qᵀ·B equals building Q (LAPACK orgqr) and multiplying."""
+    from pedjax.metrics.logme import _apply_householder_t
+
+    rng = np.random.default_rng(n)
+    A = rng.standard_normal((n, n))
+    a, _, _, taus = jax.lax.linalg.tridiagonal(jnp.asarray(A @ A.T), lower=True)
+    B = jnp.asarray(rng.standard_normal((n - 1, 5)))
+    Q = jax.lax.linalg.householder_product(a[1:, :-1], taus)
+    np.testing.assert_allclose(_apply_householder_t(a[1:, :-1], taus, B, block=block), Q.T @ B, rtol=0, atol=1e-12 * n)

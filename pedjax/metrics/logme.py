@@ -26,7 +26,8 @@ Two evaluations of the same quantities:
     eigenvalues) and used wherever derivatives are taken, on GPU/TPU and in float32.
   * **tridiagonal** (the float64 CPU default for primal values): the fixed point only needs
     spectral sums Σ_k f(σ_k)·(v_kᵀb)², which are quadratic forms of resolvents of the Gram
-    matrix. One Householder reduction G = Q T Qᵀ (LAPACK ``sytrd``) plus Qᵀb, the eigenvalues of
+    matrix. One Householder reduction G = Q T Qᵀ (LAPACK ``sytrd``) plus Qᵀb (blocked
+    reflectors, Q is never formed), the eigenvalues of
     T (LAPACK ``stev``, for γ and the log-determinant) and, per iteration, one O(D) tridiagonal
     solve per class give the same numbers to rounding without the eigenvectors — about half the
     cost of the eigendecomposition (``BENCHMARKS.md``). For N > D with m = (G + tI)⁻¹Xᵀy:
@@ -157,11 +158,38 @@ def _host_eigvalsh_tridiagonal(d, e):
     return eigvalsh_tridiagonal(d, np.asarray(e, np.float64), lapack_driver="stev").astype(d.dtype)
 
 
+def _apply_householder_t(V: jax.Array, taus: jax.Array, B: jax.Array, block: int = 64) -> jax.Array:
+    """``Qᵀ B`` for ``Q = H_0 H_1 ⋯ H_{m-1}``, ``H_i = I − τ_i v_i v_iᵀ`` with ``v_i`` the unit-lower
+    column i of ``V`` [m, m] (LAPACK's storage), without forming Q: blocks of ``block`` reflectors
+    are applied in compact-WY form ``I − W Tᵀ Wᵀ`` (T upper triangular, LAPACK ``larft``'s
+    recurrence), O(m²·(C + block)) instead of the O(m³) of building Q."""
+    m = V.shape[0]
+    nblk = -(-m // block)
+    pad = nblk * block - m
+    W = jnp.pad(jnp.tril(V, -1) + jnp.eye(m, dtype=V.dtype), ((0, 0), (0, pad)))
+    tp = jnp.pad(taus, (0, pad))  # τ = 0: the identity
+    idx = jnp.arange(block)
+
+    def apply_block(j, B):
+        Wj = jax.lax.dynamic_slice(W, (0, j * block), (m, block))
+        tj = jax.lax.dynamic_slice(tp, (j * block,), (block,))
+        S = Wj.T @ Wj
+
+        def column(i, T):  # T[:i, i] = −τ_i T[:i, :i] (W[:, :i]ᵀ w_i), T[i, i] = τ_i
+            c = -tj[i] * (T @ jnp.where(idx < i, S[:, i], 0.0))
+            return T.at[:, i].set(jnp.where(idx < i, c, 0.0) + jnp.where(idx == i, tj[i], 0.0))
+
+        T = jax.lax.fori_loop(0, block, column, jnp.zeros((block, block), V.dtype))
+        return B - Wj @ (T.T @ (Wj.T @ B))
+
+    return jax.lax.fori_loop(0, nblk, apply_block, B)
+
+
 def _tridiagonal_spectrum(G: jax.Array, B: jax.Array):
     """``G = Q T Qᵀ``: (diagonal d [n], off-diagonal e [n-1], Qᵀ B, eigenvalues of T ascending)."""
     a, d, e, taus = jax.lax.linalg.tridiagonal(G, lower=True)
-    Q = jax.lax.linalg.householder_product(a[1:, :-1], taus)  # reflectors below the subdiagonal
-    QB = jnp.concatenate([B[:1], Q.T @ B[1:]], axis=0)
+    # the reflectors sit below the subdiagonal: Q = diag(1, Q') with Q' from a[1:, :-1]
+    QB = jnp.concatenate([B[:1], _apply_householder_t(a[1:, :-1], taus, B[1:])], axis=0)
     out = jax.ShapeDtypeStruct(d.shape, d.dtype)
     lam = jax.pure_callback(_host_eigvalsh_tridiagonal, out, d, e, vmap_method="sequential")
     return d, e, QB, lam
