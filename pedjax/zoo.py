@@ -10,6 +10,7 @@ its own models; no cross-device traffic but the labels).
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Mapping
 
 import jax
@@ -80,16 +81,21 @@ def _stats_for(names, source_stats, dims, X_by_name):
 
 
 @functools.lru_cache(maxsize=None)
-def _zoo_fn(core, options: tuple, use_ped: bool, n_dev: int):
-    """Compiled ``(Xs [m,N,D], means [m,D], stds [m,D], y, cfg) -> scores [m]``."""
+def _zoo_fn(core, options: tuple, use_ped: bool, n_dev: int, batch: str = "vmap"):
+    """Compiled ``(Xs [m,N,D], means [m,D], stds [m,D], y, cfg) -> scores [m]`` (``batch``: the
+    metric's :attr:`Metric.batch`, ``vmap`` or a sequential ``lax.map`` over the model axis)."""
     opts = dict(options)
 
     def one(X, mean, std, y, cfg, num_classes):
         if use_ped:
             X = ped_core(X, y, num_classes, mean, std, cfg).features
+        if batch == "host":  # the moved features; the metric runs per model on the host
+            return X
         return core(X, y, num_classes, **opts)
 
     def many(Xs, means, stds, y, cfg, num_classes):
+        if batch == "map":
+            return jax.lax.map(lambda a: one(a[0], a[1], a[2], y, cfg, num_classes), (Xs, means, stds))
         return jax.vmap(one, in_axes=(0, 0, 0, None, None, None))(Xs, means, stds, y, cfg, num_classes)
 
     if n_dev > 1:
@@ -179,7 +185,7 @@ def score_zoo(
         for i in range(0, len(members), b):
             chunks.append((d, members[i : i + b], b))
 
-    fn, mesh = _zoo_fn(m.core, options, ped is not None, n_dev)
+    fn, mesh = _zoo_fn(m.core, options, ped is not None, n_dev, m.batch)
     y = jnp.asarray(codes)
     scores: dict[str, float] = {}
     it = chunks
@@ -199,7 +205,15 @@ def score_zoo(
         if mesh is not None:
             shard = NamedSharding(mesh, P("model"))
             Xs, means, stds = (jax.device_put(a, shard) for a in (Xs, means, stds))
-        out = np.asarray(fn(Xs, means, stds, y, cfg, num_classes=int(classes.size)))
+        if m.batch == "host":
+            moved = np.asarray(fn(Xs, means, stds, y, cfg, num_classes=int(classes.size))) if ped is not None else Xs
+            # the public function takes its own options; core-only ones (NLEEP's padded PCA width)
+            # do not apply to it: it picks the exact shapes per model
+            accepted = inspect.signature(m.fn).parameters
+            kw = {k: v for k, v in (metric_options or {}).items() if k in accepted}
+            out = [m.fn(moved[i], codes, **kw) for i in range(len(members))]
+        else:
+            out = np.asarray(fn(Xs, means, stds, y, cfg, num_classes=int(classes.size)))
         del Xs
         for k, v in zip(members, out[: len(members)]):
             scores[k] = float(v)

@@ -24,7 +24,7 @@ def _zoo(seed=0, n=120, C=4):
     return feats, y, stats
 
 
-@pytest.mark.parametrize("metric", ["logme", "sfda"])
+@pytest.mark.parametrize("metric", ["logme", "sfda", "nleep"])  # nleep: batch="host"
 def test_score_zoo_equals_one_by_one(metric):
     feats, y, stats = _zoo()
     cfg = PEDConfig(nsigma=0.6)

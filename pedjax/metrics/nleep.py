@@ -608,7 +608,7 @@ def _host_method(Zk: np.ndarray, width: int, K: int) -> str:
     return "packed" if bound < PACKED_TOL else "blocked"
 
 
-@register("nleep", nleep_core, static=("component_ratio", "n_pca", "gmm_method"))
+@register("nleep", nleep_core, static=("component_ratio", "n_pca", "gmm_method"), batch="host")
 def nleep(X, y, component_ratio: int = 5, seed: int = 0, log: bool = False, means_init=None) -> float:
     """NLEEP transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better).
 
