@@ -103,7 +103,7 @@ def markdown(info: dict) -> str:
     L = []
     L.append("# Learning PED's hyperparameters by gradient (issue 7)\n")
     if info["stand_in"]:
-        L.append("> **Stand-in zoo.** The shipped zoo and its fine-tuning ground truth (issue 5) do not exist yet. "
+        L.append("> **Stand-in zoo.** This study was run on a stand-in before the shipped zoo existed; `python experiments/meta_study.py --zoo shipped` runs it on the shipped zoo and its fine-tuning ground truth (not yet run). "
                  "Everything below is on `pedjax.demo.digits_zoo()` — 10 small models (PCA, random projections, random "
                  "ReLU features, pixels + random features, Flax MLPs) on scikit-learn's digits — with **tasks = random "
                  f"{info['classes_per_task']}-class subsets of the digits** and **ground truth = {info['folds']}-fold "
