@@ -62,12 +62,7 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
     seconds: dict = {}
     feature_seconds = {}
     for task in tasks:
-        if task not in truth["datasets"]:
-            raise ValueError(f"--tasks: the ground truth has no task {task!r}; it has {list(truth['datasets'])}")
-        gt = truth["datasets"][task]
-        missing = [m for m in members if m not in gt]
-        if missing:
-            raise ValueError(f"ground truth: task {task!r} lacks member(s) {missing}; finish `pedjax zoo build` first")
+        gt = zoo.task_truth(task, "--tasks")
         zf = modelzoo.extract_features(zoo, task, "train")
         feature_seconds[task] = round(zf.seconds, 2)
         if verbose:

@@ -184,12 +184,7 @@ def _run_shipped(cfg, metrics_list, task, zoo_dir, t0) -> dict:
         raise FileNotFoundError(f"--zoo: {z.path} has no {modelzoo.TRUTH_FILE}; build it with `pedjax zoo build --zoo {z.path}`")
     tasks = list(table["datasets"])
     task = task or (DEFAULT_TASK if DEFAULT_TASK in tasks else tasks[0])
-    if task not in tasks:
-        raise ValueError(f"--task: the zoo's ground truth has no task {task!r}; choose one of {tasks}")
-    truth = {m: float(table["datasets"][task][m]) for m in z.names if m in table["datasets"][task]}
-    missing = [m for m in z.names if m not in truth]
-    if missing:
-        raise ValueError(f"--task: the ground truth of {task!r} lacks member(s) {missing}; finish `pedjax zoo build`")
+    truth = z.task_truth(task, "--task")
     zf = modelzoo.extract_features(z, task, "train")
     names = metrics_list or M.names()
     scores, taus = _rank_all(truth, names, cfg, lambda m, c: zf.score(m, ped=c))

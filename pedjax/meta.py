@@ -344,14 +344,11 @@ def shipped_tasks(zoo_dir=None, tasks: Sequence[str] | None = None) -> list[Task
     table = z.truth()
     if table is None:
         raise FileNotFoundError(f"--shipped: {z.path} has no {modelzoo.TRUTH_FILE}; build it with `pedjax zoo build`")
-    names = list(tasks) if tasks else list(table["datasets"])
-    unknown = [t for t in names if t not in table["datasets"]]
-    if unknown:
-        raise ValueError(f"--task: the zoo's ground truth has no task(s) {unknown}; it has {list(table['datasets'])}")
     out = []
-    for t in names:
+    for t in list(tasks) if tasks else list(table["datasets"]):
+        truth = z.task_truth(t, "--task")  # validated before the features are extracted
         zf = modelzoo.extract_features(z, t, "train")
-        out.append(Task(t, zf.features, zf.labels, zf.source_stats, {m: float(table["datasets"][t][m]) for m in z.names}))
+        out.append(Task(t, zf.features, zf.labels, zf.source_stats, truth))
     return out
 
 

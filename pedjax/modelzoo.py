@@ -272,6 +272,20 @@ class Zoo:
         p = self.path / TRUTH_FILE
         return json.loads(p.read_text()) if p.is_file() else None
 
+    def task_truth(self, task: str, arg: str = "task") -> dict[str, float]:
+        """``{member: fine-tuned score}`` on ``task`` from the ground-truth table, for every member;
+        a missing table, task or member raises an error naming ``arg``."""
+        table = self.truth()
+        if table is None:
+            raise FileNotFoundError(f"{arg}: {self.path} has no {TRUTH_FILE}; build it with `pedjax zoo build --zoo {self.path}`")
+        if task not in table["datasets"]:
+            raise ValueError(f"{arg}: the zoo's ground truth has no task {task!r}; it has {list(table['datasets'])}")
+        gt = table["datasets"][task]
+        missing = [m for m in self.names if m not in gt]
+        if missing:
+            raise ValueError(f"{arg}: the ground truth of {task!r} lacks member(s) {missing}; finish `pedjax zoo build`")
+        return {m: float(gt[m]) for m in self.names}
+
 
 @dataclass(frozen=True, eq=False)
 class ZooFeatures:

@@ -82,8 +82,8 @@ def _stats_for(names, source_stats, dims, X_by_name):
 
 @functools.lru_cache(maxsize=None)
 def _zoo_fn(core, options: tuple, use_ped: bool, n_dev: int, batch: str = "vmap"):
-    """Compiled ``(Xs [m,N,D], means [m,D], stds [m,D], y, cfg) -> scores [m]`` (``batch``: the
-    metric's :attr:`Metric.batch`, ``vmap`` or a sequential ``lax.map`` over the model axis)."""
+    """Compiled ``(Xs [m,N,D], means [m,D], stds [m,D], y, cfg) -> scores [m]``; with
+    ``batch="host"`` (:attr:`Metric.batch`) it returns the (PED-moved) features instead."""
     opts = dict(options)
 
     def one(X, mean, std, y, cfg, num_classes):
@@ -94,8 +94,6 @@ def _zoo_fn(core, options: tuple, use_ped: bool, n_dev: int, batch: str = "vmap"
         return core(X, y, num_classes, **opts)
 
     def many(Xs, means, stds, y, cfg, num_classes):
-        if batch == "map":
-            return jax.lax.map(lambda a: one(a[0], a[1], a[2], y, cfg, num_classes), (Xs, means, stds))
         return jax.vmap(one, in_axes=(0, 0, 0, None, None, None))(Xs, means, stds, y, cfg, num_classes)
 
     if n_dev > 1:
@@ -186,6 +184,10 @@ def score_zoo(
             chunks.append((d, members[i : i + b], b))
 
     fn, mesh = _zoo_fn(m.core, options, ped is not None, n_dev, m.batch)
+    # batch="host": the public function takes its own options; core-only ones (NLEEP's padded PCA
+    # width) do not apply to it, as it picks the exact shapes per model
+    accepted = inspect.signature(m.fn).parameters
+    host_options = {k: v for k, v in (metric_options or {}).items() if k in accepted}
     y = jnp.asarray(codes)
     scores: dict[str, float] = {}
     it = chunks
@@ -207,11 +209,7 @@ def score_zoo(
             Xs, means, stds = (jax.device_put(a, shard) for a in (Xs, means, stds))
         if m.batch == "host":
             moved = np.asarray(fn(Xs, means, stds, y, cfg, num_classes=int(classes.size))) if ped is not None else Xs
-            # the public function takes its own options; core-only ones (NLEEP's padded PCA width)
-            # do not apply to it: it picks the exact shapes per model
-            accepted = inspect.signature(m.fn).parameters
-            kw = {k: v for k, v in (metric_options or {}).items() if k in accepted}
-            out = [m.fn(moved[i], codes, **kw) for i in range(len(members))]
+            out = [m.fn(moved[i], codes, **host_options) for i in range(len(members))]
         else:
             out = np.asarray(fn(Xs, means, stds, y, cfg, num_classes=int(classes.size)))
         del Xs

@@ -37,11 +37,9 @@ class Metric:
       static: names of options that change shapes or control flow (passed as static to jit).
       higher_is_better: all built-in metrics rank "higher score = better model".
       batch: how :func:`pedjax.score_zoo` runs the metric over a stacked model axis: ``"vmap"``
-        (one batched program of the core), ``"map"`` (``lax.map`` of the core: one compiled
-        program, models in sequence) or ``"host"`` (PED, if any, batched as usual, then the public
-        function per model — for metrics whose public path picks shapes from the data, like
-        NLEEP's PCA width, which a traced core must instead pad to a bound). NLEEP's vmapped EM
-        also stalled XLA:CPU in testing (``lax.map`` of its core does not).
+        (one batched program of the core) or ``"host"`` (PED, if any, batched as usual, then the
+        public function per model — for metrics whose public path picks shapes from the data,
+        like NLEEP's PCA width, which a traced core must instead pad to a bound).
     """
 
     name: str
@@ -58,8 +56,8 @@ class Metric:
 
 def register(name: str, core: Callable, *, input: str = "features", static: tuple[str, ...] = (), batch: str = "vmap"):
     """Decorator for a public metric function: records it with its JAX core in :data:`REGISTRY`."""
-    if batch not in ("vmap", "map", "host"):
-        raise ValueError(f"batch: 'vmap', 'map' or 'host', got {batch!r}")
+    if batch not in ("vmap", "host"):
+        raise ValueError(f"batch: 'vmap' or 'host', got {batch!r}")
 
     def deco(fn):
         REGISTRY[name] = Metric(name=name, fn=fn, core=core, input=input, static=tuple(static), batch=batch)

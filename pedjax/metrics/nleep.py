@@ -238,17 +238,12 @@ def _host_matmul(a, b):
     return np.matmul(np.asarray(a), np.asarray(b))
 
 
-#: set while :func:`nleep_core` traces: host callbacks inside the EM loop stalled under ``vmap``
-#: (``score_zoo``) in testing, so the registry core keeps every product in XLA
-_IN_CORE = False
-
-
 def _matmul(a: jax.Array, b: jax.Array) -> jax.Array:
     """``a @ b``; large float64 products on the CPU backend go to the host BLAS through a callback
     (XLA's CPU float64 GEMM is ~2× slower there — see :mod:`pedjax._linalg`). Not differentiable
     (the EM loop never is)."""
     if (
-        not _IN_CORE and a.dtype == jnp.float64 and b.dtype == jnp.float64 and a.ndim == 2 and b.ndim == 2
+        a.dtype == jnp.float64 and b.dtype == jnp.float64 and a.ndim == 2 and b.ndim == 2
         and a.shape[0] * a.shape[1] * b.shape[1] >= _HOST_BLAS_MIN_MACS
         and jax.default_backend() == "cpu" and os.environ.get("PEDJAX_HOST_BLAS", "1") != "0"
     ):
@@ -547,17 +542,12 @@ def nleep_core(
     time, and under ``vmap`` that guard evaluates both paths; pass ``"packed"`` for features of
     moderate scale, ``"blocked"`` to skip it). ``seed`` and ``log`` may be traced.
     """
-    global _IN_CORE
     X = _float(X)
     r = min(X.shape)
     width = r if n_pca is None else min(int(n_pca), r)
     ev, Z = pca_spectrum(X, width)
     k = n_components_for_ratio_jax(ev, VARIANCE)
-    outer, _IN_CORE = _IN_CORE, True
-    try:
-        score = _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log, method=gmm_method)
-    finally:
-        _IN_CORE = outer
+    score = _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log, method=gmm_method)
     return jnp.where(k <= width, score, jnp.nan)
 
 
