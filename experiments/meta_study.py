@@ -208,12 +208,16 @@ def main(argv=None) -> int:
     rows = loto(ml, args.steps)
     d = np.mean([r["default"] for r in rows])
     l = np.mean([r["learned"] for r in rows])
-    if l > d + 0.02:
-        verdict = f"The mean held-out τ_w rose by {l - d:+.3f}."
-    elif l < d - 0.02:
-        verdict = f"The mean held-out τ_w fell by {l - d:+.3f}: what was learned does not transfer across tasks here."
+    deltas = np.array([r["learned"] - r["default"] for r in rows])
+    # paired over held-out tasks: a change smaller than twice its standard error is not claimed
+    se = float(deltas.std(ddof=1) / np.sqrt(deltas.size)) if deltas.size > 1 else float("inf")
+    spread = f"{l - d:+.3f} ± {se:.3f} (standard error of the paired change over {deltas.size} held-out tasks)"
+    if l - d > max(2 * se, 0.02):
+        verdict = f"The mean held-out τ_w rose by {spread}."
+    elif l - d < -max(2 * se, 0.02):
+        verdict = f"The mean held-out τ_w fell by {spread}: what was learned does not transfer across tasks here."
     else:
-        verdict = f"The mean held-out τ_w changed by {l - d:+.3f}: no improvement that holds out."
+        verdict = f"The mean held-out τ_w changed by {spread}: within twice its standard error, so no improvement that holds out is claimed."
     if stand_in:
         verdict += " (Stand-in zoo and stand-in truth: this says nothing yet about PED on real models.)"
     label = ("digits stand-in (class-subset tasks, linear-probe truth)" if stand_in else

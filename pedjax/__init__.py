@@ -29,7 +29,7 @@ from . import metrics  # noqa: E402,F401
 
 from . import rank  # noqa: E402,F401
 from .physics import PEDConfig, PEDResult, ped  # noqa: E402,F401
-from .zoo import score_zoo  # noqa: E402,F401
+from .zoo import ped_zoo, score_zoo  # noqa: E402,F401
 
 __version__ = "0.1.0"
-__all__ = ["PEDConfig", "PEDResult", "ped", "score_zoo", "metrics", "rank"]
+__all__ = ["PEDConfig", "PEDResult", "ped", "ped_zoo", "score_zoo", "metrics", "rank"]

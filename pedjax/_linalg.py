@@ -1,4 +1,4 @@
-"""Linear-algebra kernels shared by the metrics.
+"""Host kernels shared by the metrics: dense products (and, in :mod:`pedjax.metrics.parc`, sorting).
 
 ``gram(X) = Xᵀ X`` dominates SFDA and LogME (an N·D² product). XLA's CPU backend computes
 float64 matrix products with Eigen, about 5× slower on this class of machine than the host's
@@ -7,6 +7,9 @@ float64 inputs large enough to matter, ``gram`` therefore calls the host BLAS th
 ``jax.pure_callback``; everywhere else (GPU/TPU, float32, small inputs) it is a plain XLA
 product. It stays jit-, vmap- and differentiation-friendly (custom JVP), and gives the same
 numbers to rounding. Switch it off with ``PEDJAX_HOST_BLAS=0``.
+
+:func:`host_kernels_enabled` is the one switch for every such host path (this product, LogME's
+tridiagonal eigenvalues, NLEEP's EM products, PARC's rank statistics).
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ import numpy as np
 _HOST_BLAS_MIN_FLOPS = 5e7
 
 
-def _host_blas_enabled() -> bool:
+def host_kernels_enabled() -> bool:
+    """Whether host (NumPy/LAPACK) kernels may replace XLA ones: the CPU backend with one local
+    device and ``PEDJAX_HOST_BLAS`` not ``0``."""
     # one CPU device only: host callbacks issued from several CPU devices at once can deadlock
     return (
         os.environ.get("PEDJAX_HOST_BLAS", "1") != "0"
@@ -51,6 +56,6 @@ def _gram_jvp(primals, tangents):
 def gram(X: jax.Array) -> jax.Array:
     """``Xᵀ X`` for X [N, D] → [D, D]."""
     N, D = X.shape
-    if X.dtype == jnp.float64 and N * D * D >= _HOST_BLAS_MIN_FLOPS and _host_blas_enabled():
+    if X.dtype == jnp.float64 and N * D * D >= _HOST_BLAS_MIN_FLOPS and host_kernels_enabled():
         return _gram_callback(X)
     return X.T @ X

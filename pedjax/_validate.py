@@ -11,8 +11,16 @@ from typing import Any
 import numpy as np
 
 
+def _default_float():
+    import jax
+
+    return np.dtype(np.float64 if jax.config.jax_enable_x64 else np.float32)
+
+
 def as_float_matrix(X: Any, name: str = "X", *, n: int | None = None) -> np.ndarray:
-    """Return ``X`` as a finite 2-D floating array [N, D] (float64 when x64 is on)."""
+    """Return ``X`` as a finite 2-D array [N, D] of the default float type: float64 when x64 is on
+    (pedjax's default; float32 features, e.g. from ``.npy`` files, are promoted, as the published
+    NumPy code does), float32 otherwise. One dtype per width also means one compiled program."""
     try:
         arr = np.asarray(X)
     except Exception as exc:  # pragma: no cover - exotic inputs
@@ -31,8 +39,9 @@ def as_float_matrix(X: Any, name: str = "X", *, n: int | None = None) -> np.ndar
             f"{name}: has {arr.shape[0]} rows but the labels have {n} entries; "
             "features and labels must describe the same samples"
         )
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float64)
+    target = _default_float()
+    if arr.dtype != target:
+        arr = arr.astype(target)
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: contains {bad} NaN or infinite value(s); clean or impute them first")

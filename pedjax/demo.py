@@ -120,18 +120,37 @@ def shipped_zoo_available(zoo_dir=None) -> bool:
     return (path / modelzoo.MANIFEST).is_file() and (path / modelzoo.TRUTH_FILE).is_file()
 
 
-def _rank_all(truth: dict, names, cfg, score_fn) -> tuple[dict, dict]:
-    """Scores (static and, for feature metrics, + PED) and weighted τ of each against ``truth``."""
+def _any_features(names) -> bool:
+    from .metrics import REGISTRY
+
+    return any(REGISTRY[m].input == "features" for m in names)
+
+
+def _rank_all(truth: dict, names, score_fn, workers: int = 2) -> tuple[dict, dict]:
+    """Scores (static and, for feature metrics, + PED) and weighted τ of each against ``truth``.
+
+    ``score_fn(metric, moved)`` scores the zoo on its own (``moved=False``) or on its PED-moved
+    features (PED runs once for all metrics: the moved features do not depend on the metric, and
+    the + PED scoring reuses the static scoring's compiled program). Metrics run on ``workers``
+    threads: most of the demo's time is XLA compilation, which is single-threaded, so two metrics
+    compiling at once use both cores of a small machine.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from .metrics import REGISTRY
     from .rank import weighted_tau
 
+    def one(metric):
+        return {(f"{metric}+ped" if p else metric): score_fn(metric, p)
+                for p in ((False, True) if REGISTRY[metric].input == "features" else (False,))}
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        done = dict(zip(names, pool.map(one, names)))
     scores, taus = {}, {}
-    for metric in names:
-        for use_ped in (False, True) if REGISTRY[metric].input == "features" else (False,):
-            key = f"{metric}+ped" if use_ped else metric
-            s = score_fn(metric, cfg if use_ped else None)
+    order = list(truth)
+    for metric in names:  # the registry's order, whatever order the threads finished in
+        for key, s in done[metric].items():
             scores[key] = s
-            order = list(truth)
             taus[key] = float(weighted_tau([s[k] for k in order], [truth[k] for k in order]))
     return scores, taus
 
@@ -159,8 +178,8 @@ def run_demo(nsigma: float = 0.6, metrics_list=None, progress: bool = True, *, z
         raise ValueError("--task: the digits zoo has one fixed task; --task applies to the shipped zoo")
     features, y, stats, truth = digits_zoo()
     names = metrics_list or [n for n in DEFAULT_METRICS if n in M.REGISTRY]
-    scores, taus = _rank_all(truth, names, cfg,
-                             lambda m, c: pedjax.score_zoo(features, y, metric=m, ped=c, source_stats=stats))
+    moved = pedjax.ped_zoo(features, y, cfg, stats) if _any_features(names) else None
+    scores, taus = _rank_all(truth, names, lambda m, p: pedjax.score_zoo(moved if p else features, y, metric=m))
     return {
         "zoo": "digits",
         "task": "digits (scikit-learn), target half",
@@ -187,7 +206,8 @@ def _run_shipped(cfg, metrics_list, task, zoo_dir, t0) -> dict:
     truth = z.task_truth(task, "--task")
     zf = modelzoo.extract_features(z, task, "train")
     names = metrics_list or M.names()
-    scores, taus = _rank_all(truth, names, cfg, lambda m, c: zf.score(m, ped=c))
+    moved = zf.with_ped(cfg) if _any_features(names) else None
+    scores, taus = _rank_all(truth, names, lambda m, p: (moved if p else zf).score(m))
     return {
         "zoo": str(z.path),
         "task": f"{task} (train split)",

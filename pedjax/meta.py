@@ -98,9 +98,11 @@ def _config(theta: Mapping[str, jax.Array], base: PEDConfig) -> PEDConfig:
 
 def make_objective(tasks: Sequence[Task], metric: str = "logme", base: PEDConfig | None = None,
                    temperature: float = 0.1, remat: bool = False, metric_options: Mapping[str, Any] | None = None):
-    """Build ``(fn, names)``: ``fn(theta, weights) -> (loss, (soft_taus [K], scores))``.
+    """Build ``(fn, names, data)``: ``fn(theta, weights, data) -> (loss, (soft_taus [K], scores))``.
 
-    ``theta`` is ``{field: log value}``; ``weights`` [K] weigh the tasks (0 drops one);
+    ``theta`` is ``{field: log value}``; ``weights`` [K] weigh the tasks (0 drops one); ``data``
+    is the tasks' packed arrays (features, statistics, labels, truth) — an argument rather than
+    closed-over constants, so that compiling ``fn`` does not constant-fold the whole zoo;
     ``scores`` is a list over tasks of the scores [M_k] in ``names[k]``'s model order. Not jitted
     (see :class:`MetaLearner`). ``remat`` rematerialises each model's PED + metric in the
     backward pass (less memory for large zoos, ~1.3× time).
@@ -118,10 +120,10 @@ def make_objective(tasks: Sequence[Task], metric: str = "logme", base: PEDConfig
     def one(X, mean, std, y, cfg, C):
         return core(ped_core(X, y, C, mean, std, cfg, path="scan").features, y, C, **opts)
 
-    def fn(theta, weights):
+    def fn(theta, weights, data):
         cfg = _config(theta, base)
         taus, all_scores = [], []
-        for C, (packed, y, truth) in zip(static, arrays):
+        for C, (packed, y, truth) in zip(static, data):
             f = lambda X, m, s, y=y, C=C: one(X, m, s, y, cfg, C)
             if remat:
                 f = jax.checkpoint(f)
@@ -133,7 +135,7 @@ def make_objective(tasks: Sequence[Task], metric: str = "logme", base: PEDConfig
         loss = -jnp.sum(weights * taus) / jnp.sum(weights)
         return loss, (taus, all_scores)
 
-    return fn, names
+    return fn, names, arrays
 
 
 @dataclasses.dataclass
@@ -165,16 +167,15 @@ class MetaLearner:
             if not getattr(self.base, k) > 0:
                 raise ValueError(f"base.{k}: must be > 0 to be learned in log space, got {getattr(self.base, k)!r}")
         self.tasks, self.metric, self.learn, self.temperature = list(tasks), metric, tuple(learn), temperature
-        fn, self.names = make_objective(self.tasks, metric, self.base, temperature, remat, metric_options)
+        fn, self.names, self._data = make_objective(self.tasks, metric, self.base, temperature, remat, metric_options)
         self.opt = optax.adam(learning_rate)
         self.traces = 0  # how often the objective was traced (compiled): once per learner
 
-        def vg(theta, weights):
+        def vg(theta, weights, data):
             self.traces += 1  # runs at trace time only
-            return jax.value_and_grad(fn, has_aux=True)(theta, weights)
+            return jax.value_and_grad(fn, has_aux=True)(theta, weights, data)
 
-        #: the one expensive compiled function: (theta, weights) -> ((loss, (soft τ [K], scores)), grad)
-        self.value_and_grad = jax.jit(vg)
+        self._vg = jax.jit(vg)
 
         @jax.jit
         def update(theta, opt_state, g):  # the optax step: tiny, compiled once too
@@ -182,6 +183,10 @@ class MetaLearner:
             return optax.apply_updates(theta, upd), opt_state
 
         self._update = update
+
+    def value_and_grad(self, theta, weights):
+        """The one expensive compiled function: ``(theta, weights) -> ((loss, (soft τ [K], scores)), grad)``."""
+        return self._vg(theta, weights, self._data)
 
     def step(self, theta, opt_state, weights):
         """One meta-gradient step: ``(theta, opt_state, loss, soft_taus, grad)``."""

@@ -307,6 +307,15 @@ class ZooFeatures:
     source_probs: dict[str, np.ndarray]
     seconds: float
 
+    def with_ped(self, ped=None, **kwargs) -> "ZooFeatures":
+        """These features moved by PED (:func:`pedjax.ped_zoo` with ``source_stats``), the rest
+        unchanged: score many metrics + PED while running PED once."""
+        from .zoo import ped_zoo
+
+        t0 = time.time()
+        moved = ped_zoo(self.features, self.labels, ped, self.source_stats, **kwargs)
+        return dataclasses.replace(self, features=moved, seconds=self.seconds + time.time() - t0)
+
     def score(self, metric: str = "logme", ped=None, **kwargs) -> dict[str, float]:
         """``pedjax.score_zoo`` on these features: probability metrics (LEEP) get ``source_probs``,
         label metrics (NCE) the probes' hard predictions; PED uses ``source_stats``."""

@@ -113,6 +113,92 @@ def _zoo_fn(core, options: tuple, use_ped: bool, n_dev: int, batch: str = "vmap"
     return jax.jit(many, static_argnames=("num_classes",)), None
 
 
+def _chunks(names, arrays, n: int, batch_size, memory_budget: int, n_dev: int) -> list[tuple[int, list[str], int]]:
+    """``(D, members, padded size)`` per compiled call: models grouped by feature width, each
+    group cut into chunks whose stacked features and temporaries fit ``memory_budget``."""
+    groups: dict[int, list[str]] = {}
+    for name in names:
+        groups.setdefault(arrays[name].shape[1], []).append(name)
+    chunks = []
+    for d, members in groups.items():
+        itemsize = arrays[members[0]].dtype.itemsize if jax.config.jax_enable_x64 else 4
+        per_model = _TEMP_COPIES * n * d * max(itemsize, 4)
+        b = batch_size or max(1, int(memory_budget // max(per_model, 1)))
+        b = max(1, min(b, len(members)))
+        if n_dev > 1:
+            b = -(-b // n_dev) * n_dev  # a multiple of the device count
+        for i in range(0, len(members), b):
+            chunks.append((d, members[i : i + b], b))
+    return chunks
+
+
+def _stacked(d, members, b, arrays, stats, mesh):
+    """The chunk's stacked ``(Xs, means, stds)`` (padded to ``b`` models; sharded with a mesh)."""
+    padded = members + [members[-1]] * (b - len(members))
+    Xs = np.stack([arrays[k] for k in padded])
+    if stats is not None:
+        means = np.stack([stats[k][0] for k in padded])
+        stds = np.stack([stats[k][1] for k in padded])
+    else:
+        means = np.zeros((b, d), Xs.dtype)
+        stds = np.ones((b, d), Xs.dtype)
+    if mesh is not None:
+        shard = NamedSharding(mesh, P("model"))
+        Xs, means, stds = (jax.device_put(a, shard) for a in (Xs, means, stds))
+    return Xs, means, stds
+
+
+def _check_ped(ped) -> None:
+    if not isinstance(ped, PEDConfig):
+        raise ValueError(f"ped: expected a PEDConfig or None, got {type(ped).__name__}")
+    ped.validate()
+
+
+def _progress(chunks, progress: bool, description: str):
+    if not progress:
+        return chunks
+    from rich.progress import track
+
+    return track(chunks, description=description)
+
+
+def ped_zoo(
+    features,
+    labels,
+    ped: PEDConfig | None = None,
+    source_stats=None,
+    *,
+    batch_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Every model's features moved by PED: ``{name: [N, D_m]}`` in the zoo's order.
+
+    Batched like :func:`score_zoo` (one compiled, vmapped PED per feature width, chunked by
+    ``memory_budget``, sharded over devices). ``score_zoo(ped_zoo(F, y, cfg, s), y, metric)``
+    equals ``score_zoo(F, y, metric, ped=cfg, source_stats=s)`` to rounding; move once and score
+    many metrics when several are wanted (the moved features do not depend on the metric).
+    ``ped=None`` means the released defaults, ``PEDConfig()``.
+    """
+    cfg = PEDConfig() if ped is None else ped
+    _check_ped(cfg)
+    codes, classes = encode_labels(labels, "labels")
+    n = codes.shape[0]
+    named = _as_named(features)
+    names = list(named)
+    arrays = {k: as_float_matrix(named[k], f"features[{k!r}]", n=n) for k in names}
+    stats = _stats_for(names, source_stats, {k: v.shape[1] for k, v in arrays.items()}, arrays)
+    n_dev = jax.local_device_count()
+    fn, mesh = _zoo_fn(None, (), True, n_dev, "host")
+    y = jnp.asarray(codes)
+    out: dict[str, np.ndarray] = {}
+    chunks = _chunks(names, arrays, n, batch_size, memory_budget, n_dev)
+    for d, members, b in _progress(chunks, progress, f"PED on {len(names)} models"):
+        moved = np.asarray(fn(*_stacked(d, members, b, arrays, stats, mesh), y, cfg, num_classes=int(classes.size)))
+        out.update({k: moved[i] for i, k in enumerate(members)})
+    return {k: out[k] for k in names}
+
+
 def score_zoo(
     features,
     labels,
@@ -142,9 +228,7 @@ def score_zoo(
     """
     m = _resolve_metric(metric)
     if ped is not None:
-        if not isinstance(ped, PEDConfig):
-            raise ValueError(f"ped: expected a PEDConfig or None, got {type(ped).__name__}")
-        ped.validate()
+        _check_ped(ped)
         if m.input != "features":
             raise ValueError(f"ped: PED moves feature clusters; metric {m.name!r} takes {m.input}, not features")
     codes, classes = encode_labels(labels, "labels")
@@ -168,45 +252,19 @@ def score_zoo(
     options = tuple(sorted((metric_options or {}).items()))
 
     n_dev = jax.local_device_count()
-    groups: dict[int, list[str]] = {}
-    for name in names:
-        groups.setdefault(dims[name], []).append(name)
-
-    chunks = []
-    for d, members in groups.items():
-        itemsize = arrays[members[0]].dtype.itemsize if jax.config.jax_enable_x64 else 4
-        per_model = _TEMP_COPIES * n * d * max(itemsize, 4)
-        b = batch_size or max(1, int(memory_budget // max(per_model, 1)))
-        b = max(1, min(b, len(members)))
-        if n_dev > 1:
-            b = -(-b // n_dev) * n_dev  # a multiple of the device count
-        for i in range(0, len(members), b):
-            chunks.append((d, members[i : i + b], b))
-
-    fn, mesh = _zoo_fn(m.core, options, ped is not None, n_dev, m.batch)
+    chunks = _chunks(names, arrays, n, batch_size, memory_budget, n_dev)
+    # a host metric's compiled part is PED alone, shared with ped_zoo
+    fn, mesh = (_zoo_fn(None, (), True, n_dev, "host") if m.batch == "host"
+                else _zoo_fn(m.core, options, ped is not None, n_dev))
     # batch="host": the public function takes its own options; core-only ones (NLEEP's padded PCA
     # width) do not apply to it, as it picks the exact shapes per model
     accepted = inspect.signature(m.fn).parameters
     host_options = {k: v for k, v in (metric_options or {}).items() if k in accepted}
     y = jnp.asarray(codes)
     scores: dict[str, float] = {}
-    it = chunks
-    if progress:
-        from rich.progress import track
-
-        it = track(chunks, description=f"scoring {len(names)} models ({m.name}{' + PED' if ped else ''})")
-    for d, members, b in it:
-        padded = members + [members[-1]] * (b - len(members))
-        Xs = np.stack([arrays[k] for k in padded])
-        if stats is not None:
-            means = np.stack([stats[k][0] for k in padded])
-            stds = np.stack([stats[k][1] for k in padded])
-        else:
-            means = np.zeros((b, d), Xs.dtype)
-            stds = np.ones((b, d), Xs.dtype)
-        if mesh is not None:
-            shard = NamedSharding(mesh, P("model"))
-            Xs, means, stds = (jax.device_put(a, shard) for a in (Xs, means, stds))
+    desc = f"scoring {len(names)} models ({m.name}{' + PED' if ped else ''})"
+    for d, members, b in _progress(chunks, progress, desc):
+        Xs, means, stds = _stacked(d, members, b, arrays, stats, mesh)
         if m.batch == "host":
             moved = np.asarray(fn(Xs, means, stds, y, cfg, num_classes=int(classes.size))) if ped is not None else Xs
             out = [m.fn(moved[i], codes, **host_options) for i in range(len(members))]

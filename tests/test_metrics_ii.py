@@ -275,11 +275,50 @@ def test_rankdata_average_matches_scipy():
     np.testing.assert_array_equal(np.asarray(jax.jit(pm.rankdata_average)(jnp.asarray(a))), ss.rankdata(a))
 
 
+@pytest.mark.parametrize("host", [True, False])
+@pytest.mark.parametrize("seed,n,levels", [(0, 500, 7), (1, 2000, 40), (2, 333, 1000000)])
+def test_spearman_binary_matches_scipy_on_both_paths(monkeypatch, host, seed, n, levels):
+    """Host (NumPy) and XLA rank statistics against scipy, with ties, a mask and uneven groups."""
+    monkeypatch.setenv("PEDJAX_HOST_BLAS", "1" if host else "0")
+    rng = np.random.default_rng(seed)
+    v = rng.integers(0, levels, size=n).astype(float) / levels  # many ties when levels is small
+    b = rng.random(n) < 0.3 + 0.4 * rng.random()
+    valid = rng.random(n) < 0.8
+    got = float(pm.spearman_binary(jnp.asarray(v), jnp.asarray(b), jnp.asarray(valid)))
+    ref = ss.spearmanr(v[valid], b[valid].astype(float))[0]
+    assert abs(got - ref) <= 1e-10 * max(1.0, abs(ref))
+    # batched over a leading axis (score_zoo vmaps the metric): the same numbers per row
+    V = np.stack([v, v[::-1]])
+    rows = jax.vmap(pm.spearman_binary, in_axes=(0, None, None))(jnp.asarray(V), jnp.asarray(b), jnp.asarray(valid))
+    ref2 = ss.spearmanr(v[::-1][valid], b[valid].astype(float))[0]
+    np.testing.assert_allclose(np.asarray(rows), [ref, ref2], rtol=1e-10, atol=1e-12)
+
+
 def test_parc_matches_scipy():
     X, y = _blobs(11, sep=0.8, n=150, d=40, c=5)
     got = metrics.parc(X, y, n_dims=16)
     ref = _reference_parc(X, y, 16)
     assert abs(got - ref) <= 1e-6 * abs(ref)
+
+
+@pytest.mark.parametrize("seed,rank", [(0, 6), (1, 11)])
+def test_parc_rank_deficient_features_score_their_exact_arithmetic_value(seed, rank):
+    """Features of rank r < n_dims: the components beyond r are zero in exact arithmetic
+    (StandardScaler leaves constant columns alone), not z-scored rounding noise; so the score is
+    that reference and does not move with the last bits of the input."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(150) % 5
+    X = (rng.normal(size=(5, rank))[y] + rng.normal(size=(150, rank))) @ rng.normal(size=(rank, 40))
+    F = StandardScaler().fit_transform(PCA(n_components=16, svd_solver="full").fit_transform(X))
+    F[:, rank:] = 0.0
+    r1 = 1 - np.corrcoef(F)
+    r2 = (y[:, None] != y[None, :]).astype(float)
+    iu = np.triu_indices(len(y), 1)
+    ref = ss.spearmanr(r1[iu], r2[iu])[0] * 100
+    got = metrics.parc(X, y, n_dims=16)
+    assert abs(got - ref) <= 1e-6 * abs(ref)
+    wiggled = metrics.parc(X * (1 + 1e-15 * rng.standard_normal(X.shape)), y, n_dims=16)
+    assert abs(wiggled - got) <= 1e-6 * abs(got)
 
 
 def test_parc_subsamples_per_class_with_labels():

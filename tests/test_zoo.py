@@ -99,3 +99,26 @@ def test_score_zoo_bad_input():
         pedjax.score_zoo(feats, y, ped=PEDConfig(), source_stats={k: v for k, v in stats.items() if k != "m4"})
     with pytest.raises(ValueError, match="features: expected a dict"):
         pedjax.score_zoo(np.zeros((3, 4)), y)
+
+
+def test_ped_zoo_then_static_scoring_equals_fused_score_zoo():
+    """Moving a zoo once (ped_zoo) and scoring statically equals score_zoo(ped=cfg) per metric."""
+    rng = np.random.default_rng(5)
+    y = np.repeat([3, 7, 42], 40)
+    feats = {f"m{i}": rng.normal(size=(120, d)) + (i + 1) * 0.5 * np.eye(3, d)[np.searchsorted([3, 7, 42], y)]
+             for i, d in enumerate((8, 8, 13))}
+    stats = {k: (v.mean(0) + 0.1, v.std(0) * 1.2) for k, v in feats.items()}
+    cfg = pedjax.PEDConfig(nsigma=0.6)
+    moved = pedjax.ped_zoo(feats, y, cfg, stats)
+    assert list(moved) == list(feats) and all(moved[k].shape == feats[k].shape for k in feats)
+    assert any(not np.allclose(moved[k], feats[k]) for k in feats)  # PED moved something
+    for k in feats:  # each model alone through the public single-model PED
+        ref = np.asarray(pedjax.ped(feats[k], y, *stats[k], cfg=cfg).features)
+        np.testing.assert_allclose(moved[k], ref, rtol=1e-10, atol=1e-12)
+    for metric in ("logme", "sfda", "gbc", "nleep"):
+        fused = pedjax.score_zoo(feats, y, metric=metric, ped=cfg, source_stats=stats)
+        split = pedjax.score_zoo(moved, y, metric=metric)
+        for k in feats:
+            assert abs(fused[k] - split[k]) <= 1e-9 * max(1.0, abs(fused[k])), (metric, k)
+    with pytest.raises(ValueError, match="ped"):
+        pedjax.ped_zoo(feats, y, ped="0.6")

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._linalg import _host_blas_enabled, gram
+from .._linalg import gram, host_kernels_enabled
 from ._registry import evaluate, register
 
 _MAX_ITERS = 11
@@ -237,7 +237,7 @@ def logme_tridiagonal(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array
 
 
 def _use_tridiagonal(X) -> bool:
-    return X.dtype == jnp.float64 and min(X.shape) >= 2 and _host_blas_enabled()
+    return X.dtype == jnp.float64 and min(X.shape) >= 2 and host_kernels_enabled()
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))

@@ -57,14 +57,13 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._linalg import gram
+from .._linalg import gram, host_kernels_enabled
 from .._validate import as_float_matrix, encode_labels
 from ._pca import n_components_for_ratio, n_components_for_ratio_jax, pca_spectrum, sklearn_signs_for
 from ._registry import register
@@ -245,7 +244,7 @@ def _matmul(a: jax.Array, b: jax.Array) -> jax.Array:
     if (
         a.dtype == jnp.float64 and b.dtype == jnp.float64 and a.ndim == 2 and b.ndim == 2
         and a.shape[0] * a.shape[1] * b.shape[1] >= _HOST_BLAS_MIN_MACS
-        and jax.default_backend() == "cpu" and os.environ.get("PEDJAX_HOST_BLAS", "1") != "0"
+        and host_kernels_enabled()
     ):
         out = jax.ShapeDtypeStruct((a.shape[0], b.shape[1]), a.dtype)
         return jax.pure_callback(_host_matmul, out, a, b, vmap_method="broadcast_all")
@@ -500,11 +499,11 @@ def lloyd(Z: jax.Array, centers: jax.Array, max_iter: int = 300, tol: float = 1e
     return jnp.where(s["strict"], s["labels"], assign(s["c"]))
 
 
-def _kmeans_resp(Z, k, X, seed, n_mix):
+def _kmeans_resp(Z, k, order, seed, n_mix):
     """scikit-learn's ``init_params="kmeans"`` responsibilities, seeded: k-means++ centres drawn
-    in the canonical order of X, Lloyd iterations, one-hot labels [N, K] (masked scores)."""
+    in the sample order ``order`` (the raw features' :func:`canonical_order`), Lloyd iterations,
+    one-hot labels [N, K] (masked scores)."""
     Z = _masked(Z, k)
-    order = canonical_order(X)
     idx = kmeans_plusplus(jax.random.key(seed), Z[order], n_mix)
     labels = lloyd(Z, Z[order[idx]])
     return jax.nn.one_hot(labels, n_mix, dtype=Z.dtype)
@@ -519,7 +518,7 @@ def _gmm_nleep(Z, k, init, y, num_classes, log, method="auto", from_resp=True):
 def _nleep_on_scores(Z, k, X, y, num_classes, component_ratio, seed, log, method="auto"):
     """k-means++ + GMM + NLEEP on PCA scores Z [N, w] whose columns ≥ k are zeroed (X: the raw
     features, for the canonical sample order of the k-means++ draws)."""
-    resp0 = _kmeans_resp(Z, k, X, seed, _n_mix(component_ratio, num_classes, Z.shape[0]))
+    resp0 = _kmeans_resp(Z, k, canonical_order(X), seed, _n_mix(component_ratio, num_classes, Z.shape[0]))
     return _gmm_nleep(Z, k, resp0, y, num_classes, log, method)
 
 
@@ -581,8 +580,9 @@ def nleep_pca_components(X) -> int:
     return n_components_for_ratio(np.asarray(_spectrum_values(Xv)), VARIANCE)
 
 
-# the public function runs the two stages as two executables, so ``means_init`` and k-means++
-# starts share the compiled mixture fit
+# the public function runs the stages as separate executables: ``means_init`` and k-means++ starts
+# share the compiled mixture fit, and only the cheap sample ordering depends on the raw width D
+_jit_canonical_order = jax.jit(canonical_order)
 _jit_kmeans_resp = jax.jit(_kmeans_resp, static_argnames=("n_mix",))
 _jit_gmm_nleep = jax.jit(_gmm_nleep, static_argnames=("num_classes", "method", "from_resp"))
 
@@ -632,7 +632,7 @@ def nleep(X, y, component_ratio: int = 5, seed: int = 0, log: bool = False, mean
         init = jnp.zeros((K, width), Zw.dtype).at[:, :k].set(M)
     else:
         Zw = Z[:, :width]
-        init = _jit_kmeans_resp(Zw, k, Xv, int(seed), n_mix=K)
+        init = _jit_kmeans_resp(Zw, k, _jit_canonical_order(Xv), int(seed), n_mix=K)
     method = _host_method(np.asarray(Zw[:, :k]), width, K)
     out = _jit_gmm_nleep(Zw, k, init, codes, C, bool(log), method, means_init is None)
     return float(np.asarray(out))

@@ -22,9 +22,18 @@ Exact where the published code is not:
   *features as targets* (``targets = X[labeled_index]``), so its label RDM is a feature RDM and
   the score is meaningless; pedjax keeps the labels.
 * ``n_dims`` is capped at ``min(N, D)`` (scikit-learn would raise).
+* **Rank-deficient features.** When the features have rank r < ``n_dims`` (e.g. a 64-d layer whose
+  outputs span 31 dimensions), components r+1… have zero variance in exact arithmetic, so
+  ``StandardScaler`` would leave them zero. In floating point their variance is rounding noise
+  (≈ 1e-14 of the top one) with an arbitrary direction, and z-scoring blows that noise up to unit
+  variance: the published code's score then changes with the last bits of the input (on the
+  shipped zoo, by 0.02 for one model — enough to reorder the zoo). pedjax zeroes components whose
+  eigenvalue is ≤ max(N, D)·eps·λ_max, which gives the exact-arithmetic score.
 
-The core is one sort of the N² flattened RDM (pairs i ≥ j are pushed to the end with +inf and
-ignored), average ranks from run boundaries, and a few reductions: O(N²) memory, no index arrays.
+The core needs the ranks of the upper-triangle RDM values only through two sums (see
+:func:`spearman_binary`): one sort of the N² flattened RDM (pairs i ≥ j are masked), average ranks
+from run boundaries, and a few reductions — O(N²) memory, no index arrays. On a single CPU device
+the sort runs in NumPy through a host callback (XLA:CPU's sort is ~30× slower at these sizes).
 A Spearman correlation that is undefined (every class a singleton: no same-class pair) is NaN,
 as in scipy.
 """
@@ -34,8 +43,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._linalg import host_kernels_enabled
 from .._validate import as_float_matrix, encode_labels
-from ._pca import pca_scores
+from ._pca import pca_spectrum
 from ._registry import jitted, register
 
 __all__ = ["parc", "parc_core", "spearman_binary", "rankdata_average"]
@@ -64,21 +74,57 @@ def _average_ranks_sorted(s: jax.Array) -> jax.Array:
     return (first + last).astype(jnp.result_type(float)) / 2.0 + 1.0
 
 
-def spearman_binary(values: jax.Array, indicator: jax.Array, valid: jax.Array) -> jax.Array:
-    """Spearman correlation between ``values`` and a two-valued variable (``indicator`` 0/1),
-    over the entries where ``valid``; equals ``scipy.stats.spearmanr`` on those entries."""
-    f = jnp.result_type(float)
+def _rank_stats_xla(values: jax.Array, indicator: jax.Array, valid: jax.Array) -> jax.Array:
+    """``[M, n1, Σ r², Σ_{indicator} r]`` over the valid entries (r: average 1-based ranks), in XLA."""
+    f = values.dtype
     big = jnp.asarray(jnp.inf, values.dtype)
     v = jnp.where(valid, values, big)
     b = jnp.where(valid, indicator, 0).astype(f)
     sv, sb, sm = jax.lax.sort((v, b, valid.astype(f)), num_keys=1)
-    r = _average_ranks_sorted(sv)  # invalid entries (+inf) sort last: valid ranks unaffected
-    M = jnp.sum(sm)
-    n1 = jnp.sum(sb)
+    r = _average_ranks_sorted(sv).astype(f)  # invalid entries (+inf) sort last: valid ranks unaffected
+    return jnp.stack([jnp.sum(sm), jnp.sum(sb), jnp.sum(sm * r * r), jnp.sum(sb * r)])
+
+
+def _host_rank_stats(values, indicator, valid):
+    """:func:`_rank_stats_xla` in NumPy: two value-only sorts and a binary search (NumPy's SIMD
+    sort is ~30× faster than XLA:CPU's comparator sort at PARC's N² sizes)."""
+    values = np.asarray(values)
+    keep = np.asarray(valid, bool)
+    x = values[keep]
+    s = np.sort(x)
+    M = s.size
+    out = np.zeros(4, values.dtype)
+    if M == 0:
+        return out
+    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    ends = np.append(starts[1:], M) - 1  # 0-based [start, end] of each run of ties
+    avg = (starts + ends) / 2.0 + 1.0
+    q = np.sort(x[np.asarray(indicator, bool)[keep]])
+    lo, hi = np.searchsorted(s, q, "left"), np.searchsorted(s, q, "right")  # q's run is s[lo:hi]
+    out[:] = (M, q.size, np.sum((ends - starts + 1) * avg * avg), np.sum((lo + hi + 1) / 2.0))
+    return out
+
+
+def spearman_binary(values: jax.Array, indicator: jax.Array, valid: jax.Array) -> jax.Array:
+    """Spearman correlation between ``values`` and a two-valued variable (``indicator`` 0/1),
+    over the entries where ``valid``; equals ``scipy.stats.spearmanr`` on those entries.
+
+    The two-valued side needs no ranks: its average ranks are affine in the indicator, so the
+    correlation only needs the value ranks' sum of squares and their sum over the indicator's
+    1s. On a single CPU device these come from a host NumPy kernel (:mod:`pedjax._linalg`),
+    elsewhere from one XLA sort; same numbers to rounding. Rank statistics carry no gradient.
+    """
+    values = jax.lax.stop_gradient(jnp.asarray(values, jnp.result_type(float)))
+    if host_kernels_enabled():
+        out = jax.ShapeDtypeStruct((4,), values.dtype)
+        stats = jax.pure_callback(_host_rank_stats, out, values, indicator, valid, vmap_method="sequential")
+    else:
+        stats = _rank_stats_xla(values, indicator, valid)
+    M, n1, sum_r2, sum_r1 = stats[0], stats[1], stats[2], stats[3]
     mean_r = (M + 1.0) / 2.0
-    var_r = jnp.sum(sm * r * r) / M - mean_r**2
+    var_r = sum_r2 / M - mean_r**2
     p = n1 / M
-    cov = jnp.sum(sb * r) / M - mean_r * p
+    cov = sum_r1 / M - mean_r * p
     return cov / jnp.sqrt(var_r * p * (1.0 - p))
 
 
@@ -101,7 +147,11 @@ def parc_core(X: jax.Array, y: jax.Array, num_classes: int, n_dims: int = 32) ->
     X = jnp.asarray(X, dtype=jnp.result_type(float))
     N, D = X.shape
     k = max(1, min(int(n_dims), N, D))
-    F = _standardize(pca_scores(X, k, sklearn_signs=True))
+    ev, Z = pca_spectrum(X, k, sklearn_signs=True)
+    # components at the rounding level of the spectrum are zero in exact arithmetic: keep them
+    # zero (a constant column, left unscaled) instead of z-scoring rounding noise to unit variance
+    tol = ev[0] * max(N, D) * jnp.finfo(X.dtype).eps
+    F = _standardize(jnp.where(ev[:k] > tol, Z, 0.0))
     rdm = 1.0 - _row_corr(F)
     upper = jnp.arange(N)[:, None] < jnp.arange(N)[None, :]
     diff = y[:, None] != y[None, :]
