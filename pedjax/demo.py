@@ -126,33 +126,38 @@ def _any_features(names) -> bool:
     return any(REGISTRY[m].input == "features" for m in names)
 
 
-def _rank_all(truth: dict, names, score_fn, workers: int = 2) -> tuple[dict, dict]:
+def _rank_all(truth: dict, names, score_fn, compiling=None) -> tuple[dict, dict]:
     """Scores (static and, for feature metrics, + PED) and weighted τ of each against ``truth``.
 
     ``score_fn(metric, moved)`` scores the zoo on its own (``moved=False``) or on its PED-moved
     features (PED runs once for all metrics: the moved features do not depend on the metric, and
-    the + PED scoring reuses the static scoring's compiled program). Metrics run on ``workers``
-    threads: most of the demo's time is XLA compilation, which is single-threaded, so two metrics
-    compiling at once use both cores of a small machine.
+    the + PED scoring reuses the static scoring's compiled programs). ``compiling``: a
+    :class:`pedjax.zoo.Compiling` whose background compilations are awaited per metric; metrics
+    that compile inline (``batch="host"``) go first, while the background threads compile.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from .metrics import REGISTRY
     from .rank import weighted_tau
 
-    def one(metric):
-        return {(f"{metric}+ped" if p else metric): score_fn(metric, p)
-                for p in ((False, True) if REGISTRY[metric].input == "features" else (False,))}
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        done = dict(zip(names, pool.map(one, names)))
     scores, taus = {}, {}
     order = list(truth)
-    for metric in names:  # the registry's order, whatever order the threads finished in
-        for key, s in done[metric].items():
+    for metric in sorted(names, key=lambda m: REGISTRY[m].batch != "host"):
+        if compiling is not None:
+            compiling.wait(metric)
+        for use_ped in (False, True) if REGISTRY[metric].input == "features" else (False,):
+            key = f"{metric}+ped" if use_ped else metric
+            s = score_fn(metric, use_ped)
             scores[key] = s
             taus[key] = float(weighted_tau([s[k] for k in order], [truth[k] for k in order]))
-    return scores, taus
+    return {k: scores[k] for k in sorted(scores)}, {k: taus[k] for k in sorted(taus)}
+
+
+def _precompile(features, labels, names):
+    """Start compiling the feature metrics' programs on two background threads (see
+    :func:`pedjax.zoo.precompile`); the demo then scores on the main thread."""
+    from .metrics import REGISTRY
+    from .zoo import precompile
+
+    return precompile(features, labels, [m for m in names if REGISTRY[m].input == "features"], workers=2)
 
 
 def run_demo(nsigma: float = 0.6, metrics_list=None, progress: bool = True, *, zoo: str = "shipped",
@@ -178,8 +183,9 @@ def run_demo(nsigma: float = 0.6, metrics_list=None, progress: bool = True, *, z
         raise ValueError("--task: the digits zoo has one fixed task; --task applies to the shipped zoo")
     features, y, stats, truth = digits_zoo()
     names = metrics_list or [n for n in DEFAULT_METRICS if n in M.REGISTRY]
+    compiling = _precompile(features, y, names)
     moved = pedjax.ped_zoo(features, y, cfg, stats) if _any_features(names) else None
-    scores, taus = _rank_all(truth, names, lambda m, p: pedjax.score_zoo(moved if p else features, y, metric=m))
+    scores, taus = _rank_all(truth, names, lambda m, p: pedjax.score_zoo(moved if p else features, y, metric=m), compiling)
     return {
         "zoo": "digits",
         "task": "digits (scikit-learn), target half",
@@ -206,8 +212,9 @@ def _run_shipped(cfg, metrics_list, task, zoo_dir, t0) -> dict:
     truth = z.task_truth(task, "--task")
     zf = modelzoo.extract_features(z, task, "train")
     names = metrics_list or M.names()
+    compiling = _precompile(zf.features, zf.labels, names)
     moved = zf.with_ped(cfg) if _any_features(names) else None
-    scores, taus = _rank_all(truth, names, lambda m, p: (moved if p else zf).score(m))
+    scores, taus = _rank_all(truth, names, lambda m, p: (moved if p else zf).score(m), compiling)
     return {
         "zoo": str(z.path),
         "task": f"{task} (train split)",

@@ -440,13 +440,19 @@ def load_zoo(path: str | os.PathLike | None = None, members: Iterable[str] | Non
 
 
 def extract_features(zoo: Zoo | str | os.PathLike | None, task, split: str = "train", *, batch_size: int = 500,
-                     fashion_root=None, data_dir=None) -> ZooFeatures:
+                     fashion_root=None, data_dir=None, workers: int = 2) -> ZooFeatures:
     """Every member's features on ``split`` (``"train"`` or ``"test"``) of ``task``.
 
     ``task`` is a task name (``pedjax tasks``, ``tfds:NAME``, ``folder:PATH``) or a
     :class:`pedjax.data.TaskData`; ``zoo`` a :class:`Zoo` or a zoo folder (``None``: the shipped
-    zoo). One compiled forward pass per architecture (members sharing an architecture reuse it).
+    zoo). One compiled forward pass per architecture (members sharing an architecture reuse it);
+    the architectures compile on ``workers`` background threads while the main thread computes
+    (compiling only: concurrent executions on the CPU backend can deadlock).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .pretrain import compile_features
+
     from .data import TaskData, load_task
 
     t0 = time.time()
@@ -457,13 +463,21 @@ def extract_features(zoo: Zoo | str | os.PathLike | None, task, split: str = "tr
         raise ValueError(f"split: 'train' or 'test', got {split!r}")
     x = data.x_train if split == "train" else data.x_test
     y = data.y_train if split == "train" else data.y_test
-    feats, probs = {}, {}
+    by_arch: dict[str, list[ZooMember]] = {}
     for m in zoo:
         if tuple(x.shape[1:]) != tuple(m.input_shape):
             raise ValueError(f"task: images of shape {x.shape[1:]} do not fit member {m.name!r} (input {m.input_shape})")
-        F = m.features(x, batch_size)
-        feats[m.name] = F
-        probs[m.name] = m.source_probs(F)
+        by_arch.setdefault(json.dumps([m.arch, dict(m.arch_kwargs)], sort_keys=True), []).append(m)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        compiled = [pool.submit(compile_features, ms[0].module, ms[0].params, x.shape, batch_size)
+                    for ms in by_arch.values()]
+        done = {}
+        for ms, fut in zip(by_arch.values(), compiled):
+            fut.result()
+            done.update({m.name: m.features(x, batch_size) for m in ms})
+    feats = {m.name: done[m.name] for m in zoo}  # manifest order
+    probs = {m.name: m.source_probs(feats[m.name]) for m in zoo}
     return ZooFeatures(data.name, split, feats, np.asarray(y, np.int32), zoo.source_stats(), probs, time.time() - t0)
 
 

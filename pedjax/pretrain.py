@@ -348,12 +348,8 @@ def source_statistics(backbone: nn.Module, params, x, batch_size: int = 500) -> 
 _FEATURE_FNS: dict = {}
 
 
-def feature_fn(backbone: nn.Module) -> Callable:
-    """``f(params, x [N, H, W, C], batch_size) -> float32 [N, D]``, compiled once per module.
-
-    Like :func:`pedjax.nets.features` but the compiled forward pass is cached per (hashable)
-    module, so a zoo with several members of one architecture compiles once per batch shape.
-    """
+def _forward(backbone: nn.Module):
+    """The jit-compiled forward pass of ``backbone``, one per (hashable) module."""
     try:
         hash(backbone)
         key = backbone
@@ -363,11 +359,30 @@ def feature_fn(backbone: nn.Module) -> Callable:
     if fwd is None:
         fwd = jax.jit(lambda p, xb: backbone.apply({"params": p}, xb))
         _FEATURE_FNS[key] = fwd
+    return fwd
+
+
+def feature_fn(backbone: nn.Module) -> Callable:
+    """``f(params, x [N, H, W, C], batch_size) -> float32 [N, D]``, compiled once per module.
+
+    Like :func:`pedjax.nets.features` but the compiled forward pass is cached per (hashable)
+    module, so a zoo with several members of one architecture compiles once per batch shape.
+    """
+    fwd = _forward(backbone)
 
     def run(params, x, batch_size: int = 500) -> np.ndarray:
         return nets.apply_batched(fwd, params, x, batch_size)
 
     return run
+
+
+def compile_features(backbone: nn.Module, params, x_shape, batch_size: int = 500) -> None:
+    """Compile (without running) what ``feature_fn(backbone)(params, x, batch_size)`` runs for
+    images of shape ``x_shape`` [N, H, W(, C)]: safe on a background thread."""
+    n = int(x_shape[0])
+    shape = tuple(x_shape[1:]) + ((1,) if len(x_shape) == 3 else ())
+    xb = jax.ShapeDtypeStruct((min(batch_size, n), *shape), jnp.float32)
+    _forward(backbone).lower(params, xb).compile()
 
 
 def linear_probe(features_train, y_train, features_test, y_test, *, C: float = 1.0, max_iter: int = 1000) -> dict:

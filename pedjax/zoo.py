@@ -9,6 +9,7 @@ its own models; no cross-device traffic but the labels).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from typing import Any, Mapping
@@ -199,6 +200,118 @@ def ped_zoo(
     return {k: out[k] for k in names}
 
 
+@dataclasses.dataclass
+class _Plan:
+    """Everything :func:`score_zoo` needs to run: validated arrays, chunks and the compiled function."""
+
+    m: Metric
+    names: list
+    arrays: dict
+    stats: dict | None
+    cfg: PEDConfig
+    codes: np.ndarray
+    num_classes: int
+    chunks: list
+    fn: Any
+    mesh: Any
+    host_options: dict
+
+    def args(self, d, members, b):
+        """The compiled function's arguments for one chunk (``num_classes`` by keyword)."""
+        return (*_stacked(d, members, b, self.arrays, self.stats, self.mesh), jnp.asarray(self.codes), self.cfg)
+
+
+def _plan(features, labels, metric, ped, source_stats, metric_options, batch_size, memory_budget) -> _Plan:
+    m = _resolve_metric(metric)
+    if ped is not None:
+        _check_ped(ped)
+        if m.input != "features":
+            raise ValueError(f"ped: PED moves feature clusters; metric {m.name!r} takes {m.input}, not features")
+    codes, classes = encode_labels(labels, "labels")
+    n = codes.shape[0]
+    named = _as_named(features)
+    names = list(named)
+    arrays: dict[str, np.ndarray] = {}
+    for name in names:
+        if m.input == "labels":
+            src, src_classes = encode_labels(named[name], f"features[{name!r}]", min_classes=1)
+            if src.shape[0] != n:
+                raise ValueError(f"features[{name!r}]: has {src.shape[0]} labels but labels has {n}")
+            arrays[name] = np.eye(src_classes.size)[src]
+        else:
+            arrays[name] = as_float_matrix(named[name], f"features[{name!r}]", n=n)
+            if m.input == "probs" and np.any(arrays[name] < 0):
+                raise ValueError(f"features[{name!r}]: probabilities must be non-negative")
+    dims = {k: v.shape[1] for k, v in arrays.items()}
+    stats = _stats_for(names, source_stats, dims, arrays) if ped is not None else None
+    options = tuple(sorted((metric_options or {}).items()))
+    n_dev = jax.local_device_count()
+    # a host metric's compiled part is PED alone, shared with ped_zoo
+    fn, mesh = (_zoo_fn(None, (), True, n_dev, "host") if m.batch == "host"
+                else _zoo_fn(m.core, options, ped is not None, n_dev))
+    # batch="host": the public function takes its own options; core-only ones (NLEEP's padded PCA
+    # width) do not apply to it, as it picks the exact shapes per model
+    accepted = inspect.signature(m.fn).parameters
+    host_options = {k: v for k, v in (metric_options or {}).items() if k in accepted}
+    return _Plan(m, names, arrays, stats, ped if ped is not None else PEDConfig(), codes, int(classes.size),
+                 _chunks(names, arrays, n, batch_size, memory_budget, n_dev), fn, mesh, host_options)
+
+
+class Compiling:
+    """Compilations started by :func:`precompile`, per metric; :meth:`wait` before scoring."""
+
+    def __init__(self, futures: dict):
+        self.futures = futures
+
+    def wait(self, metric: str | None = None) -> int:
+        """Block until ``metric``'s programs (all, with ``None``) are compiled; re-raises a
+        compilation error. Returns how many programs were waited for."""
+        keys = list(self.futures) if metric is None else [metric]
+        fs = [f for k in keys for f in self.futures.get(k, ())]
+        for f in fs:
+            f.result()
+        return len(fs)
+
+
+def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_stats=None, *,
+               metric_options: Mapping[str, Any] | None = None, batch_size: int | None = None,
+               memory_budget: int = DEFAULT_MEMORY_BUDGET, workers: int = 2) -> Compiling:
+    """Compile, on ``workers`` background threads, every program that
+    ``score_zoo(features, labels, metric, ped, …)`` will run for each of ``metrics``.
+
+    XLA compiles a program on one core, and compiling — not computing — dominates scoring a small
+    zoo with many metrics; compiling several programs at once uses the other cores. Nothing is
+    executed on the threads (concurrent executions on the CPU backend can deadlock): call
+    ``score_zoo`` from one thread as usual, after :meth:`Compiling.wait` for that metric, and it
+    finds its programs in JAX's cache. The same programs serve any features of the same shapes
+    (e.g. PED-moved ones from :func:`ped_zoo`). Metrics with ``batch="host"`` compile per model
+    inside their own function and are skipped (with ``ped``, their PED program is compiled).
+    Inputs are validated here, before returning.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [metrics] if isinstance(metrics, (str, Metric)) else list(metrics)
+    plans = {_resolve_metric(k).name: _plan(features, labels, k, ped, source_stats, metric_options, batch_size, memory_budget)
+             for k in names}
+    pool = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="pedjax-compile")
+    futures: dict = {}
+    try:
+        for name, plan in plans.items():
+            if plan.m.batch == "host" and ped is None:
+                continue
+            seen = set()
+            for d, members, b in plan.chunks:
+                if (d, b) in seen:
+                    continue
+                seen.add((d, b))
+                args = plan.args(d, members, b)
+                futures.setdefault(name, []).append(
+                    pool.submit(lambda f=plan.fn, a=args, c=plan.num_classes: f.lower(*a, num_classes=c).compile()))
+    finally:
+        pool.shutdown(wait=False)  # the threads finish the queued compilations, then exit
+    return Compiling(futures)
+
+
 def score_zoo(
     features,
     labels,
@@ -226,51 +339,19 @@ def score_zoo(
       batch_size: models per compiled call; default from ``memory_budget``.
       progress: show a progress bar over chunks.
     """
-    m = _resolve_metric(metric)
-    if ped is not None:
-        _check_ped(ped)
-        if m.input != "features":
-            raise ValueError(f"ped: PED moves feature clusters; metric {m.name!r} takes {m.input}, not features")
-    codes, classes = encode_labels(labels, "labels")
-    n = codes.shape[0]
-    named = _as_named(features)
-    names = list(named)
-    arrays: dict[str, np.ndarray] = {}
-    for name in names:
-        if m.input == "labels":
-            src, src_classes = encode_labels(named[name], f"features[{name!r}]", min_classes=1)
-            if src.shape[0] != n:
-                raise ValueError(f"features[{name!r}]: has {src.shape[0]} labels but labels has {n}")
-            arrays[name] = np.eye(src_classes.size)[src]
-        else:
-            arrays[name] = as_float_matrix(named[name], f"features[{name!r}]", n=n)
-            if m.input == "probs" and np.any(arrays[name] < 0):
-                raise ValueError(f"features[{name!r}]: probabilities must be non-negative")
-    dims = {k: v.shape[1] for k, v in arrays.items()}
-    stats = _stats_for(names, source_stats, dims, arrays) if ped is not None else None
-    cfg = ped if ped is not None else PEDConfig()
-    options = tuple(sorted((metric_options or {}).items()))
-
-    n_dev = jax.local_device_count()
-    chunks = _chunks(names, arrays, n, batch_size, memory_budget, n_dev)
-    # a host metric's compiled part is PED alone, shared with ped_zoo
-    fn, mesh = (_zoo_fn(None, (), True, n_dev, "host") if m.batch == "host"
-                else _zoo_fn(m.core, options, ped is not None, n_dev))
-    # batch="host": the public function takes its own options; core-only ones (NLEEP's padded PCA
-    # width) do not apply to it, as it picks the exact shapes per model
-    accepted = inspect.signature(m.fn).parameters
-    host_options = {k: v for k, v in (metric_options or {}).items() if k in accepted}
-    y = jnp.asarray(codes)
+    plan = _plan(features, labels, metric, ped, source_stats, metric_options, batch_size, memory_budget)
+    m, fn = plan.m, plan.fn
     scores: dict[str, float] = {}
-    desc = f"scoring {len(names)} models ({m.name}{' + PED' if ped else ''})"
-    for d, members, b in _progress(chunks, progress, desc):
-        Xs, means, stds = _stacked(d, members, b, arrays, stats, mesh)
+    desc = f"scoring {len(plan.names)} models ({m.name}{' + PED' if ped else ''})"
+    for d, members, b in _progress(plan.chunks, progress, desc):
+        args = plan.args(d, members, b)
         if m.batch == "host":
-            moved = np.asarray(fn(Xs, means, stds, y, cfg, num_classes=int(classes.size))) if ped is not None else Xs
-            out = [m.fn(moved[i], codes, **host_options) for i in range(len(members))]
+            moved = np.asarray(fn(*args, num_classes=plan.num_classes)) if ped is not None else args[0]
+            out = [m.fn(moved[i], plan.codes, **plan.host_options) for i in range(len(members))]
         else:
-            out = np.asarray(fn(Xs, means, stds, y, cfg, num_classes=int(classes.size)))
-        del Xs
+            out = np.asarray(fn(*args, num_classes=plan.num_classes))
+        del args
         for k, v in zip(members, out[: len(members)]):
             scores[k] = float(v)
+    names = plan.names
     return {k: scores[k] for k in names}

@@ -122,3 +122,24 @@ def test_ped_zoo_then_static_scoring_equals_fused_score_zoo():
             assert abs(fused[k] - split[k]) <= 1e-9 * max(1.0, abs(fused[k])), (metric, k)
     with pytest.raises(ValueError, match="ped"):
         pedjax.ped_zoo(feats, y, ped="0.6")
+
+
+def test_precompile_compiles_in_background_and_scores_are_unchanged():
+    """precompile validates up front, compiles every (width, chunk) program on threads, and the
+    scores afterwards equal a plain score_zoo call."""
+    from pedjax.zoo import precompile
+
+    rng = np.random.default_rng(9)
+    y = np.arange(90) % 3
+    feats = {"a": rng.normal(size=(90, 6)), "b": rng.normal(size=(90, 6)), "c": rng.normal(size=(90, 11))}
+    with pytest.raises(ValueError, match="metric"):
+        precompile(feats, y, ["logme", "nope"])
+    with pytest.raises(ValueError, match="features"):
+        precompile({"a": np.full((90, 4), np.nan)}, y, ["logme"])
+    comp = precompile(feats, y, ["gbc", "hscore", "nleep"], workers=2)
+    assert comp.wait("gbc") == 2 and comp.wait("nleep") == 0  # two widths; host metrics compile inline
+    assert comp.wait() == 4
+    for metric in ("gbc", "hscore"):
+        got = pedjax.score_zoo(feats, y, metric=metric)
+        for k, X in feats.items():
+            assert abs(got[k] - getattr(metrics, metric)(X, y)) <= 1e-10 * max(1.0, abs(got[k]))
