@@ -181,22 +181,12 @@ def ped_zoo(
     many metrics when several are wanted (the moved features do not depend on the metric).
     ``ped=None`` means the released defaults, ``PEDConfig()``.
     """
-    cfg = PEDConfig() if ped is None else ped
-    _check_ped(cfg)
-    codes, classes = encode_labels(labels, "labels")
-    n = codes.shape[0]
-    named = _as_named(features)
-    names = list(named)
-    arrays = {k: as_float_matrix(named[k], f"features[{k!r}]", n=n) for k in names}
-    stats = _stats_for(names, source_stats, {k: v.shape[1] for k, v in arrays.items()}, arrays)
-    n_dev = jax.local_device_count()
-    fn, mesh = _zoo_fn(None, (), True, n_dev, "host")
-    y = jnp.asarray(codes)
+    plan = _plan(features, labels, None, PEDConfig() if ped is None else ped, source_stats, None, batch_size, memory_budget)
     out: dict[str, np.ndarray] = {}
-    chunks = _chunks(names, arrays, n, batch_size, memory_budget, n_dev)
-    for d, members, b in _progress(chunks, progress, f"PED on {len(names)} models"):
-        moved = np.asarray(fn(*_stacked(d, members, b, arrays, stats, mesh), y, cfg, num_classes=int(classes.size)))
+    for d, members, b in _progress(plan.chunks, progress, f"PED on {len(plan.names)} models"):
+        moved = np.asarray(plan.fn(*plan.args(d, members, b), num_classes=plan.num_classes))
         out.update({k: moved[i] for i, k in enumerate(members)})
+    names = plan.names
     return {k: out[k] for k in names}
 
 
@@ -204,7 +194,7 @@ def ped_zoo(
 class _Plan:
     """Everything :func:`score_zoo` needs to run: validated arrays, chunks and the compiled function."""
 
-    m: Metric
+    m: Metric | None  # None: PED alone (ped_zoo)
     names: list
     arrays: dict
     stats: dict | None
@@ -222,10 +212,12 @@ class _Plan:
 
 
 def _plan(features, labels, metric, ped, source_stats, metric_options, batch_size, memory_budget) -> _Plan:
-    m = _resolve_metric(metric)
+    """Validate a zoo once and lay out its compiled calls; ``metric=None``: PED alone."""
+    m = _resolve_metric(metric) if metric is not None else None
+    kind = m.input if m is not None else "features"
     if ped is not None:
         _check_ped(ped)
-        if m.input != "features":
+        if kind != "features":
             raise ValueError(f"ped: PED moves feature clusters; metric {m.name!r} takes {m.input}, not features")
     codes, classes = encode_labels(labels, "labels")
     n = codes.shape[0]
@@ -233,25 +225,25 @@ def _plan(features, labels, metric, ped, source_stats, metric_options, batch_siz
     names = list(named)
     arrays: dict[str, np.ndarray] = {}
     for name in names:
-        if m.input == "labels":
+        if kind == "labels":
             src, src_classes = encode_labels(named[name], f"features[{name!r}]", min_classes=1)
             if src.shape[0] != n:
                 raise ValueError(f"features[{name!r}]: has {src.shape[0]} labels but labels has {n}")
             arrays[name] = np.eye(src_classes.size)[src]
         else:
             arrays[name] = as_float_matrix(named[name], f"features[{name!r}]", n=n)
-            if m.input == "probs" and np.any(arrays[name] < 0):
+            if kind == "probs" and np.any(arrays[name] < 0):
                 raise ValueError(f"features[{name!r}]: probabilities must be non-negative")
     dims = {k: v.shape[1] for k, v in arrays.items()}
     stats = _stats_for(names, source_stats, dims, arrays) if ped is not None else None
     options = tuple(sorted((metric_options or {}).items()))
     n_dev = jax.local_device_count()
-    # a host metric's compiled part is PED alone, shared with ped_zoo
-    fn, mesh = (_zoo_fn(None, (), True, n_dev, "host") if m.batch == "host"
+    # PED alone, or a host metric's compiled part (also PED alone): one shared program
+    fn, mesh = (_zoo_fn(None, (), True, n_dev, "host") if m is None or m.batch == "host"
                 else _zoo_fn(m.core, options, ped is not None, n_dev))
     # batch="host": the public function takes its own options; core-only ones (NLEEP's padded PCA
     # width) do not apply to it, as it picks the exact shapes per model
-    accepted = inspect.signature(m.fn).parameters
+    accepted = inspect.signature(m.fn).parameters if m is not None else {}
     host_options = {k: v for k, v in (metric_options or {}).items() if k in accepted}
     return _Plan(m, names, arrays, stats, ped if ped is not None else PEDConfig(), codes, int(classes.size),
                  _chunks(names, arrays, n, batch_size, memory_budget, n_dev), fn, mesh, host_options)
