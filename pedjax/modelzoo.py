@@ -451,9 +451,8 @@ def extract_features(zoo: Zoo | str | os.PathLike | None, task, split: str = "tr
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .pretrain import compile_features
-
     from .data import TaskData, load_task
+    from .pretrain import compile_features
 
     t0 = time.time()
     if not isinstance(zoo, Zoo):
