@@ -128,9 +128,10 @@ def markdown(info: dict) -> str:
     L.append("```\npedjax meta learn --shipped --metric logme --steps 30 --out learned.json         # the shipped zoo's tasks\n"
              "pedjax meta learn --zoo a.npz --zoo b.npz --truth truth.json --out learned.json  # your zoo, one task per file\n"
              "pedjax score --zoo a.npz --metric logme --ped-config learned.json              # use it\n```\n")
-    L.append("The config file is JSON (`pedjax.meta.save_config`, atomic write; `pedjax.meta.load_config(path) -> "
-             "PEDConfig`): PEDConfig is eight scalars, so a human-readable, diffable file that any tool can read "
-             "beats an orbax checkpoint directory (orbax is for array pytrees and adds nothing here).\n")
+    L.append("`pedjax.meta.save_config(path, cfg)` writes the learned config atomically as an orbax checkpoint "
+             "directory (orbax's JSON handler; any `--out` path not ending in `.json`) or as a JSON file (`--out "
+             "FILE.json`: PEDConfig is eight scalars, and a diffable file any tool can read is often handier); "
+             "`pedjax.meta.load_config(path) -> PEDConfig` and `--ped-config` read both.\n")
     L.append("Note: in the released variant the step is min(½Δt²k, 1)·overlap, so `constant` and `time_step` act only "
              "through the product Δt²k (until the clip at 1): their sweeps and gradients are two views of one "
              "parameter (d/d log k = ½·d/d log Δt below the clip).\n")

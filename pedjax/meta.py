@@ -260,11 +260,19 @@ def learn(tasks: Sequence[Task], metric: str = "logme", base: PEDConfig | None =
 
 
 def save_config(path, cfg: PEDConfig, **meta) -> Path:
-    """Write ``cfg`` (and JSON-able ``meta``) as JSON, atomically (temp file + ``os.replace``)."""
+    """Write ``cfg`` (and JSON-able ``meta``) atomically: as a JSON file when ``path`` ends in
+    ``.json`` (temp file + ``os.replace``), otherwise as an orbax checkpoint directory (orbax's JSON
+    handler: written to a temporary directory and committed by rename, overwriting ``path``).
+    Both forms hold the same object and load with :func:`load_config`."""
     cfg.validate()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     obj = {"format": FORMAT, "version": 1, "config": dataclasses.asdict(cfg), "meta": meta}
+    if path.suffix != ".json":
+        import orbax.checkpoint as ocp
+
+        ocp.Checkpointer(ocp.JsonCheckpointHandler()).save(path.resolve(), args=ocp.args.JsonSave(obj), force=True)
+        return path
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
@@ -279,14 +287,24 @@ def save_config(path, cfg: PEDConfig, **meta) -> Path:
 
 
 def load_config(path) -> PEDConfig:
-    """Read a config written by :func:`save_config` (or a bare JSON object of PEDConfig fields)."""
+    """Read a config written by :func:`save_config` — a JSON file (or a bare JSON object of
+    PEDConfig fields) or an orbax checkpoint directory."""
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():
+        import orbax.checkpoint as ocp
+
+        try:
+            obj = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(p.resolve(), args=ocp.args.JsonRestore())
+        except Exception as exc:
+            raise ValueError(f"--ped-config: {p} is a directory but not an orbax config checkpoint ({type(exc).__name__}); "
+                             "write one with `pedjax meta learn --out DIR`") from None
+    elif not p.is_file():
         raise FileNotFoundError(f"--ped-config: no file {p}; write one with `pedjax meta learn --out FILE`")
-    try:
-        obj = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--ped-config: {p} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    else:
+        try:
+            obj = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--ped-config: {p} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     fields = obj.get("config", obj) if isinstance(obj, dict) else None
     if not isinstance(fields, dict):
         raise ValueError(f"--ped-config: {p} must hold a JSON object of PEDConfig fields")
@@ -403,7 +421,8 @@ def add_cli(sub) -> None:
     q.add_argument("--learn", default=",".join(DEFAULT_LEARN), help=f"comma-separated fields to learn (default {','.join(DEFAULT_LEARN)})")
     q.add_argument("--nsigma", type=float, default=0.6, help="starting nsigma (default 0.6)")
     q.add_argument("--variant", default="released", choices=["released", "paper"])
-    q.add_argument("--out", required=True, metavar="FILE.json", help="where to write the learned config")
+    q.add_argument("--out", required=True, metavar="FILE.json|DIR",
+                   help="where to write the learned config: a JSON file (.json) or an orbax checkpoint directory")
     q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.set_defaults(func=_cmd_learn)
     s = msub.add_parser("show", help="print a learned config file")

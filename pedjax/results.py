@@ -513,7 +513,7 @@ def add_cli(sub) -> None:
     p.add_argument("--metric", metavar="M", default="logme", help="transferability metric (default logme; see `pedjax metrics`)")
     p.add_argument("--ped", action="store_true", help="move the features with PED (released defaults) before scoring")
     p.add_argument("--nsigma", type=float, default=None, help="PED ball scale (default 0.6; the paper also uses 0.3); needs --ped")
-    p.add_argument("--ped-config", metavar="FILE.json", help="run PED with a saved config (pedjax meta learn --out FILE); implies --ped")
+    p.add_argument("--ped-config", metavar="FILE.json|DIR", help="run PED with a saved config (pedjax meta learn --out FILE.json or DIR, orbax); implies --ped")
     p.add_argument("--source-set", default=DEFAULT_SOURCE, metavar="NAME",
                    help=f"source set whose {{model}}_NAME_feature.npy gives PED's rescaling statistics (default {DEFAULT_SOURCE}); "
                    f"'{TARGET_SOURCE}' uses the target features' own statistics")

@@ -168,6 +168,20 @@ def test_save_load_roundtrip(tmp_path):
         meta.load_config(tmp_path / "none.json")
 
 
+def test_save_load_orbax_checkpoint(tmp_path):
+    """A path without .json is an orbax checkpoint directory holding the same object; saving
+    again overwrites it; a directory that is no such checkpoint is a clear error."""
+    cfg = pedjax.PEDConfig(nsigma=0.4123456789012345, constant=1.7, time_step=0.21, variant="paper", max_steps=5)
+    d = meta.save_config(tmp_path / "learned", cfg, metric="sfda")
+    assert d.is_dir() and meta.load_config(d) == cfg
+    cfg2 = cfg.replace(nsigma=0.9)
+    meta.save_config(d, cfg2)
+    assert meta.load_config(d) == cfg2
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="orbax"):
+        meta.load_config(tmp_path / "empty")
+
+
 def test_cli_learn_then_score_with_ped_config(tmp_path, capsys):
     from pedjax.results import save_npz_zoo
 
