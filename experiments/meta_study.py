@@ -222,12 +222,12 @@ def main(argv=None) -> int:
     if stand_in:
         verdict += " (Stand-in zoo and stand-in truth: this says nothing yet about PED on real models.)"
     label = ("digits stand-in (class-subset tasks, linear-probe truth)" if stand_in else
-             ("shipped zoo, fine-tuning truth: " if shipped else "zoo: ") + ", ".join(t.name for t in tasks))
+             ("shipped zoo, fine-tuning truth: " if shipped else "zoo: ") + ", ".join(t.task for t in tasks))
     figs = figures(sweeps, ROOT / "docs" / "figures", label)
     info = {"stand_in": stand_in, "shipped": shipped, "classes_per_task": args.classes_per_task, "folds": args.folds,
             "command": "python experiments/meta_study.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": machine(), "date": f"{datetime.date.today().isoformat()}, commit {git_commit()}",
-            "metric": args.metric, "tasks": [t.name for t in tasks], "n_models": len(tasks[0].features),
+            "metric": args.metric, "tasks": [t.task for t in tasks], "n_models": len(tasks[0].features),
             "temperature": args.temperature, "lr": args.lr, "steps": args.steps, "compile_s": compile_s,
             "step_s": step_s, "sweeps": sweeps, "loto": rows, "figures": figs, "verdict": verdict}
     Path(args.out).write_text(markdown(info))

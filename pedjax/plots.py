@@ -1,4 +1,4 @@
-"""Figures (matplotlib, Agg backend, PNG) and ``pedjax plot``.
+"""Figures (matplotlib, Agg backend, PNG); ``pedjax plot`` draws them from the command line.
 
 * :func:`scores_vs_truth` — one panel per metric: score against ground truth, one point per
   model, weighted Kendall τ in the panel title, the metric's pick starred.
@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from .physics.ped import ped
+from .rank.measures import weighted_tau
 
 _MAX_LABELLED = 24  # name points / legend entries only up to this many models
 _MAX_CIRCLES = 12  # draw the class balls only up to this many classes
@@ -79,7 +82,6 @@ def scores_vs_truth(
       truth: ``{model: ground truth}``.
       path: where to write the PNG; ``None`` returns the matplotlib figure.
     """
-    from .rank import weighted_tau
 
     plt = _plt()
     labels = list(scores)
@@ -321,25 +323,23 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in name)
 
 
-def ped_runs(zoo, cfg, models=None) -> dict:
-    """``{model: (X, y, PEDResult, (mean, std))}`` for the models of a zoo (one ``pedjax.ped`` each)."""
-    import pedjax
-
+def ped_runs(store, cfg, models=None) -> dict:
+    """``{model: (X, y, PEDResult, (mean, std))}`` for the models of a feature store (one ``pedjax.ped`` each)."""
     out = {}
-    for m in models or zoo.models:
-        X, y = zoo.features(m), zoo.labels(m)
-        mean, std = zoo.source_stats(m)
-        out[m] = (X, y, pedjax.ped(X, y, mean, std, cfg), (mean, std))
+    for m in models or store.models:
+        X, y = store.features(m), store.labels(m)
+        mean, std = store.source_stats(m)
+        out[m] = (X, y, ped(X, y, mean, std, cfg), (mean, std))
     return out
 
 
-def score_figures(zoo, result: Mapping, cfg, out_dir) -> list[str]:
+def score_figures(store, result: Mapping, cfg, out_dir) -> list[str]:
     """``pedjax score --plot DIR``: scores.png; with PED, ped_trajectory.png and clusters_<best>.png."""
     out = Path(out_dir)
     label = result["metric"] + ("+ped" if cfg is not None else "")
     files = [score_ranking(result["scores"], out / "scores.png", title=f"{label} on {result.get('dataset') or 'the zoo'}")]
     if cfg is not None:
-        runs = ped_runs(zoo, cfg)
+        runs = ped_runs(store, cfg)
         files.append(ped_trajectory({m: r[2] for m, r in runs.items()}, out / "ped_trajectory.png", exit_ratio=cfg.exit_ratio if cfg.variant == "released" else None,
                                     title=f"PED trajectory on {result.get('dataset') or 'the zoo'} (nsigma={cfg.nsigma:g})"))
         best = result["ranking"][0]
@@ -347,71 +347,3 @@ def score_figures(zoo, result: Mapping, cfg, out_dir) -> list[str]:
         files.append(cluster_projection(X, y, res, mean, std, out / f"clusters_{_safe(best)}.png", eps=cfg.eps,
                                         title=f"{best} on {result.get('dataset') or 'the zoo'}: class clusters before and after PED (nsigma={cfg.nsigma:g})"))
     return files
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("plot", help="figures: score vs ground truth, PED trajectory, class clusters before/after PED")
-    kinds = p.add_subparsers(dest="kind", metavar="KIND")
-    kinds.required = True
-    s = kinds.add_parser("scatter", help="score vs ground truth, one panel per scores file, τ_w in the title")
-    s.add_argument("--scores", action="append", required=True, metavar="FILE", help="pedjax score --json output or a published {dataset}_metrics.json (repeatable)")
-    s.add_argument("--truth", required=True, metavar="T", help="'ssl-transfer' or a JSON file (see `pedjax evaluate --help`)")
-    s.add_argument("--dataset", metavar="NAME", help="dataset of the truth table (default: from the scores file)")
-    s.add_argument("--out", required=True, metavar="FILE.png")
-    s.set_defaults(func=_cmd_scatter)
-    for name, helptext in (("trajectory", "PED's step size and energy per step, one line per model"),
-                           ("clusters", "class clusters of one model before and after PED (PCA)")):
-        q = kinds.add_parser(name, help=helptext)
-        src = q.add_mutually_exclusive_group(required=True)
-        src.add_argument("--results-dir", metavar="DIR")
-        src.add_argument("--zoo", metavar="FILE.npz")
-        q.add_argument("--dataset", metavar="NAME")
-        q.add_argument("--nsigma", type=float, default=0.6, help="PED ball scale (default 0.6)")
-        q.add_argument("--source-set", default="imagenet", metavar="NAME", help="source set for PED's rescaling (default imagenet; 'target' = own statistics)")
-        q.add_argument("--model", action="append", metavar="M", help="models to plot (repeatable; clusters: one, default the first)")
-        q.add_argument("--exclude", action="append", metavar="M")
-        q.add_argument("--out", required=True, metavar="FILE.png")
-        q.set_defaults(func=_cmd_trajectory if name == "trajectory" else _cmd_clusters)
-
-
-def _cmd_scatter(args) -> int:
-    from .evaluate import load_scores, load_truth
-
-    tables = {}
-    dataset = args.dataset
-    for f in args.scores:
-        for label, (s, ds) in load_scores(f).items():
-            dataset = dataset or ds
-            tables[label] = s
-    truth, source = load_truth(args.truth, dataset)
-    print(scores_vs_truth(tables, truth, args.out, title=f"{dataset or ''} — score vs ground truth ({source}); τ_w = weighted Kendall τ".strip(" —")))
-    return 0
-
-
-def _open(args):
-    import pedjax
-
-    from .results import open_zoo
-
-    zoo = open_zoo(args.results_dir, args.zoo, args.dataset, args.source_set, args.model, args.exclude)
-    zoo.check_source()
-    return zoo, pedjax.PEDConfig(nsigma=args.nsigma).validate()
-
-
-def _cmd_trajectory(args) -> int:
-    zoo, cfg = _open(args)
-    runs = ped_runs(zoo, cfg)
-    print(ped_trajectory({m: r[2] for m, r in runs.items()}, args.out, exit_ratio=cfg.exit_ratio,
-                         title=f"PED trajectory on {zoo.dataset or 'the zoo'} (nsigma={cfg.nsigma:g})"))
-    return 0
-
-
-def _cmd_clusters(args) -> int:
-    zoo, cfg = _open(args)
-    if args.model and len(args.model) > 1:
-        raise ValueError(f"--model: clusters draws one model, got {args.model}; pass one --model")
-    m = zoo.models[0]
-    X, y, res, (mean, std) = ped_runs(zoo, cfg, [m])[m]
-    print(cluster_projection(X, y, res, mean, std, args.out, eps=cfg.eps,
-                             title=f"{m} on {zoo.dataset or 'the zoo'}: class clusters before and after PED (nsigma={cfg.nsigma:g})"))
-    return 0

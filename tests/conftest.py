@@ -1,7 +1,10 @@
+"""The suite runs as the command line does: float64 on and the XLA:CPU scheduler flag set for the
+whole test process (``pedjax.cli._common.configure_process`` without the compilation cache).
+Importing pedjax itself sets neither (tests/test_precision.py checks that in a fresh process)."""
 import os
 
-os.environ.setdefault("JAX_ENABLE_X64", "1")
+os.environ.setdefault("PEDJAX_CACHE_DIR", "off")
 
-import jax  # noqa: E402
+from pedjax.cli._common import configure_process  # noqa: E402
 
-jax.config.update("jax_enable_x64", True)
+configure_process()

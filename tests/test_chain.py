@@ -18,7 +18,10 @@ import numpy as np
 import pytest
 
 import pedjax  # noqa: F401
-from pedjax import modelzoo, rank
+from pedjax import rank
+from pedjax import zoo as modelzoo
+from pedjax.features import extract_features
+from pedjax.zoo.build import build_members, build_truth
 from pedjax.data import fashion
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,13 +55,13 @@ def test_tiny_chain(tmp_path, capsys):
 
     # 1. pretrain: killed after the first member; the manifest already holds it
     with pytest.raises(Stop):
-        modelzoo.build_members(zoo_dir, work, members, config, progress=False, verbose=False, on_member=_stop)
+        build_members(zoo_dir, work, members, config, progress=False, verbose=False, on_member=_stop)
     first = modelzoo.read_manifest(zoo_dir)["members"]
     assert [m["name"] for m in first] == [members[0].name]
 
     # 2. ground truth for the first member: killed after its first pair
     with pytest.raises(Stop):
-        modelzoo.build_truth(zoo_dir, work, config, progress=False, verbose=False, on_pair=_stop)
+        build_truth(zoo_dir, work, config, progress=False, verbose=False, on_pair=_stop)
     truth0 = json.loads((zoo_dir / modelzoo.TRUTH_FILE).read_text())
     assert list(truth0["datasets"]["digits-5"]) == [members[0].name]
 
@@ -97,7 +100,7 @@ def test_tiny_chain(tmp_path, capsys):
 
     # 5. the zoo loads and extracts features in seconds
     t1 = time.time()
-    zf = modelzoo.extract_features(modelzoo.load_zoo(zoo_dir), "digits-5")
+    zf = extract_features(modelzoo.load_zoo(zoo_dir), "digits-5")
     assert time.time() - t1 < 30
     assert set(zf.features) == set(names) and all(np.isfinite(v).all() for v in zf.features.values())
 

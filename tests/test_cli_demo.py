@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import pedjax
-from pedjax import modelzoo
-from pedjax.demo import DEFAULT_TASK, digits_zoo, run_demo, shipped_zoo_available
+from pedjax import zoo as modelzoo
+from pedjax.cli.demo import DEFAULT_TASK, run_demo, shipped_zoo_available
+from pedjax.features import digits_zoo
 from pedjax.rank import weighted_tau
 
 

@@ -21,7 +21,7 @@ import scipy.stats
 
 import pedjax
 from pedjax import cli, rank
-from pedjax.results import save_npz_zoo, write_results_dir
+from pedjax.features import save_npz_zoo, write_results_dir
 
 DATASET = "digits"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -103,9 +103,10 @@ def test_score_npz_zoo_csv(zoo):
         assert v == pytest.approx(exp[m], rel=1e-12, abs=1e-12)
     assert [row.split(",")[1] for row in lines[1:]] == sorted(got, key=lambda k: -got[k])
     # the library path with one model per loaded batch and the progress bar: the same scores
-    from pedjax import results
+    from pedjax.features import open_store
+    from pedjax.scoring import score_store
 
-    one_by_one = results.score(results.open_zoo(zoo["results"], dataset=DATASET), "logme", progress=True, load_budget=1)
+    one_by_one = score_store(open_store(zoo["results"], dataset=DATASET), "logme", progress=True, load_budget=1)
     assert one_by_one == pytest.approx(exp, rel=1e-10)
 
 
@@ -139,7 +140,7 @@ def test_evaluate_pedjax_and_published_scores(zoo):
 
 def test_evaluate_ssl_transfer_matches_tw_py(tmp_path):
     """The shipped table reproduces tw.py's evaluation: weightedtau(score, finetune_acc[dset])."""
-    from pedjax.evaluate import truth_tables
+    from pedjax.rank import truth_tables
 
     tables, _ = truth_tables("ssl-transfer")
     assert len(tables) == 11 and all(len(v) == 12 for v in tables.values())
@@ -233,7 +234,7 @@ def test_errors_in_process(zoo, tmp_path, capsys):
 
 def test_npz_layouts_read_like_the_folder(zoo, tmp_path):
     """An .npz holding the results-folder keys, and the pedjax npz layout with source statistics."""
-    from pedjax.results import open_zoo
+    from pedjax.features import open_store as open_zoo
 
     folder = open_zoo(zoo["results"], dataset=DATASET)
     arrays = {p.stem: np.load(p) for p in zoo["results"].iterdir()}

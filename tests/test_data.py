@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-import pedjax  # noqa: F401  (x64 on, as for every user)
+import pedjax  # noqa: F401
 from pedjax import data
 from pedjax.data import fashion
 

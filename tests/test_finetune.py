@@ -10,9 +10,11 @@ import numpy as np
 import optax
 import pytest
 
-import pedjax  # noqa: F401  (x64 on, as for every user)
-from pedjax import data, nets
-from pedjax import finetune as ft
+import pedjax  # noqa: F401
+from pedjax import data
+from pedjax.models import nets
+from pedjax.models import finetune as ft
+from pedjax.models.training import batch_schedule
 
 TINY_MLP = nets.MLP(hidden=(32,))
 
@@ -100,7 +102,7 @@ def test_grid_trainer_is_one_vmapped_program_matching_a_loop():
     apply = lambda p, x: clf.apply({"params": p}, x)  # noqa: E731
     p0 = nets.init(clf, 0)
     steps, lrs, wds = 5, jnp.array([0.1, 0.01], jnp.float32), jnp.array([1e-3, 1e-6], jnp.float32)
-    sched = jnp.asarray(ft.batch_schedule(task.x_train.shape[0], steps, 8, 0))
+    sched = jnp.asarray(batch_schedule(task.x_train.shape[0], steps, 8, 0))
     X, Y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
     run = ft.build_grid_trainer(apply, steps)
 

@@ -11,6 +11,7 @@ import scipy.stats
 
 import pedjax
 from pedjax import meta, rank
+from pedjax.features import FeatureSet
 from pedjax.cli import main
 
 
@@ -85,7 +86,7 @@ def _tasks(n_tasks=2, seed=0):
             feats[f"m{m}"] = X
             stats[f"m{m}"] = (X.mean(0) + 0.1, X.std(0) * 1.3)
             truth[f"m{m}"] = sep + 0.05 * rng.normal()
-        tasks.append(meta.Task(f"t{k}", feats, y, stats, truth))
+        tasks.append(FeatureSet(feats, y, stats, truth=truth, task=f"t{k}"))
     return tasks
 
 
@@ -183,7 +184,7 @@ def test_save_load_orbax_checkpoint(tmp_path):
 
 
 def test_cli_learn_then_score_with_ped_config(tmp_path, capsys):
-    from pedjax.results import save_npz_zoo
+    from pedjax.features import save_npz_zoo
 
     t = _tasks(1)[0]
     zoo = save_npz_zoo(tmp_path / "zoo.npz", {m: X for m, X in t.features.items() if X.shape[1] == 4}, t.labels,

@@ -9,10 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import pedjax  # noqa: F401  (x64 on, as for every user)
-from pedjax import data, modelzoo, nets
-from pedjax import pretrain as pt
-from pedjax import ssl
+import pedjax  # noqa: F401
+from pedjax import data
+from pedjax import zoo as modelzoo
+from pedjax.features import extract_features
+from pedjax.models import nets
+from pedjax.scoring import score_set
+from pedjax.models import pretrain as pt
+from pedjax.models import ssl
 
 TINY = nets.MLP(hidden=(16,))
 SMALL_HEADS = {"simclr": {"hidden": 16, "out": 8}, "byol": {"hidden": 16, "out": 8}, "barlow": {"hidden": 16, "out": 8},
@@ -228,17 +232,17 @@ def test_zoo_container_roundtrip_and_features(tmp_path):
         for a, b in zip(jax.tree_util.tree_leaves(m.params), jax.tree_util.tree_leaves(p)):
             np.testing.assert_array_equal(a, np.asarray(b))
     task = data.load_task("digits-5")
-    zf = modelzoo.extract_features(zoo, task)
+    zf = extract_features(zoo, task)
     assert zf.features["mlp-b"].shape == (task.x_train.shape[0], 16)
     np.testing.assert_allclose(zf.features["cnn-a"][:500], pt.feature_fn(zoo["cnn-a"].module)(p1, task.x_train[:500]), rtol=1e-6)
     np.testing.assert_array_equal(zf.labels, task.y_train)
     np.testing.assert_allclose(zf.source_probs["res-c"].sum(1), 1.0)
     assert zf.source_stats["mlp-b"][0].shape == (16,)
-    s = zf.score("logme")
+    s = score_set(zf, "logme")
     assert s == pedjax.score_zoo(zf.features, zf.labels, "logme")
-    s_ped = zf.score("logme", ped=pedjax.PEDConfig())
+    s_ped = score_set(zf, "logme", ped=pedjax.PEDConfig())
     assert s_ped == pedjax.score_zoo(zf.features, zf.labels, "logme", ped=pedjax.PEDConfig(), source_stats=zoo.source_stats())
-    assert set(zf.score("leep")) == set(zoo.names)
+    assert set(score_set(zf, "leep")) == set(zoo.names)
 
     # replacing a member keeps its place and removes its old files
     old_dir = tmp_path / e2["params"]["path"].split("/params")[0]

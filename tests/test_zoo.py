@@ -127,7 +127,7 @@ def test_ped_zoo_then_static_scoring_equals_fused_score_zoo():
 def test_precompile_compiles_in_background_and_scores_are_unchanged():
     """precompile validates up front, compiles every (width, chunk) program on threads, and the
     scores afterwards equal a plain score_zoo call."""
-    from pedjax.zoo import precompile
+    from pedjax.scoring import precompile
 
     rng = np.random.default_rng(9)
     y = np.arange(90) % 3

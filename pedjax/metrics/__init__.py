@@ -1,24 +1,25 @@
 """Transferability metrics: one module per metric, each a public ``fn(X, y) -> float`` and a pure
-JAX core registered in :data:`REGISTRY` (name -> :class:`~pedjax.metrics._registry.Metric`)."""
-from ._registry import REGISTRY, Metric, evaluate, register  # noqa: F401
-from .logme import logme, logme_core  # noqa: F401
-from .sfda import sfda, sfda_core  # noqa: F401
+JAX core registered in :data:`REGISTRY` (name -> :class:`~pedjax.metrics._registry.Metric`).
+Importing this package imports every metric module, which registers it."""
+from ._registry import REGISTRY, Metric, evaluate, register
+from .etran import energy_score, etran, etran_combine, etran_components, etran_core, lda_score
+from .gbc import gbc, gbc_core
+from .hscore import hscore, hscore_core
+from .leep import leep, leep_core
+from .logme import logme, logme_core
+from .nce import nce, nce_core
+from .nleep import GMMResult, gmm_fit, kmeans_plusplus, nleep, nleep_core, nleep_pca_components
+from .parc import parc, parc_core, rankdata_average, spearman_binary
+from .sfda import sfda, sfda_core
+from .transrate import transrate, transrate_core
 
-# Metric modules written by other areas register themselves on import; each is optional until
-# it lands so the package always imports.
-import importlib as _importlib
-
-for _mod in ("gbc", "hscore", "leep", "nce", "nleep", "parc", "transrate", "etran"):
-    try:
-        _m = _importlib.import_module(f"{__name__}.{_mod}")
-    except ModuleNotFoundError as _e:  # pragma: no cover - only while a module is missing
-        if _e.name != f"{__name__}.{_mod}":
-            raise
-        continue
-    for _name in getattr(_m, "__all__", ()):
-        globals()[_name] = getattr(_m, _name)
-
-del _importlib, _mod
+__all__ = [
+    "REGISTRY", "Metric", "evaluate", "register", "names",
+    "etran", "etran_core", "etran_components", "etran_combine", "energy_score", "lda_score",
+    "gbc", "gbc_core", "hscore", "hscore_core", "leep", "leep_core", "logme", "logme_core", "nce", "nce_core",
+    "nleep", "nleep_core", "nleep_pca_components", "gmm_fit", "GMMResult", "kmeans_plusplus",
+    "parc", "parc_core", "spearman_binary", "rankdata_average", "sfda", "sfda_core", "transrate", "transrate_core",
+]
 
 
 def names() -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from .._precision import float64
 from .._validate import as_float_matrix, encode_labels
 
 #: name -> :class:`Metric`
@@ -55,11 +56,16 @@ class Metric:
 
 
 def register(name: str, core: Callable, *, input: str = "features", static: tuple[str, ...] = (), batch: str = "vmap"):
-    """Decorator for a public metric function: records it with its JAX core in :data:`REGISTRY`."""
+    """Decorator for a public metric function: records it with its JAX core in :data:`REGISTRY`.
+
+    The function is returned wrapped in :func:`pedjax._precision.float64` (it computes in float64
+    without changing the caller's JAX settings).
+    """
     if batch not in ("vmap", "host"):
         raise ValueError(f"batch: 'vmap' or 'host', got {batch!r}")
 
     def deco(fn):
+        fn = float64(fn)
         REGISTRY[name] = Metric(name=name, fn=fn, core=core, input=input, static=tuple(static), batch=batch)
         fn.core = core
         return fn

@@ -1,6 +1,10 @@
 """NLEEP (Li et al., CVPR 2021, "Ranking neural checkpoints"): LEEP with a Gaussian mixture on
 the target features standing in for the source classifier.
 
+Size: one file for the whole pipeline (PCA width, k-means++ seeding, the EM with scikit-learn's
+exact semantics, the host and the traced paths): splitting it would scatter one algorithm whose
+parity with scikit-learn is tested as a unit.
+
 Pipeline, as in the PED/SFDA repositories' ``NLEEP``:
 
 1. **PCA** keeping 80 % of the variance, with scikit-learn's ``PCA(n_components=0.8)`` rule (the

@@ -1,4 +1,4 @@
-"""Reading zoos from disk: the published repos' results folders and ``.npz`` zoos; ``pedjax score``.
+"""Feature sets on disk: the published repos' results folders and ``.npz`` zoos.
 
 **Results folder** — what ``forward_feature.py`` of github.com/lixiaotong97/PED (and
 TencentARC/SFDA) writes, read as is::
@@ -27,19 +27,19 @@ or the results-folder layout with the ``.npy`` file names as keys (``{model}_{da
 Features are read as float64 (the published NumPy metrics compute in float64; the
 ``.npy`` files are usually float32); source statistics are accumulated in float64 in chunks of a
 memory-mapped file, so a 50 000 × 2048 ImageNet-val file is never loaded whole.
-:func:`score` returns exactly what :func:`pedjax.score_zoo` returns on those arrays.
+A :class:`FeatureStore` loads nothing until asked; :meth:`FeatureStore.feature_set` loads it
+whole as a :class:`~pedjax.features.FeatureSet`, and :func:`pedjax.scoring.score_store` scores a
+store larger than memory in batches of models.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
-import time
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
+
+from .featureset import FeatureSet
 
 #: name of the source set in the published layout
 DEFAULT_SOURCE = "imagenet"
@@ -55,7 +55,7 @@ _CHUNK_ROWS = 8192
 # storage: a folder of .npy files or the arrays of an .npz, addressed by key (file name sans .npy)
 
 
-class _DirStore:
+class _DirFiles:
     def __init__(self, root: Path):
         self.root = root
         self.where = str(root)
@@ -76,15 +76,15 @@ class _DirStore:
         return f"{key}.npy"
 
 
-class _NpzStore:
+class _NpzFiles:
     def __init__(self, path: Path):
         self.where = str(path)
         try:
             self.npz = np.load(path, allow_pickle=False)
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise ValueError(f"--zoo: {path} is not a readable .npz file ({exc}); write one with pedjax.results.save_npz_zoo") from exc
+            raise ValueError(f"--zoo: {path} is not a readable .npz file ({exc}); write one with pedjax.features.save_npz_zoo") from exc
         if not isinstance(self.npz, np.lib.npyio.NpzFile):
-            raise ValueError(f"--zoo: {path} holds a single array, not an .npz zoo; write one with pedjax.results.save_npz_zoo")
+            raise ValueError(f"--zoo: {path} holds a single array, not an .npz zoo; write one with pedjax.features.save_npz_zoo")
 
     def keys(self) -> list[str]:
         return sorted(self.npz.files)
@@ -106,10 +106,10 @@ class _NpzStore:
 # zoo sources
 
 
-class Zoo:
-    """A zoo on disk: model names, and per model its target features, labels and source statistics.
+class FeatureStore:
+    """A zoo's features on disk: model names, and per model its target features, labels and source statistics.
 
-    Nothing is loaded until asked for. Subclasses: :class:`ResultsZoo`, :class:`NpzZoo`.
+    Nothing is loaded until asked for. Subclasses: :class:`ResultsStore`, :class:`NpzStore`.
     """
 
     dataset: str | None
@@ -137,6 +137,12 @@ class Zoo:
         stats = {m: self.source_stats(m) for m in self.models} if source else None
         return feats, labels, stats
 
+    def feature_set(self, *, source: bool = False, truth=None) -> FeatureSet:
+        """Everything in memory as a :class:`FeatureSet` (every model must share its labels);
+        ``source`` loads the source statistics PED needs; ``truth`` ``{model: value}`` is attached."""
+        feats, _, stats = self.load(source=source)
+        return FeatureSet(feats, self.shared_labels(), stats, truth=truth, task=self.dataset or self.where)
+
     def shared_labels(self) -> np.ndarray:
         """The labels, when every model has the same ones (else a ``ValueError``)."""
         first = self.labels(self.models[0])
@@ -144,7 +150,7 @@ class Zoo:
             if not np.array_equal(self.labels(m), first):
                 raise ValueError(
                     f"labels: model {m!r} has different labels (or sample order) than {self.models[0]!r}; "
-                    "use Zoo.labels(model) per model, or pedjax.results.score which groups models by labels"
+                    "use FeatureStore.labels(model) per model, or pedjax.scoring.score_store, which groups models by labels"
                 )
         return first
 
@@ -221,7 +227,7 @@ def _select(found: list[str], models: Iterable[str] | None, exclude: Iterable[st
     return out
 
 
-class ResultsZoo(Zoo):
+class ResultsStore(FeatureStore):
     """The published layout (a folder, or an .npz whose keys are the file names without ``.npy``)."""
 
     def __init__(self, store, dataset: str, source: str = DEFAULT_SOURCE, models=None, exclude=None):
@@ -294,10 +300,10 @@ class ResultsZoo(Zoo):
         return mean, std
 
 
-class NpzZoo(Zoo):
+class NpzStore(FeatureStore):
     """The pedjax npz layout (see the module docstring and :func:`save_npz_zoo`)."""
 
-    def __init__(self, store: _NpzStore, dataset: str | None = None, source: str = DEFAULT_SOURCE, models=None, exclude=None):
+    def __init__(self, store: _NpzFiles, dataset: str | None = None, source: str = DEFAULT_SOURCE, models=None, exclude=None):
         self.store, self.where = store, store.where
         keys = store.keys()
         stored = str(store.load("dataset")) if store.has("dataset") else None
@@ -307,7 +313,7 @@ class NpzZoo(Zoo):
         self.source = source
         found = [k[len("features/"):] for k in keys if k.startswith("features/")]
         if not store.has("labels") and not all(store.has(f"labels/{m}") for m in found):
-            raise ValueError(f"--zoo: {self.where} has no 'labels' array (and not one 'labels/<model>' per model); write it with pedjax.results.save_npz_zoo")
+            raise ValueError(f"--zoo: {self.where} has no 'labels' array (and not one 'labels/<model>' per model); write it with pedjax.features.save_npz_zoo")
         self.models = _select(found, models, exclude, self.where)
 
     def labels(self, model):
@@ -357,7 +363,7 @@ def datasets_in(keys: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
-def open_zoo(results_dir=None, zoo=None, dataset: str | None = None, source: str = DEFAULT_SOURCE, models=None, exclude=None) -> Zoo:
+def open_store(results_dir=None, zoo=None, dataset: str | None = None, source: str = DEFAULT_SOURCE, models=None, exclude=None) -> FeatureStore:
     """Open a results folder (``results_dir`` + ``dataset``) or an ``.npz`` zoo (``zoo``)."""
     if (results_dir is None) == (zoo is None):
         raise ValueError("give either --results-dir DIR (with --dataset) or --zoo FILE.npz")
@@ -366,26 +372,26 @@ def open_zoo(results_dir=None, zoo=None, dataset: str | None = None, source: str
         if not root.is_dir():
             raise FileNotFoundError(f"--results-dir: {root} is not a folder; point it at the folder holding {{model}}_{{dataset}}_feature.npy files")
         if not dataset:
-            known = datasets_in(_DirStore(root).keys())
+            known = datasets_in(_DirFiles(root).keys())
             raise ValueError(f"--dataset: required with --results-dir; datasets found in {root}: {known}")
-        return ResultsZoo(_DirStore(root), dataset, source, models, exclude)
+        return ResultsStore(_DirFiles(root), dataset, source, models, exclude)
     path = Path(zoo)
     if not path.is_file():
-        raise FileNotFoundError(f"--zoo: no file {path}; write an .npz zoo with pedjax.results.save_npz_zoo")
-    store = _NpzStore(path)
+        raise FileNotFoundError(f"--zoo: no file {path}; write an .npz zoo with pedjax.features.save_npz_zoo")
+    store = _NpzFiles(path)
     if any(k.startswith("features/") for k in store.keys()):
-        return NpzZoo(store, dataset, source, models, exclude)
+        return NpzStore(store, dataset, source, models, exclude)
     if not dataset:
         known = datasets_in(store.keys())
         if not known:
             raise ValueError(
-                f"--zoo: {path} has neither features/<model> arrays (pedjax layout, see pedjax.results.save_npz_zoo) "
+                f"--zoo: {path} has neither features/<model> arrays (pedjax layout, see pedjax.features.save_npz_zoo) "
                 "nor {model}_{dataset}_feature / _label arrays (the results-folder layout)"
             )
         if len(known) > 1:
             raise ValueError(f"--dataset: {path} holds several datasets in the results layout, pick one of {known}")
         dataset = known[0]
-    return ResultsZoo(store, dataset, source, models, exclude)
+    return ResultsStore(store, dataset, source, models, exclude)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -425,167 +431,3 @@ def save_npz_zoo(path, features: Mapping[str, Any], labels, source_stats: Mappin
     path = Path(path)
     np.savez(path, **arrays)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
-
-
-# ----------------------------------------------------------------------------------------------
-# scoring
-
-
-def _metric(metric: str):
-    from .metrics import REGISTRY
-
-    feature_metrics = sorted(k for k, v in REGISTRY.items() if v.input == "features")
-    name = metric.lower() if isinstance(metric, str) else metric
-    if name not in REGISTRY:
-        raise ValueError(f"--metric: unknown metric {metric!r}; feature metrics: {feature_metrics}")
-    if REGISTRY[name].input != "features":
-        raise ValueError(
-            f"--metric: {name!r} takes source-model {REGISTRY[name].input}, not features, and a zoo "
-            f"holds features; use one of {feature_metrics} (or pedjax.score_zoo from Python)"
-        )
-    return name
-
-
-def score(zoo: Zoo, metric: str = "logme", ped=None, *, progress: bool = False, load_budget: int = DEFAULT_LOAD_BUDGET, **score_zoo_kwargs) -> dict[str, float]:
-    """Score every model of ``zoo``; ``{model: score}`` in the zoo's order.
-
-    Equals ``pedjax.score_zoo(features, labels, metric, ped, source_stats)`` on the arrays the zoo
-    holds (features as float64, source statistics = mean/std of the source features, ddof 0).
-    Models are loaded in batches of at most ``load_budget`` bytes of features and scored one batch
-    (and one label set) at a time, so a zoo larger than memory scores with a progress bar.
-    """
-    from .zoo import score_zoo
-
-    metric = _metric(metric)
-    if ped is not None:
-        zoo.check_source()
-    out: dict[str, float] = {}
-    bar = None
-    if progress:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-        bar.start()
-        task = bar.add_task(f"{metric}{' + PED' if ped is not None else ''}", total=len(zoo.models))
-    try:
-        batch: dict[str, np.ndarray] = {}
-        size = 0
-        todo = list(zoo.models)
-        for i, m in enumerate(todo):
-            X = zoo.features(m)
-            batch[m] = X
-            size += X.nbytes
-            if size >= load_budget or i == len(todo) - 1:
-                groups: dict[bytes, list[str]] = {}
-                for name in batch:
-                    y = np.asarray(zoo.labels(name))
-                    groups.setdefault(y.tobytes() + str(y.shape).encode() + str(y.dtype).encode(), []).append(name)
-                for names in groups.values():
-                    stats = {n: zoo.source_stats(n) for n in names} if ped is not None else None
-                    s = score_zoo({n: batch[n] for n in names}, zoo.labels(names[0]), metric=metric, ped=ped, source_stats=stats, **score_zoo_kwargs)
-                    out.update(s)
-                    if bar is not None:
-                        bar.advance(task, len(names))
-                batch, size = {}, 0
-    finally:
-        if bar is not None:
-            bar.stop()
-    return {m: out[m] for m in zoo.models}
-
-
-# ----------------------------------------------------------------------------------------------
-# pedjax score
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser(
-        "score",
-        help="score a zoo read from a results folder (published PED/SFDA layout) or an .npz",
-        description="Score every model of a zoo with one transferability metric, optionally after PED. "
-        "Reads DIR/{model}_{dataset}_feature.npy and _label.npy (and {model}_imagenet_feature.npy for PED) "
-        "as written by the published forward_feature.py, or an .npz zoo.",
-    )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--results-dir", metavar="DIR", help="folder of {model}_{dataset}_feature.npy / _label.npy files")
-    src.add_argument("--zoo", metavar="FILE.npz", help="an .npz zoo (pedjax.results.save_npz_zoo, or the results layout as keys)")
-    p.add_argument("--dataset", metavar="NAME", help="target dataset name in the file names (required with --results-dir)")
-    p.add_argument("--metric", metavar="M", default="logme", help="transferability metric (default logme; see `pedjax metrics`)")
-    p.add_argument("--ped", action="store_true", help="move the features with PED (released defaults) before scoring")
-    p.add_argument("--nsigma", type=float, default=None, help="PED ball scale (default 0.6; the paper also uses 0.3); needs --ped")
-    p.add_argument("--ped-config", metavar="FILE.json|DIR", help="run PED with a saved config (pedjax meta learn --out FILE.json or DIR, orbax); implies --ped")
-    p.add_argument("--source-set", default=DEFAULT_SOURCE, metavar="NAME",
-                   help=f"source set whose {{model}}_NAME_feature.npy gives PED's rescaling statistics (default {DEFAULT_SOURCE}); "
-                   f"'{TARGET_SOURCE}' uses the target features' own statistics")
-    p.add_argument("--model", action="append", metavar="M", help="score only these models (repeatable)")
-    p.add_argument("--exclude", action="append", metavar="M", help="leave these models out (repeatable)")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help='print JSON: {"scores": {model: score}, "ranking": [...], ...}')
-    fmt.add_argument("--csv", action="store_true", help="print CSV: rank,model,score")
-    p.add_argument("--plot", metavar="DIR", help="write figures to DIR (scores.png; with --ped also ped_trajectory.png and clusters_<best model>.png)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (it shows only on a terminal)")
-    p.set_defaults(func=_cmd_score)
-
-
-def _cmd_score(args) -> int:
-    import pedjax
-
-    metric = _metric(args.metric)
-    if args.ped_config is not None:
-        if args.nsigma is not None:
-            raise ValueError("--nsigma: give either --nsigma or --ped-config (which sets nsigma), not both")
-        from .meta import load_config
-
-        args.ped = True
-    if args.nsigma is not None and not args.ped:
-        raise ValueError("--nsigma sets PED's ball scale; add --ped to run PED")
-    zoo = open_zoo(args.results_dir, args.zoo, args.dataset, args.source_set, args.model, args.exclude)
-    cfg = pedjax.PEDConfig(nsigma=0.6 if args.nsigma is None else args.nsigma).validate() if args.ped else None
-    if args.ped_config is not None:
-        cfg = load_config(args.ped_config)
-    t0 = time.perf_counter()
-    progress = not args.no_progress and sys.stderr.isatty()
-    scores = score(zoo, metric, cfg, progress=progress)
-    seconds = time.perf_counter() - t0
-    ranking = sorted(scores, key=lambda k: -scores[k])
-    result = {
-        "dataset": zoo.dataset,
-        "metric": metric,
-        "ped": None if cfg is None else {**dataclasses.asdict(cfg), "source_set": zoo.source},
-        "source": zoo.where,
-        "scores": scores,
-        "ranking": ranking,
-        "seconds": round(seconds, 3),
-        "pedjax": pedjax.__version__,
-    }
-    if args.plot:
-        from . import plots
-
-        result["figures"] = plots.score_figures(zoo, result, cfg, args.plot)
-    if args.json:
-        print(json.dumps(result, indent=1))
-    elif args.csv:
-        print("rank,model,score")
-        for i, m in enumerate(ranking, 1):
-            print(f"{i},{m},{scores[m]!r}")
-    else:
-        _print_scores(result)
-    return 0
-
-
-def _print_scores(result: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    con = Console() if sys.stdout.isatty() else Console(width=120)
-    label = result["metric"] + (f" + PED (nsigma={result['ped']['nsigma']})" if result["ped"] else "")
-    con.print(f"{label} on {result['dataset'] or 'the zoo'}: {len(result['scores'])} models, {result['seconds']:.1f} s")
-    t = Table()
-    t.add_column("rank", justify="right")
-    t.add_column("model")
-    t.add_column("score", justify="right")
-    for i, m in enumerate(result["ranking"], 1):
-        t.add_row(str(i), m, f"{result['scores'][m]:.6g}")
-    con.print(t)
-    for f in result.get("figures", []):
-        con.print(f"wrote {f}")

@@ -19,9 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from . import _precision
+from ._precision import float64
 from ._validate import as_float_matrix, check_vector, encode_labels
+from .features import FeatureSet, FeatureStore
 from .metrics import REGISTRY, Metric
 from .physics.ped import PEDConfig, ped_core
+from .util import Progress
 
 #: default memory budget (bytes) for one chunk's stacked features and temporaries
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -163,6 +167,7 @@ def _progress(chunks, progress: bool, description: str):
     return track(chunks, description=description)
 
 
+@float64
 def ped_zoo(
     features,
     labels,
@@ -265,6 +270,7 @@ class Compiling:
         return len(fs)
 
 
+@float64
 def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_stats=None, *,
                metric_options: Mapping[str, Any] | None = None, batch_size: int | None = None,
                memory_budget: int = DEFAULT_MEMORY_BUDGET, workers: int = 2) -> Compiling:
@@ -285,6 +291,12 @@ def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_s
     names = [metrics] if isinstance(metrics, (str, Metric)) else list(metrics)
     plans = {_resolve_metric(k).name: _plan(features, labels, k, ped, source_stats, metric_options, batch_size, memory_budget)
              for k in names}
+    x64 = bool(jax.config.jax_enable_x64)  # the worker threads compile in this call's precision
+
+    def compile_one(f, a, c):
+        with _precision.scope(x64):
+            return f.lower(*a, num_classes=c).compile()
+
     pool = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="pedjax-compile")
     futures: dict = {}
     try:
@@ -298,12 +310,13 @@ def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_s
                 seen.add((d, b))
                 args = plan.args(d, members, b)
                 futures.setdefault(name, []).append(
-                    pool.submit(lambda f=plan.fn, a=args, c=plan.num_classes: f.lower(*a, num_classes=c).compile()))
+                    pool.submit(compile_one, plan.fn, args, plan.num_classes))
     finally:
         pool.shutdown(wait=False)  # the threads finish the queued compilations, then exit
     return Compiling(futures)
 
 
+@float64
 def score_zoo(
     features,
     labels,
@@ -347,3 +360,83 @@ def score_zoo(
             scores[k] = float(v)
     names = plan.names
     return {k: scores[k] for k in names}
+
+
+# ----------------------------------------------------------------------------------------------
+# FeatureSets and feature stores
+
+
+def score_set(fs: FeatureSet, metric: str = "logme", ped: PEDConfig | None = None, **kwargs) -> dict[str, float]:
+    """:func:`score_zoo` on a :class:`FeatureSet`: probability metrics (LEEP) read its
+    ``source_probs``, label metrics (NCE) their argmax, feature metrics its features; PED uses its
+    ``source_stats`` (``None``: the target's own statistics)."""
+    m = _resolve_metric(metric)
+    return score_zoo(fs.inputs(m.input), fs.labels, metric=m, ped=ped,
+                     source_stats=fs.source_stats if ped is not None else None, **kwargs)
+
+
+def ped_set(fs: FeatureSet, ped: PEDConfig | None = None, **kwargs) -> FeatureSet:
+    """The same :class:`FeatureSet` with its features moved by PED (:func:`ped_zoo`): score many
+    metrics + PED while running PED once."""
+    import time
+
+    t0 = time.perf_counter()
+    moved = ped_zoo(fs.features, fs.labels, ped, fs.source_stats, **kwargs)
+    return fs.replace(features=moved, seconds=fs.seconds + time.perf_counter() - t0)
+
+
+#: bytes of float64 features :func:`score_store` loads at once (a batch of models)
+DEFAULT_LOAD_BUDGET = 2 << 30
+
+
+def feature_metric(metric: str) -> str:
+    """The registry name of a feature metric (what a zoo's features can be scored with), or a
+    ``ValueError`` naming ``--metric``."""
+    feature_metrics = sorted(k for k, v in REGISTRY.items() if v.input == "features")
+    name = metric.lower() if isinstance(metric, str) else metric
+    if name not in REGISTRY:
+        raise ValueError(f"--metric: unknown metric {metric!r}; feature metrics: {feature_metrics}")
+    if REGISTRY[name].input != "features":
+        raise ValueError(
+            f"--metric: {name!r} takes source-model {REGISTRY[name].input}, not features, and a zoo "
+            f"holds features; use one of {feature_metrics} (or pedjax.score_zoo from Python)"
+        )
+    return name
+
+
+@float64
+def score_store(store: FeatureStore, metric: str = "logme", ped=None, *, progress: bool = False, load_budget: int = DEFAULT_LOAD_BUDGET, **score_zoo_kwargs) -> dict[str, float]:
+    """Score every model of ``store``; ``{model: score}`` in the store's order.
+
+    Equals ``pedjax.score_zoo(features, labels, metric, ped, source_stats)`` on the arrays the zoo
+    holds (features as float64, source statistics = mean/std of the source features, ddof 0).
+    Models are loaded in batches of at most ``load_budget`` bytes of features and scored one batch
+    (and one label set) at a time, so a store larger than memory scores with a progress bar.
+    """
+    metric = feature_metric(metric)
+    if ped is not None:
+        store.check_source()
+    out: dict[str, float] = {}
+    bar = Progress(progress, len(store.models), f"{metric}{' + PED' if ped is not None else ''}", unit="models", transient=True)
+    try:
+        batch: dict[str, np.ndarray] = {}
+        size = 0
+        todo = list(store.models)
+        for i, m in enumerate(todo):
+            X = store.features(m)
+            batch[m] = X
+            size += X.nbytes
+            if size >= load_budget or i == len(todo) - 1:
+                groups: dict[bytes, list[str]] = {}
+                for name in batch:
+                    y = np.asarray(store.labels(name))
+                    groups.setdefault(y.tobytes() + str(y.shape).encode() + str(y.dtype).encode(), []).append(name)
+                for names in groups.values():
+                    stats = {n: store.source_stats(n) for n in names} if ped is not None else None
+                    s = score_zoo({n: batch[n] for n in names}, store.labels(names[0]), metric=metric, ped=ped, source_stats=stats, **score_zoo_kwargs)
+                    out.update(s)
+                    bar.advance(len(names))
+                batch, size = {}, 0
+    finally:
+        bar.close()
+    return {m: out[m] for m in store.models}

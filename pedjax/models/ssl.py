@@ -48,6 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..util import to_jsonable
+
 Params = Any
 Forward = Callable[[Params, jax.Array], jax.Array]
 
@@ -310,7 +312,7 @@ class Objective:
 
     def describe(self) -> dict:
         """The objective's hyperparameters (JSON-able)."""
-        return _jsonable(dataclasses.asdict(self))
+        return to_jsonable(dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)
@@ -494,13 +496,3 @@ def get_objective(name: str | Objective, **kwargs) -> Objective:
     if "augment" in kwargs and isinstance(kwargs["augment"], dict):
         kwargs["augment"] = AugmentConfig(**kwargs["augment"])
     return OBJECTIVES[name](**kwargs)
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    return obj

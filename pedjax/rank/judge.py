@@ -1,4 +1,4 @@
-"""Judge a metric's scores against ground truth; ``pedjax evaluate``.
+"""Judge a metric's scores against ground truth: reading scores and truth tables, all measures at once.
 
 Scores files (any of):
 
@@ -14,7 +14,7 @@ ResNet-50s on 11 datasets published in ``tw.py`` of github.com/lixiaotong97/PED 
 ``pedjax/assets/ssl_transfer.json``, source cited inside) — or a JSON file holding
 ``{dataset: {model: value}}``, ``{"datasets": {dataset: {model: value}}}`` or ``{model: value}``.
 
-Measures (:mod:`pedjax.rank`): weighted Kendall τ (= ``scipy.stats.weightedtau``, as ``tw.py``),
+Measures (:mod:`pedjax.rank.measures`): weighted Kendall τ (= ``scipy.stats.weightedtau``, as ``tw.py``),
 Kendall τ-b, Pearson r, top-1/top-3 (the metric's pick is among the k best by ground truth) and
 rel@1/rel@3 (best ground truth among the metric's top k over the overall best).
 """
@@ -23,13 +23,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
-import sys
 from pathlib import Path
 from typing import Mapping
 
-from ._validate import load_json
+from .._validate import load_json
+from . import measures as rank
 
 #: built-in ground-truth tables: name -> asset file
 BUILTIN_TRUTH = {"ssl-transfer": "ssl_transfer.json"}
@@ -93,7 +92,7 @@ def load_scores(path) -> dict[str, tuple[dict[str, float], str | None]]:
 def truth_tables(truth: str) -> tuple[dict[str, dict[str, float]] | dict[str, float], str]:
     """Read ``T``: ``({dataset: {model: value}}`` or ``{model: value}``, a description)."""
     if truth in BUILTIN_TRUTH:
-        obj = json.loads((Path(__file__).parent / "assets" / BUILTIN_TRUTH[truth]).read_text())
+        obj = json.loads((Path(__file__).resolve().parents[1] / "assets" / BUILTIN_TRUTH[truth]).read_text())
         return obj["datasets"], f"{truth} ({obj['source']['repository']} {obj['source']['file']})"
     p = Path(truth)
     obj = load_json(p, "--truth", f"no file {truth!r} and no built-in table of that name; pass one of {sorted(BUILTIN_TRUTH)} "
@@ -129,8 +128,6 @@ def load_truth(truth: str, dataset: str | None) -> tuple[dict[str, float], str]:
 
 def evaluate_scores(scores: Mapping[str, float], truth: Mapping[str, float]) -> dict:
     """All measures for one metric, on the models present in both (in the scores' order)."""
-    from . import rank
-
     models = [m for m in scores if m in truth]
     dropped = [m for m in scores if m not in truth]
     if len(models) < 2:
@@ -161,82 +158,3 @@ def evaluate_scores(scores: Mapping[str, float], truth: Mapping[str, float]) -> 
     if dropped:
         out["dropped"] = dropped
     return out
-
-
-def _jsonable(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_jsonable(x) for x in v]
-    return v
-
-
-# ----------------------------------------------------------------------------------------------
-# pedjax evaluate
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="weighted τ, τ, Pearson, top-k and rel@k of scores against ground truth",
-        description="Judge transferability scores against ground truth. SCORES: `pedjax score --json` output, a published "
-        "{dataset}_metrics.json, or `pedjax score --csv` output. T: 'ssl-transfer' (the published fine-tuning "
-        "accuracies of 12 self-supervised ResNet-50s on 11 datasets, from tw.py of github.com/lixiaotong97/PED) or a "
-        "JSON file {dataset: {model: accuracy}} / {model: accuracy}.",
-    )
-    p.add_argument("--scores", action="append", required=True, metavar="FILE", help="scores file (repeatable: one row per metric)")
-    p.add_argument("--truth", required=True, metavar="T", help="'ssl-transfer' or a JSON file")
-    p.add_argument("--dataset", metavar="NAME", help="dataset in the truth table (default: the one named in the scores file)")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--plot", metavar="DIR", help="write DIR/scores_vs_truth.png")
-    p.set_defaults(func=_cmd_evaluate)
-
-
-def _cmd_evaluate(args) -> int:
-    tables: dict[str, dict[str, float]] = {}
-    dataset = args.dataset
-    for f in args.scores:
-        for label, (s, ds) in load_scores(f).items():
-            if dataset is None:
-                dataset = ds
-            key, i = label, 2
-            while key in tables:  # two files with the same label
-                key, i = f"{label} ({i})", i + 1
-            tables[key] = s
-    truth, desc = load_truth(args.truth, dataset)
-    results = {label: evaluate_scores(s, truth) for label, s in tables.items()}
-    for label, r in results.items():
-        if r.get("dropped"):
-            print(f"pedjax evaluate: note: {label}: no ground truth for {r['dropped']}; evaluated on the other {r['models']} models", file=sys.stderr)
-    out = {"dataset": dataset, "truth": desc, "results": results}
-    if args.plot:
-        from . import plots
-
-        out["figures"] = [plots.scores_vs_truth(tables, truth, Path(args.plot) / "scores_vs_truth.png",
-                                                title=f"{dataset + ': ' if dataset else ''}score vs ground truth ({Path(args.truth).name}); τ_w = weighted Kendall τ")]
-    if args.json:
-        print(json.dumps(_jsonable(out), indent=1))
-    else:
-        _print(out)
-    return 0
-
-
-def _print(out: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    con = Console() if sys.stdout.isatty() else Console(width=130)
-    t = Table(title=f"Scores vs ground truth: {out['truth']}")
-    for col, just in (("metric", "left"), ("models", "right"), ("τ_w", "right"), ("τ", "right"), ("Pearson", "right"),
-                      ("top-1", "right"), ("top-3", "right"), ("rel@1", "right"), ("rel@3", "right"), ("pick (GT rank)", "left")):
-        t.add_column(col, justify=just)
-    f = lambda v: "nan" if v is None or not math.isfinite(v) else f"{v:+.3f}"  # noqa: E731
-    for label, r in out["results"].items():
-        t.add_row(label, str(r["models"]), f(r["weighted_tau"]), f(r["kendall_tau"]), f(r["pearson"]),
-                  f"{r['top1']:.0f}", f"{r['top3']:.0f}", f"{r['rel1']:.3f}", f"{r['rel3']:.3f}",
-                  f"{r['pick']} (#{r['pick_truth_rank']})")
-    con.print(t)
-    for fig in out.get("figures", []):
-        con.print(f"wrote {fig}")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -45,7 +44,8 @@ import optax
 
 from . import nets
 from . import ssl as ssl_mod
-from .finetune import _atomic_write_json, _Checkpoints, _jsonable, _Progress, _sha1_arrays, batch_schedule, run_resumable
+from ..util import Progress, atomic_write_json, sha1_arrays, sha1_json, to_jsonable
+from .training import Checkpoints, batch_schedule, run_resumable
 
 FINAL_PARAMS = "final.msgpack"
 RESULT_FILE = "pretrain.json"
@@ -189,10 +189,10 @@ class PretrainResult:
 
 
 def fingerprint(backbone: nn.Module, objective: ssl_mod.Objective, config: PretrainConfig, data_sha1: str, input_shape) -> str:
-    return hashlib.sha1(json.dumps({
+    return sha1_json({
         "module": repr(backbone), "objective": objective.describe(), "config": config.training_dict(),
         "data": data_sha1, "input_shape": list(input_shape),
-    }, sort_keys=True).encode()).hexdigest()
+    })
 
 
 def _as_images(x) -> np.ndarray:
@@ -253,7 +253,7 @@ def pretrain(
         raise ValueError(f"batch_size: {config.batch_size} is larger than the {N} training images")
     input_shape = X.shape[1:]
     label = name or f"{type(backbone).__name__}-{objective.name}"
-    fp = fingerprint(backbone, objective, config, _sha1_arrays(X, Y if objective.needs_labels else np.zeros(0)), input_shape)
+    fp = fingerprint(backbone, objective, config, sha1_arrays(X, Y if objective.needs_labels else np.zeros(0)), input_shape)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         done = _load_done(out, fp)
@@ -273,8 +273,8 @@ def pretrain(
         run = build_trainer(backbone, objective, config, input_shape)
         schedule = jnp.asarray(batch_schedule(N, steps, config.batch_size, config.seed))
         Xd, Yd = jnp.asarray(X), jnp.asarray(Y)
-        ckpt = _Checkpoints(out / "ckpt" / fp[:12]) if out is not None else None
-        bar = _Progress(progress, total=steps, label=f"pretrain {label}")
+        ckpt = Checkpoints(out / "ckpt" / fp[:12]) if out is not None else None
+        bar = Progress(progress, total=steps, label=f"pretrain {label}")
         try:
             state, resumed_from = run_resumable(
                 lambda st, a, b: run(st, Xd, Yd, schedule, jnp.int32(a), jnp.int32(b)),
@@ -284,7 +284,7 @@ def pretrain(
         params = state[0]
         losses = np.asarray(state[3], np.float32)
     params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
-    info = _jsonable({
+    info = to_jsonable({
         "name": label,
         "module": repr(backbone),
         "objective": objective.describe(),
@@ -306,7 +306,7 @@ def pretrain(
     if out is not None:
         nets.save_params(out / FINAL_PARAMS, params)
         np.save(out / "losses.npy", losses)
-        _atomic_write_json(out / RESULT_FILE, info)
+        atomic_write_json(out / RESULT_FILE, info)
         shutil.rmtree(out / "ckpt" / fp[:12], ignore_errors=True)
     return result
 

@@ -33,16 +33,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import hashlib
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -50,8 +47,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..data import TaskData, load_task
+from ..util import Progress, atomic_write_json, git_commit, sha1_arrays, sha1_json, to_jsonable
 from . import nets
-from .data import TaskData, load_task
+from .training import Checkpoints, batch_schedule, run_resumable
 
 GRID_LRS = (1e-1, 1e-2, 1e-3, 1e-4)
 GRID_WDS = (1e-6, 1e-5, 1e-4, 1e-3)
@@ -144,14 +143,6 @@ def make_optimizer(lr, wd, steps: int, momentum: float = 0.9) -> optax.GradientT
     )
 
 
-def batch_schedule(n: int, steps: int, batch_size: int, seed: int) -> np.ndarray:
-    """Indices [steps, batch_size] of the training batches: epochs of seeded permutations."""
-    rng = np.random.default_rng([seed, 0x5EED])
-    need = steps * batch_size
-    perms = [rng.permutation(n) for _ in range(-(-need // n))]
-    return np.concatenate(perms)[:need].reshape(steps, batch_size).astype(np.int32)
-
-
 def build_grid_trainer(apply_fn: Callable, steps: int, momentum: float = 0.9) -> Callable:
     """The compiled grid trainer.
 
@@ -212,111 +203,6 @@ def evaluate_grid(predict: Callable, params, X: np.ndarray, y: np.ndarray, num_c
     present = [c for c in range(num_classes) if np.any(y == c)]
     mca = np.mean([correct[:, y == c].mean(axis=1) for c in present], axis=0)
     return {"accuracy": acc.astype(float), "mean_class_accuracy": mca.astype(float)}
-
-
-# ------------------------------------------------------------------------------ checkpointing
-
-
-class _Checkpoints:
-    """Orbax checkpoints of one seed's stacked state (leaves saved flat; the tree is rebuilt)."""
-
-    def __init__(self, directory: Path):
-        import orbax.checkpoint as ocp
-
-        self._ocp = ocp
-        self.directory = directory
-        self.mngr = ocp.CheckpointManager(
-            directory.resolve(),
-            options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
-        )
-
-    def latest(self) -> int | None:
-        return self.mngr.latest_step()
-
-    def save(self, step: int, state) -> None:
-        leaves = jax.tree_util.tree_leaves(state)
-        self.mngr.save(step, args=self._ocp.args.StandardSave({f"{i:04d}": x for i, x in enumerate(leaves)}))
-
-    def restore(self, step: int, like):
-        leaves, treedef = jax.tree_util.tree_flatten(like)
-        abstract = {f"{i:04d}": jax.ShapeDtypeStruct(np.shape(x), x.dtype) for i, x in enumerate(leaves)}
-        got = self.mngr.restore(step, args=self._ocp.args.StandardRestore(abstract))
-        return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(got[f"{i:04d}"]) for i in range(len(leaves))])
-
-    def close(self) -> None:
-        self.mngr.wait_until_finished()
-        self.mngr.close()
-
-
-def run_resumable(advance: Callable, state, total: int, every: int, ckpt: _Checkpoints | None, bar=None,
-                  on_chunk: Callable[[int], None] | None = None):
-    """The resumable training loop shared by fine-tuning and pretraining.
-
-    Runs ``state = advance(state, start, stop)`` in chunks of ``every`` steps up to ``total``:
-    restores the latest checkpoint of ``ckpt`` first (if any), saves one after every chunk but the
-    last, advances ``bar`` and calls ``on_chunk(stop)`` once the chunk is on disk. Closes ``ckpt``.
-    Returns ``(state, resumed_from_step)``.
-    """
-    start = 0
-    try:
-        if ckpt is not None and ckpt.latest() is not None:
-            start = int(ckpt.latest())
-            state = ckpt.restore(start, state)
-        resumed_from = start
-        if bar is not None:
-            bar.advance(start)
-        while start < total:
-            stop = min(start + every, total)
-            state = advance(state, start, stop)
-            jax.block_until_ready(state)
-            if ckpt is not None and stop < total:
-                ckpt.save(stop, state)
-            if bar is not None:
-                bar.advance(stop - start)
-            start = stop
-            if on_chunk is not None:
-                if ckpt is not None:
-                    ckpt.mngr.wait_until_finished()
-                on_chunk(stop)
-    finally:
-        if ckpt is not None:
-            ckpt.close()
-    return state, resumed_from
-
-
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def git_commit() -> str:
-    """The commit of the pedjax checkout (``unknown`` outside a git work tree)."""
-    try:
-        return subprocess.check_output(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, text=True, stderr=subprocess.DEVNULL
-        ).strip()
-    except Exception:
-        return "unknown"
-
-
-def _sha1_arrays(*arrays) -> str:
-    h = hashlib.sha1()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------ driver
@@ -387,18 +273,18 @@ def finetune(
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
     model = _Model(
         backbone, model_name or type(backbone).__name__, params, params_file,
-        None if params is None else _sha1_arrays(*jax.tree_util.tree_leaves(params)),
+        None if params is None else sha1_arrays(*jax.tree_util.tree_leaves(params)),
     )
     t0 = time.time()
     G = len(config.grid)
     lrs = jnp.asarray([lr for lr, _ in config.grid], jnp.float32)
     wds = jnp.asarray([wd for _, wd in config.grid], jnp.float32)
 
-    fingerprint = hashlib.sha1(json.dumps({
+    fingerprint = sha1_json({
         "model": model.name, "module": repr(backbone), "params": model.params_sha1,
-        "task": data.name, "data": _sha1_arrays(data.x_train, data.y_train, data.x_test, data.y_test),
+        "task": data.name, "data": sha1_arrays(data.x_train, data.y_train, data.x_test, data.y_test),
         "config": config.training_dict(),
-    }, sort_keys=True).encode()).hexdigest()
+    })
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -411,7 +297,7 @@ def finetune(
     x_train_img = jnp.asarray(data.x_train, jnp.float32)
 
     per_seed: list[dict] = []
-    bar = _Progress(progress, total=len(config.seeds) * config.steps, label=f"{model.name} on {data.name}")
+    bar = Progress(progress, total=len(config.seeds) * config.steps, label=f"{model.name} on {data.name}")
     try:
         for seed in config.seeds:
             seed_file = out / "seeds" / f"seed{seed}.json" if out is not None else None
@@ -435,7 +321,7 @@ def finetune(
             state = compiled["stack"](p0)
             schedule = jnp.asarray(batch_schedule(data.x_train.shape[0], config.steps, config.batch_size, seed))
 
-            ckpt = _Checkpoints(out / "ckpt" / f"seed{seed}-{fingerprint[:12]}") if out is not None else None
+            ckpt = Checkpoints(out / "ckpt" / f"seed{seed}-{fingerprint[:12]}") if out is not None else None
             state, resumed_from = run_resumable(
                 lambda st, a, b: run(*st, lrs, wds, X_tr, y_train, schedule, jnp.int32(a), jnp.int32(b)),
                 state, config.steps, config.checkpoint_every, ckpt, bar,
@@ -457,7 +343,7 @@ def finetune(
                 "resumed_from_step": resumed_from,
             }
             if seed_file is not None:
-                _atomic_write_json(seed_file, _jsonable(rec))
+                atomic_write_json(seed_file, to_jsonable(rec))
                 shutil.rmtree(out / "ckpt" / f"seed{seed}-{fingerprint[:12]}", ignore_errors=True)
             per_seed.append(rec)
     finally:
@@ -465,7 +351,7 @@ def finetune(
 
     result = _aggregate(per_seed, config, model, data, fingerprint, time.time() - t0)
     if out is not None:
-        _atomic_write_json(out / RESULT_FILE, result)
+        atomic_write_json(out / RESULT_FILE, result)
     return result
 
 
@@ -511,18 +397,6 @@ def _grid(values, config: FinetuneConfig) -> list[list[float]]:
     return np.asarray(values, dtype=float).reshape(len(config.lrs), len(config.wds)).tolist()
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, (np.floating, np.integer)):
-        return _jsonable(obj.item())
-    return obj
-
-
 def _aggregate(per_seed, config, model: _Model, data: TaskData, fingerprint, wall) -> dict:
     scores = np.array([r["score"] for r in per_seed])
     metric_grids = np.array([r[config.metric] for r in per_seed], dtype=float)  # [S, L, W]
@@ -559,7 +433,7 @@ def _aggregate(per_seed, config, model: _Model, data: TaskData, fingerprint, wal
             "task": {
                 "name": data.name, "num_classes": data.num_classes, "n_train": int(data.x_train.shape[0]),
                 "n_test": int(data.x_test.shape[0]), "image_shape": list(data.image_shape),
-                "data_sha1": _sha1_arrays(data.x_train, data.y_train, data.x_test, data.y_test),
+                "data_sha1": sha1_arrays(data.x_train, data.y_train, data.x_test, data.y_test),
             },
             "fingerprint": fingerprint,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -571,31 +445,7 @@ def _aggregate(per_seed, config, model: _Model, data: TaskData, fingerprint, wal
             "wall_seconds": round(float(wall), 2),
         },
     }
-    return _jsonable(result)
-
-
-class _Progress:
-    """A rich progress bar over the sweep's steps (a no-op when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, label: str):
-        self._p = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._p = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("steps"), TimeElapsedColumn(), TimeRemainingColumn(),
-            )
-            self._p.start()
-            self._task = self._p.add_task(label, total=total)
-
-    def advance(self, n: int) -> None:
-        if self._p is not None and n:
-            self._p.advance(self._task, n)
-
-    def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()
+    return to_jsonable(result)
 
 
 def load_result(out_dir: str | os.PathLike) -> dict:
@@ -604,50 +454,3 @@ def load_result(out_dir: str | os.PathLike) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"out_dir: no {RESULT_FILE} in {out_dir}; run `pedjax finetune` first")
     return json.loads(path.read_text())
-
-
-# --------------------------------------------------------------------------------------- CLI
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "finetune",
-        help="fine-tune a model on a task over the lr x wd grid (ground truth)",
-        description="Fine-tune MODEL (+ linear head) on TASK over the 4x4 lr x wd grid in one vmapped program; "
-        "writes OUT/result.json (best-of-grid score averaged over seeds, with provenance). "
-        "Rerunning the same command resumes an interrupted sweep.",
-    )
-    p.add_argument("--model", required=True, help=f"architecture: {', '.join(nets.names())}")
-    p.add_argument("--params", default=None, help="pretrained backbone parameters (Flax msgpack, nets.save_params); default: random init per seed")
-    p.add_argument("--task", required=True, help="registered task (see `pedjax tasks`), tfds:NAME or folder:PATH")
-    p.add_argument("--out", required=True, help="output folder (checkpoints, seeds/*.json, result.json)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
-    p.add_argument("--steps", type=int, default=500, help="optimizer steps per configuration (default 500)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--mode", choices=MODES, default="full", help="full fine-tune or linear probe (default full)")
-    p.add_argument("--metric", choices=METRICS, default="accuracy", help="best-of-grid criterion (default accuracy)")
-    p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
-    p.add_argument("--fashion-root", default=None, help="Fashion-MNIST IDX folder (default $PEDJAX_FASHION_MNIST or the Debian path)")
-    p.add_argument("--data-dir", default=None, help="TFDS data_dir for tfds:NAME tasks")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_finetune)
-
-
-def _cmd_finetune(args) -> int:
-    module = nets.create(args.model)
-    params = nets.load_params(args.params) if args.params else None
-    config = FinetuneConfig(
-        steps=args.steps, batch_size=args.batch_size, seeds=tuple(args.seeds), mode=args.mode,
-        metric=args.metric, checkpoint_every=args.checkpoint_every,
-    )
-    res = finetune(
-        module, args.task, args.out, params=params, config=config, model_name=args.model,
-        params_file=args.params, progress=not args.no_progress, fashion_root=args.fashion_root, data_dir=args.data_dir,
-    )
-    best = res["best_of_mean_grid"]
-    print(
-        f"{res['model']} on {res['task']}: {res['metric']} {res['score']:.4f} ± {res['score_std']:.4f} "
-        f"(best of {len(config.grid)} configs, {len(config.seeds)} seed(s); best mean config lr={best['lr']:g} wd={best['wd']:g})"
-    )
-    print(f"wrote {Path(args.out) / RESULT_FILE}")
-    return 0

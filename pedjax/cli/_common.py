@@ -1,0 +1,101 @@
+"""What several commands share: process settings and options whose defaults come from the dataclasses."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from ..physics.ped import PEDConfig
+
+#: XLA:CPU flag: with the concurrency-optimized scheduler, vmapped programs with data-dependent
+#: loops (NLEEP's EM, TransRate) intermittently stalled forever on 2 cores (jax 0.10.2; docs/design.md)
+XLA_CPU_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
+#: environment variable naming the persistent compilation cache folder ("off" disables it)
+CACHE_ENV = "PEDJAX_CACHE_DIR"
+
+PED_DEFAULTS = PEDConfig()
+
+
+def cache_dir() -> Path | None:
+    """The persistent XLA compilation cache folder: ``$PEDJAX_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/pedjax/xla`` (``~/.cache/pedjax/xla``); ``None`` when set to ``off``/empty."""
+    env = os.environ.get(CACHE_ENV)
+    if env is not None:
+        return None if env.strip().lower() in ("", "off", "0", "none") else Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pedjax" / "xla"
+
+
+def configure_process() -> None:
+    """The command line's own process settings (the library sets none at import):
+
+    * ``jax_enable_x64`` on, unless ``JAX_ENABLE_X64`` is set in the environment;
+    * ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` in ``XLA_FLAGS`` unless set there
+      (must happen before JAX starts its backend, i.e. before the first computation);
+    * JAX's persistent compilation cache in :func:`cache_dir` for every program (JAX writes each
+      entry to a temporary file and renames it, so processes sharing the folder are safe).
+    """
+    if XLA_CPU_FLAG not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {XLA_CPU_FLAG}=false").strip()
+    import jax
+
+    if "JAX_ENABLE_X64" not in os.environ:
+        jax.config.update("jax_enable_x64", True)
+    path = cache_dir()
+    if path is not None:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # an unwritable cache folder only costs speed
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def add_ped_options(p, *, flag: bool = True) -> None:
+    """``[--ped] --nsigma X [--ped-config FILE]`` with PEDConfig's defaults in the help."""
+    if flag:
+        p.add_argument("--ped", action="store_true", help="move the features with PED (released defaults) before scoring")
+        p.add_argument("--nsigma", type=float, default=None,
+                       help=f"PED ball scale (default {PED_DEFAULTS.nsigma}; the paper also uses 0.3); needs --ped")
+        p.add_argument("--ped-config", metavar="FILE.json|DIR",
+                       help="run PED with a saved config (pedjax meta learn --out FILE.json or DIR, orbax); implies --ped")
+    else:
+        p.add_argument("--nsigma", type=float, default=PED_DEFAULTS.nsigma,
+                       help=f"PED ball scale (default {PED_DEFAULTS.nsigma}; paper candidates 0.3, 0.6)")
+
+
+def ped_from_args(args) -> PEDConfig | None:
+    """The PED configuration of ``--ped/--nsigma/--ped-config`` (``None``: no PED)."""
+    from ..meta.configs import load_config
+
+    if args.ped_config is not None:
+        if args.nsigma is not None:
+            raise ValueError("--nsigma: give either --nsigma or --ped-config (which sets nsigma), not both")
+        return load_config(args.ped_config)
+    if args.nsigma is not None and not args.ped:
+        raise ValueError("--nsigma sets PED's ball scale; add --ped to run PED")
+    if not args.ped:
+        return None
+    return dataclasses.replace(PED_DEFAULTS, nsigma=PED_DEFAULTS.nsigma if args.nsigma is None else args.nsigma).validate()
+
+
+def add_store_options(p, *, required: bool = True) -> None:
+    """``--results-dir DIR | --zoo FILE.npz``, ``--dataset``, ``--source-set``, ``--model``, ``--exclude``."""
+    from ..features import DEFAULT_SOURCE, TARGET_SOURCE
+
+    src = p.add_mutually_exclusive_group(required=required)
+    src.add_argument("--results-dir", metavar="DIR", help="folder of {model}_{dataset}_feature.npy / _label.npy files")
+    src.add_argument("--zoo", metavar="FILE.npz", help="an .npz zoo (pedjax.features.save_npz_zoo, or the results layout as keys)")
+    p.add_argument("--dataset", metavar="NAME", help="target dataset name in the file names (required with --results-dir)")
+    p.add_argument("--source-set", default=DEFAULT_SOURCE, metavar="NAME",
+                   help=f"source set whose {{model}}_NAME_feature.npy gives PED's rescaling statistics (default {DEFAULT_SOURCE}); "
+                   f"'{TARGET_SOURCE}' uses the target features' own statistics")
+    p.add_argument("--model", action="append", metavar="M", help="only these models (repeatable)")
+    p.add_argument("--exclude", action="append", metavar="M", help="leave these models out (repeatable)")
+
+
+def open_store_from_args(args):
+    from ..features import open_store
+
+    return open_store(args.results_dir, args.zoo, args.dataset, args.source_set, args.model, args.exclude)

@@ -1,0 +1,123 @@
+"""``pedjax demo``: the main job on the shipped zoo.
+
+The shipped zoo (``pedjax/assets/zoo``, docs/zoo.md) is loaded, every member's features are
+extracted on a shipped task's training split (``--task``, default :data:`DEFAULT_TASK`), and the
+benchmark loop (:func:`pedjax.rank.benchmark`) scores them with every registered metric — feature
+metrics statically and after PED — and computes each one's weighted Kendall τ against the zoo's
+fine-tuning ground truth. ``--zoo digits`` (and the fallback when no zoo is installed) runs the
+digits stand-in zoo (:mod:`pedjax.features.digits`) instead.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from . import printing
+
+#: the digits zoo's metrics (LEEP/NCE need source-model predictions, which that zoo lacks)
+DEFAULT_METRICS = ("logme", "sfda", "gbc", "hscore")
+#: the shipped task the demo scores by default (no download: scikit-learn's bundled digits)
+DEFAULT_TASK = "digits-10"
+ZOOS = ("shipped", "digits")
+
+
+def add_parser(sub) -> None:
+    from ._common import add_ped_options
+
+    p = sub.add_parser("demo", help="score the shipped zoo on a shipped task with every metric, with and without PED")
+    add_ped_options(p, flag=False)
+    p.add_argument("--metric", action="append", help="restrict to these metrics (repeatable)")
+    p.add_argument("--zoo", default="shipped", help="'shipped' (pedjax/assets/zoo; default), 'digits' (a quick zoo built on the fly) or a zoo folder")
+    p.add_argument("--task", default=None, help=f"shipped zoo: the task to score (default {DEFAULT_TASK}; `pedjax zoo list` shows them)")
+    p.add_argument("--plot", default=None, metavar="DIR", help="also write scores-vs-ground-truth figures (PNG) to DIR")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=run)
+
+
+def shipped_zoo_available(zoo_dir=None) -> bool:
+    """Whether a zoo with a ground-truth table is installed (``pedjax/assets/zoo`` by default)."""
+    from ..zoo import DEFAULT_ZOO, MANIFEST, TRUTH_FILE
+
+    path = Path(zoo_dir) if zoo_dir is not None else DEFAULT_ZOO
+    return (path / MANIFEST).is_file() and (path / TRUTH_FILE).is_file()
+
+
+def run_demo(nsigma: float = 0.6, metrics_list=None, *, zoo: str = "shipped", task: str | None = None, zoo_dir=None) -> dict:
+    """The demo's scores and weighted τ (see the module docstring); a JSON-ready dict.
+
+    ``zoo="shipped"`` falls back to the digits zoo when no shipped zoo is installed (the result's
+    ``"zoo"`` says which ran); ``task`` applies to the shipped zoo only.
+    """
+    from ..metrics import REGISTRY, names
+    from ..physics.ped import PEDConfig
+    from ..rank import benchmark
+
+    if zoo not in ZOOS:
+        raise ValueError(f"--zoo: unknown zoo {zoo!r}; choose one of {list(ZOOS)}")
+    unknown = [m for m in (metrics_list or []) if m not in REGISTRY]
+    if unknown:
+        raise ValueError(f"--metric: unknown metric {unknown[0]!r}; choose one of {names()}")
+    t0 = time.perf_counter()
+    cfg = PEDConfig(nsigma=nsigma).validate()
+    if zoo == "shipped" and (zoo_dir is not None or shipped_zoo_available()):
+        from ..features import extract_features
+        from ..zoo import load_zoo
+
+        z = load_zoo(zoo_dir)
+        table = z.truth()
+        if table is None:
+            raise FileNotFoundError(f"--zoo: {z.path} has no ground-truth table; build it with `pedjax zoo build --zoo {z.path}`")
+        tasks = list(table["datasets"])
+        task = task or (DEFAULT_TASK if DEFAULT_TASK in tasks else tasks[0])
+        z.task_truth(task, "--task")  # a bad --task fails before any feature is computed
+        fs = extract_features(z, task, "train", with_truth=True)
+        head = {"zoo": str(z.path), "task": f"{task} (train split)", "truth_label": "fine-tuned test acc"}
+        metric_names = metrics_list or names()
+    else:
+        if task is not None:
+            raise ValueError("--task: the digits zoo has one fixed task; --task applies to the shipped zoo")
+        from ..features import digits_feature_set
+
+        fs = digits_feature_set()
+        head = {"zoo": "digits", "task": fs.task, "truth_label": "probe acc"}
+        metric_names = metrics_list or [n for n in DEFAULT_METRICS if n in REGISTRY]
+    res = benchmark(fs, metric_names, {"ped": cfg})
+    if res.errors:
+        variant, by_task = next(iter(res.errors.items()))
+        raise ValueError(f"{variant}: {next(iter(by_task.values()))}")
+    scores = {k: res.scores[fs.task][k] for k in sorted(res.scores[fs.task])}
+    taus = {k: res.tau[k][fs.task] for k in sorted(res.tau)}
+    models = {m: {"dim": d, "truth": fs.truth[m], **{k: v for k, v in fs.info.get(m, {}).items() if k in ("arch", "method")}}
+              for m, d in fs.dims().items()}
+    return {**head, "n_samples": fs.n_samples, "ped": {"nsigma": cfg.nsigma, "variant": cfg.variant}, "models": models,
+            "scores": scores, "weighted_tau": taus, "feature_seconds": fs.seconds, "seconds": time.perf_counter() - t0}
+
+
+def plot_demo(result: dict, out_dir) -> list[str]:
+    """Score-vs-ground-truth scatters (static and + PED side by side) of the demo's metrics."""
+    from ..plots import scores_vs_truth
+
+    truth = {k: v["truth"] for k, v in result["models"].items()}
+    title = f"{result['task']}: score vs {result.get('truth_label', 'ground truth')} (τ_w: weighted Kendall τ)"
+    feat = [k for k in result["scores"] if k + "+ped" in result["scores"]]
+    if not feat:
+        return []
+    pairs = {lbl: result["scores"][lbl] for k in feat for lbl in (k, k + "+ped")}
+    return [scores_vs_truth(pairs, truth, Path(out_dir) / "demo_scores.png", title=title,
+                            truth_label=result.get("truth_label", "ground truth"), ncols=2)]
+
+
+def run(args) -> int:
+    kind, zoo_dir = (args.zoo, None) if args.zoo in ZOOS else ("shipped", args.zoo)
+    if zoo_dir is not None and not Path(zoo_dir).is_dir():
+        raise ValueError(f"--zoo: {zoo_dir!r} is neither {' nor '.join(ZOOS)} nor a zoo folder")
+    result = run_demo(nsigma=args.nsigma, metrics_list=args.metric, zoo=kind, task=args.task, zoo_dir=zoo_dir)
+    if args.json:
+        if args.plot:
+            result["figures"] = plot_demo(result, args.plot)
+        printing.print_json(result)
+        return 0
+    printing.demo_tables(result)  # printed before any figure is written: an output error loses nothing
+    if args.plot:
+        printing.wrote(plot_demo(result, args.plot))
+    return 0

@@ -1,0 +1,43 @@
+"""``pedjax metrics`` and ``pedjax tasks``: what is registered."""
+from __future__ import annotations
+
+from . import printing
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("metrics", help="list the registered transferability metrics")
+    p.set_defaults(func=_cmd_metrics)
+    p = sub.add_parser("tasks", help="list the registered target tasks (real, offline data)")
+    p.add_argument("--check", action="store_true", help="load every task and confirm its sizes (needs the data)")
+    p.set_defaults(func=_cmd_tasks)
+
+
+def _cmd_metrics(args) -> int:
+    from .. import metrics
+
+    for name in metrics.names():
+        print(f"{name:10s} input={metrics.REGISTRY[name].input}")
+    return 0
+
+
+def _cmd_tasks(args) -> int:
+    from ..data import SOURCE_RANGE, TASK_POOL_RANGE, TASKS, fashion, task_names
+
+    have_fashion = fashion.available()
+    rows = []
+    for name in task_names():
+        t = TASKS[name]
+        data = t.dataset
+        if t.dataset == "fashion-mnist" and not have_fashion:
+            data += " (missing: apt-get install dataset-fashion-mnist)"
+        if args.check and (t.dataset != "fashion-mnist" or have_fashion):
+            d = t.load()
+            if (d.x_train.shape[0], d.x_test.shape[0], d.num_classes) != (t.n_train, t.n_test, t.num_classes):
+                raise ValueError(f"task: {name} loaded {d.summary()}, registry says {t.n_train}/{t.n_test}")
+            data += " ✓"
+        rows.append((name, t.num_classes, t.n_train, t.n_test, data, t.description))
+    printing.tasks_table(rows)
+    lo, hi = SOURCE_RANGE
+    print(f"zoo source split: fashion-mnist train[{lo}:{hi}] (10 classes); task train splits use "
+          f"train[{TASK_POOL_RANGE[0]}:{TASK_POOL_RANGE[1]}], test splits the official test set")
+    return 0

@@ -1,0 +1,104 @@
+"""One type for "a zoo's features on one task": :class:`FeatureSet`.
+
+Everything that scores or judges a zoo takes one: extraction from a model zoo
+(:func:`pedjax.features.extract_features`), the published results layout and ``.npz`` files
+(:meth:`pedjax.features.FeatureStore.feature_set`), the digits stand-in zoo
+(:func:`pedjax.features.digits_feature_set`), scoring (:func:`pedjax.scoring.score_set`), the
+benchmark loop (:func:`pedjax.rank.benchmark`) and meta-learning (:mod:`pedjax.meta`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+#: what a metric reads (``pedjax.metrics.Metric.input``) → the FeatureSet field that provides it
+INPUT_KINDS = ("features", "probs", "labels")
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureSet:
+    """Features of M models on one task, with what scoring and judging need beside them.
+
+    Attributes:
+      features: ``{model: [N, D_m]}`` target features (any float dtype; widths may differ).
+      labels: ``[N]`` target labels (any integers).
+      source_stats: ``{model: (mean [D_m], std [D_m])}`` of each model's features on its source
+        set (PED rescales with them), or ``None`` (PED then uses the target's own statistics).
+      source_probs: ``{model: [N, C_s]}`` source-class probabilities (LEEP; NCE takes their
+        argmax), or ``None``.
+      truth: ``{model: fine-tuned score}`` ground truth, or ``None``; models without an entry are
+        left out of judging (:meth:`judged`).
+      task, split: names for reports.
+      info: ``{model: {...}}`` per-model facts for reports (architecture, method, parameters, …).
+      seconds: wall time spent producing the set (extraction, PED).
+    """
+
+    features: Mapping[str, Any]
+    labels: Any
+    source_stats: Mapping[str, tuple[Any, Any]] | None = None
+    source_probs: Mapping[str, Any] | None = None
+    truth: Mapping[str, float] | None = None
+    task: str = "task"
+    split: str = "train"
+    info: Mapping[str, dict] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __post_init__(self):
+        if not isinstance(self.features, Mapping) or not self.features:
+            raise ValueError("features: a FeatureSet needs a non-empty {model: [N, D]} mapping")
+        n = np.shape(self.labels)[0] if np.ndim(self.labels) else -1
+        for m, X in self.features.items():
+            if np.ndim(X) != 2 or np.shape(X)[0] != n:
+                raise ValueError(f"features[{m!r}]: expected [N={n}, D] matching the labels, got shape {np.shape(X)}")
+        for name, table in (("source_stats", self.source_stats), ("source_probs", self.source_probs)):
+            if table is not None:
+                missing = [m for m in self.features if m not in table]
+                if missing:
+                    raise ValueError(f"{name}: no entry for model(s) {missing}; give one per model or None")
+
+    @property
+    def models(self) -> list[str]:
+        """Model names, in the order of :attr:`features`."""
+        return list(self.features)
+
+    @property
+    def n_samples(self) -> int:
+        return int(np.shape(self.labels)[0])
+
+    def judged(self) -> list[str]:
+        """The models that have a ground-truth value (none without :attr:`truth`)."""
+        return [m for m in self.features if self.truth is not None and m in self.truth]
+
+    def dims(self) -> dict[str, int]:
+        return {m: int(np.shape(X)[1]) for m, X in self.features.items()}
+
+    def inputs(self, kind: str) -> dict[str, Any]:
+        """What a metric of input ``kind`` reads: the features, the source probabilities
+        (``"probs"``) or their argmax (``"labels"``, NCE's source labels)."""
+        if kind == "features":
+            return dict(self.features)
+        if kind not in INPUT_KINDS:
+            raise ValueError(f"kind: one of {list(INPUT_KINDS)}, got {kind!r}")
+        if self.source_probs is None:
+            raise ValueError(f"source_probs: this FeatureSet ({self.task}) has no source-class probabilities, "
+                             f"which metrics of input {kind!r} (LEEP, NCE) need")
+        if kind == "probs":
+            return dict(self.source_probs)
+        return {m: np.argmax(np.asarray(p), axis=1) for m, p in self.source_probs.items()}
+
+    def replace(self, **changes) -> "FeatureSet":
+        return dataclasses.replace(self, **changes)
+
+    def select(self, mask, task: str | None = None, truth: Mapping[str, float] | None = None) -> "FeatureSet":
+        """The samples where boolean ``mask`` [N] holds (source statistics unchanged)."""
+        mask = np.asarray(mask, bool)
+        return self.replace(
+            features={m: np.asarray(X)[mask] for m, X in self.features.items()},
+            labels=np.asarray(self.labels)[mask],
+            source_probs=None if self.source_probs is None else {m: np.asarray(p)[mask] for m, p in self.source_probs.items()},
+            truth=self.truth if truth is None else truth,
+            task=self.task if task is None else task,
+        )

@@ -1,0 +1,241 @@
+"""Meta-learning PED's hyperparameters through the whole chain (issue 7).
+
+PED (scan path) → metric → soft weighted τ against ground truth is differentiable end to end, so
+the ranking quality itself can be optimised over PED's hyperparameters with optax:
+
+    θ = log(nsigma, constant, time_step)           (log-parametrised: the fields stay > 0)
+    loss(θ) = −Σ_k w_k · soft_τ_w(standardise(scores_k(θ)), truth_k) / Σ_k w_k
+
+over the tasks k of a zoo (a task = one target dataset: features of every model, labels,
+source statistics, ground truth per model). Scores are standardised per task (zero mean, unit
+std over the models) so that ``temperature`` is scale-free across metrics.
+
+The objective and its gradient are one ``jax.jit``-compiled function of (θ, task weights); the
+optax step is compiled once around it and reused for every step and — through the task
+weights — for every leave-one-task-out fold (a held-out task gets weight 0).
+
+A task is a :class:`pedjax.features.FeatureSet` with ground truth (:mod:`pedjax.meta.tasks` makes
+them). Learned configurations are saved by :mod:`pedjax.meta.configs`.
+
+Precision: the objective computes in the process's precision (it is not a parity entry point);
+turn ``jax_enable_x64`` on for float64, as ``pedjax meta learn`` does.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .._validate import encode_labels
+from ..features import FeatureSet
+from ..metrics import REGISTRY
+from ..physics.ped import PEDConfig, ped_core
+from ..rank import soft_weighted_tau, weighted_tau
+
+#: hyperparameters learned by default (PEDConfig's differentiable, positive fields)
+DEFAULT_LEARN = ("nsigma", "constant", "time_step")
+#: learnable fields (positive, so a log parametrisation applies)
+LEARNABLE = ("nsigma", "constant", "time_step")
+
+
+# ----------------------------------------------------------------------------------------------
+# the compiled objective
+
+
+def _pack(tasks: Sequence[FeatureSet]):
+    """Static structure + array pytree: per task, groups of equal-D models stacked."""
+    if not tasks:
+        raise ValueError("tasks: need at least one task")
+    static, arrays, names = [], [], []
+    for t in tasks:
+        models = [m for m in t.features if m in t.truth]
+        if len(models) < 2:
+            raise ValueError(f"tasks[{t.task!r}]: fewer than 2 models have both features and a truth value")
+        codes, classes = encode_labels(t.labels, f"tasks[{t.task!r}].labels")
+        groups: dict[int, list[str]] = {}
+        for m in models:
+            X = np.asarray(t.features[m], np.float64)
+            if X.ndim != 2 or X.shape[0] != codes.shape[0] or not np.all(np.isfinite(X)):
+                raise ValueError(f"tasks[{t.task!r}].features[{m!r}]: expected finite [N={codes.shape[0]}, D], got {X.shape}")
+            groups.setdefault(X.shape[1], []).append(m)
+        order = [m for g in groups.values() for m in g]
+        packed = []
+        for d, ms in groups.items():
+            Xs = np.stack([np.asarray(t.features[m], np.float64) for m in ms])
+            if t.source_stats is None:
+                mean, std = Xs.mean(axis=1), Xs.std(axis=1)
+            else:
+                mean = np.stack([np.asarray(t.source_stats[m][0], np.float64) for m in ms])
+                std = np.stack([np.asarray(t.source_stats[m][1], np.float64) for m in ms])
+            packed.append((jnp.asarray(Xs), jnp.asarray(mean), jnp.asarray(std)))
+        truth = np.array([float(t.truth[m]) for m in order])
+        arrays.append((packed, jnp.asarray(codes), jnp.asarray(truth)))
+        static.append(int(classes.size))
+        names.append(order)
+    return tuple(static), arrays, names
+
+
+def _config(theta: Mapping[str, jax.Array], base: PEDConfig) -> PEDConfig:
+    return base.replace(**{k: jnp.exp(v) for k, v in theta.items()})
+
+
+def make_objective(tasks: Sequence[FeatureSet], metric: str = "logme", base: PEDConfig | None = None,
+                   temperature: float = 0.1, remat: bool = False, metric_options: Mapping[str, Any] | None = None):
+    """Build ``(fn, names, data)``: ``fn(theta, weights, data) -> (loss, (soft_taus [K], scores))``.
+
+    ``theta`` is ``{field: log value}``; ``weights`` [K] weigh the tasks (0 drops one); ``data``
+    is the tasks' packed arrays (features, statistics, labels, truth) — an argument rather than
+    closed-over constants, so that compiling ``fn`` does not constant-fold the whole zoo;
+    ``scores`` is a list over tasks of the scores [M_k] in ``names[k]``'s model order. Not jitted
+    (see :class:`MetaLearner`). ``remat`` rematerialises each model's PED + metric in the
+    backward pass (less memory for large zoos, ~1.3× time).
+    """
+    if metric not in REGISTRY or REGISTRY[metric].input != "features":
+        feats = sorted(k for k, v in REGISTRY.items() if v.input == "features")
+        raise ValueError(f"metric: {metric!r} is not a feature metric; choose one of {feats}")
+    core = REGISTRY[metric].core
+    opts = dict(metric_options or {})
+    base = (base or PEDConfig()).validate()
+    static, arrays, names = _pack(tasks)
+
+    def one(X, mean, std, y, cfg, C):
+        return core(ped_core(X, y, C, mean, std, cfg, path="scan").features, y, C, **opts)
+
+    def fn(theta, weights, data):
+        cfg = _config(theta, base)
+        taus, all_scores = [], []
+        for C, (packed, y, truth) in zip(static, data):
+            f = lambda X, m, s, y=y, C=C: one(X, m, s, y, cfg, C)
+            if remat:
+                f = jax.checkpoint(f)
+            scores = jnp.concatenate([jax.vmap(f)(Xs, means, stds) for Xs, means, stds in packed])
+            z = (scores - jnp.mean(scores)) / (jnp.std(scores) + 1e-12)
+            taus.append(soft_weighted_tau(z, truth, temperature))
+            all_scores.append(scores)
+        taus = jnp.stack(taus)
+        loss = -jnp.sum(weights * taus) / jnp.sum(weights)
+        return loss, (taus, all_scores)
+
+    return fn, names, arrays
+
+
+@dataclasses.dataclass
+class MetaResult:
+    config: PEDConfig
+    history: list[dict]  # per step: loss, soft τ per task, the hyperparameters
+    seconds: float
+    compile_seconds: float
+
+
+class MetaLearner:
+    """Compiled once: ``value_and_grad`` of the objective and the optax step for these tasks.
+
+    >>> ml = MetaLearner(tasks, metric="logme")
+    >>> res = ml.fit(steps=30)               # all tasks
+    >>> res = ml.fit(steps=30, weights=w)    # e.g. leave one task out: w[k] = 0
+    """
+
+    def __init__(self, tasks: Sequence[FeatureSet], metric: str = "logme", base: PEDConfig | None = None, *,
+                 learn: Sequence[str] = DEFAULT_LEARN, temperature: float = 0.1, learning_rate: float = 0.05,
+                 remat: bool = False, metric_options: Mapping[str, Any] | None = None):
+        bad = [k for k in learn if k not in LEARNABLE]
+        if bad or not learn:
+            raise ValueError(f"learn: choose among {list(LEARNABLE)}, got {list(learn)}")
+        if not (temperature > 0):
+            raise ValueError(f"temperature: must be > 0, got {temperature!r}")
+        self.base = (base or PEDConfig()).validate()
+        for k in learn:
+            if not getattr(self.base, k) > 0:
+                raise ValueError(f"base.{k}: must be > 0 to be learned in log space, got {getattr(self.base, k)!r}")
+        self.tasks, self.metric, self.learn, self.temperature = list(tasks), metric, tuple(learn), temperature
+        fn, self.names, self._data = make_objective(self.tasks, metric, self.base, temperature, remat, metric_options)
+        self.opt = optax.adam(learning_rate)
+        self.traces = 0  # how often the objective was traced (compiled): once per learner
+
+        def vg(theta, weights, data):
+            self.traces += 1  # runs at trace time only
+            return jax.value_and_grad(fn, has_aux=True)(theta, weights, data)
+
+        self._vg = jax.jit(vg)
+
+        @jax.jit
+        def update(theta, opt_state, g):  # the optax step: tiny, compiled once too
+            upd, opt_state = self.opt.update(g, opt_state, theta)
+            return optax.apply_updates(theta, upd), opt_state
+
+        self._update = update
+
+    def value_and_grad(self, theta, weights):
+        """The one expensive compiled function: ``(theta, weights) -> ((loss, (soft τ [K], scores)), grad)``."""
+        return self._vg(theta, weights, self._data)
+
+    def step(self, theta, opt_state, weights):
+        """One meta-gradient step: ``(theta, opt_state, loss, soft_taus, grad)``."""
+        (loss, (taus, _)), g = self.value_and_grad(theta, weights)
+        theta, opt_state = self._update(theta, opt_state, g)
+        return theta, opt_state, loss, taus, g
+
+    def theta0(self, cfg: PEDConfig | None = None) -> dict:
+        cfg = cfg or self.base
+        # strongly typed float64 scalars (a weak-typed start would retrace after the first update)
+        return {k: jnp.asarray(np.log(np.float64(getattr(cfg, k)))) for k in self.learn}
+
+    def weights(self, holdout: int | None = None) -> jax.Array:
+        w = np.ones(len(self.tasks))
+        if holdout is not None:
+            w[holdout] = 0.0
+        return jnp.asarray(w)
+
+    def config(self, theta) -> PEDConfig:
+        return self.base.replace(**{k: float(np.exp(np.asarray(v))) for k, v in theta.items()})
+
+    def fit(self, steps: int = 30, weights=None, theta=None) -> MetaResult:
+        """Run ``steps`` optax steps from ``theta`` (default: the base config); returns the config
+        with the best training objective seen (the start included)."""
+        if not (isinstance(steps, int) and steps >= 1):
+            raise ValueError(f"steps: must be an integer ≥ 1, got {steps!r}")
+        weights = self.weights() if weights is None else jnp.asarray(weights, jnp.float64)
+        theta = self.theta0() if theta is None else theta
+        opt_state = self.opt.init(theta)
+        t0 = time.perf_counter()
+        history, best = [], (np.inf, theta)
+        compile_s = 0.0
+        for i in range(steps + 1):
+            ts = time.perf_counter()
+            if i < steps:
+                new, opt_state, loss, taus, g = self.step(theta, opt_state, weights)
+            else:  # evaluate the last iterate
+                (loss, (taus, _)), g = self.value_and_grad(theta, weights)
+                new = theta
+            loss = float(loss)
+            if i == 0:
+                compile_s = time.perf_counter() - ts
+            history.append({"step": i, "loss": loss, "soft_tau": [float(v) for v in np.asarray(taus)],
+                            **{k: float(np.exp(np.asarray(v))) for k, v in theta.items()}})
+            if np.isfinite(loss) and loss < best[0]:
+                best = (loss, theta)
+            theta = new
+        return MetaResult(self.config(best[1]), history, time.perf_counter() - t0, compile_s)
+
+    def scores(self, cfg: PEDConfig | None = None) -> list[dict[str, float]]:
+        """Per task ``{model: score}`` with PED at ``cfg`` (the base config by default)."""
+        theta = self.theta0(cfg)
+        (_, (_, scores)), _ = self.value_and_grad(theta, self.weights())
+        return [dict(zip(n, map(float, np.asarray(s)))) for n, s in zip(self.names, scores)]
+
+    def taus(self, cfg: PEDConfig | None = None) -> list[float]:
+        """Exact weighted τ (SciPy's) per task at ``cfg``."""
+        out = []
+        for t, sc in zip(self.tasks, self.scores(cfg)):
+            out.append(weighted_tau([sc[m] for m in sc], [float(t.truth[m]) for m in sc]))
+        return out
+
+
+def learn(tasks: Sequence[FeatureSet], metric: str = "logme", base: PEDConfig | None = None, *, steps: int = 30, **kwargs) -> MetaResult:
+    """Learn PED hyperparameters maximising the mean soft weighted τ over ``tasks`` (see module doc)."""
+    return MetaLearner(tasks, metric, base, **kwargs).fit(steps)

@@ -1,0 +1,75 @@
+"""Meta-learning tasks: :class:`~pedjax.features.FeatureSet` s with ground truth.
+
+* :func:`shipped_tasks`: one per ground-truth task of the shipped zoo (features of every member
+  on the task's training split, source statistics, fine-tuning ground truth);
+* :func:`zoo_tasks`: feature stores on disk (``.npz`` zoos, results folders) with a truth table;
+* :func:`digits_tasks`: stand-in tasks from the digits zoo (class subsets, probe ground truth).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..features import FeatureSet, digits_zoo, extract_features, open_store
+from ..rank import load_truth
+from ..zoo import load_zoo
+
+
+def digits_tasks(n_tasks: int = 6, classes_per_task: int = 5, seed: int = 0, folds: int = 5, zoo=None) -> list[FeatureSet]:
+    """Stand-in tasks from :func:`pedjax.features.digits_zoo`.
+
+    Task k keeps ``classes_per_task`` digit classes drawn at random (seeded) from the zoo's
+    target samples; its ground truth per model is the ``folds``-fold cross-validated accuracy of a
+    linear probe (logistic regression) on those samples and features — a stand-in for
+    fine-tuning. ``zoo`` reuses a ``digits_zoo()`` result.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    feats, y, stats, _ = zoo if zoo is not None else digits_zoo()
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    tasks, seen = [], set()
+    while len(tasks) < n_tasks:
+        cls = tuple(sorted(rng.choice(10, size=classes_per_task, replace=False).tolist()))
+        if cls in seen:
+            continue
+        seen.add(cls)
+        keep = np.isin(y, cls)
+        F = {m: np.asarray(X)[keep] for m, X in feats.items()}
+        truth = {m: float(np.mean(cross_val_score(LogisticRegression(max_iter=2000), X, y[keep], cv=folds)))
+                 for m, X in F.items()}
+        tasks.append(FeatureSet(F, y[keep], stats, truth=truth, task="digits{" + "".join(map(str, cls)) + "}"))
+    return tasks
+
+
+def shipped_tasks(zoo_dir=None, tasks: Sequence[str] | None = None) -> list[FeatureSet]:
+    """One task per ground-truth task of the shipped zoo (``pedjax/assets/zoo``, or ``zoo_dir``)."""
+    z = load_zoo(zoo_dir)
+    table = z.truth()
+    if table is None:
+        raise FileNotFoundError(f"--shipped: {z.path} has no ground-truth table; build it with `pedjax zoo build`")
+    names = list(tasks) if tasks else list(table["datasets"])
+    for t in names:  # every task's truth is validated before any feature is extracted
+        z.task_truth(t, "--task")
+    return [extract_features(z, t, "train", with_truth=True) for t in names]
+
+
+def zoo_tasks(truth: str, zoos: Sequence[str] = (), results_dir: str | None = None, datasets: Sequence[str] = (),
+              source: str = "imagenet") -> list[FeatureSet]:
+    """Tasks from feature stores on disk: each ``.npz`` zoo is one task, or each ``dataset`` of a
+    results folder; ``truth`` is a JSON table ``{dataset: {model: value}}`` or a built-in table name
+    (see ``pedjax evaluate``)."""
+    opened = [open_store(None, z) for z in zoos]
+    if results_dir is not None:
+        if not datasets:
+            raise ValueError("--dataset: give one or more datasets (tasks) with --results-dir")
+        opened += [open_store(results_dir, None, d, source) for d in datasets]
+    if not opened:
+        raise ValueError("give tasks: --zoo FILE.npz (repeatable), --results-dir DIR --dataset NAME (repeatable), or --digits")
+    out = []
+    for store in opened:
+        t, _ = load_truth(truth, store.dataset)
+        out.append(store.feature_set(source=True, truth=t))
+    return out

@@ -1,0 +1,12 @@
+"""Ranking quality: measures (:mod:`.measures`), judging scores against ground truth
+(:mod:`.judge`) and the one benchmark loop over FeatureSets × metrics × PED configs
+(:mod:`.benchmark`)."""
+from .benchmark import BenchmarkResult, benchmark, variant_name
+from .judge import BUILTIN_TRUTH, evaluate_scores, load_scores, load_truth, truth_tables
+from .measures import kendall_tau, pearson, rel_k, soft_weighted_tau, spearman, top_k, weighted_tau
+
+__all__ = [
+    "weighted_tau", "kendall_tau", "pearson", "spearman", "top_k", "rel_k", "soft_weighted_tau",
+    "evaluate_scores", "load_scores", "load_truth", "truth_tables", "BUILTIN_TRUTH",
+    "benchmark", "BenchmarkResult", "variant_name",
+]

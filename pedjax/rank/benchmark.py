@@ -1,0 +1,134 @@
+"""THE benchmark loop: FeatureSets × metrics × PED configurations → scores and weighted τ.
+
+``pedjax demo``, ``experiments/zoo_benchmark.py`` and the meta-learning studies all run this one
+loop. Per feature set:
+
+1. the feature metrics' programs start compiling on background threads
+   (:func:`pedjax.scoring.precompile`; compiling, never executing, runs concurrently);
+2. PED runs **once per configuration** for all metrics (:func:`pedjax.scoring.ped_set`): the
+   moved features do not depend on the metric, and scoring them reuses the static programs;
+3. every metric scores the set statically and, if it reads features, after each PED
+   configuration (LEEP/NCE read source-class probabilities: PED does not apply);
+4. with ground truth on the set, each variant's weighted Kendall τ against it.
+
+A variant is named ``metric`` (static) or ``metric+SUFFIX`` for the PED configuration given as
+``peds={SUFFIX: PEDConfig}``. A variant that fails or gives a non-finite score on a set is
+recorded in ``errors`` (τ is NaN there), never hidden.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..features import FeatureSet
+from ..metrics import REGISTRY
+from ..physics.ped import PEDConfig
+from ..scoring import ped_set, precompile, score_set
+from .measures import weighted_tau
+
+
+def variant_name(metric: str, suffix: str | None) -> str:
+    return metric if suffix is None else f"{metric}+{suffix}"
+
+
+@dataclass
+class BenchmarkResult:
+    """What :func:`benchmark` measured.
+
+    Attributes:
+      tasks: the feature sets' task names, in order.
+      variants: every variant name, in order.
+      scores: ``{task: {variant: {model: score}}}``.
+      tau: ``{variant: {task: weighted τ}}`` (sets with ground truth only; NaN where a variant failed).
+      errors: ``{variant: {task: message}}``.
+      seconds: ``{variant: wall seconds over all tasks}``; ``feature_seconds`` per task.
+    """
+
+    tasks: list[str]
+    variants: list[str]
+    scores: dict = field(default_factory=dict)
+    tau: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    feature_seconds: dict = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+    def mean_tau(self) -> dict[str, float]:
+        """Mean τ over the tasks per variant (NaN if any task's τ is missing or NaN)."""
+        out = {}
+        for v, by_task in self.tau.items():
+            vals = [by_task.get(t, math.nan) for t in self.tasks]
+            out[v] = float(np.mean(vals)) if vals and all(math.isfinite(x) for x in vals) else math.nan
+        return out
+
+
+def _check(sets, metrics, peds):
+    if isinstance(sets, FeatureSet):
+        sets = [sets]
+    sets = list(sets)
+    if not sets:
+        raise ValueError("sets: give at least one FeatureSet")
+    metrics = list(metrics) if metrics is not None else sorted(REGISTRY)
+    unknown = [m for m in metrics if m not in REGISTRY]
+    if unknown:
+        raise ValueError(f"--metric: unknown metric {unknown[0]!r}; choose one of {sorted(REGISTRY)}")
+    peds = dict(peds or {})
+    for k, cfg in peds.items():
+        if not isinstance(cfg, PEDConfig):
+            raise ValueError(f"peds[{k!r}]: expected a PEDConfig, got {type(cfg).__name__}")
+        cfg.validate()
+    return sets, metrics, peds
+
+
+def benchmark(sets: FeatureSet | Sequence[FeatureSet], metrics: Sequence[str] | None = None,
+              peds: Mapping[str, PEDConfig] | None = None, *, compile_ahead: bool = True,
+              on_variant: Callable[[str, str, float, float], None] | None = None) -> BenchmarkResult:
+    """Score every set with every metric, static and after each PED configuration; see the module
+    docstring. ``metrics=None``: every registered metric. ``on_variant(task, variant, tau,
+    seconds)`` is called after each variant (progress printing)."""
+    sets, metrics, peds = _check(sets, metrics, peds)
+    t_all = time.perf_counter()
+    # host-batched metrics (NLEEP) compile inline: they go first, while the threads compile the rest
+    order = sorted(metrics, key=lambda m: REGISTRY[m].batch != "host")
+    feature_metrics = [m for m in order if REGISTRY[m].input == "features"]
+    variants = [variant_name(m, s) for m in sorted(metrics)
+                for s in [None] + (list(peds) if REGISTRY[m].input == "features" else [])]
+    res = BenchmarkResult([fs.task for fs in sets], variants)
+    for fs in sets:
+        task = fs.task
+        res.feature_seconds[task] = round(fs.seconds, 2)
+        compiling = precompile(fs.features, fs.labels, feature_metrics, workers=2) if compile_ahead and feature_metrics else None
+        moved = {s: ped_set(fs, cfg) for s, cfg in peds.items()} if feature_metrics else {}
+        res.scores[task] = {}
+        for metric in order:
+            if compiling is not None:
+                compiling.wait(metric)
+            suffixes = [None] + (list(peds) if REGISTRY[metric].input == "features" else [])
+            for s in suffixes:
+                name = variant_name(metric, s)
+                t0 = time.perf_counter()
+                tau = math.nan
+                try:
+                    sc = score_set(fs if s is None else moved[s], metric)
+                    bad = [m for m, v in sc.items() if not math.isfinite(v)]
+                    if bad:
+                        raise FloatingPointError(f"non-finite score(s) for {bad}")
+                    judged = fs.judged()
+                    if len(judged) >= 2:
+                        tau = float(weighted_tau([sc[m] for m in judged], [fs.truth[m] for m in judged]))
+                except (ValueError, FloatingPointError) as exc:  # recorded and reported, never hidden
+                    res.errors.setdefault(name, {})[task] = f"{type(exc).__name__}: {exc}"
+                    sc = None
+                res.scores[task][name] = sc
+                if fs.truth is not None:
+                    res.tau.setdefault(name, {})[task] = tau
+                dt = time.perf_counter() - t0
+                res.seconds[name] = res.seconds.get(name, 0.0) + dt
+                if on_variant is not None:
+                    on_variant(task, name, tau, dt)
+    res.wall_seconds = time.perf_counter() - t_all
+    return res

@@ -1,0 +1,28 @@
+"""Model zoos: member specs (:mod:`.spec`), the on-disk store (:mod:`.store`), the builder (:mod:`.build`).
+
+The builder is imported on demand (``from pedjax.zoo import build``): it pulls in pretraining and
+fine-tuning, which reading a zoo does not need.
+"""
+from .spec import (
+    ARCHITECTURES,
+    DEFAULT_MEMBERS,
+    DEFAULT_TASKS,
+    DEFAULT_WORK,
+    DEFAULT_ZOO,
+    FORMAT,
+    MANIFEST,
+    TINY_CONFIG,
+    TINY_MEMBERS,
+    TINY_WORK,
+    TRUTH_FILE,
+    BuildConfig,
+    MemberSpec,
+    create_module,
+)
+from .store import Zoo, ZooMember, add_member, load_zoo, params_sha1, read_manifest
+
+__all__ = [
+    "ARCHITECTURES", "DEFAULT_MEMBERS", "DEFAULT_TASKS", "DEFAULT_WORK", "DEFAULT_ZOO", "FORMAT", "MANIFEST", "TINY_CONFIG",
+    "TINY_MEMBERS", "TINY_WORK", "TRUTH_FILE", "BuildConfig", "MemberSpec", "create_module",
+    "Zoo", "ZooMember", "add_member", "load_zoo", "params_sha1", "read_manifest",
+]

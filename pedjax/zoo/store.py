@@ -1,0 +1,325 @@
+"""The model zoo: self-supervised (and baseline) Flax backbones pretrained on Fashion-MNIST's source split.
+
+A zoo is a folder (see docs/zoo.md)::
+
+    manifest.json                       what every member is (architecture, method, feature
+                                        dimension, files, pretraining record, linear-probe sanity
+                                        bar, fingerprint); rewritten atomically after each member
+    members/<name>-<fp8>/params/        the backbone parameters (orbax checkpoint; or params.npz)
+    members/<name>-<fp8>/stats.npz      source statistics (feature mean/std on the held-out source
+                                        set, float64) and the linear probe (W [D, 10], b [10])
+    ground_truth.json                   fine-tuning ground truth {task: {member: score}} + provenance
+
+:func:`load_zoo` reads it (the shipped zoo in ``pedjax/assets/zoo`` by default);
+:func:`add_member` writes one member and its manifest entry atomically.
+:func:`pedjax.features.extract_features` turns a loaded zoo into a
+:class:`pedjax.features.FeatureSet` on a task; :mod:`pedjax.zoo.build` makes a zoo and its ground
+truth.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .._validate import load_json
+from ..models import nets
+from ..util import atomic_path, atomic_write_json
+from .spec import DEFAULT_ZOO, FORMAT, MANIFEST, PARAM_FORMATS, TRUTH_FILE, VERSION, BuildConfig, MemberSpec, create_module
+
+
+@dataclass(frozen=True, eq=False)
+class ZooMember:
+    """One loaded member: its backbone, parameters, source statistics and source-class probe."""
+
+    name: str
+    arch: str
+    arch_kwargs: dict
+    method: str
+    feature_dim: int
+    input_shape: tuple[int, ...]
+    params: Any
+    source_mean: np.ndarray
+    source_std: np.ndarray
+    probe_W: np.ndarray
+    probe_b: np.ndarray
+    entry: dict
+
+    @property
+    def module(self):
+        return create_module(self.arch, self.arch_kwargs)
+
+    def features(self, x, batch_size: int = 500) -> np.ndarray:
+        """Features ``[N, D]`` (float32) of images ``x`` [N, H, W, C]."""
+        from ..models.pretrain import feature_fn
+
+        return feature_fn(self.module)(self.params, x, batch_size)
+
+    def source_probs(self, features) -> np.ndarray:
+        """The linear probe's source-class (Fashion-MNIST) probabilities ``[N, 10]`` of features."""
+        logits = np.asarray(features, np.float64) @ self.probe_W + self.probe_b
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Zoo:
+    """A loaded zoo: ``members`` in manifest order; index by name or position."""
+
+    path: Path
+    manifest: dict
+    members: tuple[ZooMember, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __iter__(self):
+        return iter(self.members)
+
+    def __getitem__(self, key: str | int) -> ZooMember:
+        if isinstance(key, int):
+            return self.members[key]
+        for m in self.members:
+            if m.name == key:
+                return m
+        raise KeyError(f"member: no member {key!r} in the zoo at {self.path}; members: {self.names}")
+
+    def source_stats(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{name: (mean [D], std [D])}``: the ``source_stats`` argument of :func:`pedjax.score_zoo`."""
+        return {m.name: (m.source_mean, m.source_std) for m in self.members}
+
+    def truth(self) -> dict | None:
+        """The ground-truth table (``ground_truth.json``) if the zoo has one."""
+        p = self.path / TRUTH_FILE
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def task_truth(self, task: str, arg: str = "task") -> dict[str, float]:
+        """``{member: fine-tuned score}`` on ``task`` from the ground-truth table, for every member;
+        a missing table, task or member raises an error naming ``arg``."""
+        table = self.truth()
+        if table is None:
+            raise FileNotFoundError(f"{arg}: {self.path} has no {TRUTH_FILE}; build it with `pedjax zoo build --zoo {self.path}`")
+        if task not in table["datasets"]:
+            raise ValueError(f"{arg}: the zoo's ground truth has no task {task!r}; it has {list(table['datasets'])}")
+        gt = table["datasets"][task]
+        missing = [m for m in self.names if m not in gt]
+        if missing:
+            raise ValueError(f"{arg}: the ground truth of {task!r} lacks member(s) {missing}; finish `pedjax zoo build`")
+        return {m: float(gt[m]) for m in self.names}
+
+
+def _restore_params(path: Path, fmt: str):
+    if fmt == "orbax":
+        import orbax.checkpoint as ocp
+
+        tree = ocp.StandardCheckpointer().restore(path.resolve())
+        return _to_numpy(tree)
+    if fmt == "npz":
+        with np.load(path, allow_pickle=False) as z:
+            return _unflatten({k: z[k] for k in z.files})
+    raise ValueError(f"manifest: unknown params format {fmt!r}; known: {list(PARAM_FORMATS)}")
+
+
+def _to_numpy(tree):
+    if isinstance(tree, Mapping):
+        return {str(k): _to_numpy(v) for k, v in tree.items()}
+    return np.asarray(tree, dtype=np.float32)
+
+
+def _flatten(tree, prefix: str = "") -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "/"))
+        else:
+            out[key] = np.asarray(v, np.float32)
+    return out
+
+
+def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
+    tree: dict = {}
+    for key, v in flat.items():
+        node = tree
+        parts = key.split("/")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = np.asarray(v, np.float32)
+    return tree
+
+
+def params_sha1(params) -> str:
+    """SHA-1 over a parameter tree's leaves (keys sorted), independent of the storage format."""
+    h = hashlib.sha1()
+    for k, v in sorted(_flatten(params).items()):
+        h.update(k.encode())
+        h.update(str(v.shape).encode())
+        h.update(np.ascontiguousarray(v, np.float32).tobytes())
+    return h.hexdigest()
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    """The manifest of the zoo folder ``path`` (validated: format, version, member fields)."""
+    p = Path(path) / MANIFEST
+    m = load_json(p, "zoo", f"no {MANIFEST} in {path}; build a zoo with `pedjax zoo build --zoo {path}` "
+                  "(or `python experiments/build_zoo.py`)")
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise ValueError(f"zoo: {p} is not a pedjax zoo manifest (format != {FORMAT!r})")
+    if int(m.get("version", -1)) > VERSION:
+        raise ValueError(f"zoo: {p} has version {m.get('version')}, newer than this pedjax reads ({VERSION})")
+    members = m.get("members")
+    if not isinstance(members, list):
+        raise ValueError(f"zoo: {p} has no member list")
+    need = ("name", "arch", "method", "feature_dim", "input_shape", "params", "stats")
+    for i, e in enumerate(members):
+        missing = [k for k in need if k not in e]
+        if missing:
+            raise ValueError(f"zoo: member {i} of {p} lacks {missing}")
+    return m
+
+
+def load_zoo(path: str | os.PathLike | None = None, members: Iterable[str] | None = None, *, verify: bool = False) -> Zoo:
+    """Load a zoo folder (default: the shipped zoo, ``pedjax/assets/zoo``).
+
+    Args:
+      members: load only these members (in this order); default all, in manifest order.
+      verify: recompute each member's parameter SHA-1 and compare with the manifest.
+    """
+    root = Path(path) if path is not None else DEFAULT_ZOO
+    manifest = read_manifest(root)
+    entries = {e["name"]: e for e in manifest["members"]}
+    order = list(entries) if members is None else list(members)
+    unknown = [n for n in order if n not in entries]
+    if unknown:
+        raise ValueError(f"members: not in the zoo at {root}: {unknown}; members: {list(entries)}")
+    if not order:
+        raise ValueError(f"zoo: the zoo at {root} has no members")
+    loaded = []
+    for name in order:
+        e = entries[name]
+        pinfo = e["params"]
+        params = _restore_params(root / pinfo["path"], pinfo["format"])
+        if verify and params_sha1(params) != pinfo.get("sha1"):
+            raise ValueError(f"zoo: member {name!r}: parameters differ from the manifest's SHA-1 (corrupt or edited files)")
+        with np.load(root / e["stats"]["path"], allow_pickle=False) as z:
+            mean, std, W, b = (np.asarray(z[k], np.float64) for k in ("source_mean", "source_std", "probe_W", "probe_b"))
+        if mean.shape != (e["feature_dim"],) or std.shape != mean.shape:
+            raise ValueError(f"zoo: member {name!r}: source statistics have shape {mean.shape}, feature_dim is {e['feature_dim']}")
+        loaded.append(ZooMember(
+            name=name, arch=e["arch"], arch_kwargs=dict(e.get("arch_kwargs", {})), method=e["method"],
+            feature_dim=int(e["feature_dim"]), input_shape=tuple(e["input_shape"]), params=params,
+            source_mean=mean, source_std=std, probe_W=W, probe_b=b, entry=e,
+        ))
+    return Zoo(root, manifest, tuple(loaded))
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+def _new_manifest(config: BuildConfig) -> dict:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "description": "pedjax model zoo: Flax backbones pretrained on the Fashion-MNIST source split (docs/zoo.md)",
+        "source": {
+            "dataset": "fashion-mnist", "split": "train[0:50000] (pedjax.data.load_source)",
+            "ranges": config.ranges(),
+            "heldout_use": "source statistics (feature mean/std, ddof 0) for PED; linear-probe test set",
+        },
+        "members": [],
+    }
+
+
+def _save_params(dest: Path, params, fmt: str) -> dict:
+    """Write params under the member folder ``dest``; returns the manifest's ``params`` entry (path relative to dest)."""
+    if fmt == "orbax":
+        import orbax.checkpoint as ocp
+
+        target = dest / "params"
+        ck = ocp.StandardCheckpointer()
+        ck.save(target.resolve(), _to_numpy(params), force=True)
+        ck.wait_until_finished()
+        ck.close()
+        return {"format": "orbax", "name": "params"}
+    flat = _flatten(params)
+    with atomic_path(dest / "params.npz", suffix=".npz") as tmp:
+        np.savez(tmp, **flat)
+    return {"format": "npz", "name": "params.npz"}
+
+
+def add_member(zoo_dir: str | os.PathLike, spec: MemberSpec, params, *, source_mean, source_std, probe: Mapping,
+               record: Mapping, fingerprint: str, params_format: str = "orbax", config: BuildConfig | None = None) -> dict:
+    """Write one member's files into ``zoo_dir`` and put it in the manifest (atomically); returns its entry.
+
+    ``params`` is the backbone tree; ``probe`` holds ``W`` [D, K], ``b`` [K], ``accuracy``;
+    ``record`` is stored as the member's ``pretrain`` record. A member of the same name is replaced
+    (in place in the member order); its old files are removed after the manifest is written.
+    """
+    root = Path(zoo_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    mpath = root / MANIFEST
+    manifest = read_manifest(root) if mpath.is_file() else _new_manifest(config or BuildConfig())
+    module = create_module(spec.arch, spec.arch_kwargs)
+    nets.check_params(module, params)
+    # a fresh folder every time: files the manifest references are never overwritten
+    base = f"{spec.name}-{fingerprint[:8]}"
+    rel = Path("members") / base
+    n = 1
+    while (root / rel).exists():
+        rel = Path("members") / f"{base}-{n}"
+        n += 1
+    dest = root / rel
+    dest.mkdir(parents=True)
+    pentry = _save_params(dest, params, params_format)
+    D = int(np.asarray(source_mean).shape[0])
+    tmp = dest / ".stats.tmp.npz"
+    np.savez(tmp, source_mean=np.asarray(source_mean, np.float64), source_std=np.asarray(source_std, np.float64),
+             probe_W=np.asarray(probe["W"], np.float64), probe_b=np.asarray(probe["b"], np.float64))
+    os.replace(tmp, dest / "stats.npz")
+    entry = {
+        "name": spec.name,
+        "arch": spec.arch,
+        "arch_kwargs": spec.as_dict()["arch_kwargs"],
+        "method": spec.method,
+        "method_kwargs": dict(spec.method_kwargs),
+        "feature_dim": D,
+        "input_shape": [28, 28, 1],
+        "n_params": nets.count_params(params),
+        "params": {"format": pentry["format"], "path": str(rel / pentry["name"]), "sha1": params_sha1(params)},
+        "stats": {"path": str(rel / "stats.npz"), "source_set": "held-out source split", "ddof": 0},
+        "linear_probe": {k: v for k, v in probe.items() if k not in ("W", "b", "classes")},
+        "pretrain": dict(record),
+        "fingerprint": fingerprint,
+    }
+    old = None
+    members = manifest["members"]
+    for i, e in enumerate(members):
+        if e["name"] == spec.name:
+            old = e
+            members[i] = entry
+            break
+    else:
+        members.append(entry)
+    manifest["updated"] = _now()
+    atomic_write_json(mpath, manifest)
+    if old is not None:
+        old_dir = root / Path(old["params"]["path"]).parts[0] / Path(old["params"]["path"]).parts[1]
+        if old_dir.resolve() != dest.resolve():
+            shutil.rmtree(old_dir, ignore_errors=True)
+    return entry
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
