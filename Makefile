@@ -1,20 +1,32 @@
-# make test: create .venv when missing, install pedjax with its test extras, run the suite.
-# make demo: run the main job (score a real zoo, with and without PED, print the ranking).
+# make demo:     create .venv when missing, install pedjax with what the demo needs (no TensorFlow,
+#                no Jupyter), run the main job (score the shipped zoo with and without PED).
+# make test:     install pedjax with its test extras, run every test not marked slow (≤ 5 min here).
+# make test-all: the same install, every test (slow ones too: training chains, the notebook, TFDS).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pedjax-installed
+TEST_STAMP := $(VENV)/.pedjax-test-installed
 
-.PHONY: test demo bench install clean data
+.PHONY: test test-all demo bench install install-test clean data
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(TEST_STAMP)
 
 install: $(STAMP)
 
-test: $(STAMP) data
+install-test: $(TEST_STAMP)
+
+test: $(TEST_STAMP) data
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-all: $(TEST_STAMP) data
 	$(PY) -m pytest -q tests
 
 # Fashion-MNIST IDX files (Debian package) for pedjax.data; best effort, never fails the build.
