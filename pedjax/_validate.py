@@ -109,3 +109,51 @@ def load_json(path, arg: str, missing: str):
         return json.loads(p.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{arg}: {p} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+#: a feature dimension is dead when its spread over the target samples is at most this many
+#: units of rounding (of the input's dtype) relative to its own magnitude (docs/design.md,
+#: "Degenerate models and NaN scores")
+DEGENERATE_ULPS = 64
+
+
+def rounding_eps(X: Any) -> float:
+    """Machine epsilon of ``X``'s own float dtype (before any promotion); float64's for integers."""
+    dt = getattr(X, "dtype", None)
+    if dt is not None and np.issubdtype(np.dtype(dt), np.floating):
+        return float(np.finfo(np.dtype(dt)).eps)
+    return float(np.finfo(np.float64).eps)
+
+
+def dead_dimensions(X: Any, eps: float | None = None) -> np.ndarray:
+    """Boolean [D]: dimensions of features ``X`` [N, D] that carry no information on these samples.
+
+    Dimension d is dead when ``std_d(X) ≤ DEGENERATE_ULPS · eps · max_i |X_id|`` (zero spread
+    included), with ``eps`` the rounding unit of ``X``'s dtype. The test is scale-free: it is
+    computed on ``X_d / max|X_d|``, so multiplying a dimension by any power of ten (even near the
+    float range's ends, where ``var`` would underflow) does not change it.
+    """
+    eps = rounding_eps(X) if eps is None else float(eps)
+    A = np.asarray(X, dtype=np.float64)
+    if A.ndim != 2:
+        raise ValueError(f"X: expected a 2-D array [N, D], got shape {A.shape}")
+    scale = np.max(np.abs(A), axis=0) if A.shape[0] else np.zeros(A.shape[1])
+    with np.errstate(invalid="ignore", over="ignore"):
+        Z = A / np.where(scale > 0, scale, 1.0)
+        spread = Z.std(axis=0) if A.shape[0] else np.zeros(A.shape[1])
+    return ~(spread > DEGENERATE_ULPS * eps)
+
+
+def is_degenerate(X: Any, eps: float | None = None) -> bool:
+    """``True`` when every dimension of features ``X`` [N, D] is dead (:func:`dead_dimensions`):
+    the model maps all target samples to one point up to rounding and carries no information.
+    Non-finite or non-numeric input is never called degenerate (validation reports it)."""
+    try:
+        A = np.asarray(X)
+    except Exception:
+        return False
+    if A.ndim != 2 or A.size == 0 or A.dtype == object or not (np.issubdtype(A.dtype, np.number) or A.dtype == bool):
+        return False
+    if np.issubdtype(A.dtype, np.complexfloating) or not np.all(np.isfinite(A)):
+        return False
+    return bool(np.all(dead_dimensions(A, eps)))

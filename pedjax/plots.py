@@ -94,7 +94,7 @@ def scores_vs_truth(
     placed = []
     for ax, label in zip(axes.flat, labels):
         s = scores[label]
-        models = [m for m in s if m in truth]
+        models = [m for m in s if m in truth and s[m] is not None and math.isfinite(s[m])]
         if len(models) < 2:
             raise ValueError(f"scores[{label!r}]: fewer than 2 models also have a ground truth; models: {list(s)[:6]}")
         x = np.array([s[m] for m in models], float)
@@ -303,7 +303,12 @@ def cluster_projection(X, y, result, source_mean=None, source_std=None, path=Non
 def score_ranking(scores: Mapping[str, float], path=None, *, title: str = "scores"):
     """Horizontal bars of ``{model: score}``, best at the top; figure or PNG path."""
     plt = _plt()
+    # a model without a finite score (NaN, -inf for degenerate features) has no bar; it is named
+    unscored = [k for k, v in scores.items() if v is None or not math.isfinite(v)]
+    scores = {k: v for k, v in scores.items() if k not in unscored}
     order = sorted(scores, key=lambda k: scores[k])
+    if unscored:
+        title = f"{title}\nno score (ranked last): {', '.join(unscored[:6])}{' …' if len(unscored) > 6 else ''}"
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(order) + 1.4))
     vals = [scores[k] for k in order]
     ax.barh(range(len(order)), vals, color=["tab:red" if k == order[-1] else "tab:blue" for k in order])

@@ -6,6 +6,11 @@ stacked chunk plus the metric's per-model temporaries stay within ``memory_budge
 chunk is one call of the same compiled executable. With more than one local device the chunk's
 model axis is sharded over all of them with ``jax.sharding`` (``shard_map``: each device scores
 its own models; no cross-device traffic but the labels).
+
+Degenerate models (features constant over the target up to rounding,
+:func:`pedjax._validate.is_degenerate`, judged on the features as given, before PED) are not
+run: :func:`score_zoo` gives them the metric's ``uninformative`` score (``-inf``) and
+:func:`ped_zoo` returns their features unmoved (docs/design.md, "Degenerate models and NaN scores").
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from . import _precision
 from ._precision import float64
-from ._validate import as_float_matrix, check_vector, encode_labels
+from ._validate import as_float_matrix, check_vector, encode_labels, is_degenerate
 from .features import FeatureSet, FeatureStore
 from .metrics import REGISTRY, Metric
 from .physics.ped import PEDConfig, ped_core
@@ -191,6 +196,7 @@ def ped_zoo(
     for d, members, b in _progress(plan.chunks, progress, f"PED on {len(plan.names)} models"):
         moved = np.asarray(plan.fn(*plan.args(d, members, b), num_classes=plan.num_classes))
         out.update({k: moved[i] for i, k in enumerate(members)})
+    out.update({k: plan.arrays[k] for k in plan.degenerate})  # nothing to move
     names = plan.names
     return {k: out[k] for k in names}
 
@@ -210,6 +216,7 @@ class _Plan:
     fn: Any
     mesh: Any
     host_options: dict
+    degenerate: list  # models with degenerate features: not run (see the module docstring)
 
     def args(self, d, members, b):
         """The compiled function's arguments for one chunk (``num_classes`` by keyword)."""
@@ -229,6 +236,7 @@ def _plan(features, labels, metric, ped, source_stats, metric_options, batch_siz
     named = _as_named(features)
     names = list(named)
     arrays: dict[str, np.ndarray] = {}
+    degenerate: list[str] = []
     for name in names:
         if kind == "labels":
             src, src_classes = encode_labels(named[name], f"features[{name!r}]", min_classes=1)
@@ -239,6 +247,8 @@ def _plan(features, labels, metric, ped, source_stats, metric_options, batch_siz
             arrays[name] = as_float_matrix(named[name], f"features[{name!r}]", n=n)
             if kind == "probs" and np.any(arrays[name] < 0):
                 raise ValueError(f"features[{name!r}]: probabilities must be non-negative")
+            if kind == "features" and is_degenerate(named[name]):  # judged in the input's own dtype
+                degenerate.append(name)
     dims = {k: v.shape[1] for k, v in arrays.items()}
     stats = _stats_for(names, source_stats, dims, arrays) if ped is not None else None
     options = tuple(sorted((metric_options or {}).items()))
@@ -250,8 +260,9 @@ def _plan(features, labels, metric, ped, source_stats, metric_options, batch_siz
     # width) do not apply to it, as it picks the exact shapes per model
     accepted = inspect.signature(m.fn).parameters if m is not None else {}
     host_options = {k: v for k, v in (metric_options or {}).items() if k in accepted}
+    live = [k for k in names if k not in degenerate]
     return _Plan(m, names, arrays, stats, ped if ped is not None else PEDConfig(), codes, int(classes.size),
-                 _chunks(names, arrays, n, batch_size, memory_budget, n_dev), fn, mesh, host_options)
+                 _chunks(live, arrays, n, batch_size, memory_budget, n_dev), fn, mesh, host_options, degenerate)
 
 
 class Compiling:
@@ -343,6 +354,10 @@ def score_zoo(
       metric_options: extra keyword options for the metric core (static, hashable values).
       batch_size: models per compiled call; default from ``memory_budget``.
       progress: show a progress bar over chunks.
+
+    A model whose features are degenerate (constant over the target samples up to rounding)
+    scores the metric's ``uninformative`` value, ``-inf``, with or without PED; a NaN from a
+    metric is returned as NaN (both rank last: :func:`pedjax.rank.ranking`).
     """
     plan = _plan(features, labels, metric, ped, source_stats, metric_options, batch_size, memory_budget)
     m, fn = plan.m, plan.fn
@@ -358,6 +373,7 @@ def score_zoo(
         del args
         for k, v in zip(members, out[: len(members)]):
             scores[k] = float(v)
+    scores.update({k: float(m.uninformative) for k in plan.degenerate})
     names = plan.names
     return {k: scores[k] for k in names}
 

@@ -43,8 +43,10 @@ def run(args) -> int:
 
     tables, dataset = read_tables(args.scores, args.dataset)
     truth, desc = load_truth(args.truth, dataset)
-    results = {label: evaluate_scores(s, truth) for label, s in tables.items()}
+    results = {label: evaluate_scores(s, truth, where=f"--scores [{label}]") for label, s in tables.items()}
     for label, r in results.items():
+        for model, reason in r.get("unscored", {}).items():
+            printing.warning("evaluate", f"{label}: dropped {model}: {reason}")
         if r.get("dropped"):
             printing.note("evaluate", f"{label}: no ground truth for {r['dropped']}; evaluated on the other {r['models']} models")
     out = {"dataset": dataset, "truth": desc, "results": results}

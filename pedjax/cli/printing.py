@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import sys
 
+from ..rank import ranking
 from ..util import dumps_json
 
 
@@ -45,7 +46,7 @@ def demo_tables(result: dict) -> None:
         row = [k] + ([models[k]["method"]] if has_method else []) + [str(models[k]["dim"]), f"{models[k]['truth']:.3f}", str(i)]
         for m in shown:
             s = result["scores"][m]
-            rank = sorted(s, key=lambda n: -s[n]).index(k) + 1
+            rank = ranking(s).index(k) + 1
             row.append(f"{s[k]:.4g} (#{rank})")
         t.add_row(*row)
     con.print(t)
@@ -136,6 +137,10 @@ def tasks_table(rows: list[tuple]) -> None:
 def wrote(files) -> None:
     for f in files:
         print(f"wrote {f}")
+
+
+def warning(command: str, msg: str) -> None:
+    print(f"pedjax {command}: warning: {msg}", file=sys.stderr)
 
 
 def note(command: str, msg: str) -> None:

@@ -30,6 +30,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     import pedjax
+    from ..rank import ranking, score_problems
     from ..scoring import feature_metric, score_store
 
     metric = feature_metric(args.metric)
@@ -37,17 +38,21 @@ def run(args) -> int:
     store = open_store_from_args(args)
     t0 = time.perf_counter()
     scores = score_store(store, metric, cfg, progress=not args.no_progress and sys.stderr.isatty())
-    ranking = sorted(scores, key=lambda k: -scores[k])
+    order = ranking(scores)  # NaN / -inf last: a broken model is never recommended
+    problems = score_problems(scores)
     result = {
         "dataset": store.dataset,
         "metric": metric,
         "ped": None if cfg is None else {**dataclasses.asdict(cfg), "source_set": store.source},
         "source": store.where,
         "scores": scores,
-        "ranking": ranking,
+        "ranking": order,
+        "unscored": problems,  # {model: reason} for scores written as null
         "seconds": round(time.perf_counter() - t0, 3),
         "pedjax": pedjax.__version__,
     }
+    for model, reason in problems.items():
+        printing.warning("score", f"{model}: no usable score, ranked last: {reason}")
     if args.json:
         printing.print_json(result)
     elif args.csv:

@@ -1,7 +1,7 @@
 """Transferability metrics: one module per metric, each a public ``fn(X, y) -> float`` and a pure
 JAX core registered in :data:`REGISTRY` (name -> :class:`~pedjax.metrics._registry.Metric`).
 Importing this package imports every metric module, which registers it."""
-from ._registry import REGISTRY, Metric, evaluate, register
+from ._registry import REGISTRY, UNINFORMATIVE, Metric, evaluate, register
 from .etran import energy_score, etran, etran_combine, etran_components, etran_core, lda_score
 from .gbc import gbc, gbc_core
 from .hscore import hscore, hscore_core
@@ -14,7 +14,7 @@ from .sfda import sfda, sfda_core
 from .transrate import transrate, transrate_core
 
 __all__ = [
-    "REGISTRY", "Metric", "evaluate", "register", "names",
+    "REGISTRY", "UNINFORMATIVE", "Metric", "evaluate", "register", "names",
     "etran", "etran_core", "etran_components", "etran_combine", "energy_score", "lda_score",
     "gbc", "gbc_core", "hscore", "hscore_core", "leep", "leep_core", "logme", "logme_core", "nce", "nce_core",
     "nleep", "nleep_core", "nleep_pca_components", "gmm_fit", "GMMResult", "kmeans_plusplus",

@@ -7,18 +7,29 @@ A metric is two functions:
   :func:`pedjax.score_zoo` stacks and vmaps.
 * the public function (``metrics.logme(X, y)`` …): validates at the boundary, codes the labels,
   calls the jit-compiled core and returns a Python float.
+
+Degenerate models (docs/design.md, "Degenerate models and NaN scores"): a feature metric given
+features that are constant over the target samples up to rounding
+(:func:`pedjax._validate.is_degenerate`) returns its ``uninformative`` value, ``-inf``, without
+running the core — such features carry no information, and the rounding noise a core would
+read instead can look like perfect class separation. Metrics on probabilities or labels (LEEP,
+NCE) compute their own value on a constant input: chance level.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from typing import Any, Callable
 
 import jax
 import numpy as np
 
 from .._precision import float64
-from .._validate import as_float_matrix, encode_labels
+from .._validate import as_float_matrix, encode_labels, is_degenerate
+
+#: the score of a model whose features carry no information (ranks below every real score)
+UNINFORMATIVE = float("-inf")
 
 #: name -> :class:`Metric`
 REGISTRY: dict[str, "Metric"] = {}
@@ -37,6 +48,8 @@ class Metric:
         core receives them one-hot).
       static: names of options that change shapes or control flow (passed as static to jit).
       higher_is_better: all built-in metrics rank "higher score = better model".
+      uninformative: the score of degenerate features (``-inf`` for feature metrics); ``None``
+        where the metric's own value on a constant input is the chance level (LEEP, NCE).
       batch: how :func:`pedjax.score_zoo` runs the metric over a stacked model axis: ``"vmap"``
         (one batched program of the core) or ``"host"`` (PED, if any, batched as usual, then the
         public function per model — for metrics whose public path picks shapes from the data,
@@ -50,6 +63,7 @@ class Metric:
     static: tuple[str, ...] = ()
     higher_is_better: bool = True
     batch: str = "vmap"
+    uninformative: float | None = UNINFORMATIVE
 
     def __call__(self, *args, **kwargs) -> float:
         return self.fn(*args, **kwargs)
@@ -66,11 +80,38 @@ def register(name: str, core: Callable, *, input: str = "features", static: tupl
 
     def deco(fn):
         fn = float64(fn)
-        REGISTRY[name] = Metric(name=name, fn=fn, core=core, input=input, static=tuple(static), batch=batch)
+        if input == "features":
+            fn = _uninformative_guard(fn)
+        REGISTRY[name] = Metric(name=name, fn=fn, core=core, input=input, static=tuple(static), batch=batch,
+                                uninformative=UNINFORMATIVE if input == "features" else None)
         fn.core = core
         return fn
 
     return deco
+
+
+def _uninformative_guard(fn):
+    """``fn`` returning :data:`UNINFORMATIVE` for degenerate features (after validating them)."""
+    params = list(inspect.signature(fn).parameters)
+
+    @functools.wraps(fn)
+    def public(*args, **kwargs):
+        X = args[0] if args else kwargs.get(params[0])
+        if is_degenerate(X):
+            y = args[1] if len(args) > 1 else kwargs.get(params[1])
+            codes, _ = encode_labels(y, "y")
+            as_float_matrix(X, "X", n=codes.shape[0])
+            return UNINFORMATIVE
+        return fn(*args, **kwargs)
+
+    return public
+
+
+def _input_of(core: Callable) -> str:
+    for m in REGISTRY.values():
+        if m.core is core:
+            return m.input
+    return "features"
 
 
 @functools.lru_cache(maxsize=None)
@@ -80,8 +121,11 @@ def jitted(core: Callable, static: tuple[str, ...] = ()) -> Callable:
 
 
 def evaluate(core: Callable, X: Any, y: Any, *, x_name: str = "X", static: tuple[str, ...] = (), **options) -> float:
-    """Validate ``X``/``y``, code the labels and run the compiled core; returns a Python float."""
+    """Validate ``X``/``y``, code the labels and run the compiled core; returns a Python float
+    (:data:`UNINFORMATIVE` for degenerate features when ``core`` is a feature metric's)."""
     codes, classes = encode_labels(y, "y")
     Xv = as_float_matrix(X, x_name, n=codes.shape[0])
+    if _input_of(core) == "features" and is_degenerate(X):
+        return UNINFORMATIVE
     out = jitted(core, tuple(static))(Xv, codes, num_classes=int(classes.size), **options)
     return float(np.asarray(out))

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._precision import float64
-from .._validate import as_float_matrix, check_choice, check_vector, encode_labels
+from .._validate import DEGENERATE_ULPS, as_float_matrix, check_choice, check_vector, encode_labels, is_degenerate
 from .energy import forces, soft_sphere_energy
 
 VARIANTS = ("released", "paper")
@@ -194,9 +194,21 @@ def ped_core(X, y, num_classes: int, source_mean, source_std, cfg: PEDConfig = P
     init_fn, step_fn = simulator(rho, counts, cfg)
     final = _run(init_fn, step_fn, centers0, cfg.max_steps, path)
     shift = final.centers - centers0  # [C, D], rescaled space
+    # a dead dimension (constant over the samples up to rounding) stays as it is: its class
+    # centres differ only by rounding, and moving along them would turn rounding into separation
+    shift = jnp.where(dead_dimensions_core(X)[None, :], 0.0, shift)
     moved = (Z + shift[y]) * std + source_mean
     r = (jnp.abs(cfg.nsigma) if cfg.variant == "released" else cfg.nsigma) * rho
     return PEDResult(moved, final.step, final.change, final.energy, final.centers, r)
+
+
+def dead_dimensions_core(X: jax.Array) -> jax.Array:
+    """Boolean [D], the JAX form of :func:`pedjax._validate.dead_dimensions` in ``X``'s dtype
+    (no gradient flows through it)."""
+    X = jax.lax.stop_gradient(jnp.asarray(X))
+    scale = jnp.max(jnp.abs(X), axis=0)
+    Z = X / jnp.where(scale > 0, scale, 1.0)
+    return ~(jnp.std(Z, axis=0) > DEGENERATE_ULPS * jnp.finfo(X.dtype).eps)
 
 
 _ped_jit = jax.jit(ped_core, static_argnames=("num_classes", "path"))

@@ -27,21 +27,69 @@ import re
 from pathlib import Path
 from typing import Mapping
 
+import math
+
 from .._validate import load_json
 from . import measures as rank
+
+#: why a score is missing, by its value (docs/design.md, "Degenerate models and NaN scores")
+REASON_UNINFORMATIVE = "degenerate features (constant over the target samples up to rounding): no information, scored -inf"
+REASON_NAN = "the metric returned NaN (numerically undefined on these features)"
+REASON_INF = "the metric returned +inf"
+REASON_MISSING = "no score (null in the file; `pedjax score --json` says why under \"unscored\")"
 
 #: built-in ground-truth tables: name -> asset file
 BUILTIN_TRUTH = {"ssl-transfer": "ssl_transfer.json"}
 
 
 # ----------------------------------------------------------------------------------------------
+# ranking scores that may hold NaN or -inf
+
+
+def score_problem(value) -> str | None:
+    """Why ``value`` is not a usable score (``None`` for a finite number)."""
+    if value is None:
+        return REASON_MISSING
+    v = float(value)
+    if math.isnan(v):
+        return REASON_NAN
+    if v == float("-inf"):
+        return REASON_UNINFORMATIVE
+    if v == float("inf"):
+        return REASON_INF
+    return None
+
+
+def ranking(scores: Mapping[str, float | None]) -> list[str]:
+    """Models best first: finite scores by value (ties in the given order), then ``-inf``
+    (uninformative), then any other non-finite or missing score (NaN, +inf, ``None``): a score
+    that is not a number is never recommended."""
+    def key(item):
+        i, (k, v) = item
+        problem = score_problem(v)
+        if problem is None:
+            return (0, -float(v), i)
+        return (1 if problem == REASON_UNINFORMATIVE else 2, 0.0, i)
+
+    return [k for _, (k, _v) in sorted(enumerate(scores.items()), key=key)]
+
+
+def score_problems(scores: Mapping[str, float | None]) -> dict[str, str]:
+    """``{model: reason}`` for every score that is not a finite number."""
+    return {k: p for k, v in scores.items() if (p := score_problem(v)) is not None}
+
+
+# ----------------------------------------------------------------------------------------------
 # reading
 
 
-def _numeric_table(d: Mapping, where: str) -> dict[str, float]:
+def _numeric_table(d: Mapping, where: str, allow_null: bool = False) -> dict[str, float | None]:
     out = {}
     for k, v in d.items():
         if k == "duration":
+            continue
+        if v is None and allow_null:  # a score pedjax could not give (written as null + a reason)
+            out[str(k)] = None
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(f"{where}: entry {k!r} is {type(v).__name__}, not a number; expected {{model: score}}")
@@ -62,7 +110,8 @@ def load_scores(path) -> dict[str, tuple[dict[str, float], str | None]]:
         if not rows or not {"model", "score"} <= set(rows[0]):
             raise ValueError(f"--scores: {p} is not a `pedjax score --csv` file (columns rank,model,score)")
         try:
-            table = {r["model"]: float(r["score"]) for r in rows}
+            table = {r["model"]: float(r["score"]) if r["score"].strip() not in ("", "null", "None") else float("nan")
+                     for r in rows}
         except ValueError as exc:
             raise ValueError(f"--scores: {p} has a non-numeric score ({exc})") from None
         return {p.stem: (table, None)}
@@ -76,17 +125,17 @@ def load_scores(path) -> dict[str, tuple[dict[str, float], str | None]]:
         s = obj["scores"]
         dataset = obj.get("dataset") if isinstance(obj.get("dataset"), str) else None
         if s and all(isinstance(v, dict) for v in s.values()):  # {metric: {model: score}}
-            return {str(k): (_numeric_table(v, f"--scores: {p} [{k}]"), dataset) for k, v in s.items()}
+            return {str(k): (_numeric_table(v, f"--scores: {p} [{k}]", True), dataset) for k, v in s.items()}
         label = obj.get("metric") or p.stem
         if obj.get("ped"):
             label = f"{label}+ped"
-        return {str(label): (_numeric_table(s, f"--scores: {p}"), dataset)}
+        return {str(label): (_numeric_table(s, f"--scores: {p}", True), dataset)}
     # the published layout: results_metrics_cr/{metric}/{dataset}_metrics.json
     m = re.fullmatch(r"(.+)_metrics", p.stem)
     dataset = m.group(1) if m else None
     parent = p.resolve().parent.name
     label = parent if m and parent else p.stem
-    return {label: (_numeric_table(obj, f"--scores: {p}"), dataset)}
+    return {label: (_numeric_table(obj, f"--scores: {p}", True), dataset)}
 
 
 def truth_tables(truth: str) -> tuple[dict[str, dict[str, float]] | dict[str, float], str]:
@@ -126,10 +175,22 @@ def load_truth(truth: str, dataset: str | None) -> tuple[dict[str, float], str]:
 # measuring
 
 
-def evaluate_scores(scores: Mapping[str, float], truth: Mapping[str, float]) -> dict:
-    """All measures for one metric, on the models present in both (in the scores' order)."""
-    models = [m for m in scores if m in truth]
+def evaluate_scores(scores: Mapping[str, float], truth: Mapping[str, float], where: str = "--scores") -> dict:
+    """All measures for one metric, on the models present in both with a finite score (in the
+    scores' order). Models without ground truth are listed in ``"dropped"``, models whose score is
+    not a finite number (NaN, ``-inf`` for degenerate features, ``None``) in ``"unscored"``
+    ``{model: reason}``; ``where`` names the scores in error messages."""
+    unscored = score_problems(scores)
+    bad_truth = [m for m, v in truth.items() if v is None or not math.isfinite(float(v))]
+    if bad_truth:
+        raise ValueError(f"--truth: ground truth of {bad_truth[:5]} is not a finite number")
+    models = [m for m in scores if m in truth and m not in unscored]
     dropped = [m for m in scores if m not in truth]
+    if len(models) < 2 and unscored and len([m for m in scores if m in truth]) >= 2:
+        raise ValueError(
+            f"{where}: only {len(models)} model(s) have a finite score; not a number: "
+            + ", ".join(f"{k} ({v})" for k, v in list(unscored.items())[:5])
+        )
     if len(models) < 2:
         raise ValueError(
             f"--scores/--truth: only {len(models)} model(s) have both a score and a ground truth; "
@@ -157,4 +218,6 @@ def evaluate_scores(scores: Mapping[str, float], truth: Mapping[str, float]) -> 
     }
     if dropped:
         out["dropped"] = dropped
+    if unscored:
+        out["unscored"] = unscored
     return out
