@@ -12,6 +12,8 @@ from ..physics.ped import PEDConfig
 XLA_CPU_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 #: environment variable naming the persistent compilation cache folder ("off" disables it)
 CACHE_ENV = "PEDJAX_CACHE_DIR"
+#: size limit of the persistent compilation cache (least recently used entries are evicted)
+CACHE_MAX_BYTES = 1 << 30
 
 PED_DEFAULTS = PEDConfig()
 
@@ -32,8 +34,11 @@ def configure_process() -> None:
     * ``jax_enable_x64`` on, unless ``JAX_ENABLE_X64`` is set in the environment;
     * ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` in ``XLA_FLAGS`` unless set there
       (must happen before JAX starts its backend, i.e. before the first computation);
-    * JAX's persistent compilation cache in :func:`cache_dir` for every program (JAX writes each
-      entry to a temporary file and renames it, so processes sharing the folder are safe).
+    * JAX's persistent compilation cache in :func:`cache_dir` for every program, as an LRU cache of
+      at most :data:`CACHE_MAX_BYTES`: with a size limit JAX takes a ``filelock`` lock around every
+      read and write of the folder, so two processes sharing it never read a half-written entry
+      (without one it writes entries in place, unlocked). Programs with host callbacks (LogME's
+      and PARC's host kernels, NLEEP's per-model EM) are never cached by JAX and compile each run.
     """
     if XLA_CPU_FLAG not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {XLA_CPU_FLAG}=false").strip()
@@ -50,6 +55,7 @@ def configure_process() -> None:
         jax.config.update("jax_compilation_cache_dir", str(path))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
 
 
 def add_ped_options(p, *, flag: bool = True) -> None:
