@@ -20,6 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pedjax  # noqa: E402
+from pedjax.cli._common import configure_process  # noqa: E402
+
+configure_process()  # as the command line: x64 (the meta objective runs in the process precision), XLA:CPU flag, cache
 from _bench_md import stamp, write_section  # noqa: E402
 from _reference import load_reference, quiet  # noqa: E402
 

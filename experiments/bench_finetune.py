@@ -3,7 +3,7 @@
 Same backbone, task, batches and number of steps on both sides; the loop runs the same compiled
 trainer with a grid of one (so it compiles once too). Compile time is reported apart from the
 training time; each timing is the best of ``--repeats`` runs. A second row repeats the
-comparison with ``flax.linen.Conv`` instead of :class:`pedjax.nets.Conv`, the reason the nets
+comparison with ``flax.linen.Conv`` instead of :class:`pedjax.models.nets.Conv`, the reason the nets
 use an im2col convolution. Writes the ``bench_finetune`` section of BENCHMARKS.md.
 
     python experiments/bench_finetune.py [--steps 100] [--batch 64] [--task digits-10] [--repeats 2]
@@ -23,9 +23,13 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import pedjax  # noqa: E402,F401
+from pedjax.cli._common import configure_process  # noqa: E402
+
+configure_process()
 from _bench_md import stamp, write_section  # noqa: E402
-from pedjax import data, nets  # noqa: E402
-from pedjax import finetune as ft  # noqa: E402
+from pedjax import data  # noqa: E402
+from pedjax.models import nets  # noqa: E402
+from pedjax.models import finetune as ft  # noqa: E402
 
 
 class FlaxConvCNN(nn.Module):
@@ -100,7 +104,7 @@ def main(argv=None) -> int:
 
     task = data.load_task(args.task)
     rows = [
-        ("SmallCNN (16, 32) + Dense 64, pedjax.nets.Conv (im2col)", nets.SmallCNN(), args.steps),
+        ("SmallCNN (16, 32) + Dense 64, pedjax.models.nets.Conv (im2col)", nets.SmallCNN(), args.steps),
         ("MLP (256, 128)", nets.MLP(), args.steps),
         ("SmallCNN (16, 32) + Dense 64, flax.linen.Conv", FlaxConvCNN(), args.flax_steps),
     ]
@@ -131,7 +135,7 @@ def main(argv=None) -> int:
         "for all 16 configurations, not speed. With `flax.linen.Conv`, vmapping over per-configuration kernels "
         "turns each convolution into a grouped one, and XLA:CPU's convolutions are slow even ungrouped: compare "
         "the per-step times of the first and last rows (loop / steps / 16 = time per configuration-step). Hence "
-        "`pedjax.nets.Conv` (im2col + matmul, the same parameters and outputs as `flax.linen.Conv`). "
+        "`pedjax.models.nets.Conv` (im2col + matmul, the same parameters and outputs as `flax.linen.Conv`). "
         "No GPU was lent to this session, so there is no accelerator row.",
     ]
     body = "## Fine-tuning grid: vmapped vs loop (`experiments/bench_finetune.py`)\n\n" + stamp() + "\n" + "\n".join(lines)

@@ -20,6 +20,9 @@ sys.path.insert(0, str(ROOT))
 import jax  # noqa: E402
 
 import pedjax  # noqa: E402
+from pedjax.cli._common import configure_process  # noqa: E402
+
+configure_process()  # as the command line: x64 (the meta objective runs in the process precision), XLA:CPU flag, cache
 from pedjax import meta  # noqa: E402
 from _bench_md import stamp, write_section  # noqa: E402
 
@@ -53,7 +56,7 @@ def main(argv=None) -> int:
             times.append(time.perf_counter() - t)
         rows.append((metric, compile_s, float(np.median(times)), float(np.min(times))))
         print(f"{metric}: compile {compile_s:.1f} s, step median {np.median(times)*1e3:.0f} ms", flush=True)
-    what = ("digits stand-in (pedjax.meta.digits_tasks: class-subset tasks of pedjax.demo.digits_zoo)"
+    what = ("digits stand-in (pedjax.meta.digits_tasks: class-subset tasks of pedjax.features.digits_zoo)"
             if stand_in else "the shipped zoo (pedjax/assets/zoo) on its ground-truth tasks" if shipped
             else "zoo " + ", ".join(args.zoo))
     body = [

@@ -12,7 +12,7 @@ Every fold and every sweep point reuses ONE compiled value-and-gradient (task we
 training tasks), see pedjax.meta.MetaLearner.
 
 Tasks: ``--zoo shipped``: every ground-truth task of the shipped zoo (pedjax.meta.shipped_tasks:
-members' features on each task's training split, fine-tuning truth). ``--zoo digits`` (default) builds the stand-in from pedjax.demo.digits_zoo(): each task
+members' features on each task's training split, fine-tuning truth). ``--zoo digits`` (default) builds the stand-in from pedjax.features.digits_zoo(): each task
 is a random subset of digit classes, truth = cross-validated linear-probe accuracy (NOT
 fine-tuning). ``--zoo FILE.npz`` (repeatable, one task each) or ``--results-dir DIR --dataset
 NAME ...`` with ``--truth T`` runs on real zoos (the shipped zoo of issue 5).
@@ -33,6 +33,9 @@ sys.path.insert(0, str(ROOT))
 import jax.numpy as jnp  # noqa: E402
 
 import pedjax  # noqa: E402
+from pedjax.cli._common import configure_process  # noqa: E402
+
+configure_process()  # as the command line: x64 (the meta objective runs in the process precision), XLA:CPU flag, cache
 from pedjax import meta  # noqa: E402
 from pedjax.rank import weighted_tau  # noqa: E402
 
@@ -104,7 +107,7 @@ def markdown(info: dict) -> str:
     L.append("# Learning PED's hyperparameters by gradient (issue 7)\n")
     if info["stand_in"]:
         L.append("> **Stand-in zoo.** This study was run on a stand-in before the shipped zoo existed; `python experiments/meta_study.py --zoo shipped` runs it on the shipped zoo and its fine-tuning ground truth (not yet run). "
-                 "Everything below is on `pedjax.demo.digits_zoo()` — 10 small models (PCA, random projections, random "
+                 "Everything below is on `pedjax.features.digits_zoo()` — 10 small models (PCA, random projections, random "
                  "ReLU features, pixels + random features, Flax MLPs) on scikit-learn's digits — with **tasks = random "
                  f"{info['classes_per_task']}-class subsets of the digits** and **ground truth = {info['folds']}-fold "
                  "cross-validated linear-probe accuracy**, not fine-tuning. Re-run with `--zoo` on the shipped zoo; "

@@ -4,7 +4,7 @@
     python experiments/zoo_benchmark.py --zoo DIR --out OUT.md --figure OUT.png --json OUT.json
 
 For every task of the zoo's ground-truth table: every member's features on the task's training
-split (``pedjax.modelzoo.extract_features``), every metric of ``pedjax.metrics.REGISTRY`` —
+split (``pedjax.features.extract_features``), every metric of ``pedjax.metrics.REGISTRY`` —
 feature metrics static and after PED with the released defaults at nsigma 0.3 and 0.6 (the
 paper's two candidates; source statistics = each member's held-out source-set statistics),
 LEEP/NCE (which take source-class probabilities / labels, PED does not apply) on each member's
@@ -39,56 +39,35 @@ def variant_name(metric: str, nsigma: float | None) -> str:
 
 
 def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool = True) -> dict:
-    """Scores and weighted τ of every (metric variant, task); see the module docstring."""
+    """Scores and weighted τ of every (metric variant, task) through the one benchmark loop
+    (``pedjax.rank.benchmark``); see the module docstring."""
     import pedjax
-    from pedjax import modelzoo
+    from pedjax.features import extract_features
     from pedjax.metrics import REGISTRY
-    from pedjax.rank import weighted_tau
+    from pedjax.rank import benchmark
+    from pedjax.zoo import TRUTH_FILE, load_zoo
 
     t_all = time.time()
-    zoo = modelzoo.load_zoo(zoo_dir)
+    zoo = load_zoo(zoo_dir)
     truth = zoo.truth()
     if truth is None:
-        raise FileNotFoundError(f"zoo: no {modelzoo.TRUTH_FILE} in {zoo.path}; build it with `pedjax zoo build --zoo {zoo.path}`")
+        raise FileNotFoundError(f"zoo: no {TRUTH_FILE} in {zoo.path}; build it with `pedjax zoo build --zoo {zoo.path}`")
     tasks = list(tasks) if tasks else list(truth["datasets"])
     metrics = list(metrics) if metrics else sorted(REGISTRY)
     unknown = [m for m in metrics if m not in REGISTRY]
     if unknown:
         raise ValueError(f"--metrics: unknown {unknown}; registered: {sorted(REGISTRY)}")
-    members = zoo.names
-    scores: dict = {}
-    taus: dict = {}
-    errors: dict = {}
-    seconds: dict = {}
-    feature_seconds = {}
     for task in tasks:
-        gt = zoo.task_truth(task, "--tasks")
-        zf = modelzoo.extract_features(zoo, task, "train")
-        feature_seconds[task] = round(zf.seconds, 2)
+        zoo.task_truth(task, "--tasks")
+    peds = {f"PED({s:g})": pedjax.PEDConfig(nsigma=s) for s in nsigmas}
+    sets = []
+    for task in tasks:
+        fs = extract_features(zoo, task, "train", with_truth=True)
         if verbose:
-            print(f"{task}: features of {len(members)} members on {len(zf.labels)} images in {zf.seconds:.1f} s", flush=True)
-        scores[task] = {}
-        for metric in metrics:
-            sigmas = [None] + (list(nsigmas) if REGISTRY[metric].input == "features" else [])
-            for s in sigmas:
-                name = variant_name(metric, s)
-                t0 = time.time()
-                try:
-                    sc = zf.score(metric, ped=None if s is None else pedjax.PEDConfig(nsigma=s))
-                    vals = [sc[m] for m in members]
-                    if not all(math.isfinite(v) for v in vals):
-                        raise FloatingPointError(f"non-finite score(s) for {[m for m in members if not math.isfinite(sc[m])]}")
-                    tau = float(weighted_tau(vals, [gt[m] for m in members]))
-                except Exception as exc:  # recorded and reported, never hidden
-                    errors.setdefault(name, {})[task] = f"{type(exc).__name__}: {exc}"
-                    sc, tau = None, float("nan")
-                scores[task][name] = sc
-                taus.setdefault(name, {})[task] = tau
-                seconds.setdefault(name, 0.0)
-                seconds[name] += time.time() - t0
-                if verbose:
-                    print(f"  {name:22s} tau_w {tau:+.3f}  ({time.time() - t0:.1f} s)", flush=True)
-    mean_tau = {k: (float(np.mean([v[t] for t in tasks])) if all(math.isfinite(v[t]) for t in tasks) else float("nan")) for k, v in taus.items()}
+            print(f"{task}: features of {len(fs.models)} members on {fs.n_samples} images in {fs.seconds:.1f} s", flush=True)
+        sets.append(fs)
+    show = (lambda t, v, tau, sec: print(f"  {t} {v:22s} tau_w {tau:+.3f}  ({sec:.1f} s)", flush=True)) if verbose else None
+    res = benchmark(sets, metrics, peds, on_variant=show)
     return {
         "zoo": str(zoo.path),
         "members": [{"name": m.name, "arch": m.arch, "method": m.method, "feature_dim": m.feature_dim,
@@ -99,12 +78,12 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
         "truth": {t: truth["datasets"][t] for t in tasks},
         "truth_std": {t: truth.get("std", {}).get(t, {}) for t in tasks},
         "truth_provenance": truth.get("provenance", {}),
-        "scores": scores,
-        "tau": taus,
-        "mean_tau": mean_tau,
-        "errors": errors,
-        "seconds": {k: round(v, 2) for k, v in seconds.items()},
-        "feature_seconds": feature_seconds,
+        "scores": res.scores,
+        "tau": res.tau,
+        "mean_tau": res.mean_tau(),
+        "errors": res.errors,
+        "seconds": {k: round(v, 2) for k, v in res.seconds.items()},
+        "feature_seconds": res.feature_seconds,
         "wall_seconds": round(time.time() - t_all, 2),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -195,7 +174,7 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
     prov = result.get("truth_provenance", {})
     ftc = prov.get("finetune", {})
     if ftc:
-        L += [f"Full fine-tuning with `pedjax.finetune` (backbone + linear head, SGD Nesterov, cosine schedule, "
+        L += [f"Full fine-tuning with `pedjax.models.finetune` (backbone + linear head, SGD Nesterov, cosine schedule, "
               f"{len(ftc.get('grid', {}).get('lr', []))}×{len(ftc.get('grid', {}).get('wd', []))} lr × wd grid), "
               f"{ftc.get('steps')} steps at batch {ftc.get('batch_size')}, seeds {ftc.get('seeds')}: best-of-grid test "
               f"accuracy per seed, averaged over seeds (± std over seeds). Total fine-tuning time "
@@ -264,7 +243,9 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
 
-    import pedjax  # noqa: F401  (x64 on: metrics in float64)
+    from pedjax.cli._common import configure_process
+
+    configure_process()  # as the command line: x64, the XLA:CPU flag, the compilation cache
     from _bench_md import git_commit, machine
 
     result = run(args.zoo, args.tasks, args.metrics, tuple(args.nsigma), verbose=not args.quiet)
@@ -277,7 +258,7 @@ def main(argv=None) -> int:
         rel = str(fig.resolve())
     cmd = "python experiments/zoo_benchmark.py" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(argv if argv is not None else sys.argv[1:]))
     text = markdown(result, rel, cmd, machine(), git_commit())
-    from pedjax.finetune import _jsonable
+    from pedjax.util import to_jsonable as _jsonable
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
