@@ -90,6 +90,21 @@ def check_vector(v: Any, name: str, d: int) -> np.ndarray:
     return arr
 
 
+def check_std(v: Any, name: str, d: int, *, allow_all_zero: bool = False) -> np.ndarray:
+    """A finite, non-negative standard-deviation vector of length ``d`` (source statistics). A zero
+    entry is a dimension that is constant on the source set (a dead unit): PED floors it at
+    ``PEDConfig.eps``. All entries zero (the model's source features are constant: nothing to
+    rescale by) is an error unless ``allow_all_zero`` (for a model whose target features are
+    degenerate too, which is scored as uninformative anyway)."""
+    arr = check_vector(v, name, d)
+    if np.any(arr < 0):
+        raise ValueError(f"{name}: contains {int(np.count_nonzero(arr < 0))} negative value(s); a standard deviation is ≥ 0")
+    if not allow_all_zero and not np.any(arr > 0):
+        raise ValueError(f"{name}: is zero in every dimension (constant source features); "
+                         "source statistics must come from the model's features on a varied source set")
+    return arr
+
+
 def check_choice(value: str, name: str, choices) -> str:
     if value not in choices:
         raise ValueError(f"{name}: unknown value {value!r}; choose one of {sorted(choices)}")

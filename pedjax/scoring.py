@@ -26,7 +26,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from . import _precision
 from ._precision import float64
-from ._validate import as_float_matrix, check_vector, encode_labels, is_degenerate
+from ._validate import as_float_matrix, check_std, check_vector, encode_labels, is_degenerate
 from .features import FeatureSet, FeatureStore
 from .metrics import REGISTRY, Metric
 from .physics.ped import PEDConfig, ped_core
@@ -61,7 +61,7 @@ def _as_named(features) -> dict[str, Any]:
     return {f"model_{i}": arr[i] for i in range(arr.shape[0])}
 
 
-def _stats_for(names, source_stats, dims, X_by_name):
+def _stats_for(names, source_stats, dims, X_by_name, degenerate=()):
     """Per-model (mean, std); ``None`` → each model's target statistics."""
     out = {}
     if source_stats is None:
@@ -85,7 +85,7 @@ def _stats_for(names, source_stats, dims, X_by_name):
         mean, std = source_stats[n]
         out[n] = (
             check_vector(mean, f"source_stats[{n!r}] mean", dims[n]),
-            check_vector(std, f"source_stats[{n!r}] std", dims[n]),
+            check_std(std, f"source_stats[{n!r}] std", dims[n], allow_all_zero=n in degenerate),
         )
     return out
 
@@ -250,7 +250,7 @@ def _plan(features, labels, metric, ped, source_stats, metric_options, batch_siz
             if kind == "features" and is_degenerate(named[name]):  # judged in the input's own dtype
                 degenerate.append(name)
     dims = {k: v.shape[1] for k, v in arrays.items()}
-    stats = _stats_for(names, source_stats, dims, arrays) if ped is not None else None
+    stats = _stats_for(names, source_stats, dims, arrays, set(degenerate)) if ped is not None else None
     options = tuple(sorted((metric_options or {}).items()))
     n_dev = jax.local_device_count()
     # PED alone, or a host metric's compiled part (also PED alone): one shared program

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._precision import float64
-from .._validate import DEGENERATE_ULPS, as_float_matrix, check_choice, check_vector, encode_labels, is_degenerate
+from .._validate import DEGENERATE_ULPS, as_float_matrix, check_choice, check_std, check_vector, encode_labels, is_degenerate
 from .energy import forces, soft_sphere_energy
 
 VARIANTS = ("released", "paper")
@@ -68,12 +68,22 @@ class PEDConfig:
             raise ValueError(f"PEDConfig.max_steps: must be an integer ≥ 1, got {self.max_steps!r}")
         for name in ("time_step", "nsigma", "exit_ratio", "constant", "eps"):
             v = getattr(self, name)
-            if isinstance(v, (int, float, np.floating, np.integer)) and not np.isfinite(v):
+            if isinstance(v, jax.core.Tracer):  # inside jit/grad: checked where it was concrete
+                continue
+            if isinstance(v, (bool, np.bool_)) or isinstance(v, (str, bytes)):
+                raise ValueError(f"PEDConfig.{name}: must be a number, got {v!r}")
+            try:
+                a = np.asarray(v)
+            except Exception:
+                raise ValueError(f"PEDConfig.{name}: must be a number, got {type(v).__name__}") from None
+            if a.dtype == object or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+                raise ValueError(f"PEDConfig.{name}: must be a number, got {v!r} (dtype {a.dtype})")
+            if a.ndim != 0:
+                raise ValueError(f"PEDConfig.{name}: must be a scalar, got an array of shape {a.shape}")
+            if not np.isfinite(a):
                 raise ValueError(f"PEDConfig.{name}: must be finite, got {v!r}")
-        for name in ("time_step", "constant", "eps"):
-            v = getattr(self, name)
-            if isinstance(v, (int, float, np.floating, np.integer)) and v < 0:
-                raise ValueError(f"PEDConfig.{name}: must be ≥ 0, got {v!r}")
+            if name in ("time_step", "nsigma", "constant", "eps") and a < 0:
+                raise ValueError(f"PEDConfig.{name}: must be ≥ 0, got {float(a)!r}")
         return self
 
     def replace(self, **changes) -> "PEDConfig":
@@ -251,4 +261,4 @@ def _resolve_stats(X: np.ndarray, source_mean, source_std):
         raise ValueError("source_mean/source_std: give both or neither")
     if source_mean is None:
         return X.mean(axis=0), X.std(axis=0)
-    return check_vector(source_mean, "source_mean", d), check_vector(source_std, "source_std", d)
+    return check_vector(source_mean, "source_mean", d), check_std(source_std, "source_std", d, allow_all_zero=is_degenerate(X))
