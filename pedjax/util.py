@@ -10,6 +10,8 @@ progress bars. Every layer may import it; it imports nothing of pedjax.
   JSON records (the fingerprints that decide whether a resumed build may reuse a finished unit).
 * :func:`git_commit`: the commit of the pedjax checkout, for provenance records.
 * :class:`Progress`: a rich progress bar that is a no-op when disabled.
+* :func:`output_lock`: one writer per output directory (``fcntl.flock`` on ``DIR/.pedjax.lock``);
+  a second run refuses at once with :class:`OutputLocked` naming the holder.
 """
 from __future__ import annotations
 
@@ -18,8 +20,12 @@ import hashlib
 import json
 import math
 import os
+import socket
 import subprocess
+import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -137,3 +143,103 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# one writer per output directory
+
+#: the lock file every writing run holds in its output directory
+LOCK_FILE = ".pedjax.lock"
+
+
+class OutputLocked(OSError):
+    """The output directory is held by another running pedjax process (message names it)."""
+
+
+_held: dict[str, list] = {}  # resolved directory -> [file object, depth]: re-entrant per process
+_held_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def output_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator[Path]:
+    """Hold ``directory`` (created if missing) for this process: an exclusive, non-blocking
+    ``fcntl.flock`` on ``directory/.pedjax.lock``, which records the holder (pid, host, start time,
+    command). A second process asking for the same directory gets :class:`OutputLocked` at once,
+    naming the holder; the kernel drops the lock when the holder exits, even when it is killed, so
+    no stale lock outlives its process. Re-entrant within one process (nested writers of one
+    folder). Linux/macOS (``fcntl``).
+    """
+    import fcntl
+
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    key = str(path.resolve())
+    with _held_guard:
+        if key in _held:
+            _held[key][1] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield path
+        finally:
+            with _held_guard:
+                _held[key][1] -= 1
+        return
+    lock_path = path / LOCK_FILE
+    f = open(lock_path, "a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown process"
+        f.close()
+        raise OutputLocked(
+            f"{what}: {path} is in use by another pedjax run ({holder}); wait for it to finish "
+            "or write to another folder"
+        ) from None
+    except BaseException:
+        f.close()
+        raise
+    try:
+        f.seek(0)
+        f.truncate()
+        cmd = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200]
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}, "
+                f"command: {cmd}\n")
+        f.flush()
+        with _held_guard:
+            _held[key] = [f, 1]
+        yield path
+    finally:
+        with _held_guard:
+            _held.pop(key, None)
+        with contextlib.suppress(OSError):
+            f.seek(0)
+            f.truncate()
+        f.close()  # releases the flock
+
+
+def locks_output(*params: str):
+    """Decorator: run the function holding :func:`output_lock` on each of its arguments ``params``
+    (directory paths; ``None`` = not written, no lock)."""
+    import functools
+    import inspect
+
+    def deco(fn):
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            bound = sig.bind_partial(*args, **kwargs)
+            with contextlib.ExitStack() as stack:
+                for p in params:
+                    d = bound.arguments.get(p)
+                    if d is not None:
+                        stack.enter_context(output_lock(d, p))
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return deco

@@ -18,7 +18,7 @@ How pedjax runs it:
   batch at step t is a pure function of (seed, t)). Finished seeds are JSON files; the result
   file is written atomically.
 * **float32**: parameters, images and optimizer arithmetic are float32 even though
-  ``import pedjax`` turns ``jax_enable_x64`` on.
+  the command line turns ``jax_enable_x64`` on.
 
 Optimizer (per configuration), with ``t`` counted from 0 and ``T`` = steps::
 
@@ -48,7 +48,7 @@ import numpy as np
 import optax
 
 from ..data import TaskData, load_task
-from ..util import Progress, atomic_write_json, git_commit, sha1_arrays, sha1_json, to_jsonable
+from ..util import Progress, atomic_write_json, git_commit, locks_output, sha1_arrays, sha1_json, to_jsonable
 from . import nets
 from .training import Checkpoints, batch_schedule, run_resumable
 
@@ -226,6 +226,7 @@ def _resolve_task(task: TaskData | str, fashion_root=None, data_dir=None) -> Tas
     raise ValueError(f"task: expected a task name or a TaskData, got {type(task).__name__}")
 
 
+@locks_output("out_dir")  # one writer per output folder: a concurrent run refuses at once
 def finetune(
     backbone: nn.Module | str,
     task: TaskData | str,

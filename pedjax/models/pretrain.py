@@ -44,7 +44,7 @@ import optax
 
 from . import nets
 from . import ssl as ssl_mod
-from ..util import Progress, atomic_write_json, sha1_arrays, sha1_json, to_jsonable
+from ..util import Progress, atomic_write_json, locks_output, sha1_arrays, sha1_json, to_jsonable
 from .training import Checkpoints, batch_schedule, run_resumable
 
 FINAL_PARAMS = "final.msgpack"
@@ -206,6 +206,7 @@ def _as_images(x) -> np.ndarray:
     return x
 
 
+@locks_output("out_dir")  # one writer per output folder: a concurrent run refuses at once
 def pretrain(
     backbone: nn.Module | str,
     method: ssl_mod.Objective | str,

@@ -24,17 +24,38 @@ def batch_schedule(n: int, steps: int, batch_size: int, seed: int) -> np.ndarray
     return np.concatenate(perms)[:need].reshape(steps, batch_size).astype(np.int32)
 
 
+#: orbax's marker in the name of a checkpoint directory still being written
+TMP_MARKER = ".orbax-checkpoint-tmp"
+
+
+def remove_stale_tmp(directory: Path) -> list[Path]:
+    """Delete the temporary checkpoint directories a killed run left in ``directory`` (orbax never
+    finalised them and never reads them); returns what was removed. Only safe while this process
+    is the folder's one writer (:func:`pedjax.util.output_lock`, held by every caller)."""
+    import shutil
+
+    gone = []
+    if directory.is_dir():
+        for p in directory.iterdir():
+            if TMP_MARKER in p.name:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                gone.append(p)
+    return gone
+
+
 class Checkpoints:
-    """Orbax checkpoints of one seed's stacked state (leaves saved flat; the tree is rebuilt)."""
+    """Orbax checkpoints of one seed's stacked state (leaves saved flat; the tree is rebuilt).
+    Opening it removes stale temporary checkpoint directories of an interrupted run."""
 
     def __init__(self, directory: Path):
         import orbax.checkpoint as ocp
 
         self._ocp = ocp
         self.directory = directory
+        self.removed = remove_stale_tmp(directory)
         self.mngr = ocp.CheckpointManager(
             directory.resolve(),
-            options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+            options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, cleanup_tmp_directories=True),
         )
 
     def latest(self) -> int | None:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..util import atomic_write_json, git_commit, sha1_arrays, sha1_json
+from ..util import atomic_write_json, git_commit, locks_output, sha1_arrays, sha1_json
 from .spec import DEFAULT_MEMBERS, DEFAULT_WORK, DEFAULT_ZOO, MANIFEST, TRUTH_FILE, TRUTH_FORMAT, VERSION, BuildConfig, MemberSpec, create_module
 from .store import _now, add_member, load_zoo, read_manifest
 
@@ -98,6 +98,7 @@ def pretrain_member(spec: MemberSpec, config: BuildConfig, run_dir, source: Sour
             "record": record, "passed": passed}
 
 
+@locks_output("zoo_dir", "work_dir")
 def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = DEFAULT_MEMBERS, config: BuildConfig = BuildConfig(),
                   *, progress: bool = True, verbose: bool = True, fashion_root=None, on_member=None) -> dict:
     """Pretrain every member that the zoo at ``zoo_dir`` lacks (or holds with another fingerprint).
@@ -167,6 +168,7 @@ def _new_truth(config: BuildConfig) -> dict:
     }
 
 
+@locks_output("zoo_dir", "work_dir")
 def build_truth(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(), *, tasks: Sequence[str] | None = None,
                 members: Sequence[str] | None = None, progress: bool = True, verbose: bool = True, fashion_root=None,
                 on_pair=None) -> dict:
