@@ -1,8 +1,11 @@
 """The ``pedjax`` command: one module per command, each with ``add_parser(subparsers)`` and a
 handler that returns an exit code. Nothing in the library imports this package.
 
-Errors a person can act on (``ValueError``, ``OSError`` and its kinds, ``KeyError`` from a lookup)
-print one line ``pedjax COMMAND: error: …`` and exit 2; ``--debug`` shows the traceback.
+Every failure prints one line ``pedjax COMMAND: error: …`` on stderr and exits 2; ``--debug`` shows
+the traceback instead. Errors a person can act on (``ValueError``, ``OSError`` and its kinds —
+unreadable or unwritable paths, a folder held by another run —, ``KeyError`` from a lookup,
+``EOFError`` of a truncated file) print their message; anything else prints its type and message
+and asks for ``--debug``. Ctrl-C prints one line and exits 130.
 
 Process settings (:func:`pedjax.cli._common.configure_process`) are made here, for this process
 only: float64 on, the XLA:CPU flag that avoids a scheduler stall, and the persistent compilation
@@ -38,12 +41,29 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, OSError, KeyError) as exc:
+    except KeyboardInterrupt:
         if args.debug:
             raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"pedjax {args.command}: error: {msg}", file=sys.stderr)
+        print(f"pedjax {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"pedjax {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 2
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for ``exc``: the message of an error a person can act on, else type and message."""
+    if isinstance(exc, KeyError) and exc.args:
+        msg = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        msg = f"{exc.filename}: {exc.strerror}"  # e.g. "[Errno 13] Permission denied: 'x'" → "x: Permission denied"
+    elif isinstance(exc, (ValueError, OSError, EOFError)):
+        msg = str(exc) or type(exc).__name__
+    else:
+        msg = f"{type(exc).__name__}: {exc} (unexpected; rerun with --debug for the traceback)"
+    return " ".join(msg.split())  # one line
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -114,10 +114,17 @@ def run(args) -> int:
     result = run_demo(nsigma=args.nsigma, metrics_list=args.metric, zoo=kind, task=args.task, zoo_dir=zoo_dir)
     if args.json:
         if args.plot:
-            result["figures"] = plot_demo(result, args.plot)
+            try:
+                result["figures"] = plot_demo(result, args.plot)
+            except OSError as exc:
+                printing.print_json(result)  # the results first: an output error loses nothing
+                raise OSError(f"--plot: cannot write figures to {args.plot} ({exc.strerror or exc}); the results above are complete") from None
         printing.print_json(result)
         return 0
     printing.demo_tables(result)  # printed before any figure is written: an output error loses nothing
     if args.plot:
-        printing.wrote(plot_demo(result, args.plot))
+        try:
+            printing.wrote(plot_demo(result, args.plot))
+        except OSError as exc:
+            raise OSError(f"--plot: cannot write figures to {args.plot} ({exc.strerror or exc}); the results above are complete") from None
     return 0

@@ -54,7 +54,10 @@ def run(args) -> int:
     if args.plot:
         from ..plots import scores_vs_truth
 
-        fig = scores_vs_truth(tables, truth, Path(args.plot) / "scores_vs_truth.png",
-                              title=f"{dataset + ': ' if dataset else ''}score vs ground truth ({Path(args.truth).name}); τ_w = weighted Kendall τ")
+        try:
+            fig = scores_vs_truth(tables, truth, Path(args.plot) / "scores_vs_truth.png",
+                                  title=f"{dataset + ': ' if dataset else ''}score vs ground truth ({Path(args.truth).name}); τ_w = weighted Kendall τ")
+        except OSError as exc:
+            raise OSError(f"--plot: cannot write {Path(args.plot) / 'scores_vs_truth.png'} ({exc.strerror or exc}); the results above are complete") from None
         (printing.note("evaluate", f"wrote {fig}") if args.json else printing.wrote([fig]))
     return 0

@@ -62,6 +62,9 @@ def run(args) -> int:
     if args.plot:  # after the scores are out: a figure that cannot be written loses nothing
         from ..plots import score_figures
 
-        files = score_figures(store, result, cfg, args.plot)
+        try:
+            files = score_figures(store, result, cfg, args.plot)
+        except OSError as exc:
+            raise OSError(f"--plot: cannot write figures to {args.plot} ({exc.strerror or exc}); the scores above are complete") from None
         (printing.note("score", "wrote " + ", ".join(files)) if args.json or args.csv else printing.wrote(files))
     return 0

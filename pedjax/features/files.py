@@ -34,6 +34,7 @@ store larger than memory in batches of models.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -55,13 +56,46 @@ _CHUNK_ROWS = 8192
 # storage: a folder of .npy files or the arrays of an .npz, addressed by key (file name sans .npy)
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """``np.load`` of one ``.npy`` file (no pickles) with every failure as one error naming the
+    file: an ``OSError`` of the same kind when it cannot be read (missing, a folder, no
+    permission), a ``ValueError`` when it is empty, not a ``.npy`` file, or corrupt/truncated."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; expected a .npy array file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise type(exc)(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not head:
+        raise ValueError(f"{path}: is empty (0 bytes); expected a .npy array file — re-extract it")
+    if head != _NPY_MAGIC:
+        raise ValueError(f"{path}: is not a .npy array file (no NumPy header); re-extract it or remove it")
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except OSError as exc:
+        raise type(exc)(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except (ValueError, EOFError) as exc:
+        raise ValueError(f"{path}: corrupt or truncated .npy file ({exc}); re-extract it") from None
+    if arr.dtype == object:
+        raise ValueError(f"{path}: holds Python objects, not numbers; save a numeric array")
+    return arr
+
+
 class _DirFiles:
     def __init__(self, root: Path):
         self.root = root
         self.where = str(root)
 
     def keys(self) -> list[str]:
-        return sorted(p.name[:-4] for p in self.root.iterdir() if p.name.endswith(".npy"))
+        try:
+            return sorted(p.name[:-4] for p in self.root.iterdir() if p.name.endswith(".npy"))
+        except OSError as exc:
+            raise type(exc)(f"--results-dir: cannot list {self.root} ({exc.strerror or exc})") from None
 
     def path(self, key: str) -> str:
         return str(self.root / f"{key}.npy")
@@ -70,7 +104,7 @@ class _DirFiles:
         return (self.root / f"{key}.npy").is_file()
 
     def load(self, key: str, mmap: bool = False) -> np.ndarray:
-        return np.load(self.root / f"{key}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+        return load_npy(self.root / f"{key}.npy", mmap=mmap)
 
     def filename(self, key: str) -> str:
         return f"{key}.npy"
@@ -96,7 +130,10 @@ class _NpzFiles:
         return key in self.npz.files
 
     def load(self, key: str, mmap: bool = False) -> np.ndarray:
-        return self.npz[key]
+        try:
+            return self.npz[key]
+        except (zipfile.BadZipFile, EOFError, ValueError, zlib.error) as exc:
+            raise ValueError(f"{self.where}[{key}]: corrupt or truncated array in the .npz ({type(exc).__name__}: {exc})") from None
 
     def filename(self, key: str) -> str:
         return key
@@ -157,8 +194,10 @@ class FeatureStore:
 
 def _finite_features(arr: np.ndarray, model: str, where: str, n_labels: int | None = None, label_where: str = "") -> np.ndarray:
     arr = np.asarray(arr)
-    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+    if arr.ndim != 2:
         raise ValueError(f"model {model!r}: {where} has shape {arr.shape}; features must be a 2-D array [samples, dims]")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"model {model!r}: {where} is empty (shape {arr.shape}); features need at least one sample and one dimension")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"model {model!r}: {where} has dtype {arr.dtype}; features must be numeric")
     if n_labels is not None and arr.shape[0] != n_labels:
@@ -178,6 +217,8 @@ def _finite_features(arr: np.ndarray, model: str, where: str, n_labels: int | No
 
 def _labels(arr: np.ndarray, model: str, where: str) -> np.ndarray:
     arr = np.asarray(arr)
+    if arr.size == 0:
+        raise ValueError(f"model {model!r}: {where} is empty (shape {arr.shape}); save one integer label per sample")
     if arr.ndim == 2 and arr.shape[1] > 1 and np.issubdtype(arr.dtype, np.number):
         raise ValueError(
             f"model {model!r}: {where} has shape {arr.shape} (one-hot or multi-label?); "
@@ -188,8 +229,10 @@ def _labels(arr: np.ndarray, model: str, where: str) -> np.ndarray:
 
 def _mean_std(arr: np.ndarray, model: str, where: str):
     """Mean and std (ddof 0) over rows, accumulated in float64 chunk by chunk (memory-mapped input)."""
-    if arr.ndim != 2 or arr.shape[0] == 0:
+    if arr.ndim != 2:
         raise ValueError(f"model {model!r}: {where} has shape {arr.shape}; source features must be [samples, dims]")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"model {model!r}: {where} is empty (shape {arr.shape}); source features need at least one sample")
     n = arr.shape[0]
     total = np.zeros(arr.shape[1])
     for i in range(0, n, _CHUNK_ROWS):
