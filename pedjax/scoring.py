@@ -196,7 +196,7 @@ def ped_zoo(
     for d, members, b in _progress(plan.chunks, progress, f"PED on {len(plan.names)} models"):
         moved = np.asarray(plan.fn(*plan.args(d, members, b), num_classes=plan.num_classes))
         out.update({k: moved[i] for i, k in enumerate(members)})
-    out.update({k: plan.arrays[k] for k in plan.degenerate})  # nothing to move
+    out.update(plan.degenerate)  # nothing to move: as given (its dtype decides the rounding level)
     names = plan.names
     return {k: out[k] for k in names}
 
@@ -216,7 +216,7 @@ class _Plan:
     fn: Any
     mesh: Any
     host_options: dict
-    degenerate: list  # models with degenerate features: not run (see the module docstring)
+    degenerate: dict  # {model: its features as given} of degenerate models: not run (module docstring)
 
     def args(self, d, members, b):
         """The compiled function's arguments for one chunk (``num_classes`` by keyword)."""
@@ -236,7 +236,7 @@ def _plan(features, labels, metric, ped, source_stats, metric_options, batch_siz
     named = _as_named(features)
     names = list(named)
     arrays: dict[str, np.ndarray] = {}
-    degenerate: list[str] = []
+    degenerate: dict[str, np.ndarray] = {}
     for name in names:
         if kind == "labels":
             src, src_classes = encode_labels(named[name], f"features[{name!r}]", min_classes=1)
@@ -248,7 +248,7 @@ def _plan(features, labels, metric, ped, source_stats, metric_options, batch_siz
             if kind == "probs" and np.any(arrays[name] < 0):
                 raise ValueError(f"features[{name!r}]: probabilities must be non-negative")
             if kind == "features" and is_degenerate(named[name]):  # judged in the input's own dtype
-                degenerate.append(name)
+                degenerate[name] = np.asarray(named[name])
     dims = {k: v.shape[1] for k, v in arrays.items()}
     stats = _stats_for(names, source_stats, dims, arrays, set(degenerate)) if ped is not None else None
     options = tuple(sorted((metric_options or {}).items()))
