@@ -9,9 +9,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,10 +34,10 @@ def machine() -> str:
 
 
 def git_commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
-    except Exception:
-        return "unknown"
+    """The short commit (pedjax.util.git_commit, shortened)."""
+    from pedjax.util import git_commit as full
+
+    return full()[:7]
 
 
 def stamp(command: str | None = None) -> str:
@@ -58,7 +56,6 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:
         text = pre + block + post
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bench-", suffix=".md")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from pedjax.util import atomic_write_text
+
+    atomic_write_text(path, text)

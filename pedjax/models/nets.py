@@ -24,7 +24,6 @@ batch-norm state, so ``params`` is the whole model (it vmaps cleanly over a hype
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -33,6 +32,8 @@ import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ..util import atomic_path
 
 Params = Any
 
@@ -241,15 +242,8 @@ def save_params(path: str | os.PathLike, params: Params) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = flax.serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, params))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def load_params(path: str | os.PathLike) -> Params:
