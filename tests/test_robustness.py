@@ -243,7 +243,7 @@ def test_finetune_command_refuses_a_held_output_folder(tmp_path, capsys):
     d = tmp_path / "ft"
     proc = _hold(d)
     try:
-        code = cli.main(["finetune", "--model", "mlp", "--task", "digits", "--out", str(d), "--steps", "2", "--no-progress"])
+        code = cli.main(["finetune", "--model", "mlp", "--task", "digits-5", "--out", str(d), "--steps", "2", "--no-progress"])
     finally:
         proc.kill()
         proc.wait()
@@ -274,7 +274,7 @@ def test_stale_temporary_checkpoints_are_removed_on_resume(tmp_path):
 def test_two_concurrent_finetune_processes(tmp_path):
     """Two real `pedjax finetune --out D` processes at once: one finishes, the other refuses in one line."""
     d = tmp_path / "ft"
-    cmd = [sys.executable, "-m", "pedjax.cli", "finetune", "--model", "mlp", "--task", "digits", "--out", str(d),
+    cmd = [sys.executable, "-m", "pedjax.cli", "finetune", "--model", "mlp", "--task", "digits-5", "--out", str(d),
            "--steps", "40", "--checkpoint-every", "10", "--seeds", "0", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "PEDJAX_CACHE_DIR": "off"}
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
