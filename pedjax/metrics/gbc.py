@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from .._validate import check_choice
 from ._registry import evaluate, register
 
-__all__ = ["gbc", "gbc_core"]
+__all__ = ["gbc", "gbc_core", "gbc_from_gaussians"]
 
 #: variance floor of the reference (``tf.maximum(variance, 1e-4)``)
 VAR_FLOOR = 1e-4
@@ -52,9 +52,14 @@ def gbc_core(X: jax.Array, y: jax.Array, num_classes: int, gaussian_type: str = 
 
     ``gaussian_type`` ("spherical" or "diagonal") must be static under ``jit``.
     """
-    X = jnp.asarray(X)
-    C, D = num_classes, X.shape[1]
-    means, var = class_gaussians(X, y, C)
+    means, var = class_gaussians(jnp.asarray(X), y, num_classes)
+    return gbc_from_gaussians(means, var, gaussian_type)
+
+
+def gbc_from_gaussians(means: jax.Array, var: jax.Array, gaussian_type: str = "spherical") -> jax.Array:
+    """GBC from the class means [C, D] and floored per-dimension variances [C, D] (what
+    :func:`class_gaussians` returns; :mod:`pedjax.streaming` derives them from class sums)."""
+    C, D = means.shape
     spherical = gaussian_type == "spherical"
     if spherical:
         s = jnp.mean(var, axis=1)  # [C]

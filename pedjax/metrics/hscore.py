@@ -37,7 +37,7 @@ import jax.numpy as jnp
 from .._linalg import gram
 from ._registry import evaluate, register
 
-__all__ = ["hscore", "hscore_core"]
+__all__ = ["hscore", "hscore_core", "hscore_from_moments"]
 
 
 def hscore_core(X: jax.Array, y: jax.Array, num_classes: int, rcond=None) -> jax.Array:
@@ -62,16 +62,25 @@ def hscore_core(X: jax.Array, y: jax.Array, num_classes: int, rcond=None) -> jax
         return lam > jnp.maximum(rcond * jnp.max(lam), noise)
 
     if N > D:
-        lam, V = jnp.linalg.eigh(gram(Xc))  # [D], [D, D]
-        keep = kept(lam)
-        proj = sums @ V  # [C, D] = n_c · (m_c · v_k)
-        num = jnp.sum(proj * proj / jnp.maximum(counts, 1.0)[:, None], axis=0)  # Σ_c n_c (m_c·v_k)²
-        per_dir = num / jnp.where(keep, lam, 1.0)
+        return hscore_from_moments(gram(Xc), sums, counts, rcond, noise)
     else:
         lam, U = jnp.linalg.eigh(gram(Xc.T))  # [N], [N, N]
         keep = kept(lam)
         S = jax.ops.segment_sum(U, y, num_classes)  # [C, N]: Σ_{i∈c} U_ik
         per_dir = jnp.sum(S * S / jnp.maximum(counts, 1.0)[:, None], axis=0)
+    return jnp.sum(jnp.where(keep, per_dir, 0.0))
+
+
+def hscore_from_moments(gram_c: jax.Array, sums: jax.Array, counts: jax.Array, rcond, noise) -> jax.Array:
+    """H-score from the centred Gram XcᵀXc [D, D], the class sums of the centred features [C, D]
+    and the counts [C] (the N > D evaluation; :mod:`pedjax.streaming` accumulates these).
+    ``rcond`` and ``noise`` are the relative and absolute eigenvalue cut-offs of
+    :func:`hscore_core`."""
+    lam, V = jnp.linalg.eigh(gram_c)  # [D], [D, D]
+    keep = lam > jnp.maximum(rcond * jnp.max(lam), noise)
+    proj = sums @ V  # [C, D] = n_c · (m_c · v_k)
+    num = jnp.sum(proj * proj / jnp.maximum(counts, 1.0)[:, None], axis=0)  # Σ_c n_c (m_c·v_k)²
+    per_dir = num / jnp.where(keep, lam, 1.0)
     return jnp.sum(jnp.where(keep, per_dir, 0.0))
 
 
