@@ -24,7 +24,9 @@ Two evaluations of the same quantities:
   * **eigendecomposition** (:func:`logme_eigh`): the published formulas on the eigenvalues and
     the targets' squared coordinates in the eigenbasis. Differentiable (finite at degenerate
     eigenvalues) and used wherever derivatives are taken, on GPU/TPU and in float32.
-  * **tridiagonal** (the float64 CPU default for primal values): the fixed point only needs
+  * **tridiagonal** (the float64 CPU default for primal values when min(N, D) ≥
+    :data:`TRIDIAGONAL_MIN_DIM`; smaller problems use the eigh form, which has no host callback
+    and so stays in JAX's persistent compilation cache): the fixed point only needs
     spectral sums Σ_k f(σ_k)·(v_kᵀb)², which are quadratic forms of resolvents of the Gram
     matrix. One Householder reduction G = Q T Qᵀ (LAPACK ``sytrd``) plus Qᵀb (blocked
     reflectors, Q is never formed), the eigenvalues of
@@ -236,8 +238,14 @@ def logme_tridiagonal(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array
     return _fixed_point(N, D, num_classes, X.dtype, sig, keep, sums)
 
 
+#: below this size of the decomposed matrix (min(N, D)) the eigh form is used on the CPU too: its
+#: eigendecomposition costs milliseconds there, and a program without host callbacks is kept by
+#: JAX's persistent compilation cache (a program with one compiles again in every process)
+TRIDIAGONAL_MIN_DIM = 256
+
+
 def _use_tridiagonal(X) -> bool:
-    return X.dtype == jnp.float64 and min(X.shape) >= 2 and host_kernels_enabled()
+    return X.dtype == jnp.float64 and min(X.shape) >= TRIDIAGONAL_MIN_DIM and host_kernels_enabled()
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
