@@ -151,8 +151,9 @@ def _row_corr(F: jax.Array) -> jax.Array:
     return jnp.clip(U @ U.T, -1.0, 1.0)
 
 
-def parc_core(X: jax.Array, y: jax.Array, num_classes: int, n_dims: int = 32) -> jax.Array:
-    """PARC of features ``X`` [N, D] for coded labels ``y`` (pure JAX; ``n_dims`` static)."""
+def _parc_parts(X: jax.Array, y: jax.Array, n_dims: int = 32):
+    """PARC's inputs to the rank correlation: the flattened feature RDM ``1 − corr`` [N²], the
+    label-RDM indicator (different classes) [N²] and the upper-triangle mask [N²]."""
     X = jnp.asarray(X, dtype=jnp.result_type(float))
     N, D = X.shape
     k = max(1, min(int(n_dims), N, D))
@@ -164,7 +165,23 @@ def parc_core(X: jax.Array, y: jax.Array, num_classes: int, n_dims: int = 32) ->
     rdm = 1.0 - _row_corr(F)
     upper = jnp.arange(N)[:, None] < jnp.arange(N)[None, :]
     diff = y[:, None] != y[None, :]
-    return 100.0 * spearman_binary(rdm.reshape(-1), diff.reshape(-1), upper.reshape(-1))
+    return rdm.reshape(-1), diff.reshape(-1), upper.reshape(-1)
+
+
+def parc_core(X: jax.Array, y: jax.Array, num_classes: int, n_dims: int = 32) -> jax.Array:
+    """PARC of features ``X`` [N, D] for coded labels ``y`` (pure JAX; ``n_dims`` static)."""
+    return 100.0 * spearman_binary(*_parc_parts(X, y, n_dims))
+
+
+def _spearman_from_stats(stats: np.ndarray) -> float:
+    """:func:`spearman_binary`'s closing formula on the host (NumPy float64)."""
+    M, n1, sum_r2, sum_r1 = (float(v) for v in stats)
+    mean_r = (M + 1.0) / 2.0
+    var_r = sum_r2 / M - mean_r**2
+    p = n1 / M
+    cov = sum_r1 / M - mean_r * p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(cov) / np.sqrt(np.float64(var_r * p * (1.0 - p))))
 
 
 def stratified_subsample(codes: np.ndarray, max_samples: int, seed: int) -> np.ndarray:
@@ -182,7 +199,7 @@ def stratified_subsample(codes: np.ndarray, max_samples: int, seed: int) -> np.n
     return np.sort(np.concatenate(keep))
 
 
-@register("parc", parc_core, static=("n_dims",))
+@register("parc", parc_core, static=("n_dims",), batch="host")
 def parc(X, y, n_dims: int = 32, max_samples: int = MAX_SAMPLES, seed: int = 0) -> float:
     """PARC transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better).
 
@@ -196,5 +213,13 @@ def parc(X, y, n_dims: int = 32, max_samples: int = MAX_SAMPLES, seed: int = 0) 
         raise ValueError(f"max_samples: expected an integer ≥ 2, got {max_samples!r}")
     keep = stratified_subsample(codes, int(max_samples), int(seed))
     Xs, cs = Xv[keep], codes[keep]
+    if host_kernels_enabled():
+        # the compiled part has no host callback (so JAX's persistent cache keeps it); the ranks
+        # are taken on the host, outside it
+        values, indicator, valid = _parts_jit(Xs, cs, n_dims=int(n_dims))
+        return 100.0 * _spearman_from_stats(_host_rank_stats(np.asarray(values), np.asarray(indicator), np.asarray(valid)))
     out = jitted(parc_core, ("n_dims",))(Xs, cs, num_classes=int(classes.size), n_dims=int(n_dims))
     return float(np.asarray(out))
+
+
+_parts_jit = jax.jit(_parc_parts, static_argnames=("n_dims",))
