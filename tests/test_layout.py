@@ -20,7 +20,7 @@ LAYERS = [
     ("features", ["features"]),
     ("physics", ["physics"]),
     ("metrics", ["metrics"]),
-    ("scoring", ["scoring"]),
+    ("scoring", ["scoring", "streaming"]),
     ("rank", ["rank"]),
     ("meta", ["meta"]),
     ("plots", ["plots"]),

@@ -1,0 +1,546 @@
+"""Streaming sufficient statistics: one pass over row blocks of a feature matrix, float64, jitted per block.
+
+Per model the pass accumulates (C classes, D dimensions, a shift vector ``a`` [D]):
+
+    counts  [C]     n_c
+    sums    [C, D]  S_c = Σ_{i∈c} (x_i − a)
+    sumsq   [C, D]  Q_c = Σ_{i∈c} (x_i − a)²             (per dimension)
+    gram    [D, D]  G   = Σ_i (x_i − a)(x_i − a)ᵀ
+    cmax    [C, D]  max_{i∈c} x_i,  cmin [C, D]  min_{i∈c} x_i   (dead dimensions, H-score's noise
+                                                                 floor, exact under class shifts)
+
+The shift ``a`` is the mean of the first rows of the data (the first block, read by every
+process alike): centred quantities (class variances, the within-class scatter, the covariance)
+then come from sums of already nearly-centred values, so the cancellation in
+``Q_c/n_c − (S_c/n_c)²`` costs rounding relative to the spread, not to the mean. Uncentred ones
+(LogME's FᵀF) are rebuilt exactly: FᵀF = G + a·Sᵀ + S·aᵀ + N·a·aᵀ, Fᵀy_c = S_c + n_c·a.
+
+Memory: the statistics are O(C·D + D²) per model, whatever N is; a pass holds one block of
+``block_rows`` rows (float64) besides. Blocks are padded to a fixed number of rows with a row
+mask, so one compiled program serves every block.
+
+Execution (:class:`Engine`): one device (the Gram through the host BLAS on the CPU backend,
+:func:`pedjax._linalg.gram`); several local devices (each block's rows split over the devices
+with ``shard_map``; every device keeps its own partial statistics and they are summed with one
+collective at the end); several processes (:mod:`pedjax.streaming.distributed`: a global mesh
+over every process's devices, each process feeding its own row range; the same single
+collective then spans processes and every process receives the same statistics).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from .._linalg import gram
+from .._validate import DEGENERATE_ULPS, encode_labels, rounding_eps
+
+#: float64 bytes of one block (rows × D × 8) when ``block_rows`` is not given
+DEFAULT_BLOCK_BYTES = 64 << 20
+
+_SUM, _MAX, _MIN = "sum", "max", "min"
+#: how each accumulator field combines across blocks, devices and processes
+REDUCE = {"counts": _SUM, "sums": _SUM, "sumsq": _SUM, "gram": _SUM, "cmax": _MAX, "cmin": _MIN, "score": _SUM}
+
+
+# ----------------------------------------------------------------------------------------------
+# the statistics
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassStats:
+    """Sufficient statistics of one model's features on a labelled target set (module docstring).
+
+    All arrays are float64 NumPy. ``classes`` are the sorted label values (class c ↔ ``classes[c]``);
+    ``input_eps`` is the rounding unit of the features' own dtype (float32 files: float32's), used
+    to call a model degenerate exactly as the in-memory path does.
+    """
+
+    counts: np.ndarray
+    sums: np.ndarray
+    sumsq: np.ndarray
+    gram: np.ndarray
+    cmax: np.ndarray
+    cmin: np.ndarray
+    shift: np.ndarray
+    classes: np.ndarray
+    input_eps: float = float(np.finfo(np.float64).eps)
+
+    # sizes ------------------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return int(round(float(self.counts.sum())))
+
+    @property
+    def dim(self) -> int:
+        return int(self.gram.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.counts.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(getattr(self, f).nbytes) for f in ("counts", "sums", "sumsq", "gram", "cmax", "cmin", "shift"))
+
+    # derived quantities ----------------------------------------------------------------------
+    def class_means(self) -> np.ndarray:
+        """Class means [C, D] of the features."""
+        return self.shift + self.sums / np.maximum(self.counts, 1.0)[:, None]
+
+    def class_var(self) -> np.ndarray:
+        """Per-class, per-dimension variances [C, D] (ddof 0, clipped at 0)."""
+        n = np.maximum(self.counts, 1.0)[:, None]
+        m = self.sums / n
+        return np.maximum(self.sumsq / n - m * m, 0.0)
+
+    def total_sum(self) -> np.ndarray:
+        """Σ_i (x_i − a) [D]."""
+        return self.sums.sum(axis=0)
+
+    def mean(self) -> np.ndarray:
+        return self.shift + self.total_sum() / self.n
+
+    def var(self) -> np.ndarray:
+        """Per-dimension variance over all samples (ddof 0)."""
+        m = self.total_sum() / self.n
+        return np.maximum(self.sumsq.sum(axis=0) / self.n - m * m, 0.0)
+
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.var())
+
+    def raw_gram(self) -> np.ndarray:
+        """FᵀF [D, D] of the features themselves (uncentred)."""
+        S, a = self.total_sum(), self.shift
+        return self.gram + np.outer(a, S) + np.outer(S, a) + self.n * np.outer(a, a)
+
+    def raw_class_sums(self) -> np.ndarray:
+        """Fᵀy_c = Σ_{i∈c} x_i, [C, D]."""
+        return self.sums + self.counts[:, None] * self.shift
+
+    def centered(self):
+        """(XcᵀXc [D, D], class sums of the centred features [C, D]) with Xc = X − mean."""
+        S = self.total_sum()
+        Gc = self.gram - np.outer(S, S) / self.n
+        return 0.5 * (Gc + Gc.T), self.sums - self.counts[:, None] * (S / self.n)
+
+    def within_scatter(self) -> np.ndarray:
+        """Σ_c prior_c·Cov_c = (1/N) Σ_i (x_i − m_{y_i})(x_i − m_{y_i})ᵀ, [D, D]."""
+        Sn = self.sums / np.sqrt(np.maximum(self.counts, 1.0))[:, None]
+        W = (self.gram - Sn.T @ Sn) / self.n
+        return 0.5 * (W + W.T)
+
+    def max_abs(self) -> np.ndarray:
+        """max_i |x_id| per dimension [D]."""
+        return np.maximum(np.max(np.abs(self.cmax), axis=0), np.max(np.abs(self.cmin), axis=0))
+
+    def dead_dimensions(self, eps: float | None = None) -> np.ndarray:
+        """:func:`pedjax._validate.dead_dimensions` from the statistics (std ≤ 64·eps·max|x|)."""
+        eps = self.input_eps if eps is None else float(eps)
+        scale = self.max_abs()
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            spread = self.std() / np.where(scale > 0, scale, 1.0)
+        return ~(spread > DEGENERATE_ULPS * eps)
+
+    def is_degenerate(self) -> bool:
+        """Every dimension dead (in the input's own dtype): the in-memory paths score ``-inf``."""
+        return bool(np.all(self.dead_dimensions()))
+
+    def translated(self, delta: np.ndarray) -> "ClassStats":
+        """The statistics after translating every sample of class c by ``delta[c]`` [C, D]:
+
+            S'_c = S_c + n_c δ_c,  Q'_c = Q_c + 2 δ_c ⊙ S_c + n_c δ_c²,
+            G'   = G + Σ_c (S_c δ_cᵀ + δ_c S_cᵀ + n_c δ_c δ_cᵀ),  max/min + δ_c.
+
+        O(C·D²); no feature is touched (this is how PED acts on statistics).
+        """
+        d = np.asarray(delta, np.float64)
+        n = self.counts[:, None]
+        cross = self.sums.T @ d
+        G = self.gram + cross + cross.T + (d * n).T @ d
+        return dataclasses.replace(
+            self,
+            sums=self.sums + n * d,
+            sumsq=self.sumsq + 2.0 * d * self.sums + n * d * d,
+            gram=0.5 * (G + G.T),
+            cmax=self.cmax + d,
+            cmin=self.cmin + d,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# sources of row blocks
+
+
+class ArraySource:
+    """Features ``X`` [N, D] (an array or a NumPy memmap of a ``.npy`` file) with labels ``y`` [N].
+
+    Random access: any process can read any row range, so it serves every execution mode and
+    every pass. The labels are read whole (N integers).
+    """
+
+    def __init__(self, X, y, name: str = "X"):
+        if not hasattr(X, "shape") or len(X.shape) != 2:
+            raise ValueError(f"{name}: expected a 2-D array [N, D] (or a .npy file of one), got shape {getattr(X, 'shape', None)}")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"{name}: is empty (shape {X.shape})")
+        if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) or np.issubdtype(X.dtype, np.complexfloating):
+            raise ValueError(f"{name}: has dtype {X.dtype}; features must be real numbers")
+        self.X, self.name = X, name
+        self.codes, self.classes = encode_labels(y, "labels")
+        if self.codes.shape[0] != X.shape[0]:
+            raise ValueError(f"labels: has {self.codes.shape[0]} entries but {name} has {X.shape[0]} rows")
+        self.n, self.dim = int(X.shape[0]), int(X.shape[1])
+        self.eps = rounding_eps(X)
+        self.random_access = True
+        self.reiterable = True
+
+    def rows(self, start: int, stop: int):
+        return np.asarray(self.X[start:stop]), self.codes[start:stop]
+
+    def blocks(self, rows: int, start: int = 0, stop: int | None = None):
+        stop = self.n if stop is None else stop
+        for i in range(start, stop, rows):
+            yield self.rows(i, min(i + rows, stop))
+
+
+class IterSource:
+    """Blocks ``(features [b, D], labels [b])`` from an iterable, or from a callable returning a
+    fresh iterable per pass (needed by multi-pass metrics, SFDA). ``classes``: every label value
+    that occurs (the labels are not known before the pass)."""
+
+    def __init__(self, blocks, classes, name: str = "blocks"):
+        if classes is None:
+            raise ValueError(f"{name}: an iterator of blocks needs classes= (every label value, e.g. np.arange(C)); "
+                             "or pass the features as an array / .npy file with its labels")
+        self.classes = np.unique(np.asarray(classes).reshape(-1))
+        if self.classes.size < 2:
+            raise ValueError(f"classes: at least 2 classes are needed, got {self.classes.size}")
+        self.factory = blocks if callable(blocks) else None
+        self._once = None if callable(blocks) else iter(blocks)
+        self.name = name
+        self.random_access = False
+        self.reiterable = self.factory is not None
+        self.n = None
+        self.dim = None
+        self.eps = float(np.finfo(np.float64).eps)
+
+    def blocks(self, rows: int | None = None, start: int = 0, stop: int | None = None):
+        if self.factory is not None:
+            it = iter(self.factory())
+        elif self._once is not None:
+            it, self._once = self._once, None
+        else:
+            raise ValueError(f"{self.name}: a one-shot iterator was already consumed; pass a callable that returns "
+                             "a fresh iterator per pass (SFDA reads the data three times)")
+        for X, y in it:
+            X = np.asarray(X)
+            if X.ndim != 2:
+                raise ValueError(f"{self.name}: a block has shape {X.shape}; blocks must be [rows, D]")
+            y = np.asarray(y).reshape(-1)
+            if y.shape[0] != X.shape[0]:
+                raise ValueError(f"{self.name}: a block has {X.shape[0]} rows but {y.shape[0]} labels")
+            codes = np.searchsorted(self.classes, y)
+            bad = (codes >= self.classes.size) | (self.classes[np.minimum(codes, self.classes.size - 1)] != y)
+            if np.any(bad):
+                raise ValueError(f"{self.name}: label {y[bad][0]!r} is not in classes=")
+            if self.dim is None:
+                self.dim = int(X.shape[1])
+                if np.issubdtype(X.dtype, np.floating):
+                    self.eps = float(np.finfo(X.dtype).eps)
+            elif X.shape[1] != self.dim:
+                raise ValueError(f"{self.name}: blocks have {X.shape[1]} and {self.dim} columns")
+            # split big blocks so one compiled block size serves all
+            step = rows or X.shape[0]
+            for i in range(0, X.shape[0], step):
+                yield X[i : i + step], codes[i : i + step].astype(np.int32)
+
+
+def as_source(features, labels=None, *, classes=None, name: str = "features"):
+    """An :class:`ArraySource` or :class:`IterSource` from what the caller has:
+
+    * an array or memmap [N, D] with ``labels`` [N] (array, or a ``.npy`` path);
+    * a path to a ``.npy`` file (memory-mapped, never loaded whole) with ``labels``;
+    * an iterable of ``(features, labels)`` blocks, or a callable returning one per pass, with
+      ``classes`` (every label value).
+    """
+    if isinstance(features, (ArraySource, IterSource)):
+        return features
+    if isinstance(labels, (str, Path)):
+        from ..features.files import load_npy
+
+        labels = load_npy(Path(labels))
+    if isinstance(features, (str, Path)):
+        from ..features.files import load_npy
+
+        features = load_npy(Path(features), mmap=True)
+    if hasattr(features, "shape") and hasattr(features, "dtype"):
+        if labels is None:
+            raise ValueError(f"labels: required with an array of {name}")
+        return ArraySource(features, labels, name=name)
+    if callable(features) or isinstance(features, Iterable):
+        return IterSource(features, classes, name=name)
+    raise ValueError(f"{name}: expected an array [N, D], a .npy path or an iterable of (features, labels) blocks, "
+                     f"got {type(features).__name__}")
+
+
+def default_block_rows(dim: int, n_dev: int = 1) -> int:
+    rows = max(256, DEFAULT_BLOCK_BYTES // (8 * max(dim, 1)))
+    return -(-rows // n_dev) * n_dev
+
+
+# ----------------------------------------------------------------------------------------------
+# per-block kernels (pure JAX)
+
+
+def block_stats(X, codes, mask, shift, num_classes: int, moments: bool = True) -> dict:
+    """Statistics of one block; rows with ``mask`` False contribute nothing."""
+    X = X.astype(shift.dtype)
+    m = mask.astype(X.dtype)
+    ids = jnp.where(mask, codes, num_classes)  # out of range: dropped by the segment ops
+    Xs = (X - shift) * m[:, None]
+    out = {
+        "counts": jax.ops.segment_sum(m, ids, num_classes),
+        "sums": jax.ops.segment_sum(Xs, ids, num_classes),
+        "gram": gram(Xs),
+    }
+    if moments:
+        out["sumsq"] = jax.ops.segment_sum(Xs * Xs, ids, num_classes)
+        out["cmax"] = jax.ops.segment_max(X, ids, num_classes)
+        out["cmin"] = jax.ops.segment_min(X, ids, num_classes)
+    return out
+
+
+def init_stats(num_classes: int, dim: int, dtype, moments: bool = True) -> dict:
+    out = {"counts": jnp.zeros((num_classes,), dtype), "sums": jnp.zeros((num_classes, dim), dtype),
+           "gram": jnp.zeros((dim, dim), dtype)}
+    if moments:
+        out["sumsq"] = jnp.zeros((num_classes, dim), dtype)
+        out["cmax"] = jnp.full((num_classes, dim), -jnp.inf, dtype)
+        out["cmin"] = jnp.full((num_classes, dim), jnp.inf, dtype)
+    return out
+
+
+def combine(a: dict, b: dict) -> dict:
+    out = {}
+    for k, v in a.items():
+        r = REDUCE[k]
+        out[k] = v + b[k] if r == _SUM else (jnp.maximum(v, b[k]) if r == _MAX else jnp.minimum(v, b[k]))
+    return out
+
+
+def _stats_step(acc, rows, params, num_classes):
+    X, codes, mask = rows
+    (shift,) = params
+    return combine(acc, block_stats(X, codes, mask, shift, num_classes)), None
+
+
+# ----------------------------------------------------------------------------------------------
+# the engine: one device, local devices, or processes
+
+
+class Engine:
+    """Runs a per-block step ``step(acc, rows, params, num_classes) -> (acc, row_output)`` over a
+    source's row blocks, then reduces the accumulators (sum / max / min per field, :data:`REDUCE`).
+
+    ``devices``: ``None`` = every local device (one device: no sharding); ``"global"`` = every
+    device of every process (after :func:`pedjax.streaming.distributed.initialize`): each process
+    reads its own row range (:meth:`row_range`).
+    """
+
+    def __init__(self, devices=None, block_rows: int | None = None):
+        self.multiprocess = devices == "global"
+        if self.multiprocess:
+            devs = jax.devices()
+        else:
+            devs = list(devices) if devices is not None else jax.local_devices()
+        self.devices = devs
+        self.n_dev = len(devs)
+        self.n_local = len([d for d in devs if d.process_index == jax.process_index()])
+        self.n_proc = jax.process_count() if self.multiprocess else 1
+        self.mesh = Mesh(np.array(devs), ("rows",)) if self.n_dev > 1 else None
+        self.block_rows = block_rows
+
+    # rows ---------------------------------------------------------------------------------------
+    def rows_per_block(self, dim: int) -> int:
+        """Rows of one process's block (a multiple of its local device count)."""
+        rows = self.block_rows or default_block_rows(dim, 1)
+        return -(-int(rows) // max(self.n_local, 1)) * max(self.n_local, 1)
+
+    def row_range(self, n: int) -> tuple[int, int]:
+        """This process's rows [start, stop) of N (contiguous, nearly equal ranges)."""
+        p, k = jax.process_index() if self.multiprocess else 0, self.n_proc
+        return (n * p) // k, (n * (p + 1)) // k
+
+    def n_blocks(self, n: int, rows: int) -> int:
+        """Blocks every process runs (the largest range's count: all processes step together)."""
+        longest = max((n * (p + 1)) // self.n_proc - (n * p) // self.n_proc for p in range(self.n_proc))
+        return max(1, -(-longest // rows))
+
+    # compiled pieces -----------------------------------------------------------------------------
+    @functools.cached_property
+    def _sharding(self):
+        return None if self.mesh is None else NamedSharding(self.mesh, P("rows"))
+
+    def _compile(self, step: Callable, num_classes: int, init: Callable):
+        return _compiled(step, num_classes, init, self.mesh)
+
+    def put_rows(self, arrays):
+        if self.mesh is None:
+            return tuple(jnp.asarray(a) for a in arrays)
+        out = []
+        for a in arrays:
+            gshape = (a.shape[0] * self.n_proc,) + a.shape[1:]
+            out.append(jax.make_array_from_process_local_data(self._sharding, np.asarray(a), gshape))
+        return tuple(out)
+
+    def run(self, source, step: Callable, init: Callable, params: tuple, num_classes: int, dim: int, *,
+            extra_rows: Callable | None = None, progress=None, pass_name: str = "") -> tuple[dict, list]:
+        """One pass; returns (reduced accumulators as NumPy, this process's row outputs per block).
+
+        ``extra_rows(block_index) -> tuple`` supplies additional per-row inputs (e.g. a previous
+        pass's outputs) for each block.
+        """
+        rows = self.rows_per_block(dim)
+        fn_step, fn_init, fn_reduce = self._compile(step, num_classes, init)
+        acc = fn_init(dim)
+        outs = []
+        if source.random_access:
+            start, stop = self.row_range(source.n)
+            nb = self.n_blocks(source.n, rows)
+            it = (source.rows(min(start + i * rows, stop), min(start + (i + 1) * rows, stop)) for i in range(nb))
+        else:
+            if self.multiprocess:
+                raise ValueError(f"{source.name}: several processes need random-access features (an array or .npy file), "
+                                 "each process reads its own row range")
+            it = source.blocks(rows)
+        for b, (X, codes) in enumerate(it):
+            k = X.shape[0]
+            if not np.all(np.isfinite(X)):
+                raise ValueError(f"{source.name}: rows of block {b} ({pass_name}) contain NaN/inf values")
+            if k < rows:  # pad to the compiled size
+                X = np.concatenate([X, np.zeros((rows - k,) + X.shape[1:], X.dtype)])
+                codes = np.concatenate([codes, np.zeros(rows - k, codes.dtype)])
+            mask = np.arange(rows) < k
+            extra = extra_rows(b) if extra_rows is not None else ()
+            extra = tuple(np.concatenate([e, np.zeros((rows - e.shape[0],) + e.shape[1:], e.dtype)]) if e.shape[0] < rows else e
+                          for e in extra)
+            acc, out = fn_step(acc, self.put_rows((X, codes.astype(np.int32), mask) + extra), params)
+            if out is not None:
+                outs.append(self.local_rows(out)[:k])
+            if progress is not None:
+                progress.advance(1)
+        reduced = fn_reduce(acc)
+        return {k: self.fetch(v) for k, v in reduced.items()}, outs
+
+    def local_rows(self, arr) -> np.ndarray:
+        if self.mesh is None:
+            return np.asarray(arr)
+        shards = sorted(arr.addressable_shards, key=lambda s: s.index[0].start or 0)
+        return np.concatenate([np.asarray(s.data) for s in shards])
+
+    def fetch(self, arr) -> np.ndarray:
+        if self.mesh is None:
+            return np.asarray(arr, np.float64)
+        return np.asarray(arr.addressable_shards[0].data, np.float64)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(step, num_classes, init, mesh):
+    """(step, init, reduce) compiled for a mesh (or one device)."""
+    if mesh is None:
+        fstep = jax.jit(lambda acc, rows, params: step(acc, rows, params, num_classes), donate_argnums=0)
+        finit = jax.jit(lambda dim: init(num_classes, dim, jnp.float64 if jax.config.jax_enable_x64 else jnp.float32),
+                        static_argnums=0)
+        return fstep, finit, lambda acc: acc
+    n = mesh.devices.size
+    dt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+
+    def local_step(acc, rows, params):
+        acc1 = jax.tree.map(lambda a: a[0], acc)
+        new, out = step(acc1, rows, params, num_classes)
+        return jax.tree.map(lambda a: a[None], new), out
+
+    def sharded_step(acc, rows, params):
+        out_spec = P("rows")
+        return jax.shard_map(local_step, mesh=mesh, in_specs=(P("rows"), P("rows"), P()),
+                             out_specs=(P("rows"), out_spec), check_vma=False)(acc, rows, params)
+
+    def init_global(dim):
+        one = init(num_classes, dim, dt)
+        return jax.tree.map(lambda a: jnp.broadcast_to(a[None], (n,) + a.shape), one)
+
+    def local_reduce(acc):
+        out = {}
+        for k, v in acc.items():
+            r = REDUCE[k]
+            f = jax.lax.psum if r == _SUM else (jax.lax.pmax if r == _MAX else jax.lax.pmin)
+            out[k] = f(v[0], "rows")
+        return out
+
+    freduce = jax.jit(jax.shard_map(local_reduce, mesh=mesh, in_specs=P("rows"), out_specs=P(), check_vma=False))
+    finit = jax.jit(init_global, static_argnums=0, out_shardings=NamedSharding(mesh, P("rows")))
+    return jax.jit(sharded_step, donate_argnums=0), finit, freduce
+
+
+# ----------------------------------------------------------------------------------------------
+# the statistics pass
+
+
+def first_rows_mean(source, rows: int) -> tuple[np.ndarray, Any]:
+    """The shift: mean of the first ``rows`` rows (read alike by every process)."""
+    if source.random_access:
+        X, _ = source.rows(0, min(rows, source.n))
+        return np.asarray(X, np.float64).mean(axis=0), None
+    # one-shot iterator: peek at the first block and put it back
+    gen = source.blocks(rows)
+    first = next(gen, None)
+    if first is None:
+        raise ValueError(f"{source.name}: no blocks")
+    return np.asarray(first[0], np.float64).mean(axis=0), first
+
+
+class _Chain:
+    """An IterSource whose first block was already read (for the shift)."""
+
+    def __init__(self, source, first, rest):
+        self.__dict__.update(source.__dict__)
+        self._first, self._rest = first, rest
+
+    def blocks(self, rows=None, start=0, stop=None):
+        yield self._first
+        yield from self._rest
+
+
+def accumulate(source, *, engine: Engine | None = None, progress=None) -> ClassStats:
+    """One pass over ``source`` (:func:`as_source`) → :class:`ClassStats`. Float64 when the caller
+    is in a float64 scope (the public entry points are)."""
+    engine = engine or Engine()
+    dim = source.dim
+    rows = engine.rows_per_block(dim or 1)
+    if source.random_access:
+        shift, _ = first_rows_mean(source, rows)
+        src = source
+    else:
+        gen = source.blocks(rows)
+        first = next(gen, None)
+        if first is None:
+            raise ValueError(f"{source.name}: no blocks")
+        shift = np.asarray(first[0], np.float64).mean(axis=0)
+        dim = first[0].shape[1]
+        rows = engine.rows_per_block(dim)
+        src = _Chain(source, first, gen)
+    dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
+    acc, _ = engine.run(src, _stats_step, init_stats, (jnp.asarray(shift, dtype),), int(source.classes.size), dim,
+                        progress=progress, pass_name="statistics")
+    if np.any(acc["counts"] == 0):
+        missing = source.classes[acc["counts"] == 0]
+        raise ValueError(f"{source.name}: class(es) {missing.tolist()} have no samples; classes= must list only labels that occur")
+    return ClassStats(counts=acc["counts"], sums=acc["sums"], sumsq=acc["sumsq"], gram=0.5 * (acc["gram"] + acc["gram"].T),
+                      cmax=acc["cmax"], cmin=acc["cmin"], shift=shift, classes=source.classes, input_eps=source.eps)
