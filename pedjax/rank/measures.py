@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import scipy.stats
 
 __all__ = ["weighted_tau", "kendall_tau", "pearson", "spearman", "top_k", "rel_k"]
 
@@ -170,18 +169,24 @@ def weighted_tau(x, y) -> float:
 def kendall_tau(x, y) -> float:
     """Kendall's τ-b, ``scipy.stats.kendalltau(x, y).statistic`` (NaN for a constant input)."""
     xv, yv, _ = _align(x, y, "x", "y")
+    import scipy.stats  # imported on use: scipy.stats costs ~1 s at start-up
+
     return float(scipy.stats.kendalltau(xv, yv).statistic)
 
 
 def pearson(x, y) -> float:
     """Pearson's r, ``scipy.stats.pearsonr(x, y).statistic`` (NaN for a constant input)."""
     xv, yv, _ = _align(x, y, "x", "y")
+    import scipy.stats  # imported on use: scipy.stats costs ~1 s at start-up
+
     return float(scipy.stats.pearsonr(xv.astype(np.float64), yv.astype(np.float64)).statistic)
 
 
 def spearman(x, y) -> float:
     """Spearman's ρ, ``scipy.stats.spearmanr(x, y).statistic`` (NaN for a constant input)."""
     xv, yv, _ = _align(x, y, "x", "y")
+    import scipy.stats  # imported on use: scipy.stats costs ~1 s at start-up
+
     return float(scipy.stats.spearmanr(xv, yv).statistic)
 
 
