@@ -156,6 +156,8 @@ def subsample(features, labels, n: int, seed: int = 0) -> tuple[np.ndarray, np.n
         raise ValueError(f"n: at least 2 rows, got {n}")
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(src.n, size=min(n, src.n), replace=False))
-    X = np.asarray(src.X[idx], np.float64)
-    y = np.asarray(labels if not isinstance(labels, str) else np.load(labels))[idx] if not hasattr(labels, "shape") else np.asarray(labels)[idx]
-    return X, y
+    if src.X is None:  # a .npy file: read the chosen rows one by one
+        X = np.concatenate([src.rows(int(i), int(i) + 1)[0] for i in idx]).astype(np.float64)
+    else:
+        X = np.asarray(src.X[idx], np.float64)
+    return X, src.classes[src.codes[idx]]

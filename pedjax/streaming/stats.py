@@ -210,6 +210,41 @@ class ArraySource:
             yield self.rows(i, min(i + rows, stop))
 
 
+class NpyFileSource(ArraySource):
+    """A ``.npy`` file [N, D] read row block by row block with plain file reads (no memory map:
+    pages of a mapped file count in the process's resident memory until it is unmapped, so
+    reading a 2 GB file through a map shows ~2 GB resident; here only the current block is)."""
+
+    def __init__(self, path, y, name: str | None = None, n_rows: int | None = None):
+        from ..features.files import load_npy
+
+        path = Path(path)
+        arr = load_npy(path, mmap=True)  # validates the file and gives its shape and dtype
+        if arr.ndim == 2 and np.isfortran(arr) and arr.shape[1] > 1:
+            raise ValueError(f"{path}: is stored in Fortran order; rows cannot be streamed (save it C-ordered)")
+        offset = int(arr.offset)
+        if n_rows is not None:  # the first n_rows rows only
+            arr = arr[: int(n_rows)]
+        super().__init__(arr, y, name=name or str(path))
+        self.path, self.dtype, self.offset = path, arr.dtype, offset
+        del arr
+        self.X = None
+        self._f = open(path, "rb")
+
+    def rows(self, start: int, stop: int):
+        self._f.seek(self.offset + start * self.dim * self.dtype.itemsize)
+        k = stop - start
+        X = np.fromfile(self._f, dtype=self.dtype, count=k * self.dim)
+        if X.size != k * self.dim:
+            raise ValueError(f"{self.path}: truncated (rows {start}..{stop} missing); re-extract it")
+        return X.reshape(k, self.dim), self.codes[start:stop]
+
+    def __del__(self):
+        f = getattr(self, "_f", None)
+        if f is not None:
+            f.close()
+
+
 class IterSource:
     """Blocks ``(features [b, D], labels [b])`` from an iterable, or from a callable returning a
     fresh iterable per pass (needed by multi-pass metrics, SFDA). ``classes``: every label value
@@ -277,9 +312,9 @@ def as_source(features, labels=None, *, classes=None, name: str = "features"):
 
         labels = load_npy(Path(labels))
     if isinstance(features, (str, Path)):
-        from ..features.files import load_npy
-
-        features = load_npy(Path(features), mmap=True)
+        if labels is None:
+            raise ValueError(f"labels: required with the .npy file {features}")
+        return NpyFileSource(features, labels)
     if hasattr(features, "shape") and hasattr(features, "dtype"):
         if labels is None:
             raise ValueError(f"labels: required with an array of {name}")
