@@ -6,10 +6,11 @@ to run over processes with ``jax.distributed``.
 from .api import compute_stats, score_stream, subsample
 from .metrics_from_stats import FROM_STATS, MULTI_PASS, SUPPORTED, gbc_stats, hscore_stats, logme_stats, require_streamable, score_from_stats, sfda_stream
 from .ped_stats import ped_shifts, ped_stats
-from .stats import ArraySource, ClassStats, Engine, IterSource, accumulate, as_source
+from . import distributed
+from .stats import ArraySource, ClassStats, Engine, IterSource, NpyFileSource, accumulate, as_source
 
 __all__ = [
-    "ArraySource", "ClassStats", "Engine", "FROM_STATS", "IterSource", "MULTI_PASS", "SUPPORTED", "accumulate", "as_source",
+    "ArraySource", "ClassStats", "Engine", "NpyFileSource", "distributed", "FROM_STATS", "IterSource", "MULTI_PASS", "SUPPORTED", "accumulate", "as_source",
     "compute_stats", "gbc_stats", "hscore_stats", "logme_stats", "ped_shifts", "ped_stats", "require_streamable",
     "score_from_stats", "score_stream", "sfda_stream", "subsample",
 ]

@@ -218,26 +218,16 @@ def sfda_stream(source, stats: ClassStats, delta: np.ndarray | None = None, *, e
     coef, intercept, s = _lda(jnp.asarray(stats.within_scatter()), jnp.asarray(means), jnp.asarray(stats.counts),
                               jnp.asarray(-1.0, dt))
     outer = (means.sum(axis=0)[None, :] - means) / (C - 1)
-    params = engine_params(engine, (stats.shift, delta, np.asarray(coef), np.asarray(intercept), outer))
+    params = engine.params((stats.shift, delta, np.asarray(coef), np.asarray(intercept), outer))
     acc, ps = engine.run(source, sfda_mix_step, init_mix, params, C, D, progress=progress, pass_name="SFDA prediction")
     sums2, G2 = acc["sums"], 0.5 * (acc["gram"] + acc["gram"].T)
     means2 = stats.shift + sums2 / stats.counts[:, None]
     coef2, intercept2, _ = _lda(jnp.asarray(_scatter(stats.counts, sums2, G2)), jnp.asarray(means2),
                                 jnp.asarray(stats.counts), s)
-    params = engine_params(engine, (delta, outer, np.asarray(coef2), np.asarray(intercept2)))
+    params = engine.params((delta, outer, np.asarray(coef2), np.asarray(intercept2)))
     acc, _ = engine.run(source, sfda_score_step, init_score, params, C, D, extra_rows=lambda b: (ps[b],),
                         progress=progress, pass_name="SFDA ConfMix prediction")
     return float(acc["score"]) / stats.n
-
-
-def engine_params(engine: Engine, arrays) -> tuple:
-    """Replicated parameters for the engine's devices (NumPy for a mesh: every process alike)."""
-    if engine.mesh is None:
-        return tuple(jnp.asarray(a) for a in arrays)
-    from jax.sharding import NamedSharding, PartitionSpec as P
-
-    rep = NamedSharding(engine.mesh, P())
-    return tuple(jax.make_array_from_process_local_data(rep, np.asarray(a), np.shape(a)) for a in arrays)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -426,6 +426,13 @@ class Engine:
     def _compile(self, step: Callable, num_classes: int, init: Callable):
         return _compiled(step, num_classes, init, self.mesh)
 
+    def params(self, arrays) -> tuple:
+        """Per-pass parameters replicated on the engine's devices (from NumPy: every process alike)."""
+        if self.mesh is None:
+            return tuple(jnp.asarray(a) for a in arrays)
+        rep = NamedSharding(self.mesh, P())
+        return tuple(jax.make_array_from_process_local_data(rep, np.asarray(a), np.shape(a)) for a in arrays)
+
     def put_rows(self, arrays):
         if self.mesh is None:
             return tuple(jnp.asarray(a) for a in arrays)
@@ -572,7 +579,7 @@ def accumulate(source, *, engine: Engine | None = None, progress=None) -> ClassS
         rows = engine.rows_per_block(dim)
         src = _Chain(source, first, gen)
     dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
-    acc, _ = engine.run(src, _stats_step, init_stats, (jnp.asarray(shift, dtype),), int(source.classes.size), dim,
+    acc, _ = engine.run(src, _stats_step, init_stats, engine.params((np.asarray(shift, dtype),)), int(source.classes.size), dim,
                         progress=progress, pass_name="statistics")
     if np.any(acc["counts"] == 0):
         missing = source.classes[acc["counts"] == 0]
