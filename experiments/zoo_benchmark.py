@@ -13,6 +13,15 @@ source probe — and each variant's weighted Kendall τ (``pedjax.rank.weighted_
 tasks. Writes a markdown report (the table, where PED helps and where it does not, the ground
 truth, provenance) and a PNG figure. Nothing in the report is typed by hand: rerun the script
 and the numbers are regenerated.
+
+Judged as ../shared/DESIGN.md asks (:mod:`pedjax.rank.judging`): next to every metric the
+baselines on the same rows — random (expected τ_w), parameter count, source linear-probe
+accuracy, history mean rank (leave-one-task-out) — the noise ceiling per task (from the per-seed
+accuracies in ``ground_truth.json``; "unavailable" when the table has none), the mean pairwise
+Kendall τ between the tasks' rankings, per method the paired standard error of its difference to
+the best baseline across tasks, rel@1 and regret@1, and the setup stability of the winning metric.
+Tasks whose noise ceiling is below ``--min-ceiling`` (0.6) are shown, marked and left out of the
+headline mean.
 """
 from __future__ import annotations
 
@@ -36,6 +45,72 @@ NSIGMAS = (0.3, 0.6)
 
 def variant_name(metric: str, nsigma: float | None) -> str:
     return metric if nsigma is None else f"{metric}+PED({nsigma:g})"
+
+
+MIN_CEILING = 0.6
+BASELINES = ("random", "param-count", "source-probe", "history")
+BASELINE_LABELS = {"random": "random (expected τ_w)", "param-count": "parameter count", "source-probe": "source linear-probe accuracy",
+                   "history": "history mean rank (leave-one-task-out)"}
+
+
+def judge(result: dict, min_ceiling: float = MIN_CEILING, halves: int = 50) -> dict:
+    """Baselines, noise ceiling, task agreement, paired SEs, rel@1/regret@1, stability (module docstring)."""
+    from pedjax.rank import judging
+
+    tasks = result["tasks"]
+    truth = {t: result["truth"][t] for t in tasks}
+    members = {m["name"]: m for m in result["members"]}
+    # the baselines as scores {task: {model: score}}
+    base_scores = {
+        "param-count": judging.constant_scores({n: m["n_params"] for n, m in members.items() if m.get("n_params") is not None}, tasks),
+        "source-probe": judging.constant_scores({n: m["probe_accuracy"] for n, m in members.items() if m.get("probe_accuracy") is not None}, tasks),
+    }
+    if len(tasks) >= 2:
+        base_scores["history"] = {t: judging.history_scores(truth, t) for t in tasks}
+    taus = {b: judging.tau_per_task(sc, truth) for b, sc in base_scores.items()}
+    taus["random"] = {t: judging.random_expected_tau(truth[t]) for t in tasks}
+    picks = {b: judging.pick_quality(sc, truth) for b, sc in base_scores.items()}
+    rnd = {t: judging.random_expected_pick(truth[t]) for t in tasks}
+    picks["random"] = {"rel1": {t: rnd[t]["rel1"] for t in tasks}, "regret1": {t: rnd[t]["regret1"] for t in tasks}}
+    method_scores = {}
+    for name in result["tau"]:
+        method_scores[name] = {t: (result["scores"][t].get(name) or {}) for t in tasks}
+        picks[name] = judging.pick_quality(method_scores[name], truth)
+    # the noise ceiling and which tasks the headline keeps
+    ceiling, excluded = {}, {}
+    for t in tasks:
+        per = result.get("truth_per_seed", {}).get(t)
+        ceiling[t] = judging.noise_ceiling(per)["ceiling"] if per else math.nan
+        if math.isfinite(ceiling[t]) and ceiling[t] < min_ceiling:
+            excluded[t] = f"noise ceiling {ceiling[t]:.2f} < {min_ceiling:g}"
+    headline = [t for t in tasks if t not in excluded]
+    all_taus = {**{k: dict(v) for k, v in result["tau"].items()}, **taus}
+    best_base = judging.best_baseline({b: {t: taus[b][t] for t in headline} for b in taus}, [b for b in BASELINES if b in taus])
+    rows = {}
+    for name, per_task in all_taus.items():
+        pd = judging.paired_difference({t: per_task[t] for t in headline}, {t: all_taus[best_base][t] for t in headline}) \
+            if best_base is not None and name != best_base else {"mean": math.nan, "se": math.nan, "n": 0}
+        rows[name] = {
+            "mean": judging.mean_finite(per_task[t] for t in headline),
+            "mean_all": judging.mean_finite(per_task[t] for t in tasks),
+            "vs_best_baseline": pd,
+            "rel1": judging.mean_finite(picks[name]["rel1"][t] for t in headline),
+            "regret1": judging.mean_finite(picks[name]["regret1"][t] for t in headline),
+            "per_task_rel1": picks[name]["rel1"], "per_task_regret1": picks[name]["regret1"],
+        }
+    metric_scores = {k: v for k, v in method_scores.items() if all(v[t] for t in headline)}
+    stability = judging.setup_stability(metric_scores, {t: truth[t] for t in headline}, halves=halves) \
+        if metric_scores and headline else None
+    ceil_vals = [ceiling[t] for t in headline if math.isfinite(ceiling[t])]
+    return {
+        "baseline_tau": taus, "rows": rows, "best_baseline": best_base, "ceiling": ceiling,
+        "ceiling_mean": float(np.mean(ceil_vals)) if ceil_vals and len(ceil_vals) == len(headline) else math.nan,
+        "ceiling_available": any(math.isfinite(v) for v in ceiling.values()),
+        "excluded": excluded, "headline_tasks": headline, "min_ceiling": min_ceiling,
+        "task_agreement": judging.task_agreement(truth), "stability": stability,
+        "beats_history": sorted(n for n in result["tau"] if "history" in rows and math.isfinite(rows[n]["mean"])
+                                and rows[n]["mean"] > rows["history"]["mean"]),
+    }
 
 
 def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool = True) -> dict:
@@ -71,6 +146,7 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
     return {
         "zoo": str(zoo.path),
         "members": [{"name": m.name, "arch": m.arch, "method": m.method, "feature_dim": m.feature_dim,
+                     "n_params": m.entry.get("n_params"),
                      "probe_accuracy": m.entry.get("linear_probe", {}).get("accuracy")} for m in zoo],
         "tasks": tasks,
         "metrics": metrics,
@@ -78,6 +154,7 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
         "truth": {t: truth["datasets"][t] for t in tasks},
         "truth_std": {t: truth.get("std", {}).get(t, {}) for t in tasks},
         "truth_provenance": truth.get("provenance", {}),
+        "truth_per_seed": {t: truth["per_seed"][t] for t in tasks if t in truth.get("per_seed", {})},
         "scores": res.scores,
         "tau": res.tau,
         "mean_tau": res.mean_tau(),
@@ -124,23 +201,79 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
         f"Run: {result['date']} on {machine}, commit `{commit}`, {result['wall_seconds']:.0f} s.",
         "",
     ]
-    header = "| metric | " + " | ".join(tasks) + " | mean |"
-    L += [header, "|---|" + "---:|" * (len(tasks) + 1)]
-    best = {t: max((v[t] for v in result["tau"].values() if math.isfinite(v[t])), default=float("nan")) for t in tasks}
-    best_mean = max((v for v in result["mean_tau"].values() if math.isfinite(v)), default=float("nan"))
+    J = result["judging"]
+    head = J["headline_tasks"]
+    cols = [t + (" †" if t in J["excluded"] else "") for t in tasks]
+    L += ["| method | " + " | ".join(cols) + " | mean | Δ vs best baseline ± SE | rel@1 | regret@1 |",
+          "|---|" + "---:|" * (len(tasks) + 4)]
+    rows = J["rows"]
+    metric_names = [n for n in result["tau"]]
+    best = {t: max((result["tau"][v][t] for v in metric_names if math.isfinite(result["tau"][v][t])), default=float("nan")) for t in tasks}
+    best_mean = max((rows[v]["mean"] for v in metric_names if math.isfinite(rows[v]["mean"])), default=float("nan"))
+
+    def line(label, name, per_task, bold=True):
+        r = rows[name]
+        cells = []
+        for t in tasks:
+            v = per_task[t]
+            c = _fmt(v)
+            cells.append(f"**{c}**" if bold and math.isfinite(v) and v == best[t] else c)
+        mv = r["mean"]
+        mc = f"**{_fmt(mv)}**" if bold and math.isfinite(mv) and mv == best_mean else _fmt(mv)
+        pd = r["vs_best_baseline"]
+        d = "—" if not math.isfinite(pd["mean"]) else f"{pd['mean']:+.3f} ± {pd['se']:.3f}" if math.isfinite(pd["se"]) else f"{pd['mean']:+.3f}"
+        rel = "—" if not math.isfinite(r["rel1"]) else f"{r['rel1']:.3f}"
+        reg = "—" if not math.isfinite(r["regret1"]) else f"{r['regret1']:.3f}"
+        return f"| {label} | " + " | ".join(cells) + f" | {mc} | {d} | {rel} | {reg} |"
+
     for metric in result["metrics"]:
         for s in [None] + list(result["nsigmas"]):
             name = variant_name(metric, s)
             if name not in result["tau"]:
                 continue
-            row = []
-            for t in tasks:
-                v = result["tau"][name][t]
-                cell = _fmt(v)
-                row.append(f"**{cell}**" if math.isfinite(v) and v == best[t] else cell)
-            mv = result["mean_tau"][name]
             label = metric if s is None else f"+ PED (nsigma {s:g})"
-            L.append(f"| {label} | " + " | ".join(row) + f" | {'**' + _fmt(mv) + '**' if math.isfinite(mv) and mv == best_mean else _fmt(mv)} |")
+            L.append(line(label, name, result["tau"][name]))
+    for b in BASELINES:
+        if b in J["baseline_tau"]:
+            tag = " (best baseline)" if b == J["best_baseline"] else ""
+            L.append(line(f"*{BASELINE_LABELS[b]}*{tag}", b, J["baseline_tau"][b], bold=False))
+    ceil = J["ceiling"]
+    L.append("| *noise ceiling* | " + " | ".join("n/a" if not math.isfinite(ceil[t]) else f"{ceil[t]:+.3f}" for t in tasks)
+             + f" | {'n/a' if not math.isfinite(J['ceiling_mean']) else _fmt(J['ceiling_mean'])} | | | |")
+    L += ["", "Mean, rel@1 and regret@1 are over the headline tasks"
+          + (f" ({len(head)} of {len(tasks)}; † = left out of them: " + "; ".join(f"{t}: {why}" for t, why in J["excluded"].items()) + ")"
+             if J["excluded"] else f" (all {len(tasks)})")
+          + ". Δ vs best baseline: the mean over those tasks of the method's τ_w minus that of the best baseline "
+          f"(*{BASELINE_LABELS.get(J['best_baseline'], J['best_baseline'])}*), ± its paired standard error across tasks. "
+          "rel@1: fine-tuned accuracy of the method's top pick over the best one's; regret@1: accuracy points lost by "
+          "that pick (random: the expected values of a random pick). Noise ceiling: mean over seed pairs of "
+          "τ_w(accuracies of seed i, of seed j)"
+          + ("." if J["ceiling_available"] else " — **unavailable for this zoo**: its ground_truth.json keeps only the seed mean "
+             "and std of each pair, not the per-seed accuracies (the v2 build records them; docs/zoo.md)."), ""]
+    ta = J["task_agreement"]["mean"]
+    L += ["### Verdict", ""]
+    order = sorted((n for n in metric_names if math.isfinite(rows[n]["mean"])), key=lambda n: -rows[n]["mean"])
+    if order:
+        L.append(f"* Best metric variant: **{order[0]}**, mean τ_w {_fmt(rows[order[0]]['mean'])}; best baseline: "
+                 f"*{BASELINE_LABELS.get(J['best_baseline'], J['best_baseline'])}*, {_fmt(rows[J['best_baseline']]['mean']) if J['best_baseline'] else '—'}.")
+    if "history" in rows:
+        bh = J["beats_history"]
+        L.append(f"* History mean rank (leave-one-task-out) reaches {_fmt(rows['history']['mean'])}; "
+                 + (f"{len(bh)} of {len(metric_names)} metric variants beat it: {', '.join(bh)}." if bh
+                    else f"no metric variant of the {len(metric_names)} beats it."))
+    better = [n for n in metric_names if J["best_baseline"] and math.isfinite(rows[n]["vs_best_baseline"]["mean"])
+              and math.isfinite(rows[n]["vs_best_baseline"]["se"]) and rows[n]["vs_best_baseline"]["mean"] > 2 * rows[n]["vs_best_baseline"]["se"]]
+    L.append(f"* Above the best baseline by more than two paired standard errors: {', '.join(better) if better else 'none'}.")
+    L.append(f"* Mean pairwise Kendall τ between the tasks' ground-truth rankings: {_fmt(ta)} "
+             + ("(≤ 0.6: not a fixed leaderboard)." if math.isfinite(ta) and ta <= 0.6 else "(> 0.6: close to a fixed leaderboard, which history wins)." if math.isfinite(ta) else "."))
+    st = J.get("stability")
+    if st:
+        L.append(f"* Setup stability of the winner ({st['winner']}): the same winner in {st['leave_one_task_out']['same']} of "
+                 f"{st['leave_one_task_out']['of']} leave-one-task-out setups and {st['half_zoo']['same']} of {st['half_zoo']['of']} "
+                 f"random halves of the zoo (score {st['stability']:.2f}; other winners on halves: "
+                 + (", ".join(f"{k} ×{v}" for k, v in st["half_zoo"]["winners"].items() if k != st["winner"]) or "none") + ").")
+    L.append("* Meta-learned PED settings (learned leave-one-task-out) are not in this table yet.")
+    L.append("")
     L += ["", "Bold: best in the column. PED rows use the released PED defaults (Δt 0.1, exit ratio 0.5, at most",
           "6 steps, k 1) with the given nsigma and each member's source statistics; LEEP and NCE take source-class",
           "probabilities / predictions (each member's linear probe on the source classes), so PED does not apply.", ""]
@@ -212,6 +345,13 @@ def figure(result: dict, path) -> str:
         ax1.bar(x + (j - (len(variants) - 1) / 2) * width, np.nan_to_num(vals, nan=0.0), width,
                 label="static" if s is None else f"+ PED (nsigma {s:g})")
     ax1.axhline(0, color="k", lw=0.6)
+    J = result.get("judging") or {}
+    styles = {"history": ("C3", "--"), "source-probe": ("C4", ":"), "param-count": ("C5", "-.")}
+    for b, (c, ls) in styles.items():
+        if b in J.get("rows", {}) and math.isfinite(J["rows"][b]["mean"]):
+            ax1.axhline(J["rows"][b]["mean"], color=c, ls=ls, lw=1.2, label=BASELINE_LABELS[b])
+    if math.isfinite(J.get("ceiling_mean", math.nan)):
+        ax1.axhline(J["ceiling_mean"], color="k", ls="--", lw=1.2, label="noise ceiling")
     ax1.set_xticks(x, metrics, rotation=30, ha="right")
     ax1.set_ylabel("mean weighted Kendall τ")
     ax1.set_title(f"mean over {len(result['tasks'])} tasks, {len(result['members'])} models")
@@ -240,6 +380,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(DEFAULT_OUT), help="markdown report (default docs/results.md)")
     p.add_argument("--figure", default=str(DEFAULT_FIGURE), help="PNG figure (default docs/figures/zoo_tau.png)")
     p.add_argument("--json", default=None, help="also write every score and τ as JSON")
+    p.add_argument("--min-ceiling", type=float, default=MIN_CEILING, help="tasks with a lower noise ceiling leave the headline mean (default 0.6)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
 
@@ -249,6 +390,7 @@ def main(argv=None) -> int:
     from _bench_md import git_commit, machine
 
     result = run(args.zoo, args.tasks, args.metrics, tuple(args.nsigma), verbose=not args.quiet)
+    result["judging"] = judge(result, args.min_ceiling)
     out = Path(args.out)
     fig = Path(args.figure)
     figure(result, fig)
@@ -270,8 +412,9 @@ def main(argv=None) -> int:
         jp.write_text(json.dumps(_jsonable(result), indent=1) + "\n")
     if not args.quiet:
         print(f"wrote {out} and {fig}" + (f" and {args.json}" if args.json else ""))
-        for k in sorted(result["mean_tau"], key=lambda k: -np.nan_to_num(result["mean_tau"][k], nan=-9)):
-            print(f"  {k:22s} mean tau_w {_fmt(result['mean_tau'][k])}")
+        rows = result["judging"]["rows"]
+        for k in sorted(rows, key=lambda k: -np.nan_to_num(rows[k]["mean"], nan=-9)):
+            print(f"  {k:22s} mean tau_w {_fmt(rows[k]['mean'])}")
     return 0
 
 
