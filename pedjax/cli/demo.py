@@ -16,7 +16,9 @@ from . import printing
 
 #: the digits zoo's metrics (LEEP/NCE need source-model predictions, which that zoo lacks)
 DEFAULT_METRICS = ("logme", "sfda", "gbc", "hscore")
-#: the shipped task the demo scores by default (no download: scikit-learn's bundled digits)
+#: the shipped task the demo scores by default when the zoo's ground truth has no per-seed
+#: accuracies (no download: scikit-learn's bundled digits); with them, the task with the highest
+#: noise ceiling (:func:`default_task`)
 DEFAULT_TASK = "digits-10"
 ZOOS = ("shipped", "digits")
 
@@ -40,6 +42,34 @@ def shipped_zoo_available(zoo_dir=None) -> bool:
 
     path = Path(zoo_dir) if zoo_dir is not None else DEFAULT_ZOO
     return (path / MANIFEST).is_file() and (path / TRUTH_FILE).is_file()
+
+
+def default_task(table: dict) -> str:
+    """The task with the highest noise ceiling (seed-to-seed τ_w) of a ground-truth table that holds
+    per-seed accuracies (the v2 build's); else :data:`DEFAULT_TASK` (or the table's first task)."""
+    from ..rank import judging
+
+    tasks = list(table["datasets"])
+    ceilings = {t: judging.noise_ceiling(table["per_seed"][t])["ceiling"] for t in tasks if t in table.get("per_seed", {})}
+    ceilings = {t: c for t, c in ceilings.items() if c == c}
+    if ceilings:
+        return max(ceilings, key=ceilings.get)
+    return DEFAULT_TASK if DEFAULT_TASK in tasks else tasks[0]
+
+
+def judged_against(table: dict, task: str) -> dict:
+    """What a metric's τ_w on ``task`` should be read against: the noise ceiling (``None`` without
+    per-seed accuracies) and the history mean rank baseline's τ_w (leave-one-task-out; ``None``
+    with one task)."""
+    from ..rank import judging
+
+    per_seed = table.get("per_seed", {}).get(task)
+    ceiling = judging.noise_ceiling(per_seed)["ceiling"] if per_seed else None
+    truth = table["datasets"]
+    history = None
+    if len(truth) > 1:
+        history = judging.tau_per_task({task: judging.history_scores(truth, task)}, {task: truth[task]})[task]
+    return {"noise_ceiling": ceiling if ceiling is None or ceiling == ceiling else None, "history_tau": history}
 
 
 def run_demo(nsigma: float = 0.6, metrics_list=None, *, zoo: str = "shipped", task: str | None = None, zoo_dir=None) -> dict:
@@ -68,10 +98,11 @@ def run_demo(nsigma: float = 0.6, metrics_list=None, *, zoo: str = "shipped", ta
         if table is None:
             raise FileNotFoundError(f"--zoo: {z.path} has no ground-truth table; build it with `pedjax zoo build --zoo {z.path}`")
         tasks = list(table["datasets"])
-        task = task or (DEFAULT_TASK if DEFAULT_TASK in tasks else tasks[0])
+        task = task or default_task(table)
         z.task_truth(task, "--task")  # a bad --task fails before any feature is computed
         fs = extract_features(z, task, "train", with_truth=True)
-        head = {"zoo": str(z.path), "task": f"{task} (train split)", "truth_label": "fine-tuned test acc"}
+        head = {"zoo": str(z.path), "task": f"{task} (train split)", "truth_label": "fine-tuned test acc",
+                "judged_against": judged_against(table, task)}
         metric_names = metrics_list or names()
     else:
         if task is not None:
@@ -122,9 +153,33 @@ def run(args) -> int:
         printing.print_json(result)
         return 0
     printing.demo_tables(result)  # printed before any figure is written: an output error loses nothing
+    _print_judged(result)
     if args.plot:
         try:
             printing.wrote(plot_demo(result, args.plot))
         except OSError as exc:
             raise OSError(f"--plot: cannot write figures to {args.plot} ({exc.strerror or exc}); the results above are complete") from None
     return 0
+
+
+def _print_judged(result: dict) -> None:
+    """Each metric's τ_w beside the noise ceiling and the history mean rank baseline (shipped zoo)."""
+    ja = result.get("judged_against")
+    if not ja:
+        return
+    from rich.table import Table
+
+    def f(v):
+        return "n/a" if v is None else f"{v:+.3f}"
+
+    ceiling, hist = ja.get("noise_ceiling"), ja.get("history_tau")
+    t = Table(title="τ_w beside what it should be read against")
+    for c in ("metric", "τ_w", "noise ceiling", "history mean rank", "τ_w − history"):
+        t.add_column(c, justify="left" if c == "metric" else "right")
+    for k, v in sorted(result["weighted_tau"].items(), key=lambda kv: -(kv[1] if kv[1] == kv[1] else -9)):
+        t.add_row(k, f(v), f(ceiling), f(hist), "n/a" if hist is None or v != v else f"{v - hist:+.3f}")
+    con = printing.console()
+    con.print(t)
+    con.print("[dim]noise ceiling: mean over seed pairs of τ_w(accuracies of seed i, seed j)"
+              + (" — n/a: this zoo's ground truth keeps no per-seed accuracies" if ceiling is None else "")
+              + "; history mean rank: the models ranked by their mean rank on the zoo's other tasks[/dim]")

@@ -11,10 +11,16 @@ from ..zoo import (
     DEFAULT_MEMBERS,
     DEFAULT_WORK,
     DEFAULT_ZOO,
+    DEFAULT_WORK_V2,
+    DEFAULT_ZOO_V2,
     TINY_CONFIG,
     TINY_MEMBERS,
+    TINY_V2_CONFIG,
+    TINY_V2_MEMBERS,
     TINY_WORK,
     TRUTH_FILE,
+    V2_CONFIG,
+    V2_MEMBERS,
     BuildConfig,
     MemberSpec,
     add_member,
@@ -39,6 +45,13 @@ def add_parser(subparsers) -> None:
     b.add_argument("--work", default=None, help=f"checkpoints and fine-tuning runs (default {DEFAULT_WORK}; {TINY_WORK} with --tiny)")
     b.add_argument("--members", nargs="+", default=None, help="build only these members of the spec")
     b.add_argument("--tiny", action="store_true", help="the CI chain's configuration: 2 tiny members, a few steps, 1 task")
+    b.add_argument("--v2", action="store_true",
+                   help=f"the benchmark-v2 zoo ({len(V2_MEMBERS)} members, {len(V2_CONFIG.tasks)} tasks, {len(V2_CONFIG.ft_seeds)} seeds; "
+                   f"default folders {DEFAULT_ZOO_V2.parent.name}/{DEFAULT_ZOO_V2.name} and {DEFAULT_WORK_V2}); the ground truth is "
+                   "built one (member, task, seed) unit at a time into ZOO/truth_units/ and resumes unit by unit; "
+                   "with --tiny: the v2 chain's tiny zoo")
+    b.add_argument("--max-units", type=int, default=None,
+                   help="--v2: stop after fine-tuning this many ground-truth units (a session's share); rerun to continue")
     b.add_argument("--steps", type=int, default=None, help="pretraining steps per member")
     b.add_argument("--batch-size", type=int, default=None, help="pretraining batch size")
     b.add_argument("--tasks", nargs="+", default=None, help="ground-truth tasks")
@@ -77,8 +90,12 @@ def add_parser(subparsers) -> None:
 
 
 def config_from_args(args) -> tuple[tuple[MemberSpec, ...], BuildConfig]:
-    members = TINY_MEMBERS if args.tiny else DEFAULT_MEMBERS
-    config = TINY_CONFIG if args.tiny else BuildConfig()
+    if getattr(args, "v2", False):
+        members = TINY_V2_MEMBERS if args.tiny else V2_MEMBERS
+        config = TINY_V2_CONFIG if args.tiny else V2_CONFIG
+    else:
+        members = TINY_MEMBERS if args.tiny else DEFAULT_MEMBERS
+        config = TINY_CONFIG if args.tiny else BuildConfig()
     if args.members:
         known = {m.name: m for m in members}
         bad = [n for n in args.members if n not in known]
@@ -101,14 +118,20 @@ def _cmd_build(args) -> int:
     if args.no_truth and args.truth_only:
         raise ValueError("--no-truth, --truth-only: choose at most one")
     members, config = config_from_args(args)
-    work = Path(args.work) if args.work else (TINY_WORK if args.tiny else DEFAULT_WORK)
+    if args.max_units is not None and (not args.v2 or args.max_units < 1):
+        raise ValueError("--max-units: a positive number of units, with --v2")
+    if args.v2:
+        default_work = TINY_WORK.with_name("zoo-v2-tiny") if args.tiny else DEFAULT_WORK_V2
+    else:
+        default_work = TINY_WORK if args.tiny else DEFAULT_WORK
+    work = Path(args.work) if args.work else default_work
     # the tiny zoo never goes into the shipped assets unless asked to
-    zoo_dir = Path(args.zoo) if args.zoo else (work / "zoo" if args.tiny else DEFAULT_ZOO)
+    zoo_dir = Path(args.zoo) if args.zoo else (work / "zoo" if args.tiny else (DEFAULT_ZOO_V2 if args.v2 else DEFAULT_ZOO))
     progress = not args.no_progress
     from ..zoo.build import build
 
     out = build(zoo_dir, work, members, config, truth=not args.no_truth, pretrain=not args.truth_only,
-                progress=progress, fashion_root=args.fashion_root)
+                progress=progress, fashion_root=args.fashion_root, max_units=args.max_units)
     rep = out.get("members")
     if rep is not None:
         print(f"zoo {zoo_dir}: built {len(rep['built'])}, already there {len(rep['skipped'])}")

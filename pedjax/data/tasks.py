@@ -111,25 +111,31 @@ def _fashion_task(name: str, *, groups, class_names, n_train_per, n_test_per, tr
     return build
 
 
-def _digits_task(name: str, classes):
+def _digits_task(name: str, classes, *, test_fraction: float = DIGITS_TEST_FRACTION, transform=None, transform_desc=None):
     def build() -> TaskData:
         x, y = load_digits(28)
-        rng = np.random.default_rng(_seed("digits-split"))
+        rng = np.random.default_rng(_seed("digits-split") if test_fraction == DIGITS_TEST_FRACTION else _seed(f"digits-split-{test_fraction}"))
         tr, te = [], []
-        for c in range(10):  # the same per-class split for every digits task
+        for c in range(10):  # the same per-class split for every digits task of one test fraction
             idx = rng.permutation(np.flatnonzero(y == c))
-            n_te = int(round(DIGITS_TEST_FRACTION * idx.size))
+            n_te = int(round(test_fraction * idx.size))
             if c in classes:
                 te.append(idx[:n_te])
                 tr.append(idx[n_te:])
         tr, te = np.sort(np.concatenate(tr)), np.sort(np.concatenate(te))
         remap = np.full(10, -1, np.int32)
         remap[list(classes)] = np.arange(len(classes), dtype=np.int32)
+        xtr, xte = x[tr], x[te]
+        desc = "8x8 -> 28x28 bilinear (jax.image.resize)"
+        if transform is not None:
+            xtr = transform(np.asarray(xtr, np.float32), _seed(name + "/train"))
+            xte = transform(np.asarray(xte, np.float32), _seed(name + "/test"))
+            desc += f"; then {transform_desc}"
         return TaskData.from_arrays(
-            x[tr], remap[y[tr]], x[te], remap[y[te]], len(classes), name=name,
+            xtr, remap[y[tr]], xte, remap[y[te]], len(classes), name=name,
             class_names=tuple(str(c) for c in classes),
             provenance={"dataset": "sklearn-digits", "train_pool": "sklearn-digits", "train_indices": tr,
-                        "test_pool": "sklearn-digits", "test_indices": te, "transform": "8x8 -> 28x28 bilinear (jax.image.resize)"},
+                        "test_pool": "sklearn-digits", "test_indices": te, "transform": desc},
         )
 
     return build
@@ -148,9 +154,40 @@ def _noisy(x: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(x + noise, 0.0, 1.0)
 
 
-def _digits_counts(classes) -> tuple[int, int]:
+BLUR_SIGMA = 1.5
+OCCLUSION_SIZE = 12
+DIGITS_DEGRADED = {"noise_std": 0.25, "occlusion": 10, "test_fraction": 0.5}
+
+
+def _blur(x: np.ndarray, seed: int) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(x, sigma=(0, BLUR_SIGMA, BLUR_SIGMA, 0), mode="constant").astype(np.float32)
+
+
+def _occlude(x: np.ndarray, seed: int, size: int = OCCLUSION_SIZE) -> np.ndarray:
+    """A ``size``×``size`` square of zeros at a seeded uniform position in every image."""
+    rng = np.random.default_rng(seed)
+    n, H, W = x.shape[:3]
+    top = rng.integers(0, H - size + 1, n)
+    left = rng.integers(0, W - size + 1, n)
+    out = np.array(x, np.float32, copy=True)
+    rows = np.arange(H)[None, :, None]
+    cols = np.arange(W)[None, None, :]
+    mask = (rows >= top[:, None, None]) & (rows < top[:, None, None] + size) & (cols >= left[:, None, None]) & (cols < left[:, None, None] + size)
+    out[mask] = 0.0
+    return out
+
+
+def _degrade_digits(x: np.ndarray, seed: int) -> np.ndarray:
+    x = _occlude(x, seed, DIGITS_DEGRADED["occlusion"])
+    noise = np.random.default_rng(seed + 1).normal(0.0, DIGITS_DEGRADED["noise_std"], size=x.shape).astype(np.float32)
+    return np.clip(x + noise, 0.0, 1.0)
+
+
+def _digits_counts(classes, test_fraction: float = DIGITS_TEST_FRACTION) -> tuple[int, int]:
     counts = {0: 178, 1: 182, 2: 177, 3: 183, 4: 181, 5: 182, 6: 181, 7: 179, 8: 174, 9: 180}
-    n_te = sum(int(round(DIGITS_TEST_FRACTION * counts[c])) for c in classes)
+    n_te = sum(int(round(test_fraction * counts[c])) for c in classes)
     return sum(counts[c] for c in classes) - n_te, n_te
 
 
@@ -180,6 +217,20 @@ def _registry() -> dict[str, Task]:
         10, 1000, nte10, "fashion-mnist", _fashion_task("fashion-inverted", groups=_FINE, class_names=_F10, n_train_per=100, n_test_per=FASHION_TEST_PER_CLASS, transform=_invert, transform_desc="1 - x"))
     add("fashion-noisy", f"Fashion-MNIST, 10 classes, Gaussian pixel noise (std {NOISE_STD}, fixed seed, clipped); 100 per class",
         10, 1000, nte10, "fashion-mnist", _fashion_task("fashion-noisy", groups=_FINE, class_names=_F10, n_train_per=100, n_test_per=FASHION_TEST_PER_CLASS, transform=_noisy, transform_desc=f"x + N(0, {NOISE_STD}^2), clipped to [0, 1]"))
+    # v2 tasks (docs/zoo.md "The v2 zoo"): one property each
+    add("fashion-blur", f"Fashion-MNIST, 10 classes, Gaussian blur (sigma {BLUR_SIGMA} px); 100 per class",
+        10, 1000, nte10, "fashion-mnist", _fashion_task("fashion-blur", groups=_FINE, class_names=_F10, n_train_per=100, n_test_per=FASHION_TEST_PER_CLASS, transform=_blur, transform_desc=f"scipy.ndimage.gaussian_filter sigma {BLUR_SIGMA}, zero padding"))
+    add("fashion-occluded", f"Fashion-MNIST, 10 classes, a {OCCLUSION_SIZE}x{OCCLUSION_SIZE} black square at a random place in every image; 100 per class",
+        10, 1000, nte10, "fashion-mnist", _fashion_task("fashion-occluded", groups=_FINE, class_names=_F10, n_train_per=100, n_test_per=FASHION_TEST_PER_CLASS, transform=_occlude, transform_desc=f"{OCCLUSION_SIZE}x{OCCLUSION_SIZE} zero square, seeded uniform position"))
+    add("fashion-fewshot", "Fashion-MNIST, 10 classes, 10 training labels per class (few-shot)",
+        10, 100, nte10, "fashion-mnist", _fashion_task("fashion-fewshot", groups=_FINE, class_names=_F10, n_train_per=10, n_test_per=FASHION_TEST_PER_CLASS))
+    add("fashion-tops", "Fashion-MNIST class subset: the 4 upper-body classes (T-shirt/top, Pullover, Coat, Shirt); 250 per class, every test image of them",
+        4, 1000, 4000, "fashion-mnist", _fashion_task("fashion-tops", groups=((0,), (2,), (4,), (6,)), class_names=tuple(_F10[c] for c in (0, 2, 4, 6)), n_train_per=250, n_test_per=1000))
+    dd = DIGITS_DEGRADED
+    add("digits-degraded", f"sklearn digits, 10 classes, a {dd['occlusion']}x{dd['occlusion']} black square + Gaussian noise (std {dd['noise_std']}); 50/50 split per class",
+        10, *_digits_counts(d10, dd["test_fraction"]), "digits",
+        _digits_task("digits-degraded", d10, test_fraction=dd["test_fraction"], transform=_degrade_digits,
+                     transform_desc=f"{dd['occlusion']}x{dd['occlusion']} zero square + N(0, {dd['noise_std']}^2), clipped"))
     return t
 
 

@@ -308,3 +308,55 @@ class StridedResNet(nn.Module):
             x = _BasicBlock(c, stride=1 if i == 0 else 2, name=f"block{i}")(x)
         return jnp.mean(x, axis=(1, 2))
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Appended for the v2 zoo (issue: benchmark v2): an attention family. A small Vision Transformer
+# whose patch embedding is a reshape + Dense (no convolution), pre-norm blocks, mean-pooled tokens.
+
+
+class _ViTBlock(nn.Module):
+    dim: int
+    heads: int
+    mlp_ratio: int = 2
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = nn.LayerNorm(name="norm1")(x)
+        y = nn.MultiHeadDotProductAttention(num_heads=self.heads, qkv_features=self.dim, name="attn")(y, y)
+        x = x + y
+        y = nn.LayerNorm(name="norm2")(x)
+        y = nn.Dense(self.dim * self.mlp_ratio, name="mlp1")(y)
+        y = nn.Dense(self.dim, name="mlp2")(nn.gelu(y))
+        return x + y
+
+
+class SmallViT(nn.Module):
+    """A small Vision Transformer: non-overlapping ``patch``×``patch`` patches → Dense ``dim`` + learned
+    position embeddings → ``depth`` pre-norm blocks (multi-head self-attention, MLP ``mlp_ratio``·dim,
+    GELU) → LayerNorm → mean over tokens. Features: ``dim``.
+
+    Not in :data:`ARCHITECTURES` (whose contents a test pins); :mod:`pedjax.zoo` names it ``"vit"``.
+    At 28×28 with ``patch=7`` there are 16 tokens, so attention is cheap; no batch statistics, so
+    ``params`` is the whole model. H and W must be multiples of ``patch``.
+    """
+
+    dim: int = 32
+    depth: int = 2
+    heads: int = 4
+    patch: int = 7
+    mlp_ratio: int = 2
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        n, H, W, C = x.shape
+        p = self.patch
+        if H % p or W % p:
+            raise ValueError(f"SmallViT: image size {H}x{W} is not a multiple of the patch size {p}")
+        x = x.reshape(n, H // p, p, W // p, p, C).transpose(0, 1, 3, 2, 4, 5).reshape(n, (H // p) * (W // p), p * p * C)
+        x = nn.Dense(self.dim, name="embed")(x)
+        pos = self.param("pos", nn.initializers.normal(0.02), (1, x.shape[1], self.dim), jnp.float32)
+        x = x + pos
+        for i in range(self.depth):
+            x = _ViTBlock(self.dim, self.heads, self.mlp_ratio, name=f"block{i}")(x)
+        return jnp.mean(nn.LayerNorm(name="norm")(x), axis=1)

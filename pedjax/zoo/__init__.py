@@ -13,8 +13,15 @@ from .spec import (
     MANIFEST,
     TINY_CONFIG,
     TINY_MEMBERS,
+    TINY_V2_CONFIG,
+    TINY_V2_MEMBERS,
     TINY_WORK,
     TRUTH_FILE,
+    V2_CONFIG,
+    V2_MEMBERS,
+    V2_TASKS,
+    DEFAULT_WORK_V2,
+    DEFAULT_ZOO_V2,
     BuildConfig,
     MemberSpec,
     create_module,
@@ -23,6 +30,7 @@ from .store import Zoo, ZooMember, add_member, load_zoo, params_sha1, read_manif
 
 __all__ = [
     "ARCHITECTURES", "DEFAULT_MEMBERS", "DEFAULT_TASKS", "DEFAULT_WORK", "DEFAULT_ZOO", "FORMAT", "MANIFEST", "TINY_CONFIG",
-    "TINY_MEMBERS", "TINY_WORK", "TRUTH_FILE", "BuildConfig", "MemberSpec", "create_module",
+    "TINY_MEMBERS", "TINY_WORK", "TRUTH_FILE", "BuildConfig",
+    "V2_MEMBERS", "V2_CONFIG", "V2_TASKS", "TINY_V2_MEMBERS", "TINY_V2_CONFIG", "DEFAULT_ZOO_V2", "DEFAULT_WORK_V2", "MemberSpec", "create_module",
     "Zoo", "ZooMember", "add_member", "load_zoo", "params_sha1", "read_manifest",
 ]

@@ -5,9 +5,18 @@ resumes from its last orbax checkpoint; a finished member, recognised by its fin
 skipped) and stores it with its source statistics and linear probe; :func:`build_truth` fine-tunes
 every (member, task) pair over the lr × wd grid and records the result in ``ground_truth.json``
 after each pair; :func:`build` does both. ``pedjax zoo build`` is the command line.
+
+The v2 zoo adds pretraining-amount members (:func:`snapshot_member`: a checkpoint of another
+member's run, kept by :func:`pretrain_member` as the run passes that step), source-subset members
+(:func:`_source_subset`) and the unit-by-unit ground truth (:func:`build_truth_units`: one file
+per (member, task, seed) in the zoo folder, aggregated by :func:`aggregate_units`).
+
+Size: one module for the whole build, because the members, the ground truth and their resume
+logic share the fingerprints and the manifest handling; split it if another builder is added.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -28,10 +37,12 @@ def _log(msg: str, verbose: bool) -> None:
         print(msg, flush=True)
 
 
-def member_fingerprint(spec: MemberSpec, config: BuildConfig, source_sha1: str) -> str:
+def member_fingerprint(spec: MemberSpec, config: BuildConfig, source_sha1: str, parent_fp: str | None = None) -> str:
     from ..models import ssl as ssl_mod
 
     objective = ssl_mod.get_objective(spec.method, **dict(spec.method_kwargs))
+    if spec.parent is not None:  # a checkpoint of the parent's run: same run settings, a step
+        return sha1_json({"parent": parent_fp, "at_step": spec.at_step, "spec": spec.as_dict()})
     return sha1_json({
         "spec": spec.as_dict(), "objective": objective.describe(),
         "pretrain": config.pretrain_config(spec).training_dict(), "ranges": config.ranges(),
@@ -63,26 +74,33 @@ class SourceData:
         return cls(xp, yp, xh, yh, config.probe_train, r, sha1_arrays(xp, yp, xh, yh))
 
 
-def pretrain_member(spec: MemberSpec, config: BuildConfig, run_dir, source: SourceData, *, progress: bool = True) -> dict:
-    """Pretrain one member (resumable in ``run_dir``), then its source statistics and linear probe.
+def _source_subset(spec: MemberSpec, source: SourceData) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """The pretraining images of ``spec``: the whole pretraining part, or a class subset / its first
+    ``source_n`` images (v2's "what it was pretrained on" members)."""
+    x, y = source.x_pretrain, source.y_pretrain
+    if spec.source_classes is None and spec.source_n is None:
+        return x, y, None
+    keep = np.arange(len(y))
+    if spec.source_classes is not None:
+        keep = keep[np.isin(y[keep], spec.source_classes)]
+    if spec.source_n is not None:
+        keep = keep[: spec.source_n]
+    r = source.ranges["pretrain"]
+    desc = {"images": int(keep.size), "classes": sorted(int(c) for c in np.unique(y[keep])),
+            "from": f"fashion-mnist train[{r[0]}:{r[1]}]" + (f", classes {list(spec.source_classes)}" if spec.source_classes else "")
+            + (f", first {spec.source_n}" if spec.source_n is not None else "")}
+    return x[keep], y[keep], desc
 
-    Returns ``{"params", "source_mean", "source_std", "probe", "record", "passed"}`` — what
-    :func:`add_member` stores.
-    """
+
+def _finish_member(module, bb, config: BuildConfig, source: SourceData, record: dict, diverged: bool = False) -> dict:
+    """Source statistics and linear probe of a member's backbone ``bb``; what :func:`add_member` stores."""
     from ..models import pretrain as pt
-    from ..models import ssl as ssl_mod
 
-    t0 = time.time()
-    module = create_module(spec.arch, spec.arch_kwargs)
-    objective = ssl_mod.get_objective(spec.method, **dict(spec.method_kwargs))
-    res = pt.pretrain(module, objective, source.x_pretrain, source.y_pretrain, run_dir,
-                      config=config.pretrain_config(spec), name=spec.name, progress=progress)
-    bb = res.params["backbone"]
     feat = pt.feature_fn(module)
     F_held = feat(bb, source.x_heldout).astype(np.float64)
     n = source.probe_train
     probe = pt.linear_probe(feat(bb, source.x_pretrain[:n]), source.y_pretrain[:n], F_held, source.y_heldout)
-    passed = bool(probe["accuracy"] >= config.sanity_bar and not res.info.get("diverged"))
+    passed = bool(probe["accuracy"] >= config.sanity_bar and not diverged)
     r = source.ranges
     probe_rec = {
         "accuracy": round(float(probe["accuracy"]), 5), "train_accuracy": round(float(probe["train_accuracy"]), 5),
@@ -91,11 +109,112 @@ def pretrain_member(spec: MemberSpec, config: BuildConfig, run_dir, source: Sour
         "test_set": f"fashion-mnist train[{r['heldout'][0]}:{r['heldout'][1]}] (held out of pretraining)",
         "W": probe["W"], "b": probe["b"],
     }
-    info = dict(res.info)
-    record = {k: info.get(k) for k in ("config", "objective", "loss_curve", "final_loss", "diverged", "wall_seconds", "fingerprint", "n_images", "backend")}
-    record["wall_seconds_member"] = round(time.time() - t0, 2)
     return {"params": bb, "source_mean": F_held.mean(axis=0), "source_std": F_held.std(axis=0), "probe": probe_rec,
             "record": record, "passed": passed}
+
+
+SNAPSHOTS = "snapshots"
+
+
+def snapshot_path(run_dir, step: int) -> Path:
+    """Where the backbone of a pretraining run at ``step`` is kept (a v2 pretraining-amount member)."""
+    return Path(run_dir) / SNAPSHOTS / f"step{int(step):07d}.msgpack"
+
+
+def _save_snapshots(run_dir: Path, module, objective, steps: Sequence[int], input_shape=(28, 28, 1)) -> list[int]:
+    """Copy the backbone out of every orbax checkpoint of ``run_dir`` at one of ``steps`` whose snapshot
+    is missing (the checkpoint's leaves are (params, opt state, extra, losses) flattened, params first)."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    from ..models import nets
+
+    saved = []
+    want = {int(s) for s in steps if not snapshot_path(run_dir, s).is_file()}
+    if not want:
+        return saved
+    like = None
+    for ck in sorted((Path(run_dir) / "ckpt").glob("*/*")):
+        if not (ck.name.isdigit() and int(ck.name) in want and (ck / "default").is_dir()):
+            continue
+        if like is None:
+            bb_abs = nets._init_abstract(module, input_shape)
+            leaves, treedef = jax.tree_util.tree_flatten(bb_abs)
+            like = (len(leaves), treedef)
+        k, treedef = like
+        got = ocp.StandardCheckpointer().restore((ck / "default").resolve())
+        bb = jax.tree_util.tree_unflatten(treedef, [np.asarray(got[f"{i:04d}"], np.float32) for i in range(k)])
+        nets.save_params(snapshot_path(run_dir, int(ck.name)), bb)
+        saved.append(int(ck.name))
+    return saved
+
+
+def pretrain_member(spec: MemberSpec, config: BuildConfig, run_dir, source: SourceData, *, progress: bool = True,
+                    snapshot_steps: Sequence[int] = ()) -> dict:
+    """Pretrain one member (resumable in ``run_dir``), then its source statistics and linear probe.
+
+    ``snapshot_steps``: keep the backbone at these steps too (``run_dir/snapshots/``; each must be a
+    multiple of ``config.checkpoint_every`` below the run's steps): the pretraining-amount members
+    that name this one as ``parent``. Returns ``{"params", "source_mean", "source_std", "probe",
+    "record", "passed"}`` — what :func:`add_member` stores.
+    """
+    from ..models import pretrain as pt
+    from ..models import ssl as ssl_mod
+
+    t0 = time.time()
+    module = create_module(spec.arch, spec.arch_kwargs)
+    objective = ssl_mod.get_objective(spec.method, **dict(spec.method_kwargs))
+    pcfg = config.pretrain_config(spec)
+    bad = [s for s in snapshot_steps if s % pcfg.checkpoint_every or s >= pcfg.steps]
+    if bad:
+        raise ValueError(f"{spec.name}: snapshot steps {bad} must be multiples of checkpoint_every {pcfg.checkpoint_every} "
+                         f"below the run's {pcfg.steps} steps")
+    run_dir = Path(run_dir)
+    x, y, subset = _source_subset(spec, source)
+    on_chunk = None
+    if snapshot_steps:
+        _save_snapshots(run_dir, module, objective, snapshot_steps)  # a run killed right after such a checkpoint
+
+        def on_chunk(step):
+            if step in snapshot_steps:
+                _save_snapshots(run_dir, module, objective, [step])
+
+    res = pt.pretrain(module, objective, x, y, run_dir, config=pcfg, name=spec.name, progress=progress, on_chunk=on_chunk)
+    missing = [s for s in snapshot_steps if not snapshot_path(run_dir, s).is_file()]
+    if missing:
+        raise RuntimeError(f"{spec.name}: the run in {run_dir} finished without the snapshots at steps {missing} "
+                           f"(it was built before they were asked for); delete {run_dir} and build again")
+    bb = res.params["backbone"]
+    info = dict(res.info)
+    record = {k: info.get(k) for k in ("config", "objective", "loss_curve", "final_loss", "diverged", "wall_seconds", "fingerprint", "n_images", "backend")}
+    if subset is not None:
+        record["source_subset"] = subset
+    out = _finish_member(module, bb, config, source, record, bool(res.info.get("diverged")))
+    record["wall_seconds_member"] = round(time.time() - t0, 2)
+    return out
+
+
+def snapshot_member(spec: MemberSpec, parent_record: dict, config: BuildConfig, parent_run_dir, source: SourceData) -> dict:
+    """A pretraining-amount member: the parent's run at ``spec.at_step`` (its saved snapshot), then
+    source statistics and linear probe. Nothing is re-trained."""
+    from ..models import nets
+
+    t0 = time.time()
+    path = snapshot_path(parent_run_dir, spec.at_step)
+    if not path.is_file():
+        raise FileNotFoundError(f"{spec.name}: no snapshot {path} of {spec.parent}'s run; delete {parent_run_dir} and "
+                                f"build {spec.parent} again (with this member in the spec) to take it")
+    module = create_module(spec.arch, spec.arch_kwargs)
+    bb = nets.load_params(path)
+    nets.check_params(module, bb)
+    curve = [pt for pt in (parent_record.get("loss_curve") or []) if pt[0] <= spec.at_step]
+    record = {"snapshot_of": spec.parent, "at_step": spec.at_step, "parent_fingerprint": parent_record.get("fingerprint"),
+              "config": parent_record.get("config"), "objective": parent_record.get("objective"), "loss_curve": curve,
+              "final_loss": curve[-1][1] if curve else None, "diverged": False, "wall_seconds": 0.0,
+              "n_images": parent_record.get("n_images"), "backend": parent_record.get("backend")}
+    out = _finish_member(module, bb, config, source, record)
+    record["wall_seconds_member"] = round(time.time() - t0, 2)
+    return out
 
 
 @locks_output("zoo_dir", "work_dir")
@@ -118,8 +237,20 @@ def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = DEFAUL
         existing = {e["name"]: e for e in read_manifest(zoo_dir)["members"]}
     report = {"built": [], "skipped": [], "below_bar": []}
     t_all = time.time()
+    by_name = {s.name: s for s in members}
+    snaps: dict[str, list[int]] = {}
+    for s in members:
+        if s.parent is not None:
+            par = by_name.get(s.parent)
+            if par is None or names.index(s.parent) > names.index(s.name) or par.parent is not None:
+                raise ValueError(f"members: {s.name} is a checkpoint of {s.parent!r}, which must be an earlier, pretrained member of the spec")
+            if (s.arch, s.as_dict()["arch_kwargs"], s.method, s.seed) != (par.arch, par.as_dict()["arch_kwargs"], par.method, par.seed):
+                raise ValueError(f"members: {s.name} must name the architecture, method and seed of its parent {s.parent}")
+            snaps.setdefault(s.parent, []).append(int(s.at_step))
+    fps: dict[str, str] = {}
     for i, spec in enumerate(members, 1):
-        fp = member_fingerprint(spec, config, source.sha1)
+        fp = member_fingerprint(spec, config, source.sha1, fps.get(spec.parent))
+        fps[spec.name] = fp
         e = existing.get(spec.name)
         if e is not None and e.get("fingerprint") == fp and (zoo_dir / e["params"]["path"]).exists():
             report["skipped"].append(spec.name)
@@ -128,7 +259,12 @@ def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = DEFAUL
             _log(f"[{i}/{len(members)}] {spec.name}: in the zoo (fingerprint {fp[:8]}), skipped", verbose)
             continue
         t0 = time.time()
-        out = pretrain_member(spec, config, work / "pretrain" / spec.name, source, progress=progress)
+        if spec.parent is not None:
+            par_entry = {e["name"]: e for e in read_manifest(zoo_dir)["members"]}.get(spec.parent, {})
+            out = snapshot_member(spec, par_entry.get("pretrain", {}), config, work / "pretrain" / spec.parent, source)
+        else:
+            out = pretrain_member(spec, config, work / "pretrain" / spec.name, source, progress=progress,
+                                  snapshot_steps=sorted(snaps.get(spec.name, [])))
         add_member(zoo_dir, spec, out["params"], source_mean=out["source_mean"], source_std=out["source_std"],
                    probe=out["probe"], record=out["record"], fingerprint=fp, params_format=config.params_format, config=config)
         report["built"].append(spec.name)
@@ -151,8 +287,6 @@ def _truth_key(member_entry: dict, task: str, ft_config) -> str:
 
 
 def _new_truth(config: BuildConfig) -> dict:
-    from ..models.finetune import GRID_LRS, GRID_WDS
-
     ftc = config.finetune_config()
     return {
         "format": TRUTH_FORMAT,
@@ -163,7 +297,7 @@ def _new_truth(config: BuildConfig) -> dict:
         "std": {},
         "runs": {},
         "provenance": {
-            "finetune": {**ftc.training_dict(), "seeds": list(ftc.seeds), "grid": {"lr": list(GRID_LRS), "wd": list(GRID_WDS)}},
+            "finetune": {**ftc.training_dict(), "seeds": list(ftc.seeds), "grid": {"lr": list(ftc.lrs), "wd": list(ftc.wds)}},
         },
     }
 
@@ -228,6 +362,179 @@ def build_truth(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(), *, 
     return table
 
 
+UNITS_DIR = "truth_units"
+UNIT_FORMAT = "pedjax-zoo-truth-unit"
+
+
+def unit_path(zoo_dir, task: str, member: str, seed: int) -> Path:
+    """The file of one finished ground-truth unit (member, task, seed), inside the zoo folder."""
+    return Path(zoo_dir) / UNITS_DIR / task / member / f"seed{int(seed)}.json"
+
+
+def _unit_key(member_entry: dict, task: str, ft_config, seed: int) -> str:
+    return sha1_json({
+        "params": member_entry["params"]["sha1"], "arch": member_entry["arch"], "arch_kwargs": member_entry.get("arch_kwargs", {}),
+        "task": task, "config": ft_config.training_dict(), "seed": int(seed),
+    })
+
+
+def _curve_recorder(run_dir: Path, seed: int, key: str):
+    """``on_chunk(seed, step)`` for :func:`pedjax.models.finetune.finetune`: after each checkpointed
+    chunk, the grid's training loss at that step (the last leaf of the checkpointed state) is appended
+    to ``run_dir/curves/seed<k>.json`` (kept across a kill, so a resumed unit keeps its whole curve)."""
+    import orbax.checkpoint as ocp
+
+    path = run_dir / "curves" / f"seed{seed}.json"
+
+    def load() -> dict:
+        if path.is_file():
+            d = json.loads(path.read_text())
+            if d.get("key") == key:
+                return d
+        return {"key": key, "steps": [], "loss": []}
+
+    def on_chunk(s, step):
+        cands = sorted(run_dir.glob(f"ckpt/seed{s}-*/{step}/default"))
+        if not cands:
+            return  # the last chunk is not checkpointed: its loss is the result's final_train_loss
+        got = ocp.StandardCheckpointer().restore(cands[0].resolve())
+        losses = np.asarray(got[max(got)], dtype=float)
+        d = load()
+        if step not in d["steps"]:
+            d["steps"].append(int(step))
+            d["loss"].append([float(v) if np.isfinite(v) else None for v in losses])
+            atomic_write_json(path, d)
+
+    return on_chunk, load
+
+
+@locks_output("zoo_dir", "work_dir")
+def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(), *, tasks: Sequence[str] | None = None,
+                      members: Sequence[str] | None = None, progress: bool = True, verbose: bool = True, fashion_root=None,
+                      on_unit=None, max_units: int | None = None) -> dict:
+    """The v2 ground truth, one (member, task, seed) unit at a time.
+
+    Each unit fine-tunes one member on one task with one seed over the whole lr × wd grid
+    (:func:`pedjax.models.finetune.finetune`, resumable from orbax checkpoints under
+    ``work_dir/truth/<member>/<task>``) and writes ``zoo_dir/truth_units/<task>/<member>/seed<k>.json``:
+    per-configuration test accuracies, the loss curves, the key (member parameters, task, settings,
+    seed). A unit whose file holds the current key is skipped, so a killed build loses at most the
+    unit it was running (and that one resumes from its last checkpoint). ``max_units`` stops after
+    that many newly fine-tuned units (a session's share of the build). After every unit
+    ``ground_truth.json`` is re-aggregated from the unit files (:func:`aggregate_units`).
+    Task-major order: the members sharing an architecture reuse one compiled trainer per task.
+    """
+    from ..models import finetune as ft
+
+    zoo = load_zoo(zoo_dir, members)
+    ftc = config.finetune_config()
+    tasks = tuple(tasks) if tasks is not None else config.tasks
+    work = Path(work_dir) if work_dir is not None else DEFAULT_WORK
+    units = [(t, m, seed) for t in tasks for m in zoo for seed in ftc.seeds]
+    t_all = time.time()
+    done_now = 0
+    for i, (task, m, seed) in enumerate(units, 1):
+        if max_units is not None and done_now >= max_units:
+            _log(f"stopping after {done_now} unit(s) (--max-units); rerun to continue", verbose)
+            break
+        key = _unit_key(m.entry, task, ftc, seed)
+        path = unit_path(zoo_dir, task, m.name, seed)
+        if path.is_file():
+            try:
+                if json.loads(path.read_text()).get("key") == key:
+                    continue
+            except json.JSONDecodeError:
+                pass  # a torn file (never written by this code: writes are atomic); redo the unit
+        t0 = time.time()
+        run_dir = work / "truth" / m.name / task
+        on_chunk, load_curve = _curve_recorder(run_dir, seed, key)
+        res = ft.finetune(m.module, task, run_dir, params=m.params, config=dataclasses.replace(ftc, seeds=(seed,)),
+                          model_name=m.name, progress=progress, fashion_root=fashion_root, on_chunk=on_chunk)
+        rec = res["per_seed"][0]
+        curve = load_curve()
+        final = np.asarray(rec["final_train_loss"], dtype=float).reshape(-1)
+        steps = [*curve["steps"], ftc.steps]
+        loss = [*curve["loss"], [float(v) if np.isfinite(v) else None for v in final]]
+        prov = res["provenance"]
+        unit = {
+            "format": UNIT_FORMAT, "key": key, "member": m.name, "task": task, "seed": int(seed),
+            "params_sha1": m.entry["params"]["sha1"], "metric": ftc.metric, "score": rec["score"], "best": rec["best"],
+            "grid": {"lr": list(ftc.lrs), "wd": list(ftc.wds), "order": "lr-major"},
+            "accuracy": rec["accuracy"], "mean_class_accuracy": rec["mean_class_accuracy"],
+            "loss_curve": {"steps": steps, "loss": loss,
+                           "what": "training loss of the batch at each checkpointed step, per grid configuration (lr-major)"},
+            "diverged": rec["diverged"], "resumed_from_step": rec["resumed_from_step"],
+            "finetune": {**ftc.training_dict(), "seed": int(seed)},
+            "n_train": prov["task"]["n_train"], "n_test": prov["task"]["n_test"], "data_sha1": prov["task"]["data_sha1"],
+            "fingerprint": prov["fingerprint"], "wall_seconds": round(time.time() - t0, 2), "date": _now(),
+            "git_commit": git_commit(), "jax_version": _jax_version(), "backend": _backend(),
+            "machine": f"{platform.machine()} {os.cpu_count()} CPU(s), {platform.system()}",
+        }
+        atomic_write_json(path, unit)
+        aggregate_units(zoo_dir, config, tasks=tasks, members=[mm.name for mm in zoo])
+        done_now += 1
+        _log(f"[{i}/{len(units)}] {m.name} on {task}, seed {seed}: {rec['score']:.4f} ({time.time() - t0:.0f} s)", verbose)
+        if on_unit is not None:
+            on_unit(m.name, task, seed)
+    table = aggregate_units(zoo_dir, config, tasks=tasks, members=[mm.name for mm in zoo])
+    _log(f"ground truth: {done_now} unit(s) fine-tuned in {time.time() - t_all:.0f} s; "
+         f"{table['provenance']['units_done']}/{table['provenance']['units_total']} done -> {Path(zoo_dir) / TRUTH_FILE}", verbose)
+    return table
+
+
+def aggregate_units(zoo_dir, config: BuildConfig, *, tasks: Sequence[str] | None = None, members: Sequence[str] | None = None) -> dict:
+    """``ground_truth.json`` from the unit files whose key matches the zoo's current members and the
+    settings: ``datasets[task][member]`` (mean over seeds of the best-of-grid accuracy, only for pairs
+    with every seed done), ``std``, ``per_seed[task][member]`` (best-of-grid accuracy per seed, in
+    ``seeds`` order, ``null`` where missing: the noise ceiling's input), ``curves[task][member]``
+    (per seed: the loss curve of its best configuration), ``runs``. Written atomically; returned."""
+    zoo_dir = Path(zoo_dir)
+    manifest = {e["name"]: e for e in read_manifest(zoo_dir)["members"]}
+    names = list(members) if members is not None else list(manifest)
+    ftc = config.finetune_config()
+    tasks = tuple(tasks) if tasks is not None else config.tasks
+    table = _new_truth(config)
+    table["score_definition"] = f"best-of-grid test {ftc.metric} per seed, averaged over seeds; one file per (member, task, seed) in {UNITS_DIR}/"
+    table["per_seed"], table["curves"], table["seeds"] = {}, {}, list(ftc.seeds)
+    done, total, wall = 0, 0, 0.0
+    for task in tasks:
+        for name in names:
+            entry = manifest.get(name)
+            per, curves, units = [], [], []
+            for seed in ftc.seeds:
+                total += 1
+                p = unit_path(zoo_dir, task, name, seed)
+                u = json.loads(p.read_text()) if p.is_file() else None
+                if u is None or entry is None or u.get("key") != _unit_key(entry, task, ftc, seed):
+                    per.append(None)
+                    curves.append(None)
+                    continue
+                done += 1
+                wall += float(u.get("wall_seconds", 0.0))
+                per.append(u["score"])
+                b = u["best"]["index"]
+                curves.append({"steps": u["loss_curve"]["steps"], "loss": [row[b] for row in u["loss_curve"]["loss"]],
+                               "lr": u["best"]["lr"], "wd": u["best"]["wd"]})
+                units.append(u)
+            table["per_seed"].setdefault(task, {})[name] = per
+            table["curves"].setdefault(task, {})[name] = curves
+            if units and all(v is not None for v in per):
+                table["datasets"].setdefault(task, {})[name] = float(np.mean(per))
+                table["std"].setdefault(task, {})[name] = float(np.std(per))
+                table["runs"].setdefault(task, {})[name] = {
+                    "params_sha1": entry["params"]["sha1"], "per_seed_best": [u["best"] for u in units],
+                    "wall_seconds": round(sum(float(u["wall_seconds"]) for u in units), 2),
+                    "n_train": units[0]["n_train"], "n_test": units[0]["n_test"], "data_sha1": units[0]["data_sha1"],
+                }
+    table["provenance"].update({
+        "updated": _now(), "units_dir": UNITS_DIR, "units_done": done, "units_total": total, "complete": done == total,
+        "total_wall_seconds": round(wall, 2), "dtype": "float32",
+        "zoo_members": [{"name": n, "params_sha1": manifest[n]["params"]["sha1"]} for n in names if n in manifest],
+    })
+    atomic_write_json(zoo_dir / TRUTH_FILE, table)
+    return table
+
+
 def _jax_version() -> str:
     import jax
 
@@ -241,13 +548,17 @@ def _backend() -> str:
 
 
 def build(zoo_dir=None, work_dir=None, members: Sequence[MemberSpec] = DEFAULT_MEMBERS, config: BuildConfig = BuildConfig(),
-          *, truth: bool = True, pretrain: bool = True, progress: bool = True, verbose: bool = True, fashion_root=None) -> dict:
+          *, truth: bool = True, pretrain: bool = True, progress: bool = True, verbose: bool = True, fashion_root=None,
+          max_units: int | None = None) -> dict:
     """Build (or finish building) a zoo and its ground truth: :func:`build_members` then :func:`build_truth`."""
     zoo_dir = Path(zoo_dir) if zoo_dir is not None else DEFAULT_ZOO
     out: dict = {}
     if pretrain:
         out["members"] = build_members(zoo_dir, work_dir, members, config, progress=progress, verbose=verbose, fashion_root=fashion_root)
     if truth:
-        out["truth"] = build_truth(zoo_dir, work_dir, config, members=[s.name for s in members], progress=progress,
-                                   verbose=verbose, fashion_root=fashion_root)
+        kw = {"members": [s.name for s in members], "progress": progress, "verbose": verbose, "fashion_root": fashion_root}
+        if config.truth_units:
+            out["truth"] = build_truth_units(zoo_dir, work_dir, config, max_units=max_units, **kw)
+        else:
+            out["truth"] = build_truth(zoo_dir, work_dir, config, **kw)
     return out

@@ -27,7 +27,8 @@ TINY_WORK = Path("runs") / "zoo-tiny"
 PARAM_FORMATS = ("orbax", "npz")
 
 #: architectures a zoo member may name: :data:`pedjax.models.nets.ARCHITECTURES` plus the cheap ResNet
-ARCHITECTURES = {**nets.ARCHITECTURES, "resnet-s2": nets.StridedResNet}
+#: and the small Vision Transformer (the v2 zoo's attention family)
+ARCHITECTURES = {**nets.ARCHITECTURES, "resnet-s2": nets.StridedResNet, "vit": nets.SmallViT}
 
 #: the ground-truth tasks of the shipped zoo (see ``pedjax tasks``)
 DEFAULT_TASKS = ("digits-10", "fashion-lowdata", "fashion-coarse", "fashion-rotated", "fashion-inverted")
@@ -54,11 +55,38 @@ class MemberSpec:
     steps: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    #: v2: pretrain only on these source classes (a class-subset source) …
+    source_classes: tuple[int, ...] | None = None
+    #: … and/or on the first ``source_n`` images of the pretraining part (a low-data source)
+    source_n: int | None = None
+    #: v2: this member is the checkpoint of member ``parent``'s pretraining run at step ``at_step``
+    #: (same architecture, method and seed; taken from the parent's run, never re-run)
+    parent: str | None = None
+    at_step: int | None = None
+
+    def __post_init__(self):
+        if self.source_classes is not None:
+            sc = tuple(sorted(int(c) for c in self.source_classes))
+            if not sc or len(set(sc)) != len(sc) or sc[0] < 0 or sc[-1] > 9:
+                raise ValueError(f"source_classes: distinct Fashion-MNIST classes 0..9, got {self.source_classes!r}")
+            object.__setattr__(self, "source_classes", sc)
+        if self.source_n is not None and (not isinstance(self.source_n, (int, np.integer)) or self.source_n < 2):
+            raise ValueError(f"source_n: an integer >= 2, got {self.source_n!r}")
+        if (self.parent is None) != (self.at_step is None):
+            raise ValueError(f"{self.name}: parent and at_step go together")
+        if self.at_step is not None and (not isinstance(self.at_step, (int, np.integer)) or self.at_step < 1):
+            raise ValueError(f"at_step: a positive integer, got {self.at_step!r}")
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["arch_kwargs"] = {k: list(v) if isinstance(v, tuple) else v for k, v in dict(self.arch_kwargs).items()}
         d["method_kwargs"] = dict(self.method_kwargs)
+        # the v2 fields only when set: the v1 members' fingerprints (and the shipped zoo) stay valid
+        for k in ("source_classes", "source_n", "parent", "at_step"):
+            if d[k] is None:
+                d.pop(k)
+            elif k == "source_classes":
+                d[k] = list(d[k])
         return d
 
 
@@ -114,6 +142,12 @@ class BuildConfig:
     ft_seeds: tuple[int, ...] = (0, 1)
     ft_checkpoint_every: int = 50
     ft_eval_batch_size: int = 50
+    #: the fine-tuning grid (default: the paper's 4 × 4)
+    ft_lrs: tuple[float, ...] | None = None
+    ft_wds: tuple[float, ...] | None = None
+    #: v2: the ground truth is built unit by unit — one (member, task, seed) per file under
+    #: ``zoo/truth_units/`` (committable, skipped on restart) — and aggregated into ground_truth.json
+    truth_units: bool = False
 
     def __post_init__(self):
         from ..data import SOURCE_RANGE
@@ -139,9 +173,14 @@ class BuildConfig:
     def finetune_config(self):
         from ..models.finetune import FinetuneConfig
 
+        grid = {}
+        if self.ft_lrs is not None:
+            grid["lrs"] = tuple(self.ft_lrs)
+        if self.ft_wds is not None:
+            grid["wds"] = tuple(self.ft_wds)
         return FinetuneConfig(
             steps=self.ft_steps, batch_size=self.ft_batch_size, seeds=self.ft_seeds,
-            checkpoint_every=self.ft_checkpoint_every, eval_batch_size=self.ft_eval_batch_size,
+            checkpoint_every=self.ft_checkpoint_every, eval_batch_size=self.ft_eval_batch_size, **grid,
         )
 
     def pretrain_config(self, spec: MemberSpec):
@@ -170,4 +209,97 @@ TINY_CONFIG = BuildConfig(
     steps=8, batch_size=32, checkpoint_every=4, source_n=1000, heldout=300, probe_train=300, sanity_bar=0.3,
     params_format="orbax", tasks=("digits-5",), ft_steps=6, ft_batch_size=16, ft_seeds=(0, 1),
     ft_checkpoint_every=3, ft_eval_batch_size=135,
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# Benchmark v2 (docs/zoo.md, "The v2 zoo"): a zoo whose members differ in real quality — family,
+# width, objective, amount of pretraining, pretraining data — and 11 tasks that each exercise one
+# property. Built into its own folder (the v1 shipped zoo keeps working until v2 is built).
+
+DEFAULT_ZOO_V2 = Path(__file__).resolve().parents[1] / "assets" / "zoo-v2"
+DEFAULT_WORK_V2 = Path("runs") / "zoo-v2-build"
+
+#: the v2 ground-truth tasks (``pedjax tasks``), one property each
+V2_TASKS = (
+    "fashion-rotated",   # rotation
+    "fashion-inverted",  # inversion
+    "fashion-blur",      # blur
+    "fashion-noisy",     # additive noise
+    "fashion-occluded",  # occlusion
+    "fashion-lowdata",   # low data (50 per class)
+    "fashion-fewshot",   # few shots (10 per class)
+    "fashion-coarse",    # coarse labels
+    "fashion-tops",      # a class subset (the 4 upper-body classes, the hard ones)
+    "digits-10",         # another dataset
+    "digits-degraded",   # another dataset, degraded
+)
+
+_CNNS = {"channels": (4, 8), "dense": 32}
+_MLPN = {"hidden": (128, 64)}
+_VIT = {"dim": 32, "depth": 2, "heads": 4, "patch": 7}
+_VITW = {"dim": 64, "depth": 2, "heads": 4, "patch": 7}
+#: the classes a "class-subset source" member sees: footwear and bags only (no upper-body garment)
+V2_SUBSET_CLASSES = (5, 7, 8, 9)
+
+#: the v2 zoo: 27 members, 4 families (CNN at two widths, strided ResNet, MLP at two widths, ViT at
+#: two widths), all 8 objectives on the narrow CNN, three checkpoints of one run (pretraining
+#: amount), a class-subset and a low-data source, and a random initialisation in every family
+V2_MEMBERS: tuple[MemberSpec, ...] = (
+    # all eight objectives on the narrow CNN (the v1 zoo's backbone)
+    MemberSpec("cnn-supervised", "cnn", "supervised", _CNN, seed=0),
+    MemberSpec("cnn-simclr", "cnn", "simclr", _CNN, seed=1),
+    MemberSpec("cnn-byol", "cnn", "byol", _CNN, seed=2),
+    MemberSpec("cnn-barlow", "cnn", "barlow", _CNN, seed=3),
+    MemberSpec("cnn-vicreg", "cnn", "vicreg", _CNN, seed=4),
+    MemberSpec("cnn-rotation", "cnn", "rotation", _CNN, seed=5),
+    MemberSpec("cnn-dae", "cnn", "dae", _CNN, seed=6),
+    MemberSpec("cnn-random", "cnn", "random", _CNN, seed=7),
+    # pretraining amount: checkpoints of the two runs above (no extra pretraining)
+    MemberSpec("cnn-supervised@100", "cnn", "supervised", _CNN, seed=0, parent="cnn-supervised", at_step=100),
+    MemberSpec("cnn-supervised@300", "cnn", "supervised", _CNN, seed=0, parent="cnn-supervised", at_step=300),
+    MemberSpec("cnn-simclr@200", "cnn", "simclr", _CNN, seed=1, parent="cnn-simclr", at_step=200),
+    # what it was pretrained on: a class subset, a low-data source
+    MemberSpec("cnn-supervised-shoesbags", "cnn", "supervised", _CNN, seed=12, source_classes=V2_SUBSET_CLASSES),
+    MemberSpec("cnn-simclr-1k", "cnn", "simclr", _CNN, seed=13, source_n=1000),
+    # width: the slim CNN (half the channels; a wider one costs 4-5x the fine-tuning time)
+    MemberSpec("cnns-supervised", "cnn", "supervised", _CNNS, seed=14),
+    MemberSpec("cnns-simclr", "cnn", "simclr", _CNNS, seed=15),
+    MemberSpec("cnns-random", "cnn", "random", _CNNS, seed=16),
+    # ResNet family
+    MemberSpec("resnet-supervised", "resnet-s2", "supervised", _RES, seed=17),
+    MemberSpec("resnet-simclr", "resnet-s2", "simclr", _RES, seed=18),
+    MemberSpec("resnet-random", "resnet-s2", "random", _RES, seed=19),
+    # MLP family at two widths
+    MemberSpec("mlp-supervised", "mlp", "supervised", {}, seed=20),
+    MemberSpec("mlp-dae", "mlp", "dae", {}, seed=21),
+    MemberSpec("mlp-random", "mlp", "random", {}, seed=22),
+    MemberSpec("mlpn-simclr", "mlp", "simclr", _MLPN, seed=23),
+    # attention family (ViT) at two widths
+    MemberSpec("vit-supervised", "vit", "supervised", _VIT, seed=24),
+    MemberSpec("vit-simclr", "vit", "simclr", _VIT, seed=25),
+    MemberSpec("vit-random", "vit", "random", _VIT, seed=26),
+    MemberSpec("vitw-supervised", "vit", "supervised", _VITW, seed=27),
+)
+
+#: how the v2 zoo is built; sized by the timing probe (experiments/zoo_v2_probe.py, docs/zoo.md
+#: "Cost of the v2 build") to fit 4 hours of the 2-core machine, pretraining + ground truth
+V2_CONFIG = BuildConfig(
+    steps=1000, batch_size=128, checkpoint_every=100, tasks=V2_TASKS,
+    ft_steps=300, ft_batch_size=32, ft_seeds=(0, 1, 2), ft_checkpoint_every=50, ft_eval_batch_size=500,
+    ft_lrs=(0.1, 0.03, 0.01), ft_wds=(1e-5, 1e-3), truth_units=True,
+)
+
+#: the v2 chain's tiny zoo (tests/test_zoo_v2.py): a pretraining-amount checkpoint, a class-subset
+#: source, a tiny ViT and a random init, in seconds
+TINY_V2_MEMBERS: tuple[MemberSpec, ...] = (
+    MemberSpec("t-cnn-sup", "cnn", "supervised", {"channels": (4, 8), "dense": 16}, seed=0),
+    MemberSpec("t-cnn-sup@4", "cnn", "supervised", {"channels": (4, 8), "dense": 16}, seed=0, parent="t-cnn-sup", at_step=4),
+    MemberSpec("t-mlp-sub", "mlp", "supervised", {"hidden": (32,)}, seed=1, source_classes=(0, 1, 2)),
+    MemberSpec("t-vit-random", "vit", "random", {"dim": 16, "depth": 1, "heads": 2, "patch": 7}, seed=2),
+)
+TINY_V2_CONFIG = BuildConfig(
+    steps=8, batch_size=32, checkpoint_every=4, source_n=1000, heldout=300, probe_train=300, sanity_bar=0.0,
+    params_format="npz", tasks=("digits-5", "digits-degraded"), ft_steps=4, ft_batch_size=16, ft_seeds=(0, 1),
+    ft_checkpoint_every=2, ft_eval_batch_size=200, ft_lrs=(0.1, 0.03, 0.01), ft_wds=(1e-4,), truth_units=True,
 )

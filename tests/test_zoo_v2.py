@@ -1,0 +1,218 @@
+"""The benchmark-v2 zoo's pieces: the ViT family, the v2 specs and config, the new tasks, and the
+unit-by-unit ground truth (kill and resume on a tiny zoo)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pedjax import data
+from pedjax.data import fashion
+from pedjax.models import nets
+from pedjax.zoo import (DEFAULT_MEMBERS, TINY_V2_CONFIG, TINY_V2_MEMBERS, V2_CONFIG, V2_MEMBERS, V2_TASKS, ARCHITECTURES,
+                        create_module)
+
+needs_fashion = pytest.mark.skipif(not fashion.available(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+
+
+# ------------------------------------------------------------------------------------------ ViT
+
+
+def _vit_params(dim, depth, heads, patch, mlp_ratio=2, c=1, hw=28):
+    tokens = (hw // patch) ** 2
+    embed = patch * patch * c * dim + dim
+    attn = 3 * (dim * dim + dim) + dim * dim + dim  # q, k, v (heads x head_dim = dim) + out
+    block = attn + (dim * dim * mlp_ratio + dim * mlp_ratio) + (dim * mlp_ratio * dim + dim) + 4 * dim
+    return embed + tokens * dim + depth * block + 2 * dim
+
+
+@pytest.mark.parametrize("kw", [{}, {"dim": 64, "depth": 2, "heads": 4, "patch": 7}, {"dim": 16, "depth": 1, "heads": 2, "patch": 4}])
+def test_vit_shapes_params_jit(kw):
+    m = nets.SmallViT(**kw)
+    p = nets.init(m, 0)
+    full = {"dim": 32, "depth": 2, "heads": 4, "patch": 7, **kw}
+    assert nets.count_params(p) == _vit_params(full["dim"], full["depth"], full["heads"], full["patch"])
+    assert nets.feature_dim(m) == full["dim"]
+    x = jax.random.uniform(jax.random.PRNGKey(1), (5, 28, 28, 1), jnp.float32)
+    f = jax.jit(lambda pp, xx: m.apply({"params": pp}, xx))
+    out = f(p, x)
+    assert out.shape == (5, full["dim"]) and out.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(out)))
+    np.testing.assert_allclose(out, m.apply({"params": p}, x), rtol=1e-5, atol=1e-5)
+    # per-image: the batch does not mix images (no batch statistics)
+    np.testing.assert_allclose(f(p, x[:2]), out[:2], rtol=1e-5, atol=1e-5)
+    g = jax.grad(lambda pp: jnp.sum(m.apply({"params": pp}, x) ** 2))(p)
+    assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree_util.tree_leaves(g))
+
+
+def test_vit_in_the_zoo_and_rejects_bad_sizes():
+    assert ARCHITECTURES["vit"] is nets.SmallViT and "vit" not in nets.ARCHITECTURES
+    m = create_module("vit", {"dim": 16, "depth": 1, "heads": 2, "patch": 7})
+    assert nets.feature_dim(m) == 16
+    with pytest.raises(ValueError, match="patch"):
+        nets.SmallViT(patch=5).init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
+
+
+# ------------------------------------------------------------------------------------ v2 specs
+
+
+def test_v2_members_cover_the_issue():
+    names = [s.name for s in V2_MEMBERS]
+    assert len(names) == len(set(names)) >= 24
+    families = {s.arch for s in V2_MEMBERS}
+    assert {"cnn", "resnet-s2", "mlp", "vit"} <= families
+    widths = {}
+    for s in V2_MEMBERS:
+        widths.setdefault(s.arch, set()).add(json.dumps(s.as_dict()["arch_kwargs"], sort_keys=True))
+    assert sum(len(w) >= 2 for w in widths.values()) >= 2
+    assert {s.method for s in V2_MEMBERS} >= {"supervised", "simclr", "byol", "barlow", "vicreg", "rotation", "dae", "random"}
+    snaps = [s for s in V2_MEMBERS if s.parent is not None]
+    assert len({s.parent for s in snaps}) >= 1 and len(snaps) >= 2
+    by = {s.name: s for s in V2_MEMBERS}
+    for s in snaps:  # a checkpoint of an earlier member's run, at a checkpointed step below its length
+        par = by[s.parent]
+        assert names.index(par.name) < names.index(s.name) and par.method == s.method and par.seed == s.seed
+        assert s.at_step % V2_CONFIG.checkpoint_every == 0 and s.at_step < (par.steps or V2_CONFIG.steps)
+    assert any(s.source_classes for s in V2_MEMBERS) and any(s.source_n for s in V2_MEMBERS)
+    assert {s.arch for s in V2_MEMBERS if s.method == "random"} == families  # a floor in every family
+    for s in V2_MEMBERS:
+        create_module(s.arch, s.arch_kwargs)
+    cfg = V2_CONFIG
+    assert len(cfg.tasks) >= 10 and cfg.tasks == V2_TASKS and len(cfg.ft_seeds) >= 3 and cfg.truth_units
+    ftc = cfg.finetune_config()
+    assert len(ftc.lrs) >= 3 and len(ftc.wds) >= 2 and ftc.seeds == cfg.ft_seeds
+
+
+def test_v1_member_fingerprints_unchanged():
+    """The v2 fields appear in a spec's dict only when set, so the shipped v1 zoo stays valid."""
+    for s in DEFAULT_MEMBERS:
+        assert set(s.as_dict()) == {"name", "arch", "method", "arch_kwargs", "method_kwargs", "seed", "steps", "batch_size", "lr"}
+    manifest = json.loads((Path(__file__).resolve().parents[1] / "pedjax" / "assets" / "zoo" / "manifest.json").read_text())
+    from pedjax.zoo import BuildConfig
+    from pedjax.zoo.build import SourceData, member_fingerprint
+
+    if fashion.available():
+        src_sha = manifest.get("source_sha1")
+        if src_sha:
+            fp = member_fingerprint(DEFAULT_MEMBERS[0], BuildConfig(), src_sha)
+            assert fp == manifest["members"][0]["fingerprint"]
+
+
+# -------------------------------------------------------------------------------------- tasks
+
+NEW_TASKS = ("fashion-blur", "fashion-occluded", "fashion-fewshot", "fashion-tops", "digits-degraded")
+
+
+def test_v2_tasks_registered():
+    names = data.task_names()
+    assert all(t in names for t in V2_TASKS) and len(set(V2_TASKS)) >= 10
+
+
+@needs_fashion
+@pytest.mark.parametrize("name", NEW_TASKS)
+def test_new_tasks_shapes_determinism_disjoint(name):
+    t = data.get_task(name)
+    d = t.load()
+    assert (d.x_train.shape[0], d.x_test.shape[0], d.num_classes) == (t.n_train, t.n_test, t.num_classes)
+    assert d.x_train.shape[1:] == (28, 28, 1) and d.x_train.dtype == np.float32
+    assert 0.0 <= d.x_train.min() and d.x_train.max() <= 1.0
+    assert set(np.unique(d.y_train)) == set(range(d.num_classes)) == set(np.unique(d.y_test))
+    fresh = t.builder(str(fashion.fashion_root())) if t.dataset == "fashion-mnist" else t.builder()
+    np.testing.assert_array_equal(fresh.x_train, d.x_train)
+    np.testing.assert_array_equal(fresh.x_test, d.x_test)
+    prov = d.provenance
+    if t.dataset == "fashion-mnist":
+        assert prov["train_pool"] == "fashion-mnist/train" and prov["test_pool"] == "fashion-mnist/test"
+        lo, hi = data.SOURCE_RANGE
+        assert not np.any((prov["train_indices"] >= lo) & (prov["train_indices"] < hi))  # never the source split
+        assert d.x_test.shape[0] >= 2000
+    else:
+        assert not set(prov["train_indices"]) & set(prov["test_indices"])
+
+
+@needs_fashion
+def test_new_tasks_do_what_they_say():
+    low, blur = data.load_task("fashion-lowdata"), data.load_task("fashion-blur")
+    np.testing.assert_array_equal(blur.y_test, low.y_test)  # same test images, blurred
+    assert np.abs(np.diff(blur.x_test, axis=2)).mean() < 0.6 * np.abs(np.diff(low.x_test, axis=2)).mean()
+    occ = data.load_task("fashion-occluded")
+    zeros = (occ.x_test[..., 0] == 0).reshape(len(occ.x_test), -1).sum(1)
+    assert np.all(zeros >= 144)  # a 12 x 12 black square in every image
+    few = data.load_task("fashion-fewshot")
+    assert np.bincount(few.y_train).tolist() == [10] * 10
+    tops = data.load_task("fashion-tops")
+    assert tops.num_classes == 4 and tops.x_test.shape[0] == 4000
+    dd, d10 = data.load_task("digits-degraded"), data.load_task("digits-10")
+    assert dd.x_test.shape[0] > d10.x_test.shape[0]  # the larger test split of the two
+
+
+# --------------------------------------------------------------------- the unit-by-unit chain
+
+
+class Stop(Exception):
+    pass
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_tiny_v2_build_kill_and_resume(tmp_path):
+    """Pretraining with a checkpoint member and a class-subset source, then the ground truth unit by
+    unit: killed after the first unit, restarted with the command line, which skips the finished
+    unit and completes the rest; the aggregate holds per-seed accuracies and loss curves."""
+    from pedjax import zoo as modelzoo
+    from pedjax.cli import main
+    from pedjax.rank import judging
+    from pedjax.zoo.build import build_members, build_truth_units, snapshot_path, unit_path
+
+    t0 = time.time()
+    zoo_dir, work = tmp_path / "zoo", tmp_path / "work"
+    members, config = TINY_V2_MEMBERS, TINY_V2_CONFIG
+    build_members(zoo_dir, work, members, config, progress=False, verbose=False)
+    manifest = {e["name"]: e for e in modelzoo.read_manifest(zoo_dir)["members"]}
+    assert list(manifest) == [m.name for m in members]
+    par, snap = members[0].name, members[1]
+    assert snapshot_path(work / "pretrain" / par, snap.at_step).is_file()
+    assert manifest[snap.name]["pretrain"]["snapshot_of"] == par and manifest[snap.name]["params"]["sha1"] != manifest[par]["params"]["sha1"]
+    assert [p[0] for p in manifest[snap.name]["pretrain"]["loss_curve"]] == list(range(1, snap.at_step + 1))
+    sub = manifest[members[2].name]["pretrain"]["source_subset"]
+    assert sub["classes"] == list(members[2].source_classes)
+
+    def stop(*_):
+        raise Stop
+
+    with pytest.raises(Stop):
+        build_truth_units(zoo_dir, work, config, progress=False, verbose=False, on_unit=stop)
+    files = sorted((zoo_dir / "truth_units").rglob("*.json"))
+    assert len(files) == 1
+    first = files[0]
+    first_text, first_mtime = first.read_text(), os.stat(first).st_mtime_ns
+    partial = json.loads((zoo_dir / modelzoo.TRUTH_FILE).read_text())
+    assert partial["provenance"]["units_done"] == 1 and not partial["datasets"]
+
+    assert main(["zoo", "build", "--v2", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress"]) == 0
+    assert first.read_text() == first_text and os.stat(first).st_mtime_ns == first_mtime  # skipped, not redone
+    n_units = len(members) * len(config.tasks) * len(config.ft_seeds)
+    assert len(list((zoo_dir / "truth_units").rglob("*.json"))) == n_units
+    truth = json.loads((zoo_dir / modelzoo.TRUTH_FILE).read_text())
+    assert truth["provenance"]["complete"] and truth["provenance"]["units_done"] == n_units
+    G = len(config.ft_lrs) * len(config.ft_wds)
+    for task in config.tasks:
+        for m in members:
+            u = json.loads(unit_path(zoo_dir, task, m.name, 0).read_text())
+            assert np.asarray(u["accuracy"]).size == G and u["loss_curve"]["steps"][-1] == config.ft_steps
+            assert len(u["loss_curve"]["steps"]) == config.ft_steps // config.ft_checkpoint_every
+            per = truth["per_seed"][task][m.name]
+            assert len(per) == 2 and truth["datasets"][task][m.name] == pytest.approx(np.mean(per))
+            assert per[0] == u["score"] == pytest.approx(np.max(u["accuracy"]))
+            assert len(truth["curves"][task][m.name]) == 2
+        assert np.isfinite(judging.noise_ceiling(truth["per_seed"][task])["ceiling"])
+    # a third run does nothing
+    t1 = time.time()
+    assert main(["zoo", "build", "--v2", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress"]) == 0
+    assert time.time() - t1 < 60
+    print(f"tiny v2 chain: {time.time() - t0:.0f} s")
