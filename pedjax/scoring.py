@@ -327,6 +327,35 @@ def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_s
     return Compiling(futures)
 
 
+def _stream_if_large(features, labels, metric, ped, source_stats, metric_options, batch_size, memory_budget, progress):
+    """Scores from streamed sufficient statistics (:mod:`pedjax.streaming`) when one model's
+    features and temporaries exceed ``memory_budget`` and the metric supports it; else ``None``."""
+    from . import streaming
+
+    name = metric.name if isinstance(metric, Metric) else metric
+    if batch_size is not None or name not in streaming.SUPPORTED:
+        return None
+    try:
+        named = _as_named(features)
+    except ValueError:
+        return None  # _plan reports it
+    sizes = {k: np.shape(v) for k, v in named.items()}
+    if not all(len(s) == 2 for s in sizes.values()):
+        return None
+    if max(_TEMP_COPIES * s[0] * s[1] * 8 for s in sizes.values()) <= memory_budget:
+        return None
+    if source_stats is not None and not isinstance(source_stats, Mapping):
+        means, stds = source_stats
+        source_stats = {k: (means[i], stds[i]) for i, k in enumerate(named)}
+    import warnings
+
+    warnings.warn(f"score_zoo: a model's features ({max(sizes.values())}) with the metric's temporaries exceed "
+                  f"memory_budget={memory_budget} bytes; scoring {name} from streamed sufficient statistics "
+                  "(pedjax.streaming, same scores; docs/streaming.md)", stacklevel=3)
+    return streaming.score_stream(named, labels, name, ped=ped, source_stats=source_stats if ped is not None else None,
+                                  metric_options=metric_options, progress=progress)
+
+
 @float64
 def score_zoo(
     features,
@@ -355,10 +384,18 @@ def score_zoo(
       batch_size: models per compiled call; default from ``memory_budget``.
       progress: show a progress bar over chunks.
 
+    When one model's features (with the metric's temporaries) exceed ``memory_budget`` and the
+    metric can be computed from sufficient statistics (LogME, SFDA, GBC, H-score), the zoo is
+    scored through :func:`pedjax.streaming.score_stream` instead (a warning says so): same scores,
+    memory O(C·D + D²) per model (docs/streaming.md).
+
     A model whose features are degenerate (constant over the target samples up to rounding)
     scores the metric's ``uninformative`` value, ``-inf``, with or without PED; a NaN from a
     metric is returned as NaN (both rank last: :func:`pedjax.rank.ranking`).
     """
+    streamed = _stream_if_large(features, labels, metric, ped, source_stats, metric_options, batch_size, memory_budget, progress)
+    if streamed is not None:
+        return streamed
     plan = _plan(features, labels, metric, ped, source_stats, metric_options, batch_size, memory_budget)
     m, fn = plan.m, plan.fn
     scores: dict[str, float] = {}
@@ -420,6 +457,31 @@ def feature_metric(metric: str) -> str:
     return name
 
 
+def _stream_path(store, model: str, metric: str, load_budget: int):
+    """The ``.npy`` file of ``model`` when a results folder holds it and its float64 copy exceeds
+    ``load_budget`` (and the metric streams): such models are scored by :mod:`pedjax.streaming`."""
+    from . import streaming
+
+    if metric not in streaming.SUPPORTED:
+        return None
+    files = getattr(store, "store", None)
+    key = getattr(store, "_fkey", None)
+    if files is None or key is None or not hasattr(files, "root"):
+        return None
+    path = files.root / f"{key(model)}.npy"
+    try:
+        head = np.load(path, mmap_mode="r")
+    except Exception:
+        return None  # store.features reports it
+    if head.ndim != 2 or head.shape[0] * head.shape[1] * 8 <= load_budget:
+        return None
+    import warnings
+
+    warnings.warn(f"score: {path.name} ({head.shape[0]}×{head.shape[1]}) is larger than the load budget; scoring it from "
+                  "streamed sufficient statistics (pedjax.streaming)", stacklevel=3)
+    return str(path)
+
+
 @float64
 def score_store(store: FeatureStore, metric: str = "logme", ped=None, *, progress: bool = False, load_budget: int = DEFAULT_LOAD_BUDGET, **score_zoo_kwargs) -> dict[str, float]:
     """Score every model of ``store``; ``{model: score}`` in the store's order.
@@ -439,10 +501,25 @@ def score_store(store: FeatureStore, metric: str = "logme", ped=None, *, progres
         size = 0
         todo = list(store.models)
         for i, m in enumerate(todo):
-            X = store.features(m)
-            batch[m] = X
-            size += X.nbytes
-            if size >= load_budget or i == len(todo) - 1:
+            path = _stream_path(store, m, metric, load_budget)
+            if path is not None:  # larger than the load budget: streamed, block by block
+                from . import streaming
+
+                stats = {m: store.source_stats(m)} if ped is not None else None
+                bar.close()  # one live bar at a time: the blocks' bar while this model streams
+                out[m] = streaming.score_stream({m: path}, store.labels(m), metric, ped=ped, source_stats=stats,
+                                                progress=progress)[m]
+                bar = Progress(progress, len(store.models), f"{metric}{' + PED' if ped is not None else ''}", unit="models", transient=True)
+                bar.advance(len(out) + len(batch))
+                if i < len(todo) - 1 or not batch:
+                    continue
+                X = None
+            else:
+                X = store.features(m)
+            if X is not None:
+                batch[m] = X
+                size += X.nbytes
+            if batch and (size >= load_budget or i == len(todo) - 1):
                 groups: dict[bytes, list[str]] = {}
                 for name in batch:
                     y = np.asarray(store.labels(name))
