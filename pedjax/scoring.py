@@ -11,6 +11,9 @@ Degenerate models (features constant over the target up to rounding,
 :func:`pedjax._validate.is_degenerate`, judged on the features as given, before PED) are not
 run: :func:`score_zoo` gives them the metric's ``uninformative`` score (``-inf``) and
 :func:`ped_zoo` returns their features unmoved (docs/design.md, "Degenerate models and NaN scores").
+
+Size: every path that turns a zoo into scores (stacked and vmapped, stores loaded in batches, and
+the switch to streamed statistics above the memory budgets) is kept together.
 """
 from __future__ import annotations
 

@@ -25,6 +25,9 @@ with ``shard_map``; every device keeps its own partial statistics and they are s
 collective at the end); several processes (:mod:`pedjax.streaming.distributed`: a global mesh
 over every process's devices, each process feeding its own row range; the same single
 collective then spans processes and every process receives the same statistics).
+
+Size: one data path — the statistics, their block sources and the engine that runs a pass on one
+device, local devices or processes — kept in one module so a pass reads top to bottom.
 """
 from __future__ import annotations
 
