@@ -40,6 +40,8 @@ def rel(a, b):
 SHAPES = [(3000, 24, 6, 0), (2000, 40, 10, 1), (1500, 16, 3, 2), (20000, 32, 8, 3)]
 
 
+# ~45 s each on the 2-core machine (compiling 8 in-memory programs per shape): slow
+@pytest.mark.slow
 @pytest.mark.parametrize("N,D,C,seed", SHAPES)
 def test_scores_equal_in_memory(N, D, C, seed):
     X, y, stats = make(N, D, C, seed)
@@ -78,6 +80,7 @@ def test_statistics_and_ped_shifts_match_the_matrix():
     np.testing.assert_allclose(t.class_var(), s.class_var(), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_paper_variant_and_target_statistics():
     X, y, _ = make(1800, 20, 4, 5)
     cfg = pedjax.PEDConfig(variant="paper", mass="class_size", nsigma=1.2, time_step=0.5)
@@ -101,6 +104,7 @@ def test_fewer_samples_than_dimensions():
     assert rel(pedjax.metrics.hscore(X, y), got["hscore"]["model_0"]) <= TOL
 
 
+@pytest.mark.slow
 def test_memmap_npy_and_iterator_sources(tmp_path):
     X, y, stats = make(2100, 16, 5, 8)
     np.save(tmp_path / "f.npy", X)
@@ -182,6 +186,7 @@ assert worst <= 1e-9, worst
 """
 
 
+@pytest.mark.slow
 def test_four_host_devices():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     r = subprocess.run([sys.executable, "-c", _FOUR_DEVICES], env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
