@@ -2,7 +2,7 @@
 nothing imports the command line, and there is no import cycle between modules.
 
 Layers (docs/design.md, "Layout"), in data-flow order:
-base helpers → data → models → zoo → features → physics → metrics → scoring → rank → meta → plots → cli
+base helpers → data → models → zoo → features → physics → metrics → scoring → rank → recommend → meta → plots → cli
 """
 import ast
 from pathlib import Path
@@ -22,6 +22,7 @@ LAYERS = [
     ("metrics", ["metrics"]),
     ("scoring", ["scoring", "streaming"]),
     ("rank", ["rank"]),
+    ("recommend", ["recommend"]),
     ("meta", ["meta"]),
     ("plots", ["plots"]),
     ("cli", ["cli"]),

@@ -1,0 +1,192 @@
+"""Masked low-rank factorisation of a history: latent model and task vectors (Fennec's first stage).
+
+Fennec (Bai et al., "Pre-Trained Model Recommendation for Downstream Fine-tuning", arXiv
+2403.06382) factorises the (model × task) transfer matrix non-negatively into latent model
+vectors U [M, r] and task vectors V [T, r]; a model's score on a task is uᵀv. pedjax fits
+
+    min_{U, V}  Σ_{(i,j) observed} (Y_ij − u_iᵀ v_j)² / n_obs  +  reg · (‖U‖²/M + ‖V‖²/T)
+
+with optax (Adam, a fixed number of steps inside one ``lax.scan``), from a seeded initialisation;
+``nonneg=True`` projects U and V onto U, V ≥ 0 after every step (projected gradient, as NMF with
+missing entries), ``nonneg=False`` is plain low-rank. Y is the history preprocessed per task
+(:func:`prepare`): z-scores for plain low-rank, min–max to [0, 1] for the non-negative variant,
+so tasks of different accuracy scale weigh alike. The rank and ``reg`` are chosen by held-out
+entries (:func:`select`: seeded random splits of the observed entries, vmapped over ``reg`` and
+splits, one compiled program per rank). Everything is deterministic for a seed.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .._precision import float64
+from .history import History
+
+
+@dataclass(frozen=True)
+class Factors:
+    """A fitted factorisation: ``U`` [M, r] (models), ``V`` [T, r] (tasks), and what produced it."""
+
+    U: np.ndarray
+    V: np.ndarray
+    rank: int
+    reg: float
+    nonneg: bool
+    models: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    heldout_error: float = float("nan")  # RMSE on held-out entries at the chosen (rank, reg), preprocessed scale
+
+    def reconstruct(self) -> np.ndarray:
+        return self.U @ self.V.T
+
+    def task_vector(self, task: str) -> np.ndarray:
+        return self.V[self.tasks.index(task)]
+
+    def scores(self, v) -> dict[str, float]:
+        """``{model: u_mᵀ v}`` for a task vector ``v`` [r]."""
+        return dict(zip(self.models, map(float, self.U @ np.asarray(v, np.float64))))
+
+
+def prepare(values: np.ndarray, nonneg: bool) -> np.ndarray:
+    """Per-task preprocessing: min–max to [0, 1] (``nonneg``) or z-scores; NaN stays NaN; a
+    constant task becomes 0.5 or 0."""
+    v = np.asarray(values, np.float64)
+    if nonneg:
+        lo, hi = np.nanmin(v, axis=0, keepdims=True), np.nanmax(v, axis=0, keepdims=True)
+        span = hi - lo
+        return np.where(span > 0, (v - lo) / np.where(span > 0, span, 1.0), 0.5)
+    mu, sd = np.nanmean(v, axis=0, keepdims=True), np.nanstd(v, axis=0, keepdims=True)
+    return np.where(sd > 0, (v - mu) / np.where(sd > 0, sd, 1.0), 0.0)
+
+
+#: latent columns every fit carries (ranks up to this share one compiled program; unused columns are zero)
+RMAX = 8
+
+
+@functools.partial(jax.jit, static_argnames=("rmax", "steps", "nonneg"))
+def _fit(Y, mask, reg, key, rank, *, rmax: int, steps: int, nonneg: bool, lr: float = 0.05):
+    """One masked factorisation: returns (U, V) [·, rmax] with columns ≥ ``rank`` zero (``rank``
+    is traced, so every rank ≤ rmax shares this program). ``Y`` has zeros where ``mask`` is 0."""
+    M, T = Y.shape
+    ku, kv = jax.random.split(key)
+    cols = (jnp.arange(rmax) < rank).astype(Y.dtype)
+    scale = 1.0 / jnp.sqrt(rank.astype(Y.dtype))
+    U = jax.random.normal(ku, (M, rmax), Y.dtype) * scale * cols
+    V = jax.random.normal(kv, (T, rmax), Y.dtype) * scale * cols
+    if nonneg:
+        U, V = jnp.abs(U), jnp.abs(V)
+    n_obs = jnp.maximum(mask.sum(), 1.0)
+
+    def loss(p):
+        U, V = p
+        r = (Y - U @ V.T) * mask
+        return jnp.sum(r * r) / n_obs + reg * (jnp.sum(U * U) / M + jnp.sum(V * V) / T)
+
+    opt = optax.adam(lr)
+    params = (U, V)
+    state = opt.init(params)
+
+    def step(carry, _):
+        params, state = carry
+        g = jax.tree_util.tree_map(lambda a: a * cols, jax.grad(loss)(params))
+        upd, state = opt.update(g, state, params)
+        params = optax.apply_updates(params, upd)
+        if nonneg:
+            params = jax.tree_util.tree_map(lambda a: jnp.maximum(a, 0.0), params)
+        return (params, state), None
+
+    (params, _), _ = jax.lax.scan(step, (params, state), None, length=steps)
+    return params
+
+
+def _check(Y, mask):
+    Y = np.asarray(Y, np.float64)
+    if Y.ndim != 2:
+        raise ValueError(f"Y: expected a [M, T] matrix, got shape {Y.shape}")
+    mask = np.isfinite(Y) if mask is None else np.asarray(mask, bool) & np.isfinite(Y)
+    if mask.sum() == 0:
+        raise ValueError("Y: no observed entries")
+    return np.where(mask, Y, 0.0), mask.astype(np.float64)
+
+
+@float64
+def factorize(Y, mask=None, *, rank: int = 2, reg: float = 1e-2, nonneg: bool = False, seed: int = 0,
+              steps: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+    """Fit Y ≈ U Vᵀ on the observed entries (``mask``, default: the finite ones); returns
+    ``(U [M, rank], V [T, rank])`` as NumPy arrays. Deterministic for ``seed``."""
+    Yz, m = _check(Y, mask)
+    if not (isinstance(rank, (int, np.integer)) and 1 <= rank):
+        raise ValueError(f"rank: a positive integer, got {rank!r}")
+    if not (np.isfinite(reg) and reg >= 0):
+        raise ValueError(f"reg: a finite number ≥ 0, got {reg!r}")
+    rmax = max(RMAX, int(rank))
+    U, V = _fit(jnp.asarray(Yz), jnp.asarray(m), jnp.asarray(float(reg), jnp.float64), jax.random.PRNGKey(seed),
+                jnp.asarray(int(rank)), rmax=rmax, steps=int(steps), nonneg=bool(nonneg))
+    return np.asarray(U)[:, :rank], np.asarray(V)[:, :rank]
+
+
+def _holdout_masks(mask: np.ndarray, frac: float, splits: int, seed: int) -> np.ndarray:
+    """``[splits, M, T]`` held-out masks: ``frac`` of the observed entries each, never a task's
+    or a model's last observed entry (every row and column keeps one entry to fit)."""
+    rng = np.random.default_rng(seed)
+    obs = np.argwhere(mask > 0)
+    out = np.zeros((splits,) + mask.shape)
+    for s in range(splits):
+        k = max(1, int(round(frac * len(obs))))
+        held = np.zeros(mask.shape, bool)
+        for idx in rng.permutation(len(obs)):
+            if held.sum() >= k:
+                break
+            i, j = obs[idx]
+            keep = (mask > 0) & ~held
+            if keep[i].sum() > 1 and keep[:, j].sum() > 1:
+                held[i, j] = True
+        out[s] = held
+    return out
+
+
+@float64
+def heldout_errors(Y, mask=None, *, ranks: Sequence[int] = (1, 2, 3, 4), regs: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0),
+                   nonneg: bool = False, frac: float = 0.2, splits: int = 3, seed: int = 0,
+                   steps: int = 1500) -> dict[tuple[int, float], float]:
+    """Held-out RMSE for every (rank, reg): ``splits`` seeded random splits hold out ``frac`` of
+    the observed entries; the fit sees the rest. ``{(rank, reg): RMSE}`` (mean over splits)."""
+    Yz, m = _check(Y, mask)
+    held = _holdout_masks(m, frac, splits, seed)
+    regs = np.asarray(regs, np.float64)
+    out = {}
+    keys = jax.random.split(jax.random.PRNGKey(seed), splits)
+    rmax = max(RMAX, max(ranks))
+    train = jnp.asarray(m * (1 - held))
+    one = functools.partial(_fit, jnp.asarray(Yz), rmax=rmax, steps=steps, nonneg=nonneg)
+    # splits × regs × ranks in one program
+    fit = jax.vmap(jax.vmap(jax.vmap(one, in_axes=(0, None, 0, None)), in_axes=(None, 0, None, None)),
+                   in_axes=(None, None, None, 0))
+    U, V = fit(train, jnp.asarray(regs), keys, jnp.asarray(list(ranks)))  # [K, R, S, M, rmax], [K, R, S, T, rmax]
+    pred = np.einsum("kasmr,kastr->kasmt", np.asarray(U), np.asarray(V))
+    err = ((pred - Yz) ** 2 * held).sum(axis=(-2, -1)) / held.sum(axis=(1, 2))
+    for b, r in enumerate(ranks):
+        for a, reg in enumerate(regs):
+            out[(int(r), float(reg))] = float(np.sqrt(err[b, a].mean()))
+    return out
+
+
+def select(history: History, *, nonneg: bool = False, ranks: Sequence[int] | None = None,
+           regs: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0), frac: float = 0.2, splits: int = 3, seed: int = 0,
+           steps: int = 1500) -> Factors:
+    """Factorise ``history`` with the (rank, reg) of least held-out error, refitted on every
+    observed entry. ``ranks`` default: 1 … min(4, T − 1, M − 1)."""
+    Y = prepare(history.values, nonneg)
+    M, T = Y.shape
+    if ranks is None:
+        ranks = tuple(range(1, max(1, min(4, T - 1, M - 1)) + 1))
+    errs = heldout_errors(Y, ranks=ranks, regs=regs, nonneg=nonneg, frac=frac, splits=splits, seed=seed, steps=steps)
+    (rank, reg), err = min(errs.items(), key=lambda kv: (kv[1], kv[0][0], -kv[0][1]))
+    U, V = factorize(Y, rank=rank, reg=reg, nonneg=nonneg, seed=seed, steps=steps)
+    return Factors(U, V, rank, reg, nonneg, history.models, history.tasks, err)

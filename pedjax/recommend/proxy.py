@@ -1,0 +1,92 @@
+"""Task embedding through one fixed proxy model (Fennec's second stage).
+
+Fennec maps a new task into the history's latent space without labels and without a forward pass
+of each candidate: one fixed proxy (CLIP in the paper) reads the task's images, and the new
+task's latent vector is built from its similarity to past tasks. CLIP is out of reach here (no
+network access to its weights, and it does not read 28×28 grey images well); pedjax's proxy is one
+zoo member (any; the default is chosen in docs/recommend.md) or any Flax backbone with its
+parameters.
+
+* **Representation** (:func:`task_representation`): the proxy's features of up to
+  ``max_images`` of the task's images (a seeded subset; no labels), standardised with the proxy's
+  source statistics, summarised by their per-dimension mean and standard deviation: a vector
+  [2·D]. Cost: one forward pass of the proxy over those images.
+* **Similarity** (:func:`neighbour_weights`): Euclidean distance between representations (divided
+  by √(2D)); the ``k`` nearest past tasks get weights ∝ exp(−d/τ) with τ the median of those k
+  distances (a scale-free softmax), summing to 1.
+* **Latent vector**: Σ_k w_k v_k over the neighbours' latent task vectors (:mod:`.factorize`);
+  a model's transfer score is then u_mᵀ v_new — O(models) arithmetic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A fixed proxy backbone: ``features(x) -> [N, D]`` plus its source statistics (or ``None``)."""
+
+    name: str
+    member: object  # a pedjax.zoo.ZooMember (anything with .features(x) and .source_mean/.source_std)
+
+    @classmethod
+    def from_zoo(cls, zoo, name: str) -> "Proxy":
+        return cls(name, zoo[name])
+
+
+def _subset(x: np.ndarray, max_images: int | None, seed: int) -> np.ndarray:
+    if max_images is None or len(x) <= max_images:
+        return x
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), size=max_images, replace=False))
+    return x[idx]
+
+
+def task_representation(proxy: Proxy, images, *, max_images: int | None = 1000, seed: int = 0) -> np.ndarray:
+    """The proxy's representation of a task from its images ``[N, H, W, C]`` (no labels): the mean
+    and standard deviation of its source-standardised features, ``[2·D]``."""
+    x = _subset(np.asarray(images), max_images, seed)
+    if len(x) == 0:
+        raise ValueError("images: the task has no images")
+    f = np.asarray(proxy.member.features(x), np.float64)
+    mu = getattr(proxy.member, "source_mean", None)
+    sd = getattr(proxy.member, "source_std", None)
+    if mu is not None and sd is not None:
+        f = (f - np.asarray(mu)) / np.maximum(np.asarray(sd), 1e-3)
+    return np.concatenate([f.mean(0), f.std(0)])
+
+
+def neighbour_weights(rep, past: Mapping[str, np.ndarray], k: int = 2) -> dict[str, float]:
+    """``{past task: weight}`` over the ``k`` nearest past tasks (see the module docstring)."""
+    if not past:
+        raise ValueError("past: no past tasks to compare with")
+    rep = np.asarray(rep, np.float64)
+    names = list(past)
+    d = np.array([np.linalg.norm(rep - np.asarray(past[t], np.float64)) / np.sqrt(rep.size) for t in names])
+    k = max(1, min(int(k), len(names)))
+    order = np.argsort(d, kind="stable")[:k]
+    dk = d[order]
+    tau = float(np.median(dk))
+    w = np.exp(-(dk - dk.min()) / tau) if tau > 0 else np.ones(k)
+    w /= w.sum()
+    return {names[i]: float(wi) for i, wi in zip(order, w)}
+
+
+def latent_vector(weights: Mapping[str, float], factors) -> np.ndarray:
+    """Σ_k w_k v_k with the neighbours' latent vectors from ``factors`` (:class:`.factorize.Factors`)."""
+    return sum(w * factors.task_vector(t) for t, w in weights.items())
+
+
+def task_images(task: str, split: str = "train", fashion_root=None, data_dir=None) -> np.ndarray:
+    """The images of a registered task (``pedjax tasks``, ``tfds:NAME``, ``folder:PATH``); labels are not returned."""
+    from ..data import load_task
+
+    d = load_task(task, fashion_root=fashion_root, data_dir=data_dir)
+    return d.x_train if split == "train" else d.x_test
+
+
+def representations(proxy: Proxy, tasks: Sequence[str], **kw) -> dict[str, np.ndarray]:
+    """:func:`task_representation` of every named task's training images."""
+    return {t: task_representation(proxy, task_images(t), **kw) for t in tasks}

@@ -1,0 +1,180 @@
+"""pedjax.recommend: history, factorisation, proxy embedding, archi2vec, hybrid, and the command."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from pedjax.recommend import (History, Recommender, from_file, from_scores, from_table, from_zoo, learn_weight, merge,
+                              neighbour_weights, published, zscore)
+from pedjax.recommend import archi2vec as a2v
+from pedjax.recommend import factorize as fz
+from pedjax.recommend.evaluate import measures, paired_se
+
+
+# ------------------------------------------------------------------------------------------ history
+
+
+def _loto_mean_rank_tau(h: History, evaluate):
+    return float(np.mean([measures(h.mean_rank([t]), h.column(t))["tau_w"] for t in evaluate]))
+
+
+def test_history_mean_rank_reproduces_published_tables():
+    cnn = published("supervised-cnn")
+    assert cnn.values.shape == (11, 11)
+    assert _loto_mean_rank_tau(cnn, cnn.tasks) == pytest.approx(0.837, abs=5e-4)
+    ssl = published("ssl-resnet50")
+    assert ssl.values.shape == (12, 11)
+    # the PED paper's 10 datasets: SUN397 stays in the others' history, is not judged itself
+    assert _loto_mean_rank_tau(ssl, [t for t in ssl.tasks if t != "sun397"]) == pytest.approx(0.667, abs=5e-4)
+
+
+def test_published_alias_is_the_shipped_ssl_transfer_table():
+    from importlib import resources
+
+    asset = json.loads(resources.files("pedjax").joinpath("assets", "ssl_transfer.json").read_text())["datasets"]
+    assert published("ssl-transfer").to_table() == asset
+    with pytest.raises(ValueError, match="no published table"):
+        published("imagenet")
+
+
+def test_history_files_csv_json_and_missing(tmp_path):
+    wide = tmp_path / "w.csv"
+    wide.write_text("model,t1,t2\na,1,2\nb,3,\nc,0.5,4\n")
+    h = from_file(wide)
+    assert h.models == ("a", "b", "c") and h.tasks == ("t1", "t2")
+    assert np.isnan(h.values[1, 1]) and h.mask.sum() == 5
+    long = tmp_path / "l.csv"
+    long.write_text("model,task,value\na,t1,1\nb,t1,3\nc,t1,0.5\na,t2,2\nc,t2,4\n")
+    assert np.array_equal(from_file(long).values, h.values, equal_nan=True)
+    js = tmp_path / "h.json"
+    js.write_text(json.dumps({"datasets": {"t1": {"a": 1, "b": 3, "c": 0.5}, "t2": {"a": 2, "b": None, "c": 4}}}))
+    assert np.array_equal(from_file(js).values, h.values, equal_nan=True)
+    # mean rank with a missing entry: ranks normalised per task over the observed models
+    assert h.mean_rank() == pytest.approx({"a": 0.25, "b": 1.0, "c": 0.5})
+    bad = tmp_path / "b.csv"
+    bad.write_text("model,t1\na,x\n")
+    with pytest.raises(ValueError, match="not a number"):
+        from_file(bad)
+
+
+def test_history_from_scores_records_kind():
+    h = from_scores({"t": {"a": 1.0, "b": float("-inf")}}, "logme+PED")
+    assert h.kind == "metric:logme+PED" and np.isnan(h.values[1, 0])
+    assert from_zoo().kind == "finetune"
+
+
+# ------------------------------------------------------------------------------------- factorisation
+
+
+def _planted(seed=0, M=30, T=20, r=3, missing=0.3):
+    rng = np.random.default_rng(seed)
+    Y = rng.normal(size=(M, r)) @ rng.normal(size=(T, r)).T
+    miss = rng.random((M, T)) < missing
+    return Y, miss
+
+
+def test_factorisation_recovers_planted_low_rank_and_is_deterministic():
+    Y, miss = _planted()
+    Yo = np.where(miss, np.nan, Y)
+    U, V = fz.factorize(Yo, rank=3, reg=1e-4, seed=0)
+    err = np.linalg.norm((U @ V.T - Y)[miss]) / np.linalg.norm(Y[miss])
+    assert err < 0.02
+    U2, V2 = fz.factorize(Yo, rank=3, reg=1e-4, seed=0)
+    assert np.array_equal(U, U2) and np.array_equal(V, V2)
+    # non-negative variant on a non-negative planted matrix
+    rng = np.random.default_rng(1)
+    P = np.abs(rng.normal(size=(30, 3))) @ np.abs(rng.normal(size=(20, 3))).T
+    U, V = fz.factorize(np.where(miss, np.nan, P), rank=3, reg=1e-4, nonneg=True, seed=0, steps=3000)
+    assert U.min() >= 0 and V.min() >= 0
+    assert np.linalg.norm((U @ V.T - P)[miss]) / np.linalg.norm(P[miss]) < 0.02
+
+
+def test_heldout_errors_find_the_planted_rank():
+    Y, miss = _planted()
+    errs = fz.heldout_errors(np.where(miss, np.nan, Y), ranks=(1, 2, 3, 4, 5), regs=(1e-3, 1e-2), frac=0.1)
+    assert min(errs, key=errs.get) == (3, 1e-3)
+    h = History(np.where(miss, np.nan, Y), tuple(f"m{i}" for i in range(30)), tuple(f"t{j}" for j in range(20)))
+    f = fz.select(h, nonneg=False, ranks=(2, 3), regs=(1e-3,))
+    assert f.U.shape == (30, f.rank) and f.V.shape == (20, f.rank) and np.isfinite(f.heldout_error)
+
+
+def test_factorize_rejects_bad_input():
+    with pytest.raises(ValueError, match="rank"):
+        fz.factorize(np.ones((3, 3)), rank=0)
+    with pytest.raises(ValueError, match="no observed"):
+        fz.factorize(np.full((3, 3), np.nan))
+
+
+# ------------------------------------------------------------------------------- proxy and the rule
+
+
+def test_neighbour_weights():
+    past = {"a": np.zeros(4), "b": np.ones(4), "c": 5 * np.ones(4)}
+    w = neighbour_weights(np.full(4, 0.1), past, k=2)
+    assert set(w) == {"a", "b"} and w["a"] > w["b"] and sum(w.values()) == pytest.approx(1.0)
+
+
+def test_a_tasks_own_truth_never_informs_its_ranking():
+    h = published("ssl-resnet50")
+    reps = {t: np.random.default_rng(i).normal(size=6) for i, t in enumerate(h.tasks)}
+    t = "pets"
+    changed = h.values.copy()
+    changed[:, h.tasks.index(t)] = np.random.default_rng(9).permutation(changed[:, h.tasks.index(t)])
+    a = Recommender(h, reps, steps=300).scores(reps[t], [t])
+    b = Recommender(History(changed, h.models, h.tasks), reps, steps=300).scores(reps[t], [t])
+    assert a == b
+
+
+# ------------------------------------------------------------------------------------------ archi2vec
+
+
+def test_archi2vec_identical_width_and_family():
+    from pedjax.zoo.spec import create_module
+
+    e = lambda arch, kw: a2v.embed_module(create_module(arch, kw))  # noqa: E731
+    cnn = e("cnn", {"channels": [8, 16], "dense": 64})
+    assert np.array_equal(cnn, e("cnn", {"channels": [8, 16], "dense": 64}))
+    wide = e("cnn", {"channels": [16, 32], "dense": 128})
+    for other in (e("resnet-s2", {"stages": [8, 16, 32]}), e("mlp", {})):
+        assert 0 < np.linalg.norm(cnn - wide) < 0.5 * np.linalg.norm(cnn - other)
+    g = a2v.arch_graph(create_module("mlp", {}))
+    assert "dot_general/2" in g.labels and g.n_nodes > 5 and len(g.edges) >= g.n_nodes - 1
+
+
+def test_meta_scores_fit_the_history():
+    rng = np.random.default_rng(0)
+    meta = {f"m{i}": {"arch_vec": rng.normal(size=4), "n_params": 100 * (i + 1), "feature_dim": 8,
+                      "method": "a" if i % 2 else "b"} for i in range(8)}
+    quality = np.array([np.log(100 * (i + 1)) for i in range(8)])
+    h = History(quality[:, None] + 0.01 * rng.normal(size=(8, 3)), tuple(meta), ("t1", "t2", "t3"))
+    s = a2v.meta_scores(meta, h)
+    from scipy.stats import spearmanr
+
+    assert spearmanr(list(s.values()), quality).statistic > 0.9
+
+
+# --------------------------------------------------------------------------------------------- hybrid
+
+
+def test_zscore_and_merge():
+    z = zscore({"a": 1.0, "b": 3.0, "c": float("-inf"), "d": None})
+    assert z["b"] > z["a"] > z["c"] and z["c"] == z["d"]
+    m = merge({"a": 1, "b": 2}, {"a": 2, "b": 1}, 0.0)
+    assert m["b"] > m["a"]
+
+
+def test_learn_weight_prefers_the_informative_component():
+    truth = {t: {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0} for t in ("t1", "t2")}
+    good = {t: {"a": 1, "b": 2, "c": 3, "d": 4} for t in truth}
+    bad = {t: {"a": 4, "b": 3, "c": 2, "d": 1} for t in truth}
+    w, curve = learn_weight(bad, good, truth)
+    assert w > 0.5 and curve[1.0] == pytest.approx(1.0) and curve[0.0] == pytest.approx(-1.0)
+    w, _ = learn_weight(good, bad, truth)
+    assert w < 0.5
+
+
+def test_measures_and_paired_se():
+    r = measures({"a": 3, "b": 2, "c": 1}, {"a": 0.5, "b": 0.9, "c": 0.1})
+    assert r["pick"] == "a" and r["regret1"] == pytest.approx(0.4) and r["rel1"] == pytest.approx(0.5 / 0.9)
+    assert paired_se([1, 2, 3], [1, 2, 3]) == 0.0 and math.isnan(paired_se([1], [0]))
