@@ -286,7 +286,7 @@ V2_MEMBERS: tuple[MemberSpec, ...] = (
 #: "Cost of the v2 build") to fit 4 hours of the 2-core machine, pretraining + ground truth
 V2_CONFIG = BuildConfig(
     steps=1000, batch_size=128, checkpoint_every=100, tasks=V2_TASKS,
-    ft_steps=300, ft_batch_size=32, ft_seeds=(0, 1, 2), ft_checkpoint_every=50, ft_eval_batch_size=500,
+    ft_steps=200, ft_batch_size=32, ft_seeds=(0, 1, 2), ft_checkpoint_every=50, ft_eval_batch_size=500,
     ft_lrs=(0.1, 0.03, 0.01), ft_wds=(1e-5, 1e-3), truth_units=True,
 )
 
