@@ -177,21 +177,28 @@ def test_hscore_degenerate_values():
     # D >= N: every kept direction is explained by the class means, so H = C - 1
     X, y, _, _ = make_case("d_gt_n", 5)
     _close(metrics.hscore(X, y), 2.0)
-    # all features constant: nothing to explain, H = 0 (not rounding noise)
+    # all features constant: nothing to explain, the core gives H = 0 (not rounding noise); the
+    # public function gives a degenerate model the uninformative score -inf (docs/design.md)
     Xc = np.full((30, 5), 0.1)
     _, y2, _, _ = make_case("two_classes", 0)
-    assert metrics.hscore(Xc, y2) == 0.0
+    c2 = np.unique(y2, return_inverse=True)[1].astype(np.int32)
+    assert float(jax.jit(hscore_core, static_argnums=2)(jnp.asarray(Xc), jnp.asarray(c2), 2)) == 0.0
+    assert metrics.hscore(Xc, y2) == -np.inf
     # constant features add nothing: same score as without them
     X, y, _, _ = make_case("constant_features", 2)
     _close(metrics.hscore(X, y), hscore_ref(X[:, [0, 2, 3, 5]], y))
 
 
 def test_gbc_degenerate_values():
-    # all classes identical -> every BC is 1 -> GBC = -C(C-1)
+    # all classes identical -> every BC is 1 -> the core's GBC = -C(C-1); the public function
+    # gives such a degenerate model (every sample the same point) the uninformative -inf
     X = np.tile(np.arange(5.0), (30, 1))
     _, y, _, _ = make_case("two_classes", 0)
-    _close(metrics.gbc(X, y), -2.0)
-    _close(metrics.gbc(X, y, gaussian_type="diagonal"), -2.0)
+    c = jnp.asarray(np.unique(y, return_inverse=True)[1].astype(np.int32))
+    for kind in ("spherical", "diagonal"):
+        core = jax.jit(functools.partial(gbc_core, gaussian_type=kind), static_argnums=2)
+        _close(float(core(jnp.asarray(X), c, 2)), -2.0)
+        assert metrics.gbc(X, y, gaussian_type=kind) == -np.inf
 
 
 def test_leep_unused_source_class_is_finite():
