@@ -178,3 +178,33 @@ def test_measures_and_paired_se():
     r = measures({"a": 3, "b": 2, "c": 1}, {"a": 0.5, "b": 0.9, "c": 0.1})
     assert r["pick"] == "a" and r["regret1"] == pytest.approx(0.4) and r["rel1"] == pytest.approx(0.5 / 0.9)
     assert paired_se([1, 2, 3], [1, 2, 3]) == 0.0 and math.isnan(paired_se([1], [0]))
+
+
+# -------------------------------------------------------------------------------------------- command
+
+
+@pytest.mark.slow
+def test_cli_recommend_ranks_the_shipped_zoo_with_components(capsys):
+    from pedjax.cli import main
+
+    assert main(["recommend", "--task", "fashion-rotated", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["history"]["left_out"] == ["fashion-rotated"] and "fashion-rotated" not in out["history"]["tasks"]
+    assert len(out["ranking"]) == 12 and set(out["components"]) == {"history", "transfer", "meta", "fennec"}
+    assert out["final"] == "fennec" and out["history"]["kind"] == "finetune"
+
+
+@pytest.mark.slow
+def test_cli_recommend_hybrid(capsys):
+    from pedjax.cli import main
+
+    assert main(["recommend", "--task", "fashion-lowdata", "--metric", "leep", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["final"] == "hybrid" and 0 <= out["hybrid"]["weight"] <= 1 and "leep" in out["components"]
+
+
+def test_cli_recommend_errors(capsys):
+    from pedjax.cli import main
+
+    assert main(["recommend", "--task", "fashion-rotated", "--ped"]) == 2
+    assert "--metric" in capsys.readouterr().err

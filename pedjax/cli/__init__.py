@@ -19,7 +19,7 @@ import sys
 from . import _common
 
 #: the command modules, in ``pedjax --help`` order
-_COMMANDS = ("demo", "score", "evaluate", "plot", "zoo", "finetune", "meta", "info")
+_COMMANDS = ("demo", "score", "evaluate", "plot", "zoo", "finetune", "meta", "recommend", "info")
 
 
 def build_parser() -> argparse.ArgumentParser:

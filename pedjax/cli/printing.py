@@ -145,3 +145,34 @@ def warning(command: str, msg: str) -> None:
 
 def note(command: str, msg: str) -> None:
     print(f"pedjax {command}: note: {msg}", file=sys.stderr)
+
+
+def recommend_table(result: dict) -> None:
+    """``pedjax recommend``: the ranking with every component's score."""
+    from rich.table import Table
+
+    con = console(150)
+    h = result["history"]
+    f = result["factorisation"]
+    con.print(f"Recommendation for {result['task']}: history = {h['kind']} on {len(h['tasks'])} task(s)"
+              + (f" ({', '.join(h['left_out'])} left out: its own ground truth is not used)" if h["left_out"] else ""))
+    con.print(f"proxy {result['proxy']}; nearest past tasks: "
+              + ", ".join(f"{t} {w:.2f}" for t, w in result["neighbours"].items())
+              + f"; factorisation rank {f['rank']} ({'non-negative' if f['nonneg'] else 'plain'}), penalty {f['reg']:g}")
+    if "hybrid" in result:
+        hy = result["hybrid"]
+        con.print(f"hybrid = {1 - hy['weight']:.2f}·z(history mean rank) + {hy['weight']:.2f}·z({hy['metric']}) "
+                  f"(weight {hy['weight_from']})")
+    comps = result["components"]
+    cols = [c for c in comps if c != result["final"]] + [result["final"]]
+    t = Table()
+    t.add_column("rank", justify="right")
+    t.add_column("model")
+    for c in cols:
+        t.add_column(("▶ " if c == result["final"] else "") + c, justify="right")
+    for i, m in enumerate(result["ranking"], 1):
+        t.add_row(str(i), m, *[_signed(comps[c].get(m)) if c not in ("history",) else f"{comps[c].get(m, float('nan')):.3f}"
+                               for c in cols])
+    con.print(t)
+    s = result["seconds"]
+    con.print("[dim]" + ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in s.items()) + "[/dim]")
