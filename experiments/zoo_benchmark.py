@@ -113,7 +113,34 @@ def judge(result: dict, min_ceiling: float = MIN_CEILING, halves: int = 50) -> d
     }
 
 
-def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool = True) -> dict:
+META_SUFFIX = "PED(meta)"
+
+
+def meta_loto(sets, metric: str, steps: int, verbose: bool = True) -> dict:
+    """PED settings meta-learned leave-one-task-out (``pedjax.meta.MetaLearner``): for each task, the
+    settings learned on the other tasks only, then that task's scores and τ_w with them."""
+    from pedjax.meta.learn import MetaLearner
+    from pedjax.rank import weighted_tau
+
+    t0 = time.time()
+    ml = MetaLearner(sets, metric)
+    out = {"scores": {}, "tau": {}, "configs": {}, "steps": steps}
+    for k, fs in enumerate(sets):
+        res = ml.fit(steps, weights=ml.weights(holdout=k))
+        cfg = res.config
+        sc = ml.scores(cfg)[k]
+        ms = [m for m in sc if m in fs.truth]
+        out["scores"][fs.task] = sc
+        out["tau"][fs.task] = weighted_tau([sc[m] for m in ms], [float(fs.truth[m]) for m in ms])
+        out["configs"][fs.task] = {f: float(getattr(cfg, f)) for f in ("nsigma", "constant", "time_step")}
+        if verbose:
+            print(f"  {fs.task} {metric}+{META_SUFFIX:12s} tau_w {out['tau'][fs.task]:+.3f}  (learned without it: "
+                  + ", ".join(f"{k2} {v:.3g}" for k2, v in out["configs"][fs.task].items()) + ")", flush=True)
+    out["seconds"] = round(time.time() - t0, 2)
+    return out
+
+
+def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool = True, meta=(), meta_steps: int = 20) -> dict:
     """Scores and weighted τ of every (metric variant, task) through the one benchmark loop
     (``pedjax.rank.benchmark``); see the module docstring."""
     import pedjax
@@ -143,6 +170,17 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
         sets.append(fs)
     show = (lambda t, v, tau, sec: print(f"  {t} {v:22s} tau_w {tau:+.3f}  ({sec:.1f} s)", flush=True)) if verbose else None
     res = benchmark(sets, metrics, peds, on_variant=show)
+    metas = {}
+    for metric in meta:
+        if len(sets) < 2:
+            break
+        m = meta_loto(sets, metric, meta_steps, verbose)
+        name = f"{metric}+{META_SUFFIX}"
+        metas[metric] = {"configs": m["configs"], "steps": meta_steps, "seconds": m["seconds"]}
+        res.tau[name] = m["tau"]
+        for t in m["scores"]:
+            res.scores[t][name] = m["scores"][t]
+        res.seconds[name] = m["seconds"]
     return {
         "zoo": str(zoo.path),
         "members": [{"name": m.name, "arch": m.arch, "method": m.method, "feature_dim": m.feature_dim,
@@ -159,6 +197,7 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
         "tau": res.tau,
         "mean_tau": res.mean_tau(),
         "errors": res.errors,
+        "meta": metas,
         "seconds": {k: round(v, 2) for k, v in res.seconds.items()},
         "feature_seconds": res.feature_seconds,
         "wall_seconds": round(time.time() - t_all, 2),
@@ -233,6 +272,9 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
                 continue
             label = metric if s is None else f"+ PED (nsigma {s:g})"
             L.append(line(label, name, result["tau"][name]))
+        mname = f"{metric}+{META_SUFFIX}"
+        if mname in result["tau"]:
+            L.append(line("+ PED (meta-learned, leave-one-task-out)", mname, result["tau"][mname]))
     for b in BASELINES:
         if b in J["baseline_tau"]:
             tag = " (best baseline)" if b == J["best_baseline"] else ""
@@ -272,7 +314,13 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
                  f"{st['leave_one_task_out']['of']} leave-one-task-out setups and {st['half_zoo']['same']} of {st['half_zoo']['of']} "
                  f"random halves of the zoo (score {st['stability']:.2f}; other winners on halves: "
                  + (", ".join(f"{k} ×{v}" for k, v in st["half_zoo"]["winners"].items() if k != st["winner"]) or "none") + ").")
-    L.append("* Meta-learned PED settings (learned leave-one-task-out) are not in this table yet.")
+    if result.get("meta"):
+        for metric, m in result["meta"].items():
+            L.append(f"* {metric} + PED with meta-learned settings: on each task, nsigma / k / Δt learned on the other tasks only "
+                     f"({m['steps']} optax steps of `pedjax.meta.MetaLearner`, soft τ_w objective): "
+                     + "; ".join(f"{t}: nsigma {c['nsigma']:.3g}, k {c['constant']:.3g}, Δt {c['time_step']:.3g}" for t, c in m["configs"].items()) + ".")
+    else:
+        L.append("* Meta-learned PED settings (learned leave-one-task-out): not run (`--meta METRIC`).")
     L.append("")
     L += ["", "Bold: best in the column. PED rows use the released PED defaults (Δt 0.1, exit ratio 0.5, at most",
           "6 steps, k 1) with the given nsigma and each member's source statistics; LEEP and NCE take source-class",
@@ -380,6 +428,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(DEFAULT_OUT), help="markdown report (default docs/results.md)")
     p.add_argument("--figure", default=str(DEFAULT_FIGURE), help="PNG figure (default docs/figures/zoo_tau.png)")
     p.add_argument("--json", default=None, help="also write every score and τ as JSON")
+    p.add_argument("--meta", nargs="*", default=[], metavar="METRIC",
+                   help="also PED with settings meta-learned leave-one-task-out for these feature metrics (e.g. logme sfda)")
+    p.add_argument("--meta-steps", type=int, default=20, help="optax steps per fold of the meta-learning (default 20)")
     p.add_argument("--min-ceiling", type=float, default=MIN_CEILING, help="tasks with a lower noise ceiling leave the headline mean (default 0.6)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -389,7 +440,8 @@ def main(argv=None) -> int:
     configure_process()  # as the command line: x64, the XLA:CPU flag, the compilation cache
     from _bench_md import git_commit, machine
 
-    result = run(args.zoo, args.tasks, args.metrics, tuple(args.nsigma), verbose=not args.quiet)
+    result = run(args.zoo, args.tasks, args.metrics, tuple(args.nsigma), verbose=not args.quiet, meta=args.meta,
+                 meta_steps=args.meta_steps)
     result["judging"] = judge(result, args.min_ceiling)
     out = Path(args.out)
     fig = Path(args.figure)
