@@ -233,8 +233,9 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
     L = ["# Results: metrics ± PED on the pedjax zoo", ""]
     L += [
         "Weighted Kendall τ (`scipy.stats.weightedtau`, higher is better) between each metric's scores",
-        f"and the fine-tuning ground truth, over the {len(result['members'])} models of the zoo, on each task; "
-        "the last column is the mean over tasks. This is the layout of the PED paper's Table 1.",
+        f"and the fine-tuning ground truth, over the {len(result['members'])} models of the zoo, on each task, then the mean "
+        "over tasks. This is the layout of the PED paper's Table 1, with the baselines and the noise ceiling on the same rows "
+        "(../shared/DESIGN.md, \"How ranking quality is judged\"; `pedjax.rank.judging`).",
         "",
         f"Regenerate: `{command}`  ",
         f"Run: {result['date']} on {machine}, commit `{commit}`, {result['wall_seconds']:.0f} s.",
@@ -306,7 +307,7 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
     better = [n for n in metric_names if J["best_baseline"] and math.isfinite(rows[n]["vs_best_baseline"]["mean"])
               and math.isfinite(rows[n]["vs_best_baseline"]["se"]) and rows[n]["vs_best_baseline"]["mean"] > 2 * rows[n]["vs_best_baseline"]["se"]]
     L.append(f"* Above the best baseline by more than two paired standard errors: {', '.join(better) if better else 'none'}.")
-    L.append(f"* Mean pairwise Kendall τ between the tasks' ground-truth rankings: {_fmt(ta)} "
+    L.append(f"* Mean pairwise Kendall τ between the tasks' ground-truth rankings: {_fmt(ta) if math.isfinite(ta) else 'n/a (one task)'} "
              + ("(≤ 0.6: not a fixed leaderboard)." if math.isfinite(ta) and ta <= 0.6 else "(> 0.6: close to a fixed leaderboard, which history wins)." if math.isfinite(ta) else "."))
     st = J.get("stability")
     if st:
