@@ -194,6 +194,9 @@ def test_tiny_v2_build_kill_and_resume(tmp_path):
     partial = json.loads((zoo_dir / modelzoo.TRUTH_FILE).read_text())
     assert partial["provenance"]["units_done"] == 1 and not partial["datasets"]
 
+    # a session's share: --max-units 1 fine-tunes exactly one more unit
+    assert main(["zoo", "build", "--v2", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress", "--max-units", "1"]) == 0
+    assert len(list((zoo_dir / "truth_units").rglob("*.json"))) == 2
     assert main(["zoo", "build", "--v2", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress"]) == 0
     assert first.read_text() == first_text and os.stat(first).st_mtime_ns == first_mtime  # skipped, not redone
     n_units = len(members) * len(config.tasks) * len(config.ft_seeds)
