@@ -208,3 +208,40 @@ def test_cli_recommend_errors(capsys):
 
     assert main(["recommend", "--task", "fashion-rotated", "--ped"]) == 2
     assert "--metric" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fennec_query_is_20x_cheaper_than_logme_on_the_zoo():
+    """One proxy forward pass + O(models) arithmetic against every member's features + LogME, in one run (warm)."""
+    import time
+
+    from pedjax.features import extract_features
+    from pedjax.recommend import Proxy
+    from pedjax.recommend import proxy as P
+    from pedjax.scoring import score_set
+    from pedjax.zoo import load_zoo
+
+    zoo = load_zoo()
+    h = from_zoo(zoo)
+    task = "fashion-coarse"
+    pr = Proxy.from_zoo(zoo, "mlp-dae")
+    rec = Recommender(h, P.representations(pr, [t for t in h.tasks if t != task]), steps=500)
+    rec.factors([task])  # offline
+    images = P.task_images(task)
+
+    def fennec():
+        return rec.scores(P.task_representation(pr, images), [task])["transfer"]
+
+    def logme():
+        return score_set(extract_features(zoo, task), "logme")
+
+    def best(fn):
+        fn()
+        out = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+        return min(out)
+
+    assert best(logme) >= 20 * best(fennec)
