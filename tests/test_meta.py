@@ -1,70 +1,15 @@
-"""soft_weighted_tau, the optax meta-learner, config files and the CLI (small and fast)."""
+"""The optax meta-learner and learned-config files (pedjax.meta), small and fast. soft_weighted_tau:
+tests/test_rank.py; ``pedjax meta``: tests/test_cli_meta.py."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
-import jax
 import numpy as np
 import pytest
-import scipy.stats
 
 import pedjax
 from pedjax import meta, rank
 from pedjax.features import FeatureSet
-from pedjax.cli import main
-
-
-# ----------------------------------------------------------------------------------------------
-# soft weighted tau
-
-
-def test_soft_weighted_tau_tends_to_scipy():
-    rng = np.random.default_rng(0)
-    for i in range(24):
-        n = (2, 7, 19)[i % 3]  # few shapes: each new shape compiles JAX's eager ops
-        s = rng.normal(size=n)
-        t = rng.integers(0, 4, n).astype(float) if i % 2 == 0 else rng.normal(size=n)  # ties in truth too
-        if np.ptp(t) == 0:
-            continue  # constant truth: SciPy's τ is NaN
-        want = scipy.stats.weightedtau(s, t)[0]
-        got = float(rank.soft_weighted_tau(s, t, 1e-7))
-        assert got == pytest.approx(want, abs=1e-9), (s, t)
-    # monotone approach as the temperature shrinks, on one example
-    s, t = rng.normal(size=7), rng.normal(size=7)
-    want = rank.weighted_tau(s, t)
-    errs = [abs(float(rank.soft_weighted_tau(s, t, T)) - want) for T in (1.0, 0.1, 0.01, 1e-4)]
-    assert errs[-1] < 1e-6 and errs[0] > errs[-1]
-
-
-def test_soft_weighted_tau_weight_convention():
-    """The top of the ranking weighs most (rank 0 = largest, w = 1/(r+1)), and the two passes are
-    averaged: swapping the top pair costs more than swapping the bottom pair, exactly as SciPy."""
-    t = np.arange(8.0)[::-1]  # element 0 is the best
-    top = np.array([6.0, 7, 5, 4, 3, 2, 1, 0])  # top two swapped
-    bottom = np.array([7.0, 6, 5, 4, 3, 2, 0, 1])  # bottom two swapped
-    for s in (top, bottom):
-        assert float(rank.soft_weighted_tau(s, t, 1e-6)) == pytest.approx(scipy.stats.weightedtau(s, t)[0], abs=1e-10)
-    assert float(rank.soft_weighted_tau(top, t, 1e-6)) < float(rank.soft_weighted_tau(bottom, t, 1e-6))
-    # not symmetric in a one-sided (x-only) weighting, but SciPy's rank=True is: so is ours
-    s = np.array([0.3, 2.0, 1.1, -0.4, 0.9])
-    u = np.array([1.0, 0.2, 3.0, 2.5, 0.1])
-    assert float(rank.soft_weighted_tau(s, u, 1e-7)) == pytest.approx(float(rank.soft_weighted_tau(u, s, 1e-7)), abs=1e-10)
-
-
-def test_soft_weighted_tau_gradient():
-    rng = np.random.default_rng(1)
-    s, t = rng.normal(size=9), rng.normal(size=9)
-    f = lambda s: rank.soft_weighted_tau(s, t, 0.3)
-    g = np.asarray(jax.grad(f)(s))
-    V = rng.normal(size=9)
-    h = 1e-6
-    fd = (float(f(s + h * V)) - float(f(s - h * V))) / (2 * h)
-    assert float(g @ V) == pytest.approx(fd, rel=1e-6)
-    # raising the truly-best model's score raises τ
-    assert g[np.argmax(t)] > 0
-    with pytest.raises(ValueError, match="scores/truth"):
-        rank.soft_weighted_tau(s, t[:5], 0.1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -145,7 +90,7 @@ def test_bad_arguments():
 
 
 # ----------------------------------------------------------------------------------------------
-# config files and the CLI
+# config files
 
 
 def test_save_load_roundtrip(tmp_path):
@@ -181,31 +126,3 @@ def test_save_load_orbax_checkpoint(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="orbax"):
         meta.load_config(tmp_path / "empty")
-
-
-def test_cli_learn_then_score_with_ped_config(tmp_path, capsys):
-    from pedjax.features import save_npz_zoo
-
-    t = _tasks(1)[0]
-    zoo = save_npz_zoo(tmp_path / "zoo.npz", {m: X for m, X in t.features.items() if X.shape[1] == 4}, t.labels,
-                       {m: s for m, s in t.source_stats.items()}, dataset="toy")
-    truth = tmp_path / "truth.json"
-    truth.write_text(json.dumps({"toy": t.truth}))
-    out = tmp_path / "learned.json"
-    rc = main(["meta", "learn", "--zoo", str(zoo), "--truth", str(truth), "--steps", "1", "--lr", "0.1",
-               "--out", str(out), "--json"])
-    assert rc == 0
-    res = json.loads(capsys.readouterr().out)
-    cfg = meta.load_config(out)
-    assert res["config"] == dataclasses.asdict(cfg)
-    rc = main(["score", "--zoo", str(zoo), "--metric", "logme", "--ped-config", str(out), "--json"])
-    assert rc == 0
-    got = json.loads(capsys.readouterr().out)
-    assert got["ped"]["nsigma"] == cfg.nsigma and got["ped"]["constant"] == cfg.constant
-    feats = {m: X for m, X in t.features.items() if X.shape[1] == 4}
-    want = pedjax.score_zoo(feats, t.labels, "logme", ped=cfg, source_stats=t.source_stats)
-    for m in want:
-        assert got["scores"][m] == pytest.approx(want[m], rel=1e-12)
-    assert main(["score", "--zoo", str(zoo), "--ped-config", str(out), "--nsigma", "0.3"]) == 2
-    assert main(["score", "--zoo", str(zoo), "--ped-config", str(tmp_path / "missing.json")]) == 2
-    assert main(["meta", "show", str(out)]) == 0

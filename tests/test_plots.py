@@ -1,7 +1,6 @@
-"""Figures (pedjax.plots) on real digits features, and the quickstart notebook executed with nbclient."""
+"""Figures (pedjax.plots) on real digits features (the quickstart notebook: tests/test_notebook.py)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import pedjax
 from pedjax import plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -67,23 +65,3 @@ def test_ped_trajectory_and_clusters(digits, tmp_path):
     assert len(fig.axes) == 2
     fig = plots.score_ranking({"a": 0.3, "b": -0.1, "c": 0.9})
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["b", "a", "c"]
-
-
-def test_quickstart_notebook_runs():
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    path = ROOT / "notebooks" / "quickstart.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    # stored without outputs
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
-    env_cwd = str(ROOT)
-    t0 = time.perf_counter()
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": env_cwd}})
-    client.execute()
-    took = time.perf_counter() - t0
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert not errors
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 3  # trajectory, clusters, scatter
-    print(f"notebook executed in {took:.1f} s")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import warnings
 
+import jax
 import numpy as np
 import pytest
 import scipy.stats
@@ -165,3 +166,55 @@ def test_top_k_rel_k_random_against_transcription():
         td = {names[i]: float(t[i]) for i in range(n)}
         assert rank.top_k(s, t, k) == recall_k_transcribed(sd, td, k)
         assert rank.rel_k(s, t, k) == pytest.approx(rel_k_transcribed(sd, td, k), abs=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------
+# soft weighted tau (the differentiable τ_w the meta-learner maximises)
+
+
+def test_soft_weighted_tau_tends_to_scipy():
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        n = (2, 7, 19)[i % 3]  # few shapes: each new shape compiles JAX's eager ops
+        s = rng.normal(size=n)
+        t = rng.integers(0, 4, n).astype(float) if i % 2 == 0 else rng.normal(size=n)  # ties in truth too
+        if np.ptp(t) == 0:
+            continue  # constant truth: SciPy's τ is NaN
+        want = scipy.stats.weightedtau(s, t)[0]
+        got = float(rank.soft_weighted_tau(s, t, 1e-7))
+        assert got == pytest.approx(want, abs=1e-9), (s, t)
+    # monotone approach as the temperature shrinks, on one example
+    s, t = rng.normal(size=7), rng.normal(size=7)
+    want = rank.weighted_tau(s, t)
+    errs = [abs(float(rank.soft_weighted_tau(s, t, T)) - want) for T in (1.0, 0.1, 0.01, 1e-4)]
+    assert errs[-1] < 1e-6 and errs[0] > errs[-1]
+
+
+def test_soft_weighted_tau_weight_convention():
+    """The top of the ranking weighs most (rank 0 = largest, w = 1/(r+1)), and the two passes are
+    averaged: swapping the top pair costs more than swapping the bottom pair, exactly as SciPy."""
+    t = np.arange(8.0)[::-1]  # element 0 is the best
+    top = np.array([6.0, 7, 5, 4, 3, 2, 1, 0])  # top two swapped
+    bottom = np.array([7.0, 6, 5, 4, 3, 2, 0, 1])  # bottom two swapped
+    for s in (top, bottom):
+        assert float(rank.soft_weighted_tau(s, t, 1e-6)) == pytest.approx(scipy.stats.weightedtau(s, t)[0], abs=1e-10)
+    assert float(rank.soft_weighted_tau(top, t, 1e-6)) < float(rank.soft_weighted_tau(bottom, t, 1e-6))
+    # not symmetric in a one-sided (x-only) weighting, but SciPy's rank=True is: so is ours
+    s = np.array([0.3, 2.0, 1.1, -0.4, 0.9])
+    u = np.array([1.0, 0.2, 3.0, 2.5, 0.1])
+    assert float(rank.soft_weighted_tau(s, u, 1e-7)) == pytest.approx(float(rank.soft_weighted_tau(u, s, 1e-7)), abs=1e-10)
+
+
+def test_soft_weighted_tau_gradient():
+    rng = np.random.default_rng(1)
+    s, t = rng.normal(size=9), rng.normal(size=9)
+    f = lambda s: rank.soft_weighted_tau(s, t, 0.3)
+    g = np.asarray(jax.grad(f)(s))
+    V = rng.normal(size=9)
+    h = 1e-6
+    fd = (float(f(s + h * V)) - float(f(s - h * V))) / (2 * h)
+    assert float(g @ V) == pytest.approx(fd, rel=1e-6)
+    # raising the truly-best model's score raises τ
+    assert g[np.argmax(t)] > 0
+    with pytest.raises(ValueError, match="scores/truth"):
+        rank.soft_weighted_tau(s, t[:5], 0.1)
