@@ -160,10 +160,11 @@ class Stop(Exception):
 
 @needs_fashion
 @pytest.mark.slow
-def test_tiny_v2_build_kill_and_resume(tmp_path):
+def test_tiny_v2_build_kill_and_resume(tmp_path, monkeypatch):
     """Pretraining with a checkpoint member and a class-subset source, then the ground truth unit by
-    unit: killed after the first unit, restarted with the command line, which skips the finished
-    unit and completes the rest; the aggregate holds per-seed accuracies and loss curves."""
+    unit: killed inside the first unit (it resumes from its checkpoint), then after it; restarted
+    with the command line, which skips the finished unit and completes the rest; the aggregate holds
+    per-seed accuracies and loss curves."""
     from pedjax import zoo as modelzoo
     from pedjax.cli import main
     from pedjax.rank import judging
@@ -185,11 +186,34 @@ def test_tiny_v2_build_kill_and_resume(tmp_path):
     def stop(*_):
         raise Stop
 
+    # killed inside the first unit, after its first checkpointed chunk: no unit file yet
+    import pedjax.zoo.build as zb
+
+    real = zb._curve_recorder
+
+    def dying(run_dir, seed, key):
+        on_chunk, load = real(run_dir, seed, key)
+
+        def oc(s, step):
+            on_chunk(s, step)
+            raise Stop
+
+        return oc, load
+
+    monkeypatch.setattr(zb, "_curve_recorder", dying)
+    with pytest.raises(Stop):
+        build_truth_units(zoo_dir, work, config, progress=False, verbose=False)
+    monkeypatch.setattr(zb, "_curve_recorder", real)
+    assert not list((zoo_dir / "truth_units").rglob("*.json"))
+    # restarted: that unit resumes from its checkpoint (keeping its curve), then killed after it
     with pytest.raises(Stop):
         build_truth_units(zoo_dir, work, config, progress=False, verbose=False, on_unit=stop)
     files = sorted((zoo_dir / "truth_units").rglob("*.json"))
     assert len(files) == 1
     first = files[0]
+    u0 = json.loads(first.read_text())
+    assert u0["resumed_from_step"] == config.ft_checkpoint_every
+    assert u0["loss_curve"]["steps"] == list(range(config.ft_checkpoint_every, config.ft_steps + 1, config.ft_checkpoint_every))
     first_text, first_mtime = first.read_text(), os.stat(first).st_mtime_ns
     partial = json.loads((zoo_dir / modelzoo.TRUTH_FILE).read_text())
     assert partial["provenance"]["units_done"] == 1 and not partial["datasets"]

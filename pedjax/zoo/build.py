@@ -482,6 +482,28 @@ def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(
     return table
 
 
+_UNIT_CACHE: dict = {}
+
+
+def _read_unit(path: Path) -> dict | None:
+    """A unit file's content, re-read only when its mtime changed (the aggregate is rebuilt after
+    every unit: 891 files in the v2 build)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        _UNIT_CACHE.pop(path, None)
+        return None
+    hit = _UNIT_CACHE.get(path)
+    if hit is not None and hit[0] == (st.st_mtime_ns, st.st_size):
+        return hit[1]
+    try:
+        u = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    _UNIT_CACHE[path] = ((st.st_mtime_ns, st.st_size), u)
+    return u
+
+
 def aggregate_units(zoo_dir, config: BuildConfig, *, tasks: Sequence[str] | None = None, members: Sequence[str] | None = None) -> dict:
     """``ground_truth.json`` from the unit files whose key matches the zoo's current members and the
     settings: ``datasets[task][member]`` (mean over seeds of the best-of-grid accuracy, only for pairs
@@ -503,8 +525,7 @@ def aggregate_units(zoo_dir, config: BuildConfig, *, tasks: Sequence[str] | None
             per, curves, units = [], [], []
             for seed in ftc.seeds:
                 total += 1
-                p = unit_path(zoo_dir, task, name, seed)
-                u = json.loads(p.read_text()) if p.is_file() else None
+                u = _read_unit(unit_path(zoo_dir, task, name, seed))
                 if u is None or entry is None or u.get("key") != _unit_key(entry, task, ftc, seed):
                     per.append(None)
                     curves.append(None)
