@@ -211,15 +211,13 @@ def test_cli_recommend_errors(capsys):
 
 
 @pytest.mark.slow
-def test_fennec_query_is_20x_cheaper_than_logme_on_the_zoo():
-    """One proxy forward pass + O(models) arithmetic against every member's features + LogME, in one run (warm)."""
-    import time
-
-    from pedjax.features import extract_features
+def test_fennec_query_is_one_proxy_forward_pass(monkeypatch):
+    """A new task costs one forward pass of the proxy and O(models) arithmetic: no other member
+    reads the task's images. (The time against LogME is measured side by side in
+    experiments/recommend_study.py, docs/recommend.md; timing belongs in benchmarks, not tests.)"""
     from pedjax.recommend import Proxy
     from pedjax.recommend import proxy as P
-    from pedjax.scoring import score_set
-    from pedjax.zoo import load_zoo
+    from pedjax.zoo import ZooMember, load_zoo
 
     zoo = load_zoo()
     h = from_zoo(zoo)
@@ -228,20 +226,9 @@ def test_fennec_query_is_20x_cheaper_than_logme_on_the_zoo():
     rec = Recommender(h, P.representations(pr, [t for t in h.tasks if t != task]), steps=500)
     rec.factors([task])  # offline
     images = P.task_images(task)
-
-    def fennec():
-        return rec.scores(P.task_representation(pr, images), [task])["transfer"]
-
-    def logme():
-        return score_set(extract_features(zoo, task), "logme")
-
-    def best(fn):
-        fn()
-        out = []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
-        return min(out)
-
-    assert best(logme) >= 20 * best(fennec)
+    calls = []
+    real = ZooMember.features
+    monkeypatch.setattr(ZooMember, "features", lambda self, x, *a, **k: calls.append(self.name) or real(self, x, *a, **k))
+    out = rec.scores(P.task_representation(pr, images), [task])["transfer"]
+    assert calls == ["mlp-dae"]
+    assert set(out) == set(h.models) and all(np.isfinite(v) for v in out.values())
