@@ -40,7 +40,9 @@ def _chain(metric, variant, X, y, mean, std):
         cfg = base.replace(**hp)
         return core(ped_core(X, yj, C, mean, std, cfg, path="scan").features, yj, C)
 
-    return jax.jit(f), {k: getattr(base, k) for k in HPARAMS}
+    # one compiled program gives both: the value (finite differences) and the gradient
+    value_and_grad = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))
+    return (lambda X, hp: value_and_grad(X, hp)[0]), (lambda X, hp: value_and_grad(X, hp)[1]), {k: getattr(base, k) for k in HPARAMS}
 
 
 @functools.lru_cache(maxsize=None)
@@ -54,8 +56,8 @@ def _problem(seed):
 def test_grad_through_ped_and_metric(metric, variant):
     """One jax.grad over (features, nsigma, constant, time_step) of metric(PED(X)) vs central differences."""
     X, y, mean, std = _problem(1)
-    f, hp0 = _chain(metric, variant, X, y, mean, std)
-    gX, ghp = jax.grad(f, argnums=(0, 1))(jnp.asarray(X), hp0)
+    f, grad, hp0 = _chain(metric, variant, X, y, mean, std)
+    gX, ghp = grad(jnp.asarray(X), hp0)
     # features: a directional derivative along a random direction
     V = np.random.default_rng(7).standard_normal(X.shape)
     h = 1e-5
@@ -76,8 +78,9 @@ def test_grad_metric_alone_features(metric):
     for n, d in ((40, 6), (12, 20)):
         X, y = _data(3, n=n, d=d, c=3)
         yj = jnp.asarray(y, jnp.int32)
-        f = jax.jit(lambda X: core(X, yj, 3))
-        g = jax.grad(f)(jnp.asarray(X))
+        value_and_grad = jax.jit(jax.value_and_grad(lambda X: core(X, yj, 3)))
+        f = lambda X: value_and_grad(X)[0]  # noqa: E731
+        g = value_and_grad(jnp.asarray(X))[1]
         V = np.random.default_rng(n).standard_normal(X.shape)
         h = 1e-5
         fd = (float(f(X + h * V)) - float(f(X - h * V))) / (2 * h)
@@ -91,8 +94,8 @@ def test_logme_gradient_finite_with_degenerate_spectrum():
     X, y = _data(5, n=60, d=6)
     X[:, 4:] = 0.0  # two exactly-zero columns → an exactly repeated zero eigenvalue
     mean, std = X.mean(0), np.maximum(X.std(0), 0) * 1.5
-    f, hp0 = _chain("logme", "released", X, y, mean, std)
-    gX, ghp = jax.grad(f, argnums=(0, 1))(jnp.asarray(X), hp0)
+    f, grad, hp0 = _chain("logme", "released", X, y, mean, std)
+    gX, ghp = grad(jnp.asarray(X), hp0)
     assert np.all(np.isfinite(np.asarray(gX)))
     v0 = hp0["nsigma"]
     h = 1e-5
