@@ -252,7 +252,11 @@ def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = DEFAUL
         fp = member_fingerprint(spec, config, source.sha1, fps.get(spec.parent))
         fps[spec.name] = fp
         e = existing.get(spec.name)
-        if e is not None and e.get("fingerprint") == fp and (zoo_dir / e["params"]["path"]).exists():
+        # a parent whose checkpoint members still need a snapshot that is not on disk runs again
+        # (its finished run then says how to take them: delete the run folder)
+        need_snaps = [c for c in members if c.parent == spec.name and c.name not in existing
+                      and not snapshot_path(work / "pretrain" / spec.name, c.at_step).is_file()]
+        if e is not None and e.get("fingerprint") == fp and (zoo_dir / e["params"]["path"]).exists() and not need_snaps:
             report["skipped"].append(spec.name)
             if not e["linear_probe"].get("passed", True):
                 report["below_bar"].append(spec.name)
