@@ -89,7 +89,7 @@ def test_coinciding_centres_stay_finite():
         f = np.asarray(res.features)
         # the coinciding pair exerts no force on each other; both are pushed only by class 2
         np.testing.assert_allclose(f[:40].mean(0), f[40:80].mean(0), atol=1e-12)
-    g = jax.grad(lambda ns: jnp.sum(ped_core(X, jnp.asarray(y), 3, X.mean(0), X.std(0), PEDConfig(nsigma=ns), path="scan").features))(0.6)
+    g = jax.jit(jax.grad(lambda ns: jnp.sum(ped_core(X, jnp.asarray(y), 3, X.mean(0), X.std(0), PEDConfig(nsigma=ns), path="scan").features)))(0.6)
     assert np.isfinite(float(g))
 
 

@@ -171,22 +171,25 @@ def test_top_k_rel_k_random_against_transcription():
 # ---------------------------------------------------------------------------------------------
 # soft weighted tau (the differentiable τ_w the meta-learner maximises)
 
+#: jitted as the meta-learner runs it: one compiled program per length, not one per eager operation
+soft_weighted_tau = jax.jit(rank.soft_weighted_tau)
+
 
 def test_soft_weighted_tau_tends_to_scipy():
     rng = np.random.default_rng(0)
     for i in range(24):
-        n = (2, 7, 19)[i % 3]  # few shapes: each new shape compiles JAX's eager ops
+        n = (2, 7, 19)[i % 3]  # few lengths: each new length compiles once
         s = rng.normal(size=n)
         t = rng.integers(0, 4, n).astype(float) if i % 2 == 0 else rng.normal(size=n)  # ties in truth too
         if np.ptp(t) == 0:
             continue  # constant truth: SciPy's τ is NaN
         want = scipy.stats.weightedtau(s, t)[0]
-        got = float(rank.soft_weighted_tau(s, t, 1e-7))
+        got = float(soft_weighted_tau(s, t, 1e-7))
         assert got == pytest.approx(want, abs=1e-9), (s, t)
     # monotone approach as the temperature shrinks, on one example
     s, t = rng.normal(size=7), rng.normal(size=7)
     want = rank.weighted_tau(s, t)
-    errs = [abs(float(rank.soft_weighted_tau(s, t, T)) - want) for T in (1.0, 0.1, 0.01, 1e-4)]
+    errs = [abs(float(soft_weighted_tau(s, t, T)) - want) for T in (1.0, 0.1, 0.01, 1e-4)]
     assert errs[-1] < 1e-6 and errs[0] > errs[-1]
 
 
@@ -197,19 +200,19 @@ def test_soft_weighted_tau_weight_convention():
     top = np.array([6.0, 7, 5, 4, 3, 2, 1, 0])  # top two swapped
     bottom = np.array([7.0, 6, 5, 4, 3, 2, 0, 1])  # bottom two swapped
     for s in (top, bottom):
-        assert float(rank.soft_weighted_tau(s, t, 1e-6)) == pytest.approx(scipy.stats.weightedtau(s, t)[0], abs=1e-10)
-    assert float(rank.soft_weighted_tau(top, t, 1e-6)) < float(rank.soft_weighted_tau(bottom, t, 1e-6))
+        assert float(soft_weighted_tau(s, t, 1e-6)) == pytest.approx(scipy.stats.weightedtau(s, t)[0], abs=1e-10)
+    assert float(soft_weighted_tau(top, t, 1e-6)) < float(soft_weighted_tau(bottom, t, 1e-6))
     # not symmetric in a one-sided (x-only) weighting, but SciPy's rank=True is: so is ours
     s = np.array([0.3, 2.0, 1.1, -0.4, 0.9])
     u = np.array([1.0, 0.2, 3.0, 2.5, 0.1])
-    assert float(rank.soft_weighted_tau(s, u, 1e-7)) == pytest.approx(float(rank.soft_weighted_tau(u, s, 1e-7)), abs=1e-10)
+    assert float(soft_weighted_tau(s, u, 1e-7)) == pytest.approx(float(soft_weighted_tau(u, s, 1e-7)), abs=1e-10)
 
 
 def test_soft_weighted_tau_gradient():
     rng = np.random.default_rng(1)
     s, t = rng.normal(size=9), rng.normal(size=9)
-    f = lambda s: rank.soft_weighted_tau(s, t, 0.3)
-    g = np.asarray(jax.grad(f)(s))
+    f = lambda s: soft_weighted_tau(s, t, 0.3)
+    g = np.asarray(jax.jit(jax.grad(f))(s))
     V = rng.normal(size=9)
     h = 1e-6
     fd = (float(f(s + h * V)) - float(f(s - h * V))) / (2 * h)
