@@ -11,6 +11,7 @@ from pedjax.rank import weighted_tau
 from digits_results import digits_zoo
 
 
+@pytest.mark.slow  # ~15-20 s: the digits zoo (two trained MLPs, eleven probes) and a benchmark over it
 def test_run_demo_json_consistent(monkeypatch):
     import pedjax.features.digits
 

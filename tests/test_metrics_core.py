@@ -77,11 +77,11 @@ def test_logme_ignores_dead_features(seed, N, D):
 def test_sfda_cholesky_equals_generalized_eigendecomposition(seed, D):
     """coef = means·V·Vᵀ with V from eigh(Sb, Sw_s) equals means·Sw_s⁻¹ (the Cholesky form)."""
     X, y = make_data(seed, 200, D, 5)
-    prob, s = lda_posterior(jnp.asarray(X), jnp.asarray(y), 5)
+    prob, s = jax.jit(lda_posterior, static_argnums=2)(jnp.asarray(X), jnp.asarray(y), 5)  # one program, not eager ops
     means = np.stack([X[y == c].mean(0) for c in range(5)])
     priors = np.bincount(y) / len(y)
     Sw = sum(priors[c] * np.cov(X[y == c].T, bias=True) for c in range(5))
-    Sws = np.asarray(shrunk(jnp.asarray(Sw), s))
+    Sws = np.asarray(jax.jit(shrunk)(jnp.asarray(Sw), s))
     St = np.cov(X.T, bias=True)
     St = (1 - float(s)) * St + float(s) * np.trace(St) / D * np.eye(D)
     _, V = scipy.linalg.eigh(St - Sws, Sws)

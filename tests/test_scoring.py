@@ -49,6 +49,7 @@ def test_array_zoo_and_label_values():
     assert a == pedjax.score_zoo(arr, y, "logme", ped=PEDConfig())  # deterministic
 
 
+@pytest.mark.slow  # ~15 s: a second JAX process (the device count is fixed at start-up)
 def test_sharded_scores_identical(tmp_path):
     """Under 4 host devices the model axis is sharded; scores equal the single-device run."""
     feats, y, stats = _zoo(2)
