@@ -153,33 +153,10 @@ def run(args) -> int:
         printing.print_json(result)
         return 0
     printing.demo_tables(result)  # printed before any figure is written: an output error loses nothing
-    _print_judged(result)
+    printing.demo_judged(result)
     if args.plot:
         try:
             printing.wrote(plot_demo(result, args.plot))
         except OSError as exc:
             raise OSError(f"--plot: cannot write figures to {args.plot} ({exc.strerror or exc}); the results above are complete") from None
     return 0
-
-
-def _print_judged(result: dict) -> None:
-    """Each metric's τ_w beside the noise ceiling and the history mean rank baseline (shipped zoo)."""
-    ja = result.get("judged_against")
-    if not ja:
-        return
-    from rich.table import Table
-
-    def f(v):
-        return "n/a" if v is None else f"{v:+.3f}"
-
-    ceiling, hist = ja.get("noise_ceiling"), ja.get("history_tau")
-    t = Table(title="τ_w beside what it should be read against")
-    for c in ("metric", "τ_w", "noise ceiling", "history mean rank", "τ_w − history"):
-        t.add_column(c, justify="left" if c == "metric" else "right")
-    for k, v in sorted(result["weighted_tau"].items(), key=lambda kv: -(kv[1] if kv[1] == kv[1] else -9)):
-        t.add_row(k, f(v), f(ceiling), f(hist), "n/a" if hist is None or v != v else f"{v - hist:+.3f}")
-    con = printing.console()
-    con.print(t)
-    con.print("[dim]noise ceiling: mean over seed pairs of τ_w(accuracies of seed i, seed j)"
-              + (" — n/a: this zoo's ground truth keeps no per-seed accuracies" if ceiling is None else "")
-              + "; history mean rank: the models ranked by their mean rank on the zoo's other tasks[/dim]")
