@@ -97,7 +97,6 @@ def run_demo(nsigma: float = 0.6, metrics_list=None, *, zoo: str = "shipped", ta
         table = z.truth()
         if table is None:
             raise FileNotFoundError(f"--zoo: {z.path} has no ground-truth table; build it with `pedjax zoo build --zoo {z.path}`")
-        tasks = list(table["datasets"])
         task = task or default_task(table)
         z.task_truth(task, "--task")  # a bad --task fails before any feature is computed
         fs = extract_features(z, task, "train", with_truth=True)
