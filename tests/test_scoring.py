@@ -1,4 +1,4 @@
-"""score_zoo: equals per-model scoring, groups by dimension, shards the model axis, validates."""
+"""score_zoo: equals per-model scoring, groups by dimension, shards the model axis, validates; score_store."""
 import json
 import os
 import subprocess
@@ -144,3 +144,15 @@ def test_precompile_compiles_in_background_and_scores_are_unchanged():
         got = pedjax.score_zoo(feats, y, metric=metric)
         for k, X in feats.items():
             assert abs(got[k] - getattr(metrics, metric)(X, y)) <= 1e-10 * max(1.0, abs(got[k]))
+
+
+def test_score_store_one_model_per_batch_equals_score_zoo(tmp_path):
+    """score_store on a results folder (tests/digits_results.py), one model per loaded batch and the
+    progress bar: the same scores as score_zoo on the arrays (`pedjax score` runs this path)."""
+    from pedjax.features import open_store
+    from pedjax.scoring import score_store
+    from digits_results import DATASET, build, expected
+
+    zoo = build(tmp_path)
+    one_by_one = score_store(open_store(zoo["results"], dataset=DATASET), "logme", progress=True, load_budget=1)
+    assert one_by_one == pytest.approx(expected(zoo, "logme", None), rel=1e-10)
