@@ -147,12 +147,15 @@ def test_precompile_compiles_in_background_and_scores_are_unchanged():
 
 
 def test_score_store_one_model_per_batch_equals_score_zoo(tmp_path):
-    """score_store on a results folder (tests/digits_results.py), one model per loaded batch and the
-    progress bar: the same scores as score_zoo on the arrays (`pedjax score` runs this path)."""
+    """score_store on a results folder (tests/digits_results.py) with the progress bar and a load
+    budget of one 16-wide model (600×16 float64): one model per loaded batch, the 32-wide model
+    over the budget streamed (pedjax.streaming). The same scores as score_zoo on the arrays
+    (`pedjax score` runs this path)."""
     from pedjax.features import open_store
     from pedjax.scoring import score_store
     from digits_results import DATASET, build, expected
 
     zoo = build(tmp_path)
-    one_by_one = score_store(open_store(zoo["results"], dataset=DATASET), "logme", progress=True, load_budget=1)
+    with pytest.warns(UserWarning, match="relu-32_digits_feature.npy .* larger than the load budget"):
+        one_by_one = score_store(open_store(zoo["results"], dataset=DATASET), "logme", progress=True, load_budget=600 * 16 * 8)
     assert one_by_one == pytest.approx(expected(zoo, "logme", None), rel=1e-10)
