@@ -52,10 +52,28 @@ def configure_process() -> None:
             path.mkdir(parents=True, exist_ok=True)
         except OSError:
             return  # an unwritable cache folder only costs speed
+        _repair_cache(path)
         jax.config.update("jax_compilation_cache_dir", str(path))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
         jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
+
+
+def _repair_cache(path: Path) -> None:
+    """Give every cache entry without an access-time file one. JAX's size-limited cache writes an
+    entry, then its ``-atime`` file; an entry without one (a process killed in between, or a
+    folder first filled without a size limit) makes every later write fail its eviction scan, so
+    the cache would silently stop growing."""
+    import time
+
+    try:
+        names = {p.name for p in path.iterdir()}
+        stamp = time.time_ns().to_bytes(8, "little")
+        for name in names:
+            if name.endswith("-cache") and name[: -len("-cache")] + "-atime" not in names:
+                (path / (name[: -len("-cache")] + "-atime")).write_bytes(stamp)
+    except OSError:
+        pass  # an unreadable cache folder only costs speed
 
 
 def add_ped_options(p, *, flag: bool = True) -> None:
