@@ -85,7 +85,7 @@ def test_v2_members_cover_the_issue():
     cfg = V2_CONFIG
     assert len(cfg.tasks) >= 10 and cfg.tasks == V2_TASKS and len(cfg.ft_seeds) >= 3 and cfg.truth_units
     ftc = cfg.finetune_config()
-    assert len(ftc.lrs) >= 3 and len(ftc.wds) >= 2 and ftc.seeds == cfg.ft_seeds
+    assert len(ftc.lrs) >= 3 and len(ftc.wds) >= 1 and ftc.seeds == cfg.ft_seeds  # ≥ 3 lrs, one wd: docs/zoo.md
 
 
 def test_v1_member_fingerprints_unchanged():
