@@ -1,6 +1,7 @@
 # make demo:     create .venv when missing, install pedjax with what the demo needs (no TensorFlow,
 #                no Jupyter), run the main job (score the shipped zoo with and without PED).
-# make test:     install pedjax with its test extras, run every test not marked slow (≤ 5 min here).
+# make test:     install pedjax with its test extras, run every test not marked slow on two
+#                workers (pytest-xdist; ≤ 5 min on the 2-core machine).
 # make test-all: the same install, every test (slow ones too: training chains, the notebook, TFDS).
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -24,7 +25,7 @@ install: $(STAMP)
 install-test: $(TEST_STAMP)
 
 test: $(TEST_STAMP) data
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n 2 -m "not slow" tests
 
 test-all: $(TEST_STAMP) data
 	$(PY) -m pytest -q tests
