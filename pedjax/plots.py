@@ -22,6 +22,7 @@ import numpy as np
 
 from .physics.ped import ped
 from .rank.measures import weighted_tau
+from .util import atomic_path
 
 _MAX_LABELLED = 24  # name points / legend entries only up to this many models
 _MAX_CIRCLES = 12  # draw the class balls only up to this many classes
@@ -49,8 +50,8 @@ def _interactive() -> bool:
 
 def _save(fig, path) -> str:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+    with atomic_path(path) as tmp:  # a figure appears whole or not at all
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format=(path.suffix.lstrip(".") or "png"))
     if not _interactive():
         import matplotlib.pyplot as plt
 

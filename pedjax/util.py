@@ -1,7 +1,8 @@
 """The one home of pedjax's shared helpers: atomic writes, JSON conversion, hashing, provenance and
 progress bars. Every layer may import it; it imports nothing of pedjax.
 
-* :func:`atomic_path` / :func:`atomic_write_text` / :func:`atomic_write_json`: a file appears whole
+* :func:`atomic_path` / :func:`atomic_write_text` / :func:`atomic_write_json` /
+  :func:`atomic_save_npy` / :func:`atomic_savez`: a file appears whole
   or not at all (temporary file in the same folder, ``fsync``, ``os.replace``); a failure removes
   the temporary file and leaves any previous version untouched.
 * :func:`to_jsonable`: NumPy scalars and arrays to Python, tuples to lists, non-finite floats to
@@ -52,6 +53,22 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_save_npy(path: str | os.PathLike, array) -> Path:
+    """``np.save`` to ``path`` (ending in ``.npy``), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.asarray(array), allow_pickle=False)
+    return Path(path)
+
+
+def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
+    """``np.savez`` to ``path`` (``.npz`` appended when missing, as NumPy does), atomically."""
+    path = Path(path)
+    path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -42,7 +42,7 @@ def test_force_is_minus_grad_and_matches_closed_form():
 @pytest.mark.parametrize(
     "seed,N,D,C,nsigma,kw",
     [(0, 150, 8, 4, 0.6, {}), (1, 60, 80, 3, 0.3, {}), (2, 300, 12, 25, 0.6, {"sep": 0.5}),
-     (3, 200, 10, 6, 2.0, {"imbalanced": True}), (4, 120, 6, 5, 0.6, {"singleton": True}), (5, 100, 6, 2, 0.0, {})],  # nsigma < 0 is refused (test_robustness)
+     (3, 200, 10, 6, 2.0, {"imbalanced": True}), (4, 120, 6, 5, 0.6, {"singleton": True}), (5, 100, 6, 2, 0.0, {})],  # nsigma < 0 is refused (test_hostile_inputs)
 )
 def test_released_ped_matches_reference_loop(seed, N, D, C, nsigma, kw):
     X, y = make_data(seed, N, D, C, **kw)

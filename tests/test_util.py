@@ -1,5 +1,5 @@
 """pedjax.util: atomic writes, strict JSON, content hashes, the git commit, the no-op progress bar.
-(The output lock: tests/test_robustness.py.)"""
+(The output lock: tests/test_hostile_inputs.py.)"""
 from __future__ import annotations
 
 import json
@@ -47,3 +47,27 @@ def test_git_commit_and_disabled_progress():
     with util.Progress(False, 3, "nothing") as p:
         p.advance()
         p.advance(2)
+
+
+def test_atomic_array_writes(tmp_path):
+    import numpy as np
+
+    from pedjax.util import atomic_save_npy, atomic_savez
+
+    a = np.arange(6.0).reshape(2, 3)
+    p = atomic_save_npy(tmp_path / "a.npy", a)
+    np.testing.assert_array_equal(np.load(p), a)
+    z = atomic_savez(tmp_path / "z", x=a, y=np.ones(2))  # NumPy's rule: .npz appended
+    assert z.name == "z.npz" and set(np.load(z).files) == {"x", "y"}
+    before = p.read_bytes()
+
+    class Boom:
+        def __array__(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    try:
+        atomic_save_npy(p, Boom())
+    except RuntimeError:
+        pass
+    assert p.read_bytes() == before  # the old file is untouched
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.npy", "z.npz"]  # no temporary left

@@ -40,6 +40,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from ..util import atomic_save_npy, atomic_savez
 from .featureset import FeatureSet
 
 #: name of the source set in the published layout
@@ -449,11 +450,11 @@ def write_results_dir(directory, dataset: str, features: Mapping[str, Any], labe
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     for m, X in features.items():
-        np.save(root / f"{m}_{dataset}{_FEATURE}.npy", np.asarray(X))
+        atomic_save_npy(root / f"{m}_{dataset}{_FEATURE}.npy", X)
         y = labels[m] if isinstance(labels, Mapping) else labels
-        np.save(root / f"{m}_{dataset}{_LABEL}.npy", np.asarray(y))
+        atomic_save_npy(root / f"{m}_{dataset}{_LABEL}.npy", y)
         if source_features is not None:
-            np.save(root / f"{m}_{source}{_FEATURE}.npy", np.asarray(source_features[m]))
+            atomic_save_npy(root / f"{m}_{source}{_FEATURE}.npy", source_features[m])
     return root
 
 
@@ -471,6 +472,4 @@ def save_npz_zoo(path, features: Mapping[str, Any], labels, source_stats: Mappin
             arrays[f"source_std/{m}"] = np.asarray(std)
     if dataset is not None:
         arrays["dataset"] = np.asarray(dataset)
-    path = Path(path)
-    np.savez(path, **arrays)
-    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+    return atomic_savez(path, **arrays)

@@ -44,7 +44,7 @@ import optax
 
 from . import nets
 from . import ssl as ssl_mod
-from ..util import Progress, atomic_write_json, locks_output, sha1_arrays, sha1_json, to_jsonable
+from ..util import Progress, atomic_save_npy, atomic_write_json, locks_output, sha1_arrays, sha1_json, to_jsonable
 from .training import Checkpoints, batch_schedule, run_resumable
 
 FINAL_PARAMS = "final.msgpack"
@@ -306,7 +306,7 @@ def pretrain(
     result = PretrainResult(params, losses, info)
     if out is not None:
         nets.save_params(out / FINAL_PARAMS, params)
-        np.save(out / "losses.npy", losses)
+        atomic_save_npy(out / "losses.npy", losses)
         atomic_write_json(out / RESULT_FILE, info)
         shutil.rmtree(out / "ckpt" / fp[:12], ignore_errors=True)
     return result

@@ -31,7 +31,7 @@ import numpy as np
 
 from .._validate import load_json
 from ..models import nets
-from ..util import atomic_path, atomic_write_json
+from ..util import atomic_path, atomic_savez, atomic_write_json
 from .spec import DEFAULT_ZOO, FORMAT, MANIFEST, PARAM_FORMATS, TRUTH_FILE, VERSION, BuildConfig, MemberSpec, create_module
 
 
@@ -284,10 +284,8 @@ def add_member(zoo_dir: str | os.PathLike, spec: MemberSpec, params, *, source_m
     dest.mkdir(parents=True)
     pentry = _save_params(dest, params, params_format)
     D = int(np.asarray(source_mean).shape[0])
-    tmp = dest / ".stats.tmp.npz"
-    np.savez(tmp, source_mean=np.asarray(source_mean, np.float64), source_std=np.asarray(source_std, np.float64),
-             probe_W=np.asarray(probe["W"], np.float64), probe_b=np.asarray(probe["b"], np.float64))
-    os.replace(tmp, dest / "stats.npz")
+    atomic_savez(dest / "stats.npz", source_mean=np.asarray(source_mean, np.float64), source_std=np.asarray(source_std, np.float64),
+                 probe_W=np.asarray(probe["W"], np.float64), probe_b=np.asarray(probe["b"], np.float64))
     entry = {
         "name": spec.name,
         "arch": spec.arch,
