@@ -232,3 +232,43 @@ def test_fennec_query_is_one_proxy_forward_pass(monkeypatch):
     out = rec.scores(P.task_representation(pr, images), [task])["transfer"]
     assert calls == ["mlp-dae"]
     assert set(out) == set(h.models) and all(np.isfinite(v) for v in out.values())
+
+
+def _own_images(tmp_path, labels: bool):
+    from pedjax.data import load_task
+
+    d = load_task("digits-10")
+    arrays = {"images": d.x_train[:300]}
+    if labels:
+        arrays["labels"] = d.y_train[:300] + 3  # any integer labels
+    path = tmp_path / ("own.npz" if labels else "own_nolabels.npz")
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.slow
+def test_cli_recommend_own_images(tmp_path, capsys):
+    """A user's own task (images, no registry name): every shipped task is history, none is left out."""
+    from pedjax.cli import main
+
+    assert main(["recommend", "--images", str(_own_images(tmp_path, labels=False)), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["history"]["left_out"] == [] and len(out["history"]["tasks"]) == 5
+    assert len(out["ranking"]) == 12 and out["final"] == "fennec" and out["task"] == "images:own_nolabels.npz"
+
+
+def test_cli_recommend_own_images_errors(tmp_path, capsys):
+    from pedjax.cli import main
+
+    nolabels = _own_images(tmp_path, labels=False)
+    assert main(["recommend", "--images", str(nolabels), "--metric", "leep"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "labels" in err
+    np.savez(tmp_path / "bad.npz", pixels=np.zeros((4, 28, 28)))
+    assert main(["recommend", "--images", str(tmp_path / "bad.npz")]) == 2
+    assert "'images'" in capsys.readouterr().err
+    np.savez(tmp_path / "one.npz", images=np.zeros((1, 28, 28)))
+    assert main(["recommend", "--images", str(tmp_path / "one.npz")]) == 2
+    assert "N ≥ 2" in capsys.readouterr().err
+    assert main(["recommend", "--task", "digits-10", "--labels", str(tmp_path / "x.npy")]) == 2
+    assert "--labels goes with --images" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from importlib import resources
+from pathlib import Path
 
 from . import printing
 from ._common import add_ped_options, ped_from_args
@@ -21,7 +22,11 @@ def add_parser(sub) -> None:
         "on the shipped zoo (docs/recommend.md). A task of the history is left out of it (its own ground truth never "
         "informs its ranking).",
     )
-    p.add_argument("--task", required=True, metavar="NAME", help="task name (`pedjax tasks`, tfds:NAME, folder:PATH)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--task", metavar="NAME", help="task name (`pedjax tasks`, tfds:NAME, folder:PATH)")
+    src.add_argument("--images", metavar="FILE.npz", help="a task of your own: an .npz with 'images' [N, H, W(, C)] in [0, 1] "
+                     "and, for --metric, 'labels' [N] (or --labels FILE.npy)")
+    p.add_argument("--labels", metavar="FILE.npy", help="with --images: the labels [N] (only the hybrid's metric reads them)")
     p.add_argument("--zoo", metavar="DIR", help="zoo folder (default: the shipped zoo)")
     p.add_argument("--history", metavar="H", default="zoo",
                    help="'zoo' (the zoo's fine-tuning ground truth, default), a CSV/JSON file {task: {model: value}}, "
@@ -51,6 +56,38 @@ def shipped_weight(variant: str, task: str) -> tuple[float | None, str]:
     return float(w["all"]), "learned on every shipped task"
 
 
+def _own_task(images_path: str, labels_path: str | None, need_labels: bool):
+    """A :class:`~pedjax.data.TaskData` from ``--images`` (and ``--labels``); the proxy reads only
+    the images, the hybrid's metric the labels too."""
+    import numpy as np
+
+    from ..data import TaskData
+    from ..features.files import load_npy
+
+    try:
+        with np.load(images_path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--images: {images_path} is not a readable .npz ({exc}); save one with np.savez(F, images=X, labels=y)") from None
+    if "images" not in arrays:
+        raise ValueError(f"--images: {images_path} has no 'images' array (it has {sorted(arrays)}); save one with np.savez(F, images=X)")
+    x = arrays["images"]
+    if x.ndim not in (3, 4) or x.shape[0] < 2:
+        raise ValueError(f"--images: 'images' must be [N, H, W] or [N, H, W, C] with N ≥ 2, got shape {x.shape}")
+    y = load_npy(Path(labels_path)) if labels_path else arrays.get("labels")
+    if y is None:
+        if need_labels:
+            raise ValueError(f"--images: {images_path} has no 'labels' array and no --labels was given; the hybrid's metric needs labels")
+        y = np.arange(x.shape[0]) % 2  # placeholder labels for TaskData: nothing reads them without --metric
+    y = np.asarray(y).reshape(-1)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"--labels: {y.shape[0]} labels for {x.shape[0]} images")
+    codes = np.unique(y, return_inverse=True)[1]
+    k = int(codes.max()) + 1
+    return TaskData.from_arrays(x, codes, x[:1], codes[:1], num_classes=k, name=f"images:{Path(images_path).name}",
+                                provenance={"images": str(images_path), "labels": labels_path or ("in the .npz" if "labels" in arrays else None)})
+
+
 def run(args) -> int:
     from ..data import load_task
     from ..rank import ranking
@@ -59,6 +96,8 @@ def run(args) -> int:
     from ..zoo import load_zoo
 
     t_all = time.perf_counter()
+    if args.labels and not args.images:
+        raise ValueError("--labels goes with --images")
     cfg = ped_from_args(args) if args.metric else None
     if args.metric is None and (args.ped or args.ped_config or args.weight is not None):
         raise ValueError("--ped/--ped-config/--weight apply to the hybrid; add --metric M")
@@ -72,11 +111,13 @@ def run(args) -> int:
     if missing:
         raise ValueError(f"--history: no entries for zoo member(s) {missing}; the history must cover the zoo")
     hist = hist.select_models(zoo.names)
-    exclude = [args.task] if args.task in hist.tasks else []
+    exclude = [args.task] if args.task in hist.tasks else []  # --images: a new task, in no history
     if len(hist.tasks) - len(exclude) < 2:
         raise ValueError("--history: needs at least 2 tasks besides the one being ranked")
     proxy = Proxy.from_zoo(zoo, args.proxy)
-    data = load_task(args.task)
+    data = _own_task(args.images, args.labels, need_labels=bool(args.metric)) if args.images else load_task(args.task)
+    if tuple(data.x_train.shape[1:]) != tuple(zoo[args.proxy].input_shape):
+        raise ValueError(f"--images: images of shape {data.x_train.shape[1:]} do not fit the zoo (input {zoo[args.proxy].input_shape})")
     t0 = time.perf_counter()
     rep = task_representation(proxy, data.x_train)
     proxy_s = time.perf_counter() - t0
@@ -91,7 +132,7 @@ def run(args) -> int:
     comps = rec.scores(rep, exclude)
     fit_s = time.perf_counter() - t0
     final_name = "fennec"
-    result = {"task": args.task, "history": {"kind": hist.kind, "source": hist.source, "tasks": past, "left_out": exclude},
+    result = {"task": args.task or data.name, "history": {"kind": hist.kind, "source": hist.source, "tasks": past, "left_out": exclude},
               "proxy": args.proxy, "neighbours": rec.last_neighbours,
               "factorisation": {"rank": rec.factors(exclude).rank, "reg": rec.factors(exclude).reg,
                                 "nonneg": not args.plain, "heldout_rmse": rec.factors(exclude).heldout_error},
@@ -111,7 +152,7 @@ def run(args) -> int:
         if args.weight is not None:
             w, why = args.weight, "given"
         else:
-            w, why = shipped_weight(name, args.task)
+            w, why = shipped_weight(name, args.task or data.name)
             if w is None or (cfg is not None and cfg.nsigma != 0.6):
                 w, why = 0.5, f"{why or 'custom PED'}; default 0.5"
         comps["hybrid"] = merge(comps["history"], comps[name], w)
