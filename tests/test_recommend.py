@@ -56,6 +56,12 @@ def test_history_files_csv_json_and_missing(tmp_path):
     bad.write_text("model,t1\na,x\n")
     with pytest.raises(ValueError, match="not a number"):
         from_file(bad)
+    # a NaN or infinite entry in a user's file is an error (a missing one is an empty cell / null)
+    for name, text in (("n.csv", "model,t1,t2\na,nan,2\nb,3,1\n"), ("i.csv", "model,t1,t2\na,inf,2\nb,3,1\n"),
+                       ("n.json", '{"t1": {"a": NaN, "b": 3}, "t2": {"a": 2, "b": 1}}')):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=r"entry \('a', 't1'\).*missing value"):
+            from_file(tmp_path / name)
 
 
 def test_history_from_scores_records_kind():

@@ -135,8 +135,9 @@ class History:
 
 
 def from_table(table: Mapping[str, Mapping[str, float | None]], *, kind: str = "finetune", source: str = "",
-               models: Sequence[str] | None = None) -> History:
-    """A history from ``{task: {model: value}}`` (``None``/NaN = missing)."""
+               models: Sequence[str] | None = None, strict: bool = False) -> History:
+    """A history from ``{task: {model: value}}`` (``None``/NaN = missing). ``strict`` (a user's
+    file): only ``None`` or an absent entry is missing; a NaN or infinite value is an error."""
     if not isinstance(table, Mapping) or not table:
         raise ValueError("table: expected a non-empty {task: {model: value}} mapping")
     tasks = [str(t) for t in table]
@@ -155,6 +156,9 @@ def from_table(table: Mapping[str, Mapping[str, float | None]], *, kind: str = "
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ValueError(f"table: entry ({m!r}, {t!r}) is {v!r}, not a number")
+            if strict and not np.isfinite(v):
+                raise ValueError(f"--history: {source}: entry ({m!r}, {t!r}) is {v!r}; give a finite number, or leave "
+                                 "it out (an empty CSV cell, null in JSON) for a missing value")
             vals[i, j] = float(v)
     return History(vals, tuple(models), tuple(tasks), kind, source)
 
@@ -227,7 +231,7 @@ def from_file(path, table: str | None = None) -> History:
         obj = obj["tables"][table]
     elif isinstance(obj, Mapping) and "datasets" in obj:
         obj = obj["datasets"]
-    return from_table(obj, kind="finetune", source=str(p))
+    return from_table(obj, kind="finetune", source=str(p), strict=True)
 
 
 def _from_csv(text: str, where: str) -> History:
@@ -239,7 +243,7 @@ def _from_csv(text: str, where: str) -> History:
 
     def num(c, where_cell):
         c = c.strip()
-        if c in ("", "nan", "NaN", "null", "None"):
+        if c in ("", "null", "None"):
             return None
         try:
             return float(c)
@@ -263,4 +267,4 @@ def _from_csv(text: str, where: str) -> History:
                 raise ValueError(f"--history: {where}: line {k} has {len(r)} cells, the header {len(head)}")
             for t, c in zip(tasks, r[1:]):
                 table[t][r[0].strip()] = num(c, f"line {k}, column {t!r}")
-    return from_table(table, kind="finetune", source=where)
+    return from_table(table, kind="finetune", source=where, strict=True)
