@@ -246,15 +246,8 @@ V2_SUBSET_CLASSES = (5, 7, 8, 9)
 #: two widths), all 8 objectives on the narrow CNN, three checkpoints of one run (pretraining
 #: amount), a class-subset and a low-data source, and a random initialisation in every family
 V2_MEMBERS: tuple[MemberSpec, ...] = (
-    # all eight objectives on the narrow CNN (the v1 zoo's backbone)
-    MemberSpec("cnn-supervised", "cnn", "supervised", _CNN, seed=0),
-    MemberSpec("cnn-simclr", "cnn", "simclr", _CNN, seed=1),
-    MemberSpec("cnn-byol", "cnn", "byol", _CNN, seed=2),
-    MemberSpec("cnn-barlow", "cnn", "barlow", _CNN, seed=3),
-    MemberSpec("cnn-vicreg", "cnn", "vicreg", _CNN, seed=4),
-    MemberSpec("cnn-rotation", "cnn", "rotation", _CNN, seed=5),
-    MemberSpec("cnn-dae", "cnn", "dae", _CNN, seed=6),
-    MemberSpec("cnn-random", "cnn", "random", _CNN, seed=7),
+    # all eight objectives on the narrow CNN: the v1 zoo's eight CNN members, the same specs
+    *DEFAULT_MEMBERS[:8],
     # pretraining amount: checkpoints of the two runs above (no extra pretraining)
     MemberSpec("cnn-supervised@100", "cnn", "supervised", _CNN, seed=0, parent="cnn-supervised", at_step=100),
     MemberSpec("cnn-supervised@300", "cnn", "supervised", _CNN, seed=0, parent="cnn-supervised", at_step=300),
