@@ -1,7 +1,7 @@
 """scikit-learn's bundled digits (1 797 images, 8×8, values 0..16), upsampled to 28×28.
 
 Upsampling uses ``jax.image.resize`` (bilinear, float32), so digits share the input shape of
-Fashion-MNIST and every backbone in :mod:`pedjax.nets` accepts both.
+Fashion-MNIST and every backbone in :mod:`pedjax.models.nets` accepts both.
 """
 from __future__ import annotations
 

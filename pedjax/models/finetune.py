@@ -245,7 +245,7 @@ def finetune(
 
     Args:
       backbone: a Flax module mapping images [N, H, W, C] to features [N, D], or an architecture
-        name from :mod:`pedjax.nets`.
+        name from :mod:`pedjax.models.nets`.
       task: a registered task name (``pedjax tasks``), ``tfds:NAME``, ``folder:PATH`` or a
         :class:`~pedjax.data.TaskData`.
       out_dir: where checkpoints, per-seed results and ``result.json`` go; ``None`` keeps

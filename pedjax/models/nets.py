@@ -1,7 +1,7 @@
 """Small Flax (linen) backbones that expose their penultimate embedding.
 
 A backbone maps images ``[N, H, W, C]`` (float32) to features ``[N, D]``; a :class:`Classifier`
-puts a linear head (``"head"``) on top. The fine-tuner (:mod:`pedjax.finetune`) trains
+puts a linear head (``"head"``) on top. The fine-tuner (:mod:`pedjax.models.finetune`) trains
 ``Classifier(backbone, C)``; the zoo reuses the backbones to extract features.
 
 Architectures by name (:data:`ARCHITECTURES`, :func:`create`):
@@ -293,7 +293,7 @@ def check_params(module: nn.Module, params: Params, input_shape: Sequence[int] =
 class StridedResNet(nn.Module):
     """Stride-2 stem conv → one basic residual block per stage (GroupNorm) → global average pool.
 
-    Not in :data:`ARCHITECTURES` (whose contents a test pins); :mod:`pedjax.modelzoo` names it
+    Not in :data:`ARCHITECTURES` (whose contents a test pins); :mod:`pedjax.zoo` names it
     ``"resnet-s2"``. Features: ``stages[-1]``. With the zoo's ``stages=(8, 16, 32)``
     a forward pass costs about 0.6 M multiply-adds per 28×28 image (``SmallResNet``: about 9 M).
     """

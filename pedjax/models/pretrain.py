@@ -1,4 +1,4 @@
-"""Resumable pretraining of a backbone with an objective of :mod:`pedjax.ssl`; the linear-probe sanity bar.
+"""Resumable pretraining of a backbone with an objective of :mod:`pedjax.models.ssl`; the linear-probe sanity bar.
 
 One compiled program runs a chunk of optimizer steps (``lax.fori_loop``): gather the batch,
 augment it, compute the objective's loss, update with AdamW, update the objective's extra state
@@ -222,8 +222,8 @@ def pretrain(
     """Pretrain ``backbone`` with ``method`` on images ``x`` (labels ``y`` for ``supervised``).
 
     Args:
-      backbone: a flax module mapping images to features, or a :mod:`pedjax.nets` name.
-      method: an :class:`pedjax.ssl.Objective` or its name (:data:`pedjax.ssl.OBJECTIVES`).
+      backbone: a flax module mapping images to features, or a :mod:`pedjax.models.nets` name.
+      method: an :class:`pedjax.models.ssl.Objective` or its name (:data:`pedjax.models.ssl.OBJECTIVES`).
       x: images [N, H, W, C] (or [N, H, W]) float in [0, 1].
       y: int labels [N]; required by objectives with ``needs_labels``.
       out_dir: where checkpoints and the final parameters go (``None``: memory only, no resume).
@@ -366,7 +366,7 @@ def _forward(backbone: nn.Module):
 def feature_fn(backbone: nn.Module) -> Callable:
     """``f(params, x [N, H, W, C], batch_size) -> float32 [N, D]``, compiled once per module.
 
-    Like :func:`pedjax.nets.features` but the compiled forward pass is cached per (hashable)
+    Like :func:`pedjax.models.nets.features` but the compiled forward pass is cached per (hashable)
     module, so a zoo with several members of one architecture compiles once per batch shape.
     """
     fwd = _forward(backbone)

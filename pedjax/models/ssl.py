@@ -1,6 +1,6 @@
 """Self-supervised pretraining objectives and image augmentations, in JAX.
 
-The zoo (:mod:`pedjax.modelzoo`) is pretrained with these on the Fashion-MNIST source split. Every
+The zoo (:mod:`pedjax.zoo`) is pretrained with these on the Fashion-MNIST source split. Every
 piece is a pure function of arrays and PRNG keys, so a whole training step (batch gather,
 augmentation, loss, update) compiles into one XLA program and is a function of (seed, step) only:
 a resumed run is bit-for-bit the uninterrupted one.

@@ -296,7 +296,7 @@ def _new_truth(config: BuildConfig) -> dict:
         "format": TRUTH_FORMAT,
         "version": VERSION,
         "metric": ftc.metric,
-        "score_definition": f"best-of-grid test {ftc.metric} per seed, averaged over seeds (pedjax.finetune)",
+        "score_definition": f"best-of-grid test {ftc.metric} per seed, averaged over seeds (pedjax.models.finetune)",
         "datasets": {},
         "std": {},
         "runs": {},
@@ -313,7 +313,7 @@ def build_truth(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(), *, 
     """Fine-tune every (member, task) pair the ground-truth table lacks; update it atomically after each.
 
     Task-major order, so members sharing an architecture reuse one compiled trainer per task.
-    Each sweep resumes through :func:`pedjax.finetune.finetune` (``work_dir/truth/<member>/<task>``).
+    Each sweep resumes through :func:`pedjax.models.finetune.finetune` (``work_dir/truth/<member>/<task>``).
     Returns the table (also written to ``zoo_dir/ground_truth.json``).
     """
     from ..models import finetune as ft
