@@ -44,7 +44,9 @@ class BenchmarkResult:
       variants: every variant name, in order.
       scores: ``{task: {variant: {model: score}}}``.
       tau: ``{variant: {task: weighted τ}}`` (sets with ground truth only; NaN where a variant failed).
-      errors: ``{variant: {task: message}}``.
+      errors: ``{variant: {task: message}}`` (a variant with no finite score at all).
+      unscored: ``{variant: {task: [models]}}`` whose score is ``-inf`` (degenerate) or NaN: they
+        rank last, tied, in τ (the ranking rule of :func:`pedjax.rank.ranking`).
       seconds: ``{variant: wall seconds over all tasks}``; ``feature_seconds`` per task.
     """
 
@@ -56,6 +58,7 @@ class BenchmarkResult:
     seconds: dict = field(default_factory=dict)
     feature_seconds: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
+    unscored: dict = field(default_factory=dict)
 
     def mean_tau(self) -> dict[str, float]:
         """Mean τ over the tasks per variant (NaN if any task's τ is missing or NaN)."""
@@ -64,6 +67,15 @@ class BenchmarkResult:
             vals = [by_task.get(t, math.nan) for t in self.tasks]
             out[v] = float(np.mean(vals)) if vals and all(math.isfinite(x) for x in vals) else math.nan
         return out
+
+
+def _ranked_last(values) -> list[float]:
+    """``values`` with every non-finite entry (−inf, NaN) replaced by one value below all finite
+    ones: weighted τ depends on ranks only, so they rank last, tied."""
+    v = np.asarray(values, float)
+    ok = np.isfinite(v)
+    low = v[ok].min() - 1.0 - abs(v[ok].min()) if ok.any() else 0.0
+    return np.where(ok, v, low).tolist()
 
 
 def _check(sets, metrics, peds):
@@ -115,11 +127,13 @@ def benchmark(sets: FeatureSet | Sequence[FeatureSet], metrics: Sequence[str] | 
                 try:
                     sc = score_set(fs if s is None else moved[s], metric)
                     bad = [m for m, v in sc.items() if not math.isfinite(v)]
-                    if bad:
-                        raise FloatingPointError(f"non-finite score(s) for {bad}")
+                    if len(bad) == len(sc):
+                        raise FloatingPointError(f"no finite score at all ({sorted(set(map(str, sc.values())))})")
+                    if bad:  # -inf (a degenerate model) and NaN rank last, tied (docs/design.md)
+                        res.unscored.setdefault(name, {})[task] = bad
                     judged = fs.judged()
                     if len(judged) >= 2:
-                        tau = float(weighted_tau([sc[m] for m in judged], [fs.truth[m] for m in judged]))
+                        tau = float(weighted_tau(_ranked_last([sc[m] for m in judged]), [fs.truth[m] for m in judged]))
                 except (ValueError, FloatingPointError) as exc:  # recorded and reported, never hidden
                     res.errors.setdefault(name, {})[task] = f"{type(exc).__name__}: {exc}"
                     sc = None
