@@ -200,10 +200,22 @@ def test_fashion_tasks_deterministic_and_as_declared():
     for name in data.task_names():
         if name.startswith("fashion"):
             _check_task(name)
-    inv, low = data.load_task("fashion-inverted"), data.load_task("fashion-lowdata")
-    np.testing.assert_allclose(inv.x_test, 1.0 - low.x_test, atol=1e-6)  # same test images, inverted
-    rot = data.load_task("fashion-rotated")
-    np.testing.assert_array_equal(rot.x_test, np.rot90(low.x_test, 1, axes=(1, 2)))
+    xtr_all, _ = fashion.load_fashion_mnist("train")
+    xte_all, _ = fashion.load_fashion_mnist("test")
+
+    def raw_test(d):  # the test images the provenance names, untransformed, in the split's order
+        p = d.provenance
+        return np.concatenate([xte_all[p["test_indices"]], xtr_all[p["test_extra_indices"]]]).astype(np.float32)[..., None] / 255.0
+
+    low, inv, rot = (data.load_task(n) for n in ("fashion-lowdata", "fashion-inverted", "fashion-rotated"))
+    np.testing.assert_array_equal(low.x_test, raw_test(low))
+    np.testing.assert_allclose(inv.x_test, 1.0 - raw_test(inv), atol=1e-6)  # its test images, inverted
+    np.testing.assert_array_equal(rot.x_test, np.rot90(raw_test(rot), 1, axes=(1, 2)))
+    for d in (low, inv, rot):  # as large as the data allows: most of the official test set, never the task's train split
+        p = d.provenance
+        assert d.x_test.shape[0] == 10 * data.FASHION_TEST_PER_CLASS and p["test_indices"].size >= 9000
+        assert not set(p["test_extra_indices"].tolist()) & set(p["train_indices"].tolist())
+        assert np.all((p["test_extra_indices"] >= data.TASK_POOL_RANGE[0]) & (p["test_extra_indices"] < data.TASK_POOL_RANGE[1]))
 
 
 @needs_fashion
@@ -221,6 +233,9 @@ def test_source_split_never_overlaps_any_task_split():
                 assert not src & set(prov[f"{split}_indices"].tolist()), (name, split)
             else:
                 assert prov[f"{split}_pool"] in ("fashion-mnist/test", "sklearn-digits"), (name, split)
+        if "test_extra_indices" in prov:  # the second test pool: the task pool, by index
+            assert prov["test_extra_pool"] == "fashion-mnist/train"
+            assert not src & set(prov["test_extra_indices"].tolist()), name
         if prov.get("transform") is None:  # by content, for untransformed images
             for x in (d.x_train, d.x_test):
                 hashes = {hashlib.sha1(im.tobytes()).digest() for im in (x[..., 0] * 255).round().astype(np.uint8)}

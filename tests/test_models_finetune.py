@@ -45,7 +45,10 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
     class Killed(Exception):
         pass
 
-    def kill(seed, step):
+    seen = {}
+
+    def kill(seed, step, losses):
+        seen[(seed, step)] = losses
         if seed == 1 and step == 20:
             raise Killed
 
@@ -67,6 +70,34 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
     other = ft.finetune(TINY_MLP, "digits-5", tmp_path / "c", config=ft.FinetuneConfig(
         steps=30, batch_size=16, seeds=(0, 1), checkpoint_every=7), progress=False)
     assert other["per_seed"][1]["final_train_loss"] == full["per_seed"][1]["final_train_loss"]
+    # on_chunk saw the grid's training loss at each chunk: at the last step, the result's final loss
+    assert sorted(seen) == [(0, 10), (0, 20), (0, 30), (1, 10), (1, 20)]
+    np.testing.assert_array_equal(seen[(0, 30)], np.ravel(full["per_seed"][0]["final_train_loss"]))
+
+
+def test_without_checkpoints_a_killed_seed_restarts_to_the_same_numbers(tmp_path):
+    """``checkpoints=False``: no orbax save between chunks (the result is the same); a seed killed
+    midway starts again from step 0, the finished seed is kept."""
+    cfg = ft.FinetuneConfig(steps=30, batch_size=16, seeds=(0, 1), checkpoint_every=10, checkpoints=False)
+    with_ckpt = ft.finetune(TINY_MLP, "digits-5", tmp_path / "a", config=ft.FinetuneConfig(
+        steps=30, batch_size=16, seeds=(0, 1), checkpoint_every=10), progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill(seed, step, losses):
+        assert not (tmp_path / "b" / "ckpt").exists() or not list((tmp_path / "b" / "ckpt").iterdir())
+        if seed == 1 and step == 20:
+            raise Killed
+
+    with pytest.raises(Killed):
+        ft.finetune(TINY_MLP, "digits-5", tmp_path / "b", config=cfg, progress=False, on_chunk=kill)
+    assert (tmp_path / "b" / "seeds" / "seed0.json").is_file()
+    again = ft.finetune(TINY_MLP, "digits-5", tmp_path / "b", config=cfg, progress=False)
+    assert [r["resumed_from_step"] for r in again["per_seed"]] == [0, 0]
+    for a, b in zip(with_ckpt["per_seed"], again["per_seed"]):
+        assert a["accuracy"] == b["accuracy"] and a["final_train_loss"] == b["final_train_loss"]
+    assert again["provenance"]["fingerprint"] == with_ckpt["provenance"]["fingerprint"]
 
 
 def test_small_cnn_full_finetune_runs_float32():

@@ -10,6 +10,7 @@ from .digits import load_digits, resize_images
 from .fashion import CLASS_NAMES as FASHION_CLASS_NAMES
 from .fashion import load_fashion_mnist, read_idx
 from .tasks import (
+    FASHION_TEST_PER_CLASS,
     SOURCE_RANGE,
     TASK_POOL_RANGE,
     TASKS,
@@ -24,6 +25,6 @@ from .tfds_local import load_image_folder, load_tfds, tfds_available
 
 __all__ = [
     "TaskData", "Task", "TASKS", "task_names", "get_task", "load_task", "load_source", "source_indices",
-    "SOURCE_RANGE", "TASK_POOL_RANGE", "load_fashion_mnist", "read_idx", "FASHION_CLASS_NAMES",
+    "SOURCE_RANGE", "TASK_POOL_RANGE", "FASHION_TEST_PER_CLASS", "load_fashion_mnist", "read_idx", "FASHION_CLASS_NAMES",
     "load_digits", "resize_images", "load_tfds", "load_image_folder", "tfds_available",
 ]

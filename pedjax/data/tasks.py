@@ -5,10 +5,13 @@ Fashion-MNIST's official train set (60 000 images) is cut once, by index:
 * ``[0, 50000)`` — the **source split** the zoo is pretrained on (:func:`load_source`);
 * ``[50000, 60000)`` — the **task pool** every Fashion task draws its *train* split from.
 
-Every Fashion task's *test* split comes from the official test set (10 000 images), and the
-digits tasks come from another dataset altogether, so the source split overlaps no task's test
-split (nor any task's train split); ``tests/test_data.py`` checks this by index and by content.
-Every selection uses a fixed seed, so a task is the same array on every machine.
+Every Fashion task's *test* split is as large as the data allows, balanced over its classes: it
+draws from the official test set (10 000 images) **and** the task pool's images outside the task's
+own train split (~9 000 more). A 3 000-image test set left most of the seed-to-seed spread of the
+fine-tuned accuracies to the test sample itself (docs/zoo.md, "Test-set size"). The digits tasks
+come from another dataset altogether, so the source split overlaps no task's test split (nor any
+task's train split); ``tests/test_data.py`` checks this by index and by content. Every selection
+uses a fixed seed, so a task is the same array on every machine.
 """
 from __future__ import annotations
 
@@ -20,13 +23,18 @@ from typing import Callable
 
 import numpy as np
 
+from ..util import sha1_arrays
 from . import fashion
 from ._arrays import TaskData
 from .digits import load_digits
 
 SOURCE_RANGE = (0, 50000)
 TASK_POOL_RANGE = (50000, 60000)
-FASHION_TEST_PER_CLASS = 300  # 3 000 test images for the 10-class Fashion tasks
+#: test images per class of the 10-class Fashion tasks (18 500 in all): the most every one of them
+#: allows (the task pool's rarest class has 955 images; 1000 + 955 − 100 train ≥ 1 850)
+FASHION_TEST_PER_CLASS = 1850
+#: test images per class (or group) of the 4-class tasks with 250 training images per class
+FASHION_TEST_PER_CLASS_4 = 1700
 DIGITS_TEST_FRACTION = 0.3
 NOISE_STD = 0.3
 
@@ -92,9 +100,14 @@ def _fashion_task(name: str, *, groups, class_names, n_train_per, n_test_per, tr
         xte_all, yte_all = fashion.load_fashion_mnist("test", root)
         pool = np.arange(*TASK_POOL_RANGE)
         tr_idx, ytr = _per_class(ytr_all, pool, groups, n_train_per, _seed(name))
-        # one fixed test subset per label grouping, shared by tasks with the same classes
-        te_idx, yte = _per_class(yte_all, np.arange(len(yte_all)), groups, n_test_per, _seed(f"fashion-test-{len(groups)}"))
-        xtr, xte = _to_float(xtr_all[tr_idx]), _to_float(xte_all[te_idx])
+        # test candidates: the whole official test set, then the task pool minus this task's train split
+        extra = np.setdiff1d(pool, tr_idx)
+        labels = np.concatenate([yte_all, ytr_all[extra]])
+        pick, yte = _per_class(labels, np.arange(labels.size), groups, n_test_per, _seed(name + "/test-split"))
+        from_test = pick < yte_all.size
+        te_idx, ex_idx = pick[from_test], extra[pick[~from_test] - yte_all.size]
+        xtr = _to_float(xtr_all[tr_idx])
+        xte = np.concatenate([_to_float(xte_all[te_idx]), _to_float(xtr_all[ex_idx])])
         if transform is not None:
             xtr = transform(xtr, _seed(name + "/train"))
             xte = transform(xte, _seed(name + "/test"))
@@ -104,6 +117,7 @@ def _fashion_task(name: str, *, groups, class_names, n_train_per, n_test_per, tr
                 "dataset": "fashion-mnist", "root": root,
                 "train_pool": "fashion-mnist/train", "train_indices": tr_idx,
                 "test_pool": "fashion-mnist/test", "test_indices": te_idx,
+                "test_extra_pool": "fashion-mnist/train", "test_extra_indices": ex_idx,
                 "transform": transform_desc,
             },
         )
@@ -210,7 +224,7 @@ def _registry() -> dict[str, Task]:
     add("fashion-lowdata", "Fashion-MNIST, 10 classes, 50 training labels per class",
         10, 500, nte10, "fashion-mnist", _fashion_task("fashion-lowdata", groups=_FINE, class_names=_F10, n_train_per=50, n_test_per=FASHION_TEST_PER_CLASS))
     add("fashion-coarse", "Fashion-MNIST regrouped into 4 classes: tops / trousers-dresses / footwear / bags",
-        4, 1000, 2000, "fashion-mnist", _fashion_task("fashion-coarse", groups=tuple(g for _, g in COARSE_GROUPS), class_names=tuple(n for n, _ in COARSE_GROUPS), n_train_per=250, n_test_per=500))
+        4, 1000, 4 * FASHION_TEST_PER_CLASS_4, "fashion-mnist", _fashion_task("fashion-coarse", groups=tuple(g for _, g in COARSE_GROUPS), class_names=tuple(n for n, _ in COARSE_GROUPS), n_train_per=250, n_test_per=FASHION_TEST_PER_CLASS_4))
     add("fashion-rotated", "Fashion-MNIST, 10 classes, every image rotated 90 degrees (domain shift); 100 per class",
         10, 1000, nte10, "fashion-mnist", _fashion_task("fashion-rotated", groups=_FINE, class_names=_F10, n_train_per=100, n_test_per=FASHION_TEST_PER_CLASS, transform=_rotate, transform_desc="rot90 counter-clockwise"))
     add("fashion-inverted", "Fashion-MNIST, 10 classes, inverted intensities (1 - x); 100 per class",
@@ -224,8 +238,8 @@ def _registry() -> dict[str, Task]:
         10, 1000, nte10, "fashion-mnist", _fashion_task("fashion-occluded", groups=_FINE, class_names=_F10, n_train_per=100, n_test_per=FASHION_TEST_PER_CLASS, transform=_occlude, transform_desc=f"{OCCLUSION_SIZE}x{OCCLUSION_SIZE} zero square, seeded uniform position"))
     add("fashion-fewshot", "Fashion-MNIST, 10 classes, 10 training labels per class (few-shot)",
         10, 100, nte10, "fashion-mnist", _fashion_task("fashion-fewshot", groups=_FINE, class_names=_F10, n_train_per=10, n_test_per=FASHION_TEST_PER_CLASS))
-    add("fashion-tops", "Fashion-MNIST class subset: the 4 upper-body classes (T-shirt/top, Pullover, Coat, Shirt); 250 per class, every test image of them",
-        4, 1000, 4000, "fashion-mnist", _fashion_task("fashion-tops", groups=((0,), (2,), (4,), (6,)), class_names=tuple(_F10[c] for c in (0, 2, 4, 6)), n_train_per=250, n_test_per=1000))
+    add("fashion-tops", "Fashion-MNIST class subset: the 4 upper-body classes (T-shirt/top, Pullover, Coat, Shirt); 250 per class",
+        4, 1000, 4 * FASHION_TEST_PER_CLASS_4, "fashion-mnist", _fashion_task("fashion-tops", groups=((0,), (2,), (4,), (6,)), class_names=tuple(_F10[c] for c in (0, 2, 4, 6)), n_train_per=250, n_test_per=FASHION_TEST_PER_CLASS_4))
     dd = DIGITS_DEGRADED
     add("digits-degraded", f"sklearn digits, 10 classes, a {dd['occlusion']}x{dd['occlusion']} black square + Gaussian noise (std {dd['noise_std']}); 50/50 split per class",
         10, *_digits_counts(d10, dd["test_fraction"]), "digits",
@@ -235,6 +249,19 @@ def _registry() -> dict[str, Task]:
 
 
 TASKS: dict[str, Task] = _registry()
+
+
+def task_data_sha1(name: str, fashion_root: str | os.PathLike | None = None) -> str:
+    """The content hash of a registered task's arrays (train and test images and labels; the
+    ``data_sha1`` of :func:`pedjax.models.finetune.finetune`'s provenance): what a ground-truth
+    result keys on, so a changed task definition invalidates it."""
+    return _data_sha1_cached(name, None if fashion_root is None else str(fashion_root))
+
+
+@functools.lru_cache(maxsize=32)
+def _data_sha1_cached(name: str, root: str | None) -> str:
+    d = load_task(name, fashion_root=root)
+    return sha1_arrays(d.x_train, d.y_train, d.x_test, d.y_test)
 
 
 def task_names() -> list[str]:

@@ -74,8 +74,11 @@ class FinetuneConfig:
         ``best-of-grid`` maximises; both are always recorded.
       seeds: each seed draws the head initialisation, the batch order and (for a random-init
         backbone) the backbone initialisation.
-      checkpoint_every: steps per compiled call, and between checkpoints.
+      checkpoint_every: steps per compiled call, and between checkpoints (and ``on_chunk`` calls).
       eval_batch_size: test images per evaluation call.
+      checkpoints: save an orbax checkpoint after every chunk, so a killed seed resumes from its
+        last chunk; ``False`` for short sweeps (a killed seed restarts from step 0; the saves cost
+        more than a few hundred steps of a small model on CPU). Neither changes the result.
     """
 
     steps: int = 500
@@ -88,6 +91,7 @@ class FinetuneConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     checkpoint_every: int = 100
     eval_batch_size: int = 500
+    checkpoints: bool = True
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "checkpoint_every", "eval_batch_size"):
@@ -119,7 +123,7 @@ class FinetuneConfig:
     def training_dict(self) -> dict:
         """The fields that determine the result (everything but checkpointing and seeds)."""
         d = dataclasses.asdict(self)
-        for k in ("checkpoint_every", "seeds", "eval_batch_size"):
+        for k in ("checkpoint_every", "seeds", "eval_batch_size", "checkpoints"):
             d.pop(k)
         return d
 
@@ -237,7 +241,7 @@ def finetune(
     model_name: str | None = None,
     params_file: str | None = None,
     progress: bool = True,
-    on_chunk: Callable[[int, int], None] | None = None,
+    on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
     fashion_root: str | None = None,
     data_dir: str | None = None,
 ) -> dict:
@@ -253,8 +257,9 @@ def finetune(
       params: pretrained backbone parameters (a classifier tree is accepted: its ``backbone`` is
         used); ``None`` initialises the backbone randomly from each seed.
       config: :class:`FinetuneConfig` (default: 500 steps, batch 64, the 4×4 grid, seeds 0-2).
-      on_chunk: called as ``on_chunk(seed, step)`` after each chunk is checkpointed (an exception
-        from it stops the sweep; rerunning resumes).
+      on_chunk: called as ``on_chunk(seed, step, losses)`` after each chunk (once it is
+        checkpointed), with the grid's training loss at ``step`` (float [G], lr-major); an
+        exception from it stops the sweep; rerunning resumes.
 
     Returns:
       The result dict also written to ``out_dir/result.json``: ``score`` (best-of-grid ``metric``
@@ -322,11 +327,18 @@ def finetune(
             state = compiled["stack"](p0)
             schedule = jnp.asarray(batch_schedule(data.x_train.shape[0], config.steps, config.batch_size, seed))
 
-            ckpt = Checkpoints(out / "ckpt" / f"seed{seed}-{fingerprint[:12]}") if out is not None else None
-            state, resumed_from = run_resumable(
-                lambda st, a, b: run(*st, lrs, wds, X_tr, y_train, schedule, jnp.int32(a), jnp.int32(b)),
-                state, config.steps, config.checkpoint_every, ckpt, bar,
-                None if on_chunk is None else functools.partial(on_chunk, seed))
+            ckpt = Checkpoints(out / "ckpt" / f"seed{seed}-{fingerprint[:12]}") if out is not None and config.checkpoints else None
+            latest = [state]
+
+            def advance(st, a, b):
+                latest[0] = run(*st, lrs, wds, X_tr, y_train, schedule, jnp.int32(a), jnp.int32(b))
+                return latest[0]
+
+            def chunk_done(step, seed=seed):
+                on_chunk(seed, step, np.asarray(latest[0][2], dtype=float))
+
+            state, resumed_from = run_resumable(advance, state, config.steps, config.checkpoint_every, ckpt, bar,
+                                                None if on_chunk is None else chunk_done)
 
             ev = evaluate_grid(predict, state[0], np.asarray(X_te, np.float32), data.y_test, data.num_classes, config.eval_batch_size)
             sel = ev[config.metric]

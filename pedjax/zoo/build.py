@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data.tasks import task_data_sha1
 from ..util import atomic_write_json, git_commit, locks_output, sha1_arrays, sha1_json
 from .spec import DEFAULT_MEMBERS, DEFAULT_WORK, DEFAULT_ZOO, MANIFEST, TRUTH_FILE, TRUTH_FORMAT, VERSION, BuildConfig, MemberSpec, create_module
 from .store import _now, add_member, load_zoo, read_manifest
@@ -283,10 +284,10 @@ def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = DEFAUL
     return report
 
 
-def _truth_key(member_entry: dict, task: str, ft_config) -> str:
+def _truth_key(member_entry: dict, task: str, ft_config, fashion_root=None) -> str:
     return sha1_json({
         "params": member_entry["params"]["sha1"], "arch": member_entry["arch"], "arch_kwargs": member_entry.get("arch_kwargs", {}),
-        "task": task, "config": ft_config.training_dict(), "seeds": list(ft_config.seeds),
+        "task": task, "data": task_data_sha1(task, fashion_root), "config": ft_config.training_dict(), "seeds": list(ft_config.seeds),
     })
 
 
@@ -333,7 +334,7 @@ def build_truth(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(), *, 
     t_all = time.time()
     done_now = 0
     for i, (task, m) in enumerate(pairs, 1):
-        key = _truth_key(m.entry, task, ftc)
+        key = _truth_key(m.entry, task, ftc, fashion_root)
         run = table["runs"].get(task, {}).get(m.name)
         if run is not None and run.get("key") == key and m.name in table["datasets"].get(task, {}):
             _log(f"[{i}/{len(pairs)}] {m.name} on {task}: {table['datasets'][task][m.name]:.4f} (done)", verbose)
@@ -375,19 +376,20 @@ def unit_path(zoo_dir, task: str, member: str, seed: int) -> Path:
     return Path(zoo_dir) / UNITS_DIR / task / member / f"seed{int(seed)}.json"
 
 
-def _unit_key(member_entry: dict, task: str, ft_config, seed: int) -> str:
+def _unit_key(member_entry: dict, task: str, ft_config, seed: int, fashion_root=None) -> str:
+    """What a unit's result depends on: the member's parameters and architecture, the task's arrays
+    (a changed task definition, such as a larger test split, invalidates the unit), the
+    fine-tuning settings and the seed."""
     return sha1_json({
         "params": member_entry["params"]["sha1"], "arch": member_entry["arch"], "arch_kwargs": member_entry.get("arch_kwargs", {}),
-        "task": task, "config": ft_config.training_dict(), "seed": int(seed),
+        "task": task, "data": task_data_sha1(task, fashion_root), "config": ft_config.training_dict(), "seed": int(seed),
     })
 
 
 def _curve_recorder(run_dir: Path, seed: int, key: str):
-    """``on_chunk(seed, step)`` for :func:`pedjax.models.finetune.finetune`: after each checkpointed
-    chunk, the grid's training loss at that step (the last leaf of the checkpointed state) is appended
-    to ``run_dir/curves/seed<k>.json`` (kept across a kill, so a resumed unit keeps its whole curve)."""
-    import orbax.checkpoint as ocp
-
+    """``on_chunk(seed, step, losses)`` for :func:`pedjax.models.finetune.finetune`: after each
+    chunk, the grid's training loss at that step is appended to ``run_dir/curves/seed<k>.json``
+    (kept across a kill; training is deterministic, so a restarted unit reproduces the same points)."""
     path = run_dir / "curves" / f"seed{seed}.json"
 
     def load() -> dict:
@@ -397,16 +399,11 @@ def _curve_recorder(run_dir: Path, seed: int, key: str):
                 return d
         return {"key": key, "steps": [], "loss": []}
 
-    def on_chunk(s, step):
-        cands = sorted(run_dir.glob(f"ckpt/seed{s}-*/{step}/default"))
-        if not cands:
-            return  # the last chunk is not checkpointed: its loss is the result's final_train_loss
-        got = ocp.StandardCheckpointer().restore(cands[0].resolve())
-        losses = np.asarray(got[max(got)], dtype=float)
+    def on_chunk(s, step, losses):
         d = load()
         if step not in d["steps"]:
             d["steps"].append(int(step))
-            d["loss"].append([float(v) if np.isfinite(v) else None for v in losses])
+            d["loss"].append([float(v) if np.isfinite(v) else None for v in np.asarray(losses, dtype=float)])
             atomic_write_json(path, d)
 
     return on_chunk, load
@@ -441,7 +438,7 @@ def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(
         if max_units is not None and done_now >= max_units:
             _log(f"stopping after {done_now} unit(s) (--max-units); rerun to continue", verbose)
             break
-        key = _unit_key(m.entry, task, ftc, seed)
+        key = _unit_key(m.entry, task, ftc, seed, fashion_root)
         path = unit_path(zoo_dir, task, m.name, seed)
         if path.is_file():
             try:
@@ -457,8 +454,10 @@ def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(
         rec = res["per_seed"][0]
         curve = load_curve()
         final = np.asarray(rec["final_train_loss"], dtype=float).reshape(-1)
-        steps = [*curve["steps"], ftc.steps]
-        loss = [*curve["loss"], [float(v) if np.isfinite(v) else None for v in final]]
+        steps, loss = list(curve["steps"]), list(curve["loss"])
+        if ftc.steps not in steps:  # an on_chunk-less path (or a curve file from before it recorded the last chunk)
+            steps.append(ftc.steps)
+            loss.append([float(v) if np.isfinite(v) else None for v in final])
         prov = res["provenance"]
         unit = {
             "format": UNIT_FORMAT, "key": key, "member": m.name, "task": task, "seed": int(seed),
@@ -466,7 +465,7 @@ def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(
             "grid": {"lr": list(ftc.lrs), "wd": list(ftc.wds), "order": "lr-major"},
             "accuracy": rec["accuracy"], "mean_class_accuracy": rec["mean_class_accuracy"],
             "loss_curve": {"steps": steps, "loss": loss,
-                           "what": "training loss of the batch at each checkpointed step, per grid configuration (lr-major)"},
+                           "what": "training loss of the batch at the last step of each chunk, per grid configuration (lr-major)"},
             "diverged": rec["diverged"], "resumed_from_step": rec["resumed_from_step"],
             "finetune": {**ftc.training_dict(), "seed": int(seed)},
             "n_train": prov["task"]["n_train"], "n_test": prov["task"]["n_test"], "data_sha1": prov["task"]["data_sha1"],
@@ -475,12 +474,12 @@ def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(
             "machine": f"{platform.machine()} {os.cpu_count()} CPU(s), {platform.system()}",
         }
         atomic_write_json(path, unit)
-        aggregate_units(zoo_dir, config, tasks=tasks, members=[mm.name for mm in zoo])
+        aggregate_units(zoo_dir, config, tasks=tasks, members=[mm.name for mm in zoo], fashion_root=fashion_root)
         done_now += 1
         _log(f"[{i}/{len(units)}] {m.name} on {task}, seed {seed}: {rec['score']:.4f} ({time.time() - t0:.0f} s)", verbose)
         if on_unit is not None:
             on_unit(m.name, task, seed)
-    table = aggregate_units(zoo_dir, config, tasks=tasks, members=[mm.name for mm in zoo])
+    table = aggregate_units(zoo_dir, config, tasks=tasks, members=[mm.name for mm in zoo], fashion_root=fashion_root)
     _log(f"ground truth: {done_now} unit(s) fine-tuned in {time.time() - t_all:.0f} s; "
          f"{table['provenance']['units_done']}/{table['provenance']['units_total']} done -> {Path(zoo_dir) / TRUTH_FILE}", verbose)
     return table
@@ -508,7 +507,8 @@ def _read_unit(path: Path) -> dict | None:
     return u
 
 
-def aggregate_units(zoo_dir, config: BuildConfig, *, tasks: Sequence[str] | None = None, members: Sequence[str] | None = None) -> dict:
+def aggregate_units(zoo_dir, config: BuildConfig, *, tasks: Sequence[str] | None = None, members: Sequence[str] | None = None,
+                    fashion_root=None) -> dict:
     """``ground_truth.json`` from the unit files whose key matches the zoo's current members and the
     settings: ``datasets[task][member]`` (mean over seeds of the best-of-grid accuracy, only for pairs
     with every seed done), ``std``, ``per_seed[task][member]`` (best-of-grid accuracy per seed, in
@@ -530,7 +530,7 @@ def aggregate_units(zoo_dir, config: BuildConfig, *, tasks: Sequence[str] | None
             for seed in ftc.seeds:
                 total += 1
                 u = _read_unit(unit_path(zoo_dir, task, name, seed))
-                if u is None or entry is None or u.get("key") != _unit_key(entry, task, ftc, seed):
+                if u is None or entry is None or u.get("key") != _unit_key(entry, task, ftc, seed, fashion_root):
                     per.append(None)
                     curves.append(None)
                     continue
