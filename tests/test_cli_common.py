@@ -8,12 +8,14 @@ from pedjax.cli import _common
 
 def test_cache_dir_rules(monkeypatch, tmp_path):
     monkeypatch.setenv(_common.CACHE_ENV, "off")
-    assert _common.cache_dir() is None
+    assert _common.cache_root() is _common.cache_dir() is _common.feature_cache_dir() is None
     monkeypatch.setenv(_common.CACHE_ENV, str(tmp_path / "c"))
-    assert _common.cache_dir() == tmp_path / "c"
+    assert _common.cache_dir() == tmp_path / "c" / "xla"
+    assert _common.feature_cache_dir() == tmp_path / "c" / "features"
     monkeypatch.delenv(_common.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert _common.cache_dir() == tmp_path / "xdg" / "pedjax" / "xla"
+    assert _common.feature_cache_dir() == tmp_path / "xdg" / "pedjax" / "features"
 
 
 def test_repair_gives_orphan_entries_an_access_time(tmp_path):

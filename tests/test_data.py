@@ -120,6 +120,12 @@ def test_digits_resized_with_jax_image_resize():
     ref = jax.image.resize(d.images[:3, :, :, None].astype(np.float32) / 16, (3, 28, 28, 1), "linear")
     np.testing.assert_allclose(x[:3], np.clip(np.asarray(ref), 0, 1), atol=1e-6)
     np.testing.assert_array_equal(y, d.target)
+    # read without importing scikit-learn: the same arrays as its loader, bit for bit
+    from pedjax.data.digits import _digits_raw
+
+    images, target = _digits_raw()
+    np.testing.assert_array_equal(images, d.images)
+    np.testing.assert_array_equal(target, d.target)
 
 
 # --------------------------------------------------------------------------------------- TFDS

@@ -81,3 +81,49 @@ def test_zoo_bad_input(tmp_path, capsys):
         modelzoo.create_module("vgg")
     with pytest.raises(ValueError, match="source_n, heldout"):
         modelzoo.BuildConfig(source_n=48000, heldout=5000)
+
+
+def test_feature_cache_skips_forward_passes_and_parameters(tmp_path, monkeypatch):
+    """A second extraction with the same cache reads every member's features from it (no forward
+    pass, no parameter restore) and equals the first bit for bit; other images are a miss; an
+    unreadable entry is recomputed and rewritten."""
+    from pedjax.features.cache import FeatureCache
+
+    zdir, cdir = tmp_path / "zoo", tmp_path / "cache"
+    _random_member(zdir, "cnn-a", "cnn", {"channels": [4, 8], "dense": 16}, "orbax", 1)
+    _random_member(zdir, "mlp-b", "mlp", {"hidden": [16]}, "npz", 2)
+    task = data.load_task("digits-5")
+    first = extract_features(modelzoo.load_zoo(zdir), task, cache=cdir)
+    entries = sorted(cdir.glob("*.npy"))
+    assert len(entries) == 2
+    uncached = extract_features(modelzoo.load_zoo(zdir), task)
+    for m in first.models:
+        np.testing.assert_array_equal(first.features[m], uncached.features[m])
+
+    def no_forward(*a, **k):
+        raise AssertionError("a forward pass ran although the cache holds the features")
+
+    monkeypatch.setattr(modelzoo.ZooMember, "features", no_forward)
+    zoo = modelzoo.load_zoo(zdir)
+    again = extract_features(zoo, task, cache=FeatureCache(cdir))
+    assert all("params" not in vars(m) for m in zoo), "parameters were restored"
+    for m in first.models:
+        np.testing.assert_array_equal(again.features[m], first.features[m])
+        np.testing.assert_array_equal(again.source_probs[m], first.source_probs[m])
+    monkeypatch.undo()
+
+    other = data.TaskData.from_arrays(task.x_train[:100], task.y_train[:100], task.x_test, task.y_test, 5)
+    extract_features(modelzoo.load_zoo(zdir), other, cache=cdir)  # other images: new entries
+    assert len(list(cdir.glob("*.npy"))) == 4
+    entries[0].write_bytes(b"torn")
+    fixed = extract_features(modelzoo.load_zoo(zdir), task, cache=cdir)
+    for m in first.models:
+        np.testing.assert_array_equal(fixed.features[m], first.features[m])
+    assert np.load(entries[0]).dtype == np.float32  # rewritten
+
+
+def test_missing_parameters_fail_at_load(tmp_path):
+    e, _ = _random_member(tmp_path, "m", "mlp", {"hidden": [8]}, "npz", 0)
+    (tmp_path / e["params"]["path"]).unlink()
+    with pytest.raises(ValueError, match="parameters .* are missing"):
+        modelzoo.load_zoo(tmp_path)

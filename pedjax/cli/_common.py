@@ -10,7 +10,7 @@ from ..physics.ped import PEDConfig
 #: XLA:CPU flag: with the concurrency-optimized scheduler, vmapped programs with data-dependent
 #: loops (NLEEP's EM, TransRate) intermittently stalled forever on 2 cores (jax 0.10.2; docs/design.md)
 XLA_CPU_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
-#: environment variable naming the persistent compilation cache folder ("off" disables it)
+#: environment variable naming pedjax's user cache folder ("off" disables every cache in it)
 CACHE_ENV = "PEDJAX_CACHE_DIR"
 #: size limit of the persistent compilation cache (least recently used entries are evicted)
 CACHE_MAX_BYTES = 1 << 30
@@ -18,14 +18,28 @@ CACHE_MAX_BYTES = 1 << 30
 PED_DEFAULTS = PEDConfig()
 
 
-def cache_dir() -> Path | None:
-    """The persistent XLA compilation cache folder: ``$PEDJAX_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/pedjax/xla`` (``~/.cache/pedjax/xla``); ``None`` when set to ``off``/empty."""
+def cache_root() -> Path | None:
+    """pedjax's user cache folder: ``$PEDJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/pedjax``
+    (``~/.cache/pedjax``); ``None`` when set to ``off``/empty. It holds ``xla/`` (the persistent
+    compilation cache, :func:`cache_dir`) and ``features/`` (:func:`feature_cache_dir`)."""
     env = os.environ.get(CACHE_ENV)
     if env is not None:
         return None if env.strip().lower() in ("", "off", "0", "none") else Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pedjax" / "xla"
+    return Path(base) / "pedjax"
+
+
+def cache_dir() -> Path | None:
+    """The persistent XLA compilation cache folder, ``cache_root()/xla`` (``None`` when off)."""
+    root = cache_root()
+    return None if root is None else root / "xla"
+
+
+def feature_cache_dir() -> Path | None:
+    """The extracted-feature cache folder (:class:`pedjax.features.cache.FeatureCache`),
+    ``cache_root()/features`` (``None`` when off)."""
+    root = cache_root()
+    return None if root is None else root / "features"
 
 
 def configure_process() -> None:

@@ -72,11 +72,13 @@ def judged_against(table: dict, task: str) -> dict:
     return {"noise_ceiling": ceiling if ceiling is None or ceiling == ceiling else None, "history_tau": history}
 
 
-def run_demo(nsigma: float = 0.6, metrics_list=None, *, zoo: str = "shipped", task: str | None = None, zoo_dir=None) -> dict:
+def run_demo(nsigma: float = 0.6, metrics_list=None, *, zoo: str = "shipped", task: str | None = None, zoo_dir=None,
+             feature_cache=None) -> dict:
     """The demo's scores and weighted τ (see the module docstring); a JSON-ready dict.
 
     ``zoo="shipped"`` falls back to the digits zoo when no shipped zoo is installed (the result's
-    ``"zoo"`` says which ran); ``task`` applies to the shipped zoo only.
+    ``"zoo"`` says which ran); ``task`` applies to the shipped zoo only. ``feature_cache``: a
+    folder of :class:`pedjax.features.cache.FeatureCache` (the command line passes its user cache).
     """
     from ..metrics import REGISTRY, names
     from ..physics.ped import PEDConfig
@@ -99,7 +101,7 @@ def run_demo(nsigma: float = 0.6, metrics_list=None, *, zoo: str = "shipped", ta
             raise FileNotFoundError(f"--zoo: {z.path} has no ground-truth table; build it with `pedjax zoo build --zoo {z.path}`")
         task = task or default_task(table)
         z.task_truth(task, "--task")  # a bad --task fails before any feature is computed
-        fs = extract_features(z, task, "train", with_truth=True)
+        fs = extract_features(z, task, "train", with_truth=True, cache=feature_cache)
         head = {"zoo": str(z.path), "task": f"{task} (train split)", "truth_label": "fine-tuned test acc",
                 "judged_against": judged_against(table, task)}
         metric_names = metrics_list or names()
@@ -141,7 +143,10 @@ def run(args) -> int:
     kind, zoo_dir = (args.zoo, None) if args.zoo in ZOOS else ("shipped", args.zoo)
     if zoo_dir is not None and not Path(zoo_dir).is_dir():
         raise ValueError(f"--zoo: {zoo_dir!r} is neither {' nor '.join(ZOOS)} nor a zoo folder")
-    result = run_demo(nsigma=args.nsigma, metrics_list=args.metric, zoo=kind, task=args.task, zoo_dir=zoo_dir)
+    from ._common import feature_cache_dir
+
+    result = run_demo(nsigma=args.nsigma, metrics_list=args.metric, zoo=kind, task=args.task, zoo_dir=zoo_dir,
+                      feature_cache=feature_cache_dir())
     if args.json:
         if args.plot:
             try:

@@ -10,12 +10,15 @@ import numpy as np
 
 from ..data import TaskData, load_task
 from ..models.pretrain import compile_features
+from ..util import sha1_arrays
 from ..zoo import Zoo, ZooMember, load_zoo
+from .cache import FeatureCache, feature_key
 from .featureset import FeatureSet
 
 
 def extract_features(zoo: Zoo | str | os.PathLike | None, task, split: str = "train", *, batch_size: int = 500,
-                     fashion_root=None, data_dir=None, workers: int = 2, with_truth: bool = False) -> FeatureSet:
+                     fashion_root=None, data_dir=None, workers: int = 2, with_truth: bool = False,
+                     cache: FeatureCache | str | os.PathLike | None = None) -> FeatureSet:
     """Every member's features on ``split`` (``"train"`` or ``"test"``) of ``task``.
 
     ``task`` is a task name (``pedjax tasks``, ``tfds:NAME``, ``folder:PATH``) or a
@@ -27,6 +30,10 @@ def extract_features(zoo: Zoo | str | os.PathLike | None, task, split: str = "tr
     The result carries each member's source statistics (PED), its probe's source-class
     probabilities (LEEP/NCE) and, with ``with_truth``, the zoo's fine-tuning ground truth on the
     task (checked before any feature is computed; a missing table or task raises an error).
+
+    ``cache`` (a :class:`~pedjax.features.cache.FeatureCache` or its folder) reuses features
+    computed before for the same member parameters, architecture, images and software
+    (content-addressed: never stale); members it holds skip the forward pass.
     """
     t0 = time.time()
     if not isinstance(zoo, Zoo):
@@ -37,19 +44,35 @@ def extract_features(zoo: Zoo | str | os.PathLike | None, task, split: str = "tr
         raise ValueError(f"split: 'train' or 'test', got {split!r}")
     x = data.x_train if split == "train" else data.x_test
     y = data.y_train if split == "train" else data.y_test
-    by_arch: dict[str, list[ZooMember]] = {}
     for m in zoo:
         if tuple(x.shape[1:]) != tuple(m.input_shape):
             raise ValueError(f"task: images of shape {x.shape[1:]} do not fit member {m.name!r} (input {m.input_shape})")
-        by_arch.setdefault(json.dumps([m.arch, dict(m.arch_kwargs)], sort_keys=True), []).append(m)
+    if cache is not None and not isinstance(cache, FeatureCache):
+        cache = FeatureCache(cache)
+    keys, done = {}, {}
+    if cache is not None:
+        images = sha1_arrays(np.ascontiguousarray(x))
+        for m in zoo:
+            psha = m.entry.get("params", {}).get("sha1")
+            if psha:
+                keys[m.name] = feature_key(psha, m.arch, dict(m.arch_kwargs), images, batch_size)
+                hit = cache.get(keys[m.name], (x.shape[0], int(m.feature_dim)))
+                if hit is not None:
+                    done[m.name] = hit
+    by_arch: dict[str, list[ZooMember]] = {}
+    for m in zoo:
+        if m.name not in done:
+            by_arch.setdefault(json.dumps([m.arch, dict(m.arch_kwargs)], sort_keys=True), []).append(m)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         compiled = [pool.submit(compile_features, ms[0].module, ms[0].params, x.shape, batch_size)
                     for ms in by_arch.values()]
-        done = {}
         for ms, fut in zip(by_arch.values(), compiled):
             fut.result()
-            done.update({m.name: m.features(x, batch_size) for m in ms})
+            for m in ms:
+                done[m.name] = m.features(x, batch_size)
+                if m.name in keys:
+                    cache.put(keys[m.name], done[m.name])
     feats = {m.name: done[m.name] for m in zoo}  # manifest order
     probs = {m.name: m.source_probs(feats[m.name]) for m in zoo}
     info = {m.name: {"dim": int(m.feature_dim), "arch": m.arch, "method": m.method, "n_params": m.entry.get("n_params"),

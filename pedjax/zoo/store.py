@@ -19,13 +19,14 @@ truth.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -45,12 +46,18 @@ class ZooMember:
     method: str
     feature_dim: int
     input_shape: tuple[int, ...]
-    params: Any
+    load_params: Callable[[], Any] = field(repr=False)
     source_mean: np.ndarray
     source_std: np.ndarray
     probe_W: np.ndarray
     probe_b: np.ndarray
     entry: dict
+
+    @functools.cached_property
+    def params(self) -> Any:
+        """The backbone parameters, restored on first use (a run whose features all come from a
+        :class:`~pedjax.features.cache.FeatureCache` never reads them)."""
+        return self.load_params()
 
     @property
     def module(self):
@@ -210,16 +217,22 @@ def load_zoo(path: str | os.PathLike | None = None, members: Iterable[str] | Non
     for name in order:
         e = entries[name]
         pinfo = e["params"]
-        params = _restore_params(root / pinfo["path"], pinfo["format"])
-        if verify and params_sha1(params) != pinfo.get("sha1"):
-            raise ValueError(f"zoo: member {name!r}: parameters differ from the manifest's SHA-1 (corrupt or edited files)")
+        ppath = root / pinfo["path"]
+        if not ppath.exists():
+            raise ValueError(f"zoo: member {name!r}: its parameters {ppath} are missing")
+        load_params = functools.partial(_restore_params, ppath, pinfo["format"])
+        if verify:
+            params = load_params()
+            if params_sha1(params) != pinfo.get("sha1"):
+                raise ValueError(f"zoo: member {name!r}: parameters differ from the manifest's SHA-1 (corrupt or edited files)")
+            load_params = functools.partial(lambda p: p, params)
         with np.load(root / e["stats"]["path"], allow_pickle=False) as z:
             mean, std, W, b = (np.asarray(z[k], np.float64) for k in ("source_mean", "source_std", "probe_W", "probe_b"))
         if mean.shape != (e["feature_dim"],) or std.shape != mean.shape:
             raise ValueError(f"zoo: member {name!r}: source statistics have shape {mean.shape}, feature_dim is {e['feature_dim']}")
         loaded.append(ZooMember(
             name=name, arch=e["arch"], arch_kwargs=dict(e.get("arch_kwargs", {})), method=e["method"],
-            feature_dim=int(e["feature_dim"]), input_shape=tuple(e["input_shape"]), params=params,
+            feature_dim=int(e["feature_dim"]), input_shape=tuple(e["input_shape"]), load_params=load_params,
             source_mean=mean, source_std=std, probe_W=W, probe_b=b, entry=e,
         ))
     return Zoo(root, manifest, tuple(loaded))
