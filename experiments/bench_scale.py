@@ -40,6 +40,16 @@ ROOT = HERE.parent
 
 
 def _rss_mb() -> float:
+    """This process's peak resident memory (MB): ``VmHWM`` of /proc/self/status, which starts
+    afresh at exec. (``getrusage``'s ``ru_maxrss`` does not: Linux carries it across fork and exec,
+    so a worker started by a parent that had written a 2 GB file through a memory map reported the
+    parent's 2.4 GB whatever it did itself.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

