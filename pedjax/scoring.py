@@ -33,7 +33,7 @@ from ._validate import as_float_matrix, check_std, check_vector, encode_labels, 
 from .features import FeatureSet, FeatureStore
 from .metrics import REGISTRY, Metric
 from .physics.ped import PEDConfig, ped_core
-from .util import Progress
+from .util import Progress, tracked
 
 #: default memory budget (bytes) for one chunk's stacked features and temporaries
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -167,14 +167,6 @@ def _check_ped(ped) -> None:
     ped.validate()
 
 
-def _progress(chunks, progress: bool, description: str):
-    if not progress:
-        return chunks
-    from rich.progress import track
-
-    return track(chunks, description=description)
-
-
 @float64
 def ped_zoo(
     features,
@@ -196,7 +188,7 @@ def ped_zoo(
     """
     plan = _plan(features, labels, None, PEDConfig() if ped is None else ped, source_stats, None, batch_size, memory_budget)
     out: dict[str, np.ndarray] = {}
-    for d, members, b in _progress(plan.chunks, progress, f"PED on {len(plan.names)} models"):
+    for d, members, b in tracked(plan.chunks, progress, f"PED on {len(plan.names)} models"):
         moved = np.asarray(plan.fn(*plan.args(d, members, b), num_classes=plan.num_classes))
         out.update({k: moved[i] for i, k in enumerate(members)})
     out.update(plan.degenerate)  # nothing to move: as given (its dtype decides the rounding level)
@@ -403,7 +395,7 @@ def score_zoo(
     m, fn = plan.m, plan.fn
     scores: dict[str, float] = {}
     desc = f"scoring {len(plan.names)} models ({m.name}{' + PED' if ped else ''})"
-    for d, members, b in _progress(plan.chunks, progress, desc):
+    for d, members, b in tracked(plan.chunks, progress, desc):
         args = plan.args(d, members, b)
         if m.batch == "host":
             moved = np.asarray(fn(*args, num_classes=plan.num_classes)) if ped is not None else args[0]

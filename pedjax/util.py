@@ -10,7 +10,7 @@ progress bars. Every layer may import it; it imports nothing of pedjax.
 * :func:`sha1_arrays`, :func:`sha1_json`: content hashes of arrays (shape, dtype, bytes) and of
   JSON records (the fingerprints that decide whether a resumed build may reuse a finished unit).
 * :func:`git_commit`: the commit of the pedjax checkout, for provenance records.
-* :class:`Progress`: a rich progress bar that is a no-op when disabled.
+* :class:`Progress`: a rich progress bar that is a no-op when disabled; :func:`tracked` iterates with one.
 * :func:`output_lock`: one writer per output directory (``fcntl.flock`` on ``DIR/.pedjax.lock``);
   a second run refuses at once with :class:`OutputLocked` naming the holder.
 """
@@ -160,6 +160,19 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def tracked(items, enabled: bool, label: str, unit: str = "chunks"):
+    """Iterate over ``items`` with a :class:`Progress` bar advancing per item (plain iteration
+    when disabled)."""
+    items = list(items)
+    if not enabled:
+        yield from items
+        return
+    with Progress(True, len(items), label, unit) as bar:
+        for item in items:
+            yield item
+            bar.advance()
 
 
 # ----------------------------------------------------------------------------------------------
