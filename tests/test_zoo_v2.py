@@ -233,6 +233,11 @@ def test_tiny_v2_build_kill_and_resume(tmp_path, monkeypatch):
     assert len(list((zoo_dir / "truth_units").rglob("*.json"))) == n_units
     truth = json.loads((zoo_dir / modelzoo.TRUTH_FILE).read_text())
     assert truth["provenance"]["complete"] and truth["provenance"]["units_done"] == n_units
+    # the build's cost and machine are recorded in the manifest
+    rec = modelzoo.read_manifest(zoo_dir)["build"]
+    assert rec["complete"] is True and rec["truth_units_done"] == n_units and rec["machine"]
+    assert rec["truth_seconds"] == pytest.approx(truth["provenance"]["total_wall_seconds"], abs=0.1)
+    assert rec["total_seconds"] == pytest.approx(rec["pretrain_seconds"] + rec["truth_seconds"], abs=0.2) and rec["pretrain_seconds"] > 0
     G = len(config.ft_lrs) * len(config.ft_wds)
     for task in config.tasks:
         for m in members:

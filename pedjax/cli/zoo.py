@@ -155,6 +155,11 @@ def _cmd_list(args) -> int:
     printing.zoo_table(root, manifest, truth)
     if truth:
         print(f"ground truth ({truth['score_definition']}): {truth_path}")
+    b = manifest.get("build")
+    if b:
+        state = {True: "complete", False: f"{b.get('truth_units_done')}/{b.get('truth_units_total')} ground-truth units", None: "built"}[b.get("complete")]
+        print(f"build: {state}; {b['total_hours']:.2f} h of wall time (pretraining {b['pretrain_seconds'] / 60:.0f} min, "
+              f"ground truth {b['truth_seconds'] / 60:.0f} min) on {b['machine']}")
     return 0
 
 

@@ -572,6 +572,46 @@ def _backend() -> str:
     return jax.default_backend()
 
 
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPU(s), {platform.system()}"
+
+
+def record_build(zoo_dir) -> dict:
+    """Write the build's cost into the manifest (``manifest["build"]``) and return it: pretraining
+    wall seconds (the members' ``pretrain.wall_seconds_member``: checkpoint members and random
+    inits cost seconds), ground-truth wall seconds (the finished units', from ``ground_truth.json``),
+    their sum, how many units are done, whether the build is complete, and the machine."""
+    zoo_dir = Path(zoo_dir)
+    mpath = zoo_dir / MANIFEST
+    manifest = read_manifest(zoo_dir)
+    pre = sum(float(e.get("pretrain", {}).get("wall_seconds_member") or 0.0) for e in manifest["members"])
+    truth = {}
+    if (zoo_dir / TRUTH_FILE).is_file():
+        truth = json.loads((zoo_dir / TRUTH_FILE).read_text()).get("provenance", {})
+    t_truth = float(truth.get("total_wall_seconds") or 0.0)
+    done, total = truth.get("units_done"), truth.get("units_total")
+    rec = {
+        "pretrain_seconds": round(pre, 1), "truth_seconds": round(t_truth, 1), "total_seconds": round(pre + t_truth, 1),
+        "total_hours": round((pre + t_truth) / 3600.0, 2), "members": len(manifest["members"]),
+        "truth_units_done": done, "truth_units_total": total,
+        "complete": (done == total) if total else None,
+        "machine": _machine(), "backend": _backend(), "jax_version": _jax_version(), "updated": _now(),
+        "what": "sum of the wall times recorded per member and per ground-truth unit (compilation included; "
+                "sessions in between not counted); rerun `pedjax zoo build` to refresh",
+    }
+    manifest["build"] = rec
+    atomic_write_json(mpath, manifest)
+    return rec
+
+
 def build(zoo_dir=None, work_dir=None, members: Sequence[MemberSpec] = DEFAULT_MEMBERS, config: BuildConfig = BuildConfig(),
           *, truth: bool = True, pretrain: bool = True, progress: bool = True, verbose: bool = True, fashion_root=None,
           max_units: int | None = None) -> dict:
@@ -586,4 +626,6 @@ def build(zoo_dir=None, work_dir=None, members: Sequence[MemberSpec] = DEFAULT_M
             out["truth"] = build_truth_units(zoo_dir, work_dir, config, max_units=max_units, **kw)
         else:
             out["truth"] = build_truth(zoo_dir, work_dir, config, **kw)
+    if (zoo_dir / MANIFEST).is_file():
+        out["build"] = record_build(zoo_dir)
     return out
