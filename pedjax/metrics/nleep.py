@@ -45,9 +45,10 @@ Where pedjax differs from the published code, on purpose:
   contributes nothing (the published code divides 0/0). With ``log=True``, p(y|x) is floored at
   the smallest normal float before the log.
 
-Speed (same quantities as scikit-learn, organised differently; see :func:`gmm_fit`): for many
-components the E- and M-steps are one matrix product each on the second-moment table
-``[x xᵀ]`` (host BLAS on CPU), the M-step skips the exact zeros of the responsibilities, and the
+Speed (same quantities as scikit-learn, organised differently; see :func:`gmm_fit`): wherever
+their rounding bound holds (:func:`packed_is_accurate`) the public :func:`nleep` runs the E- and
+M-steps as one matrix product each on the second-moment table ``[x xᵀ]`` (host BLAS on CPU for
+large products), the M-step skips the exact zeros of the responsibilities, and the
 per-component Cholesky factors are inverted with one batched triangular solve.
 
 Static shapes: the PCA width is a static option ``n_pca`` of the core. Columns beyond the
@@ -172,13 +173,20 @@ def _per_component(f, xs, K, N, d):
     return jax.lax.map(lambda a: f(*a), xs, batch_size=b)
 
 
+def _can_pack(N: int, d: int, dtype) -> bool:
+    """Whether the second-moment ("packed") E/M steps may run: float64 only (they trade a
+    subtraction for speed) and only while the [N, d(d+1)/2] table of products fits the budget."""
+    return jnp.dtype(dtype) == jnp.float64 and N * d * (d + 1) // 2 <= _PACKED_ELEMS
+
+
 def _use_packed(N: int, d: int, K: int, dtype) -> bool:
-    """The second-moment ("packed") E/M steps: float64 only (they trade a subtraction for
-    speed), only while the [N, d(d+1)/2] table of products fits the budget, and only for many
-    components (below :data:`_PACKED_MIN_K` the blocked steps are as fast)."""
-    return (
-        jnp.dtype(dtype) == jnp.float64 and N * d * (d + 1) // 2 <= _PACKED_ELEMS and K >= _PACKED_MIN_K
-    )
+    """``method="auto"``'s candidates: :func:`_can_pack`, and only for many components. Under
+    ``auto`` both paths are compiled behind a run-time ``lax.cond`` (and under ``vmap`` both run),
+    so for fewer than :data:`_PACKED_MIN_K` components ``auto`` keeps the blocked steps alone.
+    The public :func:`nleep` chooses on the host instead (:func:`_host_method`) and takes the
+    packed steps whenever they are accurate: with few components and narrow PCA widths they are
+    ~5× faster per EM iteration on CPU (K = 50, d = 8: 0.38 ms against 1.86 ms)."""
+    return _can_pack(N, d, dtype) and K >= _PACKED_MIN_K
 
 
 def _cholesky_floored(cov: jax.Array, floor: jax.Array) -> jax.Array:
@@ -361,7 +369,7 @@ def gmm_fit(
     if method not in ("auto", "packed", "blocked"):
         raise ValueError(f"method: unknown value {method!r}; choose 'auto', 'packed' or 'blocked'")
     can_pack = _use_packed(N, d, means0.shape[0], Z.dtype)
-    if method == "packed" and not can_pack:
+    if method == "packed" and not _can_pack(N, d, Z.dtype):
         method = "blocked"
     if method == "auto":
         if not can_pack:
@@ -595,7 +603,7 @@ def _host_method(Zk: np.ndarray, width: int, K: int) -> str:
     """The wrapper's static choice for scores ``Zk`` [N, k] fitted at ``width`` columns (what
     ``method="auto"`` would pick at run time)."""
     N = Zk.shape[0]
-    if not _use_packed(N, width, K, Zk.dtype):
+    if not _can_pack(N, width, Zk.dtype):
         return "blocked"
     Zc = Zk - Zk.mean(axis=0)
     bound = np.finfo(Zk.dtype).eps * np.max(np.sum(Zc * Zc, axis=1)) / REG_COVAR
