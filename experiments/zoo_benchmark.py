@@ -41,13 +41,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "results.md"
 DEFAULT_FIGURE = ROOT / "docs" / "figures" / "zoo_tau.png"
 NSIGMAS = (0.3, 0.6)
+from pedjax.rank.judging import MIN_CEILING  # noqa: E402
 
 
 def variant_name(metric: str, nsigma: float | None) -> str:
     return metric if nsigma is None else f"{metric}+PED({nsigma:g})"
 
 
-MIN_CEILING = 0.6
 BASELINES = ("random", "param-count", "source-probe", "history")
 BASELINE_LABELS = {"random": "random (expected τ_w)", "param-count": "parameter count", "source-probe": "source linear-probe accuracy",
                    "history": "history mean rank (leave-one-task-out)"}

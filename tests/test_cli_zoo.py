@@ -22,3 +22,37 @@ def test_zoo_list_shows_the_build_record(tmp_path, capsys):
     assert main(["zoo", "list", "--zoo", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "build: built;" in out and rec["machine"] in out
+
+
+def test_zoo_list_shows_each_tasks_noise_ceiling(tmp_path, capsys):
+    """With per-seed accuracies in the ground truth, ``zoo list`` prints per task how many members
+    are done and the noise ceiling (the mean τ_w between seeds' rankings, computed independently
+    here with scipy), and marks a task below the headline bar."""
+    import json
+
+    import numpy as np
+    from scipy.stats import weightedtau
+
+    from pedjax.zoo import TRUTH_FILE
+
+    for i, name in enumerate("abcd"):
+        _random_member(tmp_path, name, "mlp", {"hidden": [8]}, "npz", i)
+    agree = {"a": [0.9, 0.91, 0.9], "b": [0.8, 0.8, 0.81], "c": [0.7, 0.71, 0.7], "d": [0.6, 0.6, 0.6]}
+    shuffled = {"a": [0.9, 0.6, 0.7], "b": [0.6, 0.9, 0.8], "c": [0.7, 0.8, 0.9], "d": [0.8, 0.7, 0.6]}
+    half = {"a": [0.9, 0.9, 0.9], "b": [0.8, None, 0.8], "c": [0.7, 0.7, 0.7], "d": [0.6, 0.6, 0.6]}
+    truth = {"format": "pedjax-zoo-truth", "score_definition": "test", "seeds": [0, 1, 2],
+             "datasets": {"t1": {m: float(np.mean(v)) for m, v in agree.items()}},
+             "per_seed": {"t1": agree, "t2": shuffled, "t3": half}}
+    (tmp_path / TRUTH_FILE).write_text(json.dumps(truth))
+    assert main(["zoo", "list", "--zoo", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+
+    def ceiling(per):
+        ms = sorted(per)
+        taus = [weightedtau([per[m][i] for m in ms], [per[m][j] for m in ms])[0] for i, j in ((0, 1), (0, 2), (1, 2))]
+        return float(np.mean(taus))
+
+    line = {row.split()[1]: row for row in out.splitlines() if row.startswith("│ t")}
+    assert f"{ceiling(agree):.3f}" in line["t1"] and "4/4" in line["t1"] and "below" not in line["t1"]
+    assert ceiling(shuffled) < 0.6 and f"{ceiling(shuffled):.3f}" in line["t2"] and "below the headline bar" in line["t2"]
+    assert "3/4" in line["t3"]

@@ -136,13 +136,32 @@ def zoo_table(root, manifest: dict, truth: dict | None) -> None:
         acc = f"{lp.get('accuracy', float('nan')):.3f}" + ("" if lp.get("passed", True) else " (!)")
         pr = e.get("pretrain", {})
         steps = (pr.get("config") or {}).get("steps")
-        row = [e["name"], e["arch"], e["method"], str(e["feature_dim"]), str(e.get("n_params", "")), acc,
-               f"{steps} steps, {pr.get('wall_seconds') or 0:.0f} s"]
+        if pr.get("snapshot_of"):
+            how = f"{pr['snapshot_of']} at step {pr.get('at_step', '?')}"
+        elif e["method"] == "random":
+            how = "random init"
+        else:
+            how = f"{steps} steps, {pr.get('wall_seconds') or 0:.0f} s"
+        row = [e["name"], e["arch"], e["method"], str(e["feature_dim"]), str(e.get("n_params", "")), acc, how]
         for task in tasks:
             v = truth["datasets"][task].get(e["name"])
             row.append("" if v is None else f"{v:.3f}")
         t.add_row(*row)
     console(200).print(t)
+
+
+def truth_table(rows: list[dict], min_ceiling: float) -> None:
+    """``pedjax zoo list``: per task, how much of the ground truth is done and its noise ceiling."""
+    from rich.table import Table
+
+    t = Table(title="ground truth per task (noise ceiling: mean τ_w between the seeds' rankings)")
+    for c in ("task", "members done", "seeds", "noise ceiling", ""):
+        t.add_column(c, justify="left" if c in ("task", "") else "right")
+    for r in rows:
+        c = r["ceiling"]
+        flag = "" if c is None or c != c else ("below the headline bar" if c < min_ceiling else "")
+        t.add_row(r["task"], f"{r['done']}/{r['members']}", str(r["seeds"]), "—" if c is None or c != c else f"{c:.3f}", flag)
+    console(160).print(t)
 
 
 def tasks_table(rows: list[tuple]) -> None:

@@ -153,6 +153,15 @@ def _cmd_list(args) -> int:
         printing.print_json({"zoo": str(root), "members": manifest["members"], "truth": truth and truth["datasets"]})
         return 0
     printing.zoo_table(root, manifest, truth)
+    if truth and truth.get("per_seed"):
+        from ..rank import judging
+
+        rows = []
+        for task, per in truth["per_seed"].items():
+            done = {m: v for m, v in per.items() if v and all(x is not None for x in v)}
+            ceiling = judging.noise_ceiling(done)["ceiling"] if len(done) > 1 else None
+            rows.append({"task": task, "done": len(done), "members": len(per), "seeds": len(truth.get("seeds", [])), "ceiling": ceiling})
+        printing.truth_table(rows, judging.MIN_CEILING)
     if truth:
         print(f"ground truth ({truth['score_definition']}): {truth_path}")
     b = manifest.get("build")

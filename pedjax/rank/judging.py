@@ -59,6 +59,10 @@ def mean_finite(values) -> float:
 
 # ------------------------------------------------------------------------------ ground-truth quality
 
+#: a task whose noise ceiling is below this is shown, marked and left out of headline means
+#: (issue 13: "every task kept in the headline mean ≥ 0.6")
+MIN_CEILING = 0.6
+
 
 def noise_ceiling(per_seed: Mapping[str, Sequence[float | None]]) -> dict:
     """The noise ceiling of one task from per-seed accuracies ``{model: [acc per seed]}``.
