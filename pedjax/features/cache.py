@@ -7,7 +7,9 @@ stores each ``[N, D]`` float32 result as ``ROOT/<key>.npy``, where ``key`` hashe
 arguments, the images' content hash, the batch size, and the pedjax, JAX and jaxlib versions and
 backend). A changed input is a new key, never a stale hit; writes are atomic, so a killed
 process leaves no torn entry, and two processes writing one key write the same bytes. An entry
-that cannot be read is treated as a miss and rewritten.
+that cannot be read is treated as a miss and rewritten. The parameter hash is the manifest's
+(``load_zoo(..., verify=True)`` checks it against the files). Entries are never evicted: the demo's
+are a few MB; delete the folder to reclaim them.
 
 The library never caches unless asked (``extract_features(..., cache=...)``); the command line
 passes its user cache folder (``pedjax demo``: ``~/.cache/pedjax/features``, see
