@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+import pedjax
 from pedjax.recommend import (History, Recommender, from_file, from_scores, from_table, from_zoo, learn_weight, merge,
                               neighbour_weights, published, zscore)
 from pedjax.recommend import archi2vec as a2v
@@ -278,3 +279,23 @@ def test_cli_recommend_own_images_errors(tmp_path, capsys):
     assert "N ≥ 2" in capsys.readouterr().err
     assert main(["recommend", "--task", "digits-10", "--labels", str(tmp_path / "x.npy")]) == 2
     assert "--labels goes with --images" in capsys.readouterr().err
+
+
+def test_recommend_library_call_equals_the_command_line(capsys):
+    """``pedjax.recommend.recommend`` is what the command runs: same ranking and components; bad
+    arguments name the parameter."""
+    from pedjax.cli import main
+    from pedjax.data import load_task
+    from pedjax.recommend import from_zoo, recommend
+    from pedjax.zoo import load_zoo
+
+    zoo = load_zoo()
+    got = recommend(zoo, load_task("fashion-rotated"), from_zoo(zoo), task="fashion-rotated")
+    assert main(["recommend", "--task", "fashion-rotated", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert got["ranking"] == cli["ranking"] and got["history"]["left_out"] == ["fashion-rotated"]
+    assert got["components"]["fennec"] == pytest.approx(cli["components"]["fennec"])
+    with pytest.raises(ValueError, match="proxy: 'nope'"):
+        recommend(zoo, load_task("fashion-rotated"), from_zoo(zoo), proxy="nope")
+    with pytest.raises(ValueError, match="ped: applies to the hybrid"):
+        recommend(zoo, load_task("fashion-rotated"), from_zoo(zoo), ped=pedjax.PEDConfig())

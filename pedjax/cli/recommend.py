@@ -2,9 +2,6 @@
 merged with a transferability metric (the hybrid). See docs/recommend.md."""
 from __future__ import annotations
 
-import json
-import time
-from importlib import resources
 from pathlib import Path
 
 from . import printing
@@ -43,19 +40,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def shipped_weight(variant: str, task: str) -> tuple[float | None, str]:
-    """The learned hybrid weight of ``variant`` for ``task`` from ``pedjax/assets/recommend_weights.json``."""
-    f = resources.files("pedjax").joinpath("assets", "recommend_weights.json")
-    if not f.is_file():
-        return None, "no shipped weights"
-    w = json.loads(f.read_text())["weights"].get(variant)
-    if w is None:
-        return None, f"no shipped weight for {variant}"
-    if task in w["loto"]:
-        return float(w["loto"][task]), f"learned without {task} (leave-one-task-out)"
-    return float(w["all"]), "learned on every shipped task"
-
-
 def _own_task(images_path: str, labels_path: str | None, need_labels: bool):
     """A :class:`~pedjax.data.TaskData` from ``--images`` (and ``--labels``); the proxy reads only
     the images, the hybrid's metric the labels too."""
@@ -90,12 +74,10 @@ def _own_task(images_path: str, labels_path: str | None, need_labels: bool):
 
 def run(args) -> int:
     from ..data import load_task
-    from ..rank import ranking
-    from ..recommend import Proxy, Recommender, from_file, from_zoo, merge, task_representation, zoo_meta
-    from ..recommend.proxy import representations
+    from ..recommend import from_file, from_zoo
+    from ..recommend.api import recommend
     from ..zoo import load_zoo
 
-    t_all = time.perf_counter()
     if args.labels and not args.images:
         raise ValueError("--labels goes with --images")
     cfg = ped_from_args(args) if args.metric else None
@@ -107,60 +89,11 @@ def run(args) -> int:
         raise ValueError(f"--k: at least 1, got {args.k}")
     zoo = load_zoo(args.zoo)
     hist = from_zoo(zoo) if args.history == "zoo" else from_file(args.history)
-    missing = [m for m in zoo.names if m not in hist.models]
-    if missing:
-        raise ValueError(f"--history: no entries for zoo member(s) {missing}; the history must cover the zoo")
-    hist = hist.select_models(zoo.names)
-    exclude = [args.task] if args.task in hist.tasks else []  # --images: a new task, in no history
-    if len(hist.tasks) - len(exclude) < 2:
-        raise ValueError("--history: needs at least 2 tasks besides the one being ranked")
-    proxy = Proxy.from_zoo(zoo, args.proxy)
+    if args.proxy not in zoo.names:
+        raise ValueError(f"--proxy: {args.proxy!r} is not a member of the zoo; members: {zoo.names}")
     data = _own_task(args.images, args.labels, need_labels=bool(args.metric)) if args.images else load_task(args.task)
-    if tuple(data.x_train.shape[1:]) != tuple(zoo[args.proxy].input_shape):
-        raise ValueError(f"--images: images of shape {data.x_train.shape[1:]} do not fit the zoo (input {zoo[args.proxy].input_shape})")
-    t0 = time.perf_counter()
-    rep = task_representation(proxy, data.x_train)
-    proxy_s = time.perf_counter() - t0
-    past = [t for t in hist.tasks if t not in exclude]
-    try:
-        reps = representations(proxy, past)
-    except (ValueError, KeyError, OSError):
-        reps, rep = {}, None  # a history of unregistered tasks: uniform weights
-    meta = None if args.no_meta else zoo_meta(zoo)
-    rec = Recommender(hist, reps, meta, nonneg=not args.plain, k=args.k, seed=args.seed)
-    t0 = time.perf_counter()
-    comps = rec.scores(rep, exclude)
-    fit_s = time.perf_counter() - t0
-    final_name = "fennec"
-    result = {"task": args.task or data.name, "history": {"kind": hist.kind, "source": hist.source, "tasks": past, "left_out": exclude},
-              "proxy": args.proxy, "neighbours": rec.last_neighbours,
-              "factorisation": {"rank": rec.factors(exclude).rank, "reg": rec.factors(exclude).reg,
-                                "nonneg": not args.plain, "heldout_rmse": rec.factors(exclude).heldout_error},
-              "seconds": {"proxy_forward": proxy_s, "factorise_and_score": fit_s}}
-    if args.metric:
-        from ..features import extract_features
-        from ..scoring import feature_metric, ped_set, score_set
-
-        t0 = time.perf_counter()
-        fs = extract_features(zoo, data, "train")
-        name = args.metric + ("+PED" if cfg is not None else "")
-        if cfg is not None:
-            feature_metric(args.metric)
-            fs = ped_set(fs, cfg)
-        comps[name] = score_set(fs, args.metric)
-        result["seconds"]["metric"] = time.perf_counter() - t0
-        if args.weight is not None:
-            w, why = args.weight, "given"
-        else:
-            w, why = shipped_weight(name, args.task or data.name)
-            if w is None or (cfg is not None and cfg.nsigma != 0.6):
-                w, why = 0.5, f"{why or 'custom PED'}; default 0.5"
-        comps["hybrid"] = merge(comps["history"], comps[name], w)
-        result["hybrid"] = {"metric": name, "weight": w, "weight_from": why}
-        final_name = "hybrid"
-    order = ranking(comps[final_name])
-    result.update({"final": final_name, "ranking": order, "components": comps,
-                   "seconds": {**result["seconds"], "total": time.perf_counter() - t_all}})
+    result = recommend(zoo, data, hist, task=args.task, proxy=args.proxy, k=args.k, nonneg=not args.plain,
+                       meta=not args.no_meta, seed=args.seed, metric=args.metric, ped=cfg, weight=args.weight)
     if args.json:
         printing.print_json(result)
     else:

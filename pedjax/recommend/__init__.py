@@ -1,5 +1,6 @@
 """Recommendation from history (Fennec-style), archi2vec, and the hybrid with transferability
 metrics: see docs/recommend.md."""
+from .api import recommend, shipped_weight
 from .archi2vec import arch_graph, embed, embed_module, meta_scores, zoo_meta
 from .factorize import Factors, heldout_errors, prepare, select
 from .fennec import Recommender
@@ -13,5 +14,5 @@ __all__ = [
     "Proxy", "task_representation", "neighbour_weights",
     "arch_graph", "embed", "embed_module", "meta_scores", "zoo_meta",
     "WEIGHT_GRID", "zscore", "combine", "merge", "learn_weight", "loto_hybrid", "loto_hybrid_select",
-    "Recommender",
+    "Recommender", "recommend", "shipped_weight",
 ]

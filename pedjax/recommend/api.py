@@ -1,0 +1,117 @@
+"""One call that ranks a zoo for a task: history + one proxy (Fennec) ± a metric (the hybrid).
+
+:func:`recommend` is what ``pedjax recommend`` runs (the command line parses, loads the task and
+prints); docs/recommend.md describes the method and how it was judged.
+"""
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+
+from ..data import TaskData
+from ..physics.ped import PEDConfig
+from ..rank import ranking
+from ..zoo import Zoo
+from .archi2vec import zoo_meta
+from .fennec import Recommender
+from .history import History
+from .hybrid import merge
+from .proxy import Proxy, representations, task_representation
+
+#: the shipped PED setting the learned hybrid weights belong to
+SHIPPED_NSIGMA = 0.6
+
+
+def shipped_weight(variant: str, task: str) -> tuple[float | None, str]:
+    """The learned hybrid weight of ``variant`` (e.g. ``"nleep+PED"``) for ``task`` from
+    ``pedjax/assets/recommend_weights.json``: the leave-one-task-out weight when ``task`` is a
+    shipped task, else the one learned on every shipped task; ``(None, why)`` when there is none."""
+    f = resources.files("pedjax").joinpath("assets", "recommend_weights.json")
+    if not f.is_file():
+        return None, "no shipped weights"
+    w = json.loads(f.read_text())["weights"].get(variant)
+    if w is None:
+        return None, f"no shipped weight for {variant}"
+    if task in w["loto"]:
+        return float(w["loto"][task]), f"learned without {task} (leave-one-task-out)"
+    return float(w["all"]), "learned on every shipped task"
+
+
+def recommend(zoo: Zoo, data: TaskData, history: History, *, task: str | None = None, proxy: str = "mlp-dae",
+              k: int = 2, nonneg: bool = True, meta: bool = True, seed: int = 0, metric: str | None = None,
+              ped: PEDConfig | None = None, weight: float | None = None) -> dict:
+    """Rank ``zoo``'s members for the task ``data`` (its training images; labels only with ``metric``).
+
+    ``history`` (covering every member) is factorised with ``task`` left out when it holds it (a
+    task's own ground truth never informs its ranking); the ``proxy`` member embeds the task's
+    images among the past tasks (``k`` nearest); archi2vec meta-features add a meta score unless
+    ``meta=False``. With ``metric`` (± ``ped``) every member's features are scored and the final
+    ranking is the hybrid ``(1 − w)·z(history) + w·z(metric)``, ``w = weight`` or the shipped,
+    leave-one-task-out learned one (:func:`shipped_weight`; 0.5 without one).
+
+    Returns a JSON-ready dict: ``ranking`` (best first), ``final`` (``"fennec"`` or ``"hybrid"``),
+    every component's scores, the neighbours, the factorisation and the seconds spent.
+    """
+    t_all = time.perf_counter()
+    name = task or data.name
+    missing = [m for m in zoo.names if m not in history.models]
+    if missing:
+        raise ValueError(f"history: no entries for zoo member(s) {missing}; the history must cover the zoo")
+    if k < 1:
+        raise ValueError(f"k: at least 1, got {k}")
+    if weight is not None and not 0 <= weight <= 1:
+        raise ValueError(f"weight: a number in [0, 1], got {weight}")
+    if ped is not None and metric is None:
+        raise ValueError("ped: applies to the hybrid's metric; give metric= too")
+    hist = history.select_models(zoo.names)
+    exclude = [name] if name in hist.tasks else []  # an own task is in no history
+    if len(hist.tasks) - len(exclude) < 2:
+        raise ValueError("history: needs at least 2 tasks besides the one being ranked")
+    if proxy not in zoo.names:
+        raise ValueError(f"proxy: {proxy!r} is not a member of the zoo; members: {zoo.names}")
+    prox = Proxy.from_zoo(zoo, proxy)
+    if tuple(data.x_train.shape[1:]) != tuple(zoo[proxy].input_shape):
+        raise ValueError(f"images: images of shape {data.x_train.shape[1:]} do not fit the zoo (input {zoo[proxy].input_shape})")
+    t0 = time.perf_counter()
+    rep = task_representation(prox, data.x_train)
+    proxy_s = time.perf_counter() - t0
+    past = [t for t in hist.tasks if t not in exclude]
+    try:
+        reps = representations(prox, past)
+    except (ValueError, KeyError, OSError):
+        reps, rep = {}, None  # a history of unregistered tasks: uniform weights
+    rec = Recommender(hist, reps, zoo_meta(zoo) if meta else None, nonneg=nonneg, k=k, seed=seed)
+    t0 = time.perf_counter()
+    comps = rec.scores(rep, exclude)
+    fit_s = time.perf_counter() - t0
+    fac = rec.factors(exclude)
+    result = {"task": name, "history": {"kind": hist.kind, "source": hist.source, "tasks": past, "left_out": exclude},
+              "proxy": proxy, "neighbours": rec.last_neighbours,
+              "factorisation": {"rank": fac.rank, "reg": fac.reg, "nonneg": nonneg, "heldout_rmse": fac.heldout_error},
+              "seconds": {"proxy_forward": proxy_s, "factorise_and_score": fit_s}}
+    final = "fennec"
+    if metric:
+        from ..features import extract_features
+        from ..scoring import feature_metric, ped_set, score_set
+
+        t0 = time.perf_counter()
+        fs = extract_features(zoo, data, "train")
+        variant = metric + ("+PED" if ped is not None else "")
+        if ped is not None:
+            feature_metric(metric)
+            fs = ped_set(fs, ped)
+        comps[variant] = score_set(fs, metric)
+        result["seconds"]["metric"] = time.perf_counter() - t0
+        if weight is not None:
+            w, why = weight, "given"
+        else:
+            w, why = shipped_weight(variant, name)
+            if w is None or (ped is not None and ped.nsigma != SHIPPED_NSIGMA):
+                w, why = 0.5, f"{why or 'custom PED'}; default 0.5"
+        comps["hybrid"] = merge(comps["history"], comps[variant], w)
+        result["hybrid"] = {"metric": variant, "weight": w, "weight_from": why}
+        final = "hybrid"
+    result.update({"final": final, "ranking": ranking(comps[final]), "components": comps,
+                   "seconds": {**result["seconds"], "total": time.perf_counter() - t_all}})
+    return result
