@@ -25,6 +25,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--mode", choices=MODES, default="full", help="full fine-tune or linear probe (default full)")
     p.add_argument("--metric", choices=METRICS, default="accuracy", help="best-of-grid criterion (default accuracy)")
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
+    p.add_argument("--clip-norm", type=float, default=None,
+                   help="clip each step's gradient to this global L2 norm (default: no clipping; the v2 zoo's ground truth uses 1.0)")
     p.add_argument("--fashion-root", default=None, help="Fashion-MNIST IDX folder (default $PEDJAX_FASHION_MNIST or the Debian path)")
     p.add_argument("--data-dir", default=None, help="TFDS data_dir for tfds:NAME tasks")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -36,7 +38,7 @@ def _cmd_finetune(args) -> int:
     params = nets.load_params(args.params) if args.params else None
     config = FinetuneConfig(
         steps=args.steps, batch_size=args.batch_size, seeds=tuple(args.seeds), mode=args.mode,
-        metric=args.metric, checkpoint_every=args.checkpoint_every,
+        metric=args.metric, checkpoint_every=args.checkpoint_every, clip_norm=args.clip_norm,
     )
     res = finetune(
         module, args.task, args.out, params=params, config=config, model_name=args.model,

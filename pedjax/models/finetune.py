@@ -68,6 +68,10 @@ class FinetuneConfig:
       batch_size: training batch size (every configuration sees the same batches).
       lrs, wds: the grid axes; the grid is their product, lr-major (index = i_lr·len(wds) + i_wd).
       momentum: Nesterov momentum.
+      clip_norm: clip every step's gradient to this global L2 norm (``None``: no clipping). Without
+        it, a fresh random head on pretrained features gives large first gradients that can push
+        a small CNN into a dead state (training loss stuck at log C, accuracy at chance): the v2
+        build measured that in 91 of 275 units at lr 0.1 (docs/zoo.md, "Gradient clipping").
       mode: ``"full"`` fine-tunes backbone and head; ``"probe"`` trains only the head on frozen
         features (computed once).
       metric: ``"accuracy"`` or ``"mean_class_accuracy"`` (mean per-class recall) — what
@@ -86,6 +90,7 @@ class FinetuneConfig:
     lrs: tuple[float, ...] = GRID_LRS
     wds: tuple[float, ...] = GRID_WDS
     momentum: float = 0.9
+    clip_norm: float | None = None
     mode: str = "full"
     metric: str = "accuracy"
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -107,6 +112,10 @@ class FinetuneConfig:
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds: need at least one seed and no repeats, got {self.seeds!r}")
         object.__setattr__(self, "seeds", seeds)
+        if self.clip_norm is not None:
+            if isinstance(self.clip_norm, bool) or not np.isfinite(float(self.clip_norm)) or float(self.clip_norm) <= 0:
+                raise ValueError(f"clip_norm: a positive number or None, got {self.clip_norm!r}")
+            object.__setattr__(self, "clip_norm", float(self.clip_norm))
         if not 0.0 <= float(self.momentum) < 1.0:
             raise ValueError(f"momentum: must be in [0, 1), got {self.momentum}")
         if self.mode not in MODES:
@@ -125,14 +134,17 @@ class FinetuneConfig:
         d = dataclasses.asdict(self)
         for k in ("checkpoint_every", "seeds", "eval_batch_size", "checkpoints"):
             d.pop(k)
+        if d["clip_norm"] is None:  # the protocol before clipping existed: its fingerprints stay valid
+            d.pop("clip_norm")
         return d
 
 
 # --------------------------------------------------------------------------------------- core
 
 
-def make_optimizer(lr, wd, steps: int, momentum: float = 0.9) -> optax.GradientTransformation:
-    """SGD-Nesterov + cosine decay + decoupled weight decay, float32; ``lr``/``wd`` may be traced."""
+def make_optimizer(lr, wd, steps: int, momentum: float = 0.9, clip_norm: float | None = None) -> optax.GradientTransformation:
+    """SGD-Nesterov + cosine decay + decoupled weight decay, float32; ``lr``/``wd`` may be traced.
+    ``clip_norm``: clip each step's gradient to this global L2 norm first (``None``: no clipping)."""
     lr = jnp.asarray(lr, jnp.float32)
     wd = jnp.asarray(wd, jnp.float32)
 
@@ -140,14 +152,16 @@ def make_optimizer(lr, wd, steps: int, momentum: float = 0.9) -> optax.GradientT
         frac = jnp.minimum(count, steps).astype(jnp.float32) / jnp.float32(steps)
         return -lr * jnp.float32(0.5) * (jnp.float32(1.0) + jnp.cos(jnp.float32(np.pi) * frac))
 
+    clip = [optax.clip_by_global_norm(float(clip_norm))] if clip_norm is not None else []
     return optax.chain(
+        *clip,
         optax.trace(decay=momentum, nesterov=True),
         optax.add_decayed_weights(wd),
         optax.scale_by_schedule(schedule),
     )
 
 
-def build_grid_trainer(apply_fn: Callable, steps: int, momentum: float = 0.9) -> Callable:
+def build_grid_trainer(apply_fn: Callable, steps: int, momentum: float = 0.9, clip_norm: float | None = None) -> Callable:
     """The compiled grid trainer.
 
     Returns ``run(params, opt_state, losses, lrs, wds, X, Y, schedule, start, stop)`` that applies
@@ -162,7 +176,7 @@ def build_grid_trainer(apply_fn: Callable, steps: int, momentum: float = 0.9) ->
 
     def one_config(params, opt_state, lr, wd, xb, yb):
         loss, grads = jax.value_and_grad(loss_fn)(params, xb, yb)
-        updates, opt_state = make_optimizer(lr, wd, steps, momentum).update(grads, opt_state, params)
+        updates, opt_state = make_optimizer(lr, wd, steps, momentum, clip_norm).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
     grid_step = jax.vmap(one_config, in_axes=(0, 0, 0, 0, None, None))
@@ -295,7 +309,7 @@ def finetune(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
-    progs = _programs(backbone, data.num_classes, image_shape, config.steps, config.momentum, config.mode, G)
+    progs = _programs(backbone, data.num_classes, image_shape, config.steps, config.momentum, config.mode, G, config.clip_norm)
     run, predict, init_classifier = progs["run"], progs["predict"], progs["init"]
     compiled: dict[str, Any] = progs["lazy"]
     stack_state = progs["stack_state"]
@@ -368,17 +382,17 @@ def finetune(
     return result
 
 
-def _programs(backbone, num_classes, image_shape, steps, momentum, mode, G) -> dict:
+def _programs(backbone, num_classes, image_shape, steps, momentum, mode, G, clip_norm=None) -> dict:
     """The compiled pieces of a sweep, shared by every sweep with the same shapes and settings
     (cached when the module is hashable, as flax.linen modules with tuple fields are)."""
     try:
         hash(backbone)
     except TypeError:
-        return _build_programs(backbone, num_classes, image_shape, steps, momentum, mode, G)
-    return _cached_programs(backbone, num_classes, tuple(image_shape), steps, momentum, mode, G)
+        return _build_programs(backbone, num_classes, image_shape, steps, momentum, mode, G, clip_norm)
+    return _cached_programs(backbone, num_classes, tuple(image_shape), steps, momentum, mode, G, clip_norm)
 
 
-def _build_programs(backbone, num_classes, image_shape, steps, momentum, mode, G) -> dict:
+def _build_programs(backbone, num_classes, image_shape, steps, momentum, mode, G, clip_norm=None) -> dict:
     classifier = nets.Classifier(backbone, num_classes)
     head = nn.Dense(num_classes)
     if mode == "full":
@@ -393,11 +407,11 @@ def _build_programs(backbone, num_classes, image_shape, steps, momentum, mode, G
         """One configuration's parameters → the stacked grid state (params, opt_state, losses)."""
         p0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), p0)
         stacked = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (G, *a.shape)), p0)
-        opt0 = jax.vmap(make_optimizer(0.0, 0.0, steps, momentum).init)(stacked)
+        opt0 = jax.vmap(make_optimizer(0.0, 0.0, steps, momentum, clip_norm).init)(stacked)
         return stacked, opt0, jnp.zeros((G,), jnp.float32)
 
     return {
-        "run": build_grid_trainer(apply_fn, steps, momentum), "predict": build_grid_predictor(apply_fn),
+        "run": build_grid_trainer(apply_fn, steps, momentum, clip_norm), "predict": build_grid_predictor(apply_fn),
         "init": init, "stack_state": stack_state, "lazy": {},
     }
 

@@ -146,6 +146,8 @@ class BuildConfig:
     #: are short, so they go without: a killed unit restarts, and the saves cost more than a unit's
     #: steps (measured: 3-10 s of a 5-25 s unit)
     ft_checkpoints: bool = True
+    #: gradient clipping of the fine-tuning (``FinetuneConfig.clip_norm``); the v2 truth uses 1.0
+    ft_clip_norm: float | None = None
     #: the fine-tuning grid (default: the paper's 4 × 4)
     ft_lrs: tuple[float, ...] | None = None
     ft_wds: tuple[float, ...] | None = None
@@ -185,7 +187,7 @@ class BuildConfig:
         return FinetuneConfig(
             steps=self.ft_steps, batch_size=self.ft_batch_size, seeds=self.ft_seeds,
             checkpoint_every=self.ft_checkpoint_every, eval_batch_size=self.ft_eval_batch_size,
-            checkpoints=self.ft_checkpoints, **grid,
+            checkpoints=self.ft_checkpoints, clip_norm=self.ft_clip_norm, **grid,
         )
 
     def pretrain_config(self, spec: MemberSpec):
@@ -291,7 +293,7 @@ V2_MEMBERS: tuple[MemberSpec, ...] = (
 V2_CONFIG = BuildConfig(
     steps=1000, batch_size=128, checkpoint_every=100, tasks=V2_TASKS,
     ft_steps=400, ft_batch_size=32, ft_seeds=(0, 1, 2), ft_checkpoint_every=100, ft_eval_batch_size=500,
-    ft_lrs=(0.1, 0.03, 0.01), ft_wds=(1e-4,), truth_units=True, ft_checkpoints=False,
+    ft_lrs=(0.1, 0.03, 0.01), ft_wds=(1e-4,), truth_units=True, ft_checkpoints=False, ft_clip_norm=1.0,
 )
 
 #: the v2 chain's tiny zoo (tests/test_zoo_v2.py): a pretraining-amount checkpoint, a class-subset
@@ -306,5 +308,5 @@ TINY_V2_CONFIG = BuildConfig(
     steps=8, batch_size=32, checkpoint_every=4, source_n=1000, heldout=300, probe_train=300, sanity_bar=0.0,
     params_format="npz", tasks=("digits-5", "digits-degraded"), ft_steps=4, ft_batch_size=16, ft_seeds=(0, 1),
     ft_checkpoint_every=2, ft_eval_batch_size=200, ft_lrs=(0.1, 0.03, 0.01), ft_wds=(1e-4,), truth_units=True,
-    ft_checkpoints=False,
+    ft_checkpoints=False, ft_clip_norm=1.0,
 )
