@@ -290,6 +290,9 @@ V2_MEMBERS: tuple[MemberSpec, ...] = (
 #: (member, task) pair in 20 of 60 pairs — chance level for 4 values is 15 — against 47 of 60 for
 #: the best lr: at these lengths the wd axis mostly picks seed noise (and a max over noisy
 #: configurations inflates the ground truth), while a second wd would double the 4 h budget.
+#: Gradients are clipped to global norm 1.0: without clipping, lr 0.1 collapsed to chance (training
+#: loss stuck at log 10) in 91 of the first build's 275 units, lr 0.03 in 28, and 8 units collapsed at
+#: every lr — seed noise, not transferability (experiments/zoo_v2_clipping.py, docs/zoo.md).
 V2_CONFIG = BuildConfig(
     steps=1000, batch_size=128, checkpoint_every=100, tasks=V2_TASKS,
     ft_steps=400, ft_batch_size=32, ft_seeds=(0, 1, 2), ft_checkpoint_every=100, ft_eval_batch_size=500,
