@@ -197,7 +197,9 @@ def test_cli_recommend_ranks_the_shipped_zoo_with_components(capsys):
     assert main(["recommend", "--task", "fashion-rotated", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["history"]["left_out"] == ["fashion-rotated"] and "fashion-rotated" not in out["history"]["tasks"]
-    assert len(out["ranking"]) == 12 and set(out["components"]) == {"history", "transfer", "meta", "fennec"}
+    from pedjax.zoo import load_zoo
+
+    assert len(out["ranking"]) == len(load_zoo()) and set(out["components"]) == {"history", "transfer", "meta", "fennec"}
     assert out["final"] == "fennec" and out["history"]["kind"] == "finetune"
 
 
@@ -215,6 +217,26 @@ def test_cli_recommend_errors(capsys):
 
     assert main(["recommend", "--task", "fashion-rotated", "--ped"]) == 2
     assert "--metric" in capsys.readouterr().err
+    # checked once, in pedjax.recommend.api.recommend; the command's message names the flag
+    for argv, msg in ((["--k", "0"], "--k: at least 1, got 0"), (["--metric", "logme", "--weight", "1.5"], "--weight: a number in [0, 1]"),
+                      (["--proxy", "nope"], "--proxy: 'nope' is not a member of the zoo")):
+        assert main(["recommend", "--task", "digits-10", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert msg in err and len(err.splitlines()) == 1, err
+
+
+def test_as_flags_renames_only_known_parameters():
+    from pedjax.cli._common import as_flags
+
+    with pytest.raises(ValueError, match="^--k: at least 1$"):
+        with as_flags({"k": "--k"}):
+            raise ValueError("k: at least 1")
+    with pytest.raises(ValueError, match="^weight: bad$"):  # not in the map: unchanged
+        with as_flags({"k": "--k"}):
+            raise ValueError("weight: bad")
+    with pytest.raises(KeyError):  # other exceptions pass through
+        with as_flags({"k": "--k"}):
+            raise KeyError("k")
 
 
 @pytest.mark.slow
@@ -260,8 +282,11 @@ def test_cli_recommend_own_images(tmp_path, capsys):
 
     assert main(["recommend", "--images", str(_own_images(tmp_path, labels=False)), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["history"]["left_out"] == [] and len(out["history"]["tasks"]) == 5
-    assert len(out["ranking"]) == 12 and out["final"] == "fennec" and out["task"] == "images:own_nolabels.npz"
+    from pedjax.zoo import load_zoo
+
+    zoo = load_zoo()
+    assert out["history"]["left_out"] == [] and out["history"]["tasks"] == list(zoo.truth()["datasets"])
+    assert len(out["ranking"]) == len(zoo) and out["final"] == "fennec" and out["task"] == "images:own_nolabels.npz"
 
 
 def test_cli_recommend_own_images_errors(tmp_path, capsys):

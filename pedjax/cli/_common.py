@@ -1,9 +1,11 @@
 """What several commands share: process settings and options whose defaults come from the dataclasses."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
+from typing import Iterator, Mapping
 
 from ..physics.ped import PEDConfig
 
@@ -40,6 +42,20 @@ def feature_cache_dir() -> Path | None:
     ``cache_root()/features`` (``None`` when off)."""
     root = cache_root()
     return None if root is None else root / "features"
+
+
+@contextlib.contextmanager
+def as_flags(flags: Mapping[str, str]) -> Iterator[None]:
+    """Library errors in command-line words: a ``ValueError`` whose message starts with a parameter
+    name the library validates (``"k: at least 1, got 0"``) is raised again naming the flag
+    (``"--k: at least 1, got 0"``), so a command checks its arguments once, in the library."""
+    try:
+        yield
+    except ValueError as exc:
+        param, sep, rest = str(exc).partition(": ")
+        if sep and param in flags:
+            raise ValueError(f"{flags[param]}: {rest}") from None
+        raise
 
 
 def configure_process() -> None:

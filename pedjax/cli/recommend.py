@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import printing
-from ._common import add_ped_options, ped_from_args
+from ._common import add_ped_options, as_flags, ped_from_args
 
 
 def add_parser(sub) -> None:
@@ -83,17 +83,13 @@ def run(args) -> int:
     cfg = ped_from_args(args) if args.metric else None
     if args.metric is None and (args.ped or args.ped_config or args.weight is not None):
         raise ValueError("--ped/--ped-config/--weight apply to the hybrid; add --metric M")
-    if args.weight is not None and not 0 <= args.weight <= 1:
-        raise ValueError(f"--weight: a number in [0, 1], got {args.weight}")
-    if args.k < 1:
-        raise ValueError(f"--k: at least 1, got {args.k}")
     zoo = load_zoo(args.zoo)
     hist = from_zoo(zoo) if args.history == "zoo" else from_file(args.history)
-    if args.proxy not in zoo.names:
-        raise ValueError(f"--proxy: {args.proxy!r} is not a member of the zoo; members: {zoo.names}")
     data = _own_task(args.images, args.labels, need_labels=bool(args.metric)) if args.images else load_task(args.task)
-    result = recommend(zoo, data, hist, task=args.task, proxy=args.proxy, k=args.k, nonneg=not args.plain,
-                       meta=not args.no_meta, seed=args.seed, metric=args.metric, ped=cfg, weight=args.weight)
+    # k, weight, proxy, history and images are checked by the library, its messages naming the flags
+    with as_flags({"k": "--k", "weight": "--weight", "proxy": "--proxy", "history": "--history", "images": "--images"}):
+        result = recommend(zoo, data, hist, task=args.task, proxy=args.proxy, k=args.k, nonneg=not args.plain,
+                           meta=not args.no_meta, seed=args.seed, metric=args.metric, ped=cfg, weight=args.weight)
     if args.json:
         printing.print_json(result)
     else:
