@@ -38,7 +38,7 @@ data:
 	    || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will skip"; \
 	else echo "note: not root or no apt-get: apt-get install dataset-fashion-mnist for the Fashion-MNIST tests"; fi
 
-demo: $(STAMP)
+demo: $(STAMP) data
 	$(VENV)/bin/pedjax demo
 
 bench: $(STAMP)

@@ -6,8 +6,8 @@ import pytest
 
 from pedjax import zoo as modelzoo
 from pedjax.cli import main
-from pedjax.cli.demo import DEFAULT_TASK, run_demo, shipped_zoo_available
-from pedjax.rank import weighted_tau
+from pedjax.cli.demo import DEFAULT_TASK, default_task, run_demo, shipped_zoo_available
+from pedjax.rank import judging, weighted_tau
 from digits_results import digits_zoo
 
 
@@ -47,10 +47,39 @@ def test_demo_on_shipped_zoo(capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     res = json.loads(out)
-    assert res["zoo"] != "digits" and len(res["models"]) >= 12
+    assert res["zoo"] != "digits" and len(res["models"]) >= 24
+    table = modelzoo.load_zoo().truth()
+    task = default_task(table)
+    assert res["task"].startswith(task + " ")
     truth = {k: v["truth"] for k, v in res["models"].items()}
-    assert truth == pytest.approx(modelzoo.load_zoo().truth()["datasets"][DEFAULT_TASK])
+    assert truth == pytest.approx(table["datasets"][task])
+    # the default task has the highest noise ceiling, and the output shows it and the history baseline
+    ceil = judging.noise_ceiling(table["per_seed"][task])["ceiling"]
+    assert res["judged_against"]["noise_ceiling"] == pytest.approx(ceil) and ceil >= judging.MIN_CEILING
+    assert np.isfinite(res["judged_against"]["history_tau"])
     for key, sc in res["scores"].items():
         assert all(np.isfinite(list(sc.values()))), key
         assert res["weighted_tau"][key] == pytest.approx(weighted_tau([sc[m] for m in truth], list(truth.values())))
     assert "logme+ped" in res["scores"] and "leep" in res["scores"] and "leep+ped" not in res["scores"]
+
+
+def test_default_task_is_the_highest_ceiling_among_installed_tasks(monkeypatch):
+    """The demo's default task: the highest noise ceiling, among tasks whose dataset is installed
+    (without Fashion-MNIST, a digits task); a table without per-seed accuracies falls back to digits-10."""
+    from pedjax.data import fashion
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.5, 0.9, 8)
+    per_seed = {
+        "fashion-rotated": {f"m{i}": [truth[i] + 1e-4 * s for s in range(3)] for i in range(8)},  # seeds agree: ceiling 1
+        "digits-10": {f"m{i}": [truth[i] + rng.normal(0, 0.05) for _ in range(3)] for i in range(8)},  # noisy
+        "digits-degraded": {f"m{i}": [truth[i] + rng.normal(0, 0.01) for _ in range(3)] for i in range(8)},
+    }
+    table = {"datasets": {t: {m: float(np.mean(v)) for m, v in p.items()} for t, p in per_seed.items()}, "per_seed": per_seed}
+    ceil = {t: judging.noise_ceiling(p)["ceiling"] for t, p in per_seed.items()}
+    monkeypatch.setattr(fashion, "available", lambda *a, **k: True)
+    assert default_task(table) == "fashion-rotated" == max(ceil, key=ceil.get)
+    monkeypatch.setattr(fashion, "available", lambda *a, **k: False)
+    digits = {t: c for t, c in ceil.items() if t.startswith("digits")}
+    assert default_task(table) == max(digits, key=digits.get)
+    assert default_task({"datasets": table["datasets"]}) == DEFAULT_TASK

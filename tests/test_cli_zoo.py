@@ -56,3 +56,18 @@ def test_zoo_list_shows_each_tasks_noise_ceiling(tmp_path, capsys):
     assert f"{ceiling(agree):.3f}" in line["t1"] and "4/4" in line["t1"] and "below" not in line["t1"]
     assert ceiling(shuffled) < 0.6 and f"{ceiling(shuffled):.3f}" in line["t2"] and "below the headline bar" in line["t2"]
     assert "3/4" in line["t3"]
+
+
+def test_zoo_list_shipped_zoo_is_benchmark_v2(capsys):
+    """What `pedjax zoo list` shows of the shipped zoo: ≥ 24 members of ≥ 4 architecture families,
+    ground truth on ≥ 10 tasks, and the build's cost and machine."""
+    import json
+
+    assert main(["zoo", "list", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    members = out["members"]
+    assert len(members) >= 24 and len({m["arch"] for m in members}) >= 4
+    assert len(out["truth"]) >= 10 and all(len(v) == len(members) for v in out["truth"].values())
+    assert main(["zoo", "list"]) == 0
+    text = capsys.readouterr().out
+    assert "build: complete;" in text and "noise ceiling" in text

@@ -1,10 +1,10 @@
-"""The zoo builder (pedjax.zoo.build), the tiny CI chain (issue 5, item 6): pretrain → features →
+"""The zoo builder (pedjax.zoo.build), the first zoo's tiny CI chain (issue 5, item 6): pretrain → features →
 PED + metrics → fine-tune → τ_w.
 
 Two tiny members pretrained for a few steps on the Fashion-MNIST source split, one task
 (digits-5), fine-tuned over the full 4×4 grid with two seeds, scored by LogME and SFDA static and
 after PED, judged by weighted τ — through the same code and commands that build the shipped zoo
-(``pedjax zoo build --tiny``, ``experiments/zoo_benchmark.py``), interrupted twice on the way to
+(``pedjax zoo build --v1 --tiny``, ``experiments/zoo_benchmark.py``), interrupted twice on the way to
 show that the build resumes. Marked slow (``make test-all`` runs it).
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_tiny_chain(tmp_path, capsys):
     # 3. the CI command: resumes both phases and completes them
     from pedjax.cli import main
 
-    assert main(["zoo", "build", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress"]) == 0
+    assert main(["zoo", "build", "--v1", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress"]) == 0
     manifest = modelzoo.read_manifest(zoo_dir)
     assert [m["name"] for m in manifest["members"]] == [m.name for m in members]
     assert manifest["members"][0]["pretrain"] == first[0]["pretrain"], "the finished member was not rebuilt"

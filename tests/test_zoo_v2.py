@@ -15,7 +15,7 @@ import pytest
 from pedjax import data
 from pedjax.data import fashion
 from pedjax.models import nets
-from pedjax.zoo import (DEFAULT_MEMBERS, TINY_V2_CONFIG, TINY_V2_MEMBERS, V2_CONFIG, V2_MEMBERS, V2_TASKS, ARCHITECTURES,
+from pedjax.zoo import (V1_MEMBERS, TINY_V2_CONFIG, TINY_V2_MEMBERS, V2_CONFIG, V2_MEMBERS, V2_TASKS, ARCHITECTURES,
                         create_module)
 
 needs_fashion = pytest.mark.skipif(not fashion.available(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
@@ -89,18 +89,50 @@ def test_v2_members_cover_the_issue():
 
 
 def test_v1_member_fingerprints_unchanged():
-    """The v2 fields appear in a spec's dict only when set, so the shipped v1 zoo stays valid."""
-    for s in DEFAULT_MEMBERS:
+    """The v2 fields appear in a spec's dict only when set, so the first zoo's eight CNN members keep their
+    fingerprints inside the v2 spec."""
+    for s in V1_MEMBERS:
         assert set(s.as_dict()) == {"name", "arch", "method", "arch_kwargs", "method_kwargs", "seed", "steps", "batch_size", "lr"}
-    manifest = json.loads((Path(__file__).resolve().parents[1] / "pedjax" / "assets" / "zoo" / "manifest.json").read_text())
-    from pedjax.zoo import BuildConfig
+    assert V2_MEMBERS[:8] == V1_MEMBERS[:8]
+
+
+@needs_fashion
+def test_shipped_zoo_is_the_v2_spec():
+    """The shipped zoo holds exactly the V2_MEMBERS, each with the fingerprint V2_CONFIG gives it (so a
+    rebuild with `pedjax zoo build` skips them all)."""
+    from pedjax.zoo import DEFAULT_ZOO, read_manifest
     from pedjax.zoo.build import SourceData, member_fingerprint
 
-    if fashion.available():
-        src_sha = manifest.get("source_sha1")
-        if src_sha:
-            fp = member_fingerprint(DEFAULT_MEMBERS[0], BuildConfig(), src_sha)
-            assert fp == manifest["members"][0]["fingerprint"]
+    manifest = read_manifest(DEFAULT_ZOO)
+    entries = {e["name"]: e for e in manifest["members"]}
+    assert list(entries) == [m.name for m in V2_MEMBERS]
+    src_sha = SourceData.load(V2_CONFIG).sha1
+    fps = {}
+    for spec in V2_MEMBERS:
+        fps[spec.name] = member_fingerprint(spec, V2_CONFIG, src_sha, fps.get(spec.parent))
+        assert entries[spec.name]["fingerprint"] == fps[spec.name], spec.name
+
+
+def test_shipped_assets_and_ground_truth_complete():
+    """The shipped assets stay under 25 MB, and the shipped ground truth is the whole v2 build: every
+    (member, task) pair with a best-of-grid accuracy per seed, the build's cost and machine recorded."""
+    from pedjax.zoo import DEFAULT_ZOO, TRUTH_FILE, read_manifest
+
+    assets = DEFAULT_ZOO.parent
+    size = sum(p.stat().st_size for p in assets.rglob("*") if p.is_file())
+    assert size <= 25 * 2**20, f"pedjax/assets holds {size / 2**20:.1f} MiB"
+    truth = json.loads((DEFAULT_ZOO / TRUTH_FILE).read_text())
+    names = [m.name for m in V2_MEMBERS]
+    assert truth["seeds"] == list(V2_CONFIG.ft_seeds) and truth["provenance"]["complete"]
+    for task in V2_TASKS:
+        per = truth["per_seed"][task]
+        assert list(per) == names
+        for name in names:
+            assert len(per[name]) == len(V2_CONFIG.ft_seeds) and all(0.0 < v <= 1.0 for v in per[name]), (task, name)
+            assert truth["datasets"][task][name] == pytest.approx(np.mean(per[name]))
+    build = read_manifest(DEFAULT_ZOO)["build"]
+    assert build["complete"] is True and build["truth_units_done"] == len(names) * len(V2_TASKS) * len(V2_CONFIG.ft_seeds)
+    assert build["machine"] and build["total_seconds"] > 0
 
 
 # -------------------------------------------------------------------------------------- tasks
@@ -225,9 +257,9 @@ def test_tiny_v2_build_kill_and_resume(tmp_path, monkeypatch):
     assert partial["provenance"]["units_done"] == 1 and not partial["datasets"]
 
     # a session's share: --max-units 1 fine-tunes exactly one more unit
-    assert main(["zoo", "build", "--v2", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress", "--max-units", "1"]) == 0
+    assert main(["zoo", "build", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress", "--max-units", "1"]) == 0
     assert len(list((zoo_dir / "truth_units").rglob("*.json"))) == 2
-    assert main(["zoo", "build", "--v2", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress"]) == 0
+    assert main(["zoo", "build", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress"]) == 0
     assert first.read_text() == first_text and os.stat(first).st_mtime_ns == first_mtime  # skipped, not redone
     n_units = len(members) * len(config.tasks) * len(config.ft_seeds)
     assert len(list((zoo_dir / "truth_units").rglob("*.json"))) == n_units
@@ -251,6 +283,6 @@ def test_tiny_v2_build_kill_and_resume(tmp_path, monkeypatch):
         assert np.isfinite(judging.noise_ceiling(truth["per_seed"][task])["ceiling"])
     # a third run does nothing: no unit file is rewritten
     units = {p: p.stat().st_mtime_ns for p in (zoo_dir / "truth_units").rglob("*.json")}
-    assert main(["zoo", "build", "--v2", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress"]) == 0
+    assert main(["zoo", "build", "--tiny", "--zoo", str(zoo_dir), "--work", str(work), "--no-progress"]) == 0
     assert units and {p: p.stat().st_mtime_ns for p in (zoo_dir / "truth_units").rglob("*.json")} == units
     print(f"tiny v2 chain: {time.time() - t0:.0f} s")

@@ -18,7 +18,7 @@ from . import printing
 DEFAULT_METRICS = ("logme", "sfda", "gbc", "hscore")
 #: the shipped task the demo scores by default when the zoo's ground truth has no per-seed
 #: accuracies (no download: scikit-learn's bundled digits); with them, the task with the highest
-#: noise ceiling (:func:`default_task`)
+#: noise ceiling among those whose data is installed (:func:`default_task`)
 DEFAULT_TASK = "digits-10"
 ZOOS = ("shipped", "digits")
 
@@ -30,7 +30,8 @@ def add_parser(sub) -> None:
     add_ped_options(p, flag=False)
     p.add_argument("--metric", action="append", help="restrict to these metrics (repeatable)")
     p.add_argument("--zoo", default="shipped", help="'shipped' (pedjax/assets/zoo; default), 'digits' (a quick zoo built on the fly) or a zoo folder")
-    p.add_argument("--task", default=None, help=f"shipped zoo: the task to score (default {DEFAULT_TASK}; `pedjax zoo list` shows them)")
+    p.add_argument("--task", default=None, help="shipped zoo: the task to score (default: the one with the highest noise ceiling whose data is installed; "
+                   "`pedjax zoo list` shows them)")
     p.add_argument("--plot", default=None, metavar="DIR", help="also write scores-vs-ground-truth figures (PNG) to DIR")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=run)
@@ -46,10 +47,16 @@ def shipped_zoo_available(zoo_dir=None) -> bool:
 
 def default_task(table: dict) -> str:
     """The task with the highest noise ceiling (seed-to-seed τ_w) of a ground-truth table that holds
-    per-seed accuracies (the v2 build's); else :data:`DEFAULT_TASK` (or the table's first task)."""
+    per-seed accuracies (the shipped zoo's), among the tasks whose dataset is installed (the
+    Fashion-MNIST tasks need the Debian package; the digits ones never miss); else
+    :data:`DEFAULT_TASK` (or the table's first task)."""
+    from ..data import fashion
+    from ..data.tasks import TASKS
     from ..rank import judging
 
     tasks = list(table["datasets"])
+    usable = [t for t in tasks if t not in TASKS or TASKS[t].dataset != "fashion-mnist" or fashion.available()]
+    tasks = usable or tasks
     ceilings = {t: judging.noise_ceiling(table["per_seed"][t])["ceiling"] for t in tasks if t in table.get("per_seed", {})}
     ceilings = {t: c for t, c in ceilings.items() if c == c}
     if ceilings:

@@ -8,17 +8,18 @@ from pathlib import Path
 
 from ..zoo import (
     ARCHITECTURES,
-    DEFAULT_MEMBERS,
     DEFAULT_WORK,
     DEFAULT_ZOO,
-    DEFAULT_WORK_V2,
-    DEFAULT_ZOO_V2,
     TINY_CONFIG,
     TINY_MEMBERS,
     TINY_V2_CONFIG,
     TINY_V2_MEMBERS,
+    TINY_V2_WORK,
     TINY_WORK,
     TRUTH_FILE,
+    V1_CONFIG,
+    V1_MEMBERS,
+    V1_WORK,
     V2_CONFIG,
     V2_MEMBERS,
     BuildConfig,
@@ -41,17 +42,16 @@ def add_parser(subparsers) -> None:
                        description="Pretrain every member the zoo lacks, then fine-tune every (member, task) pair the "
                        "ground-truth table lacks. Each member and each pair is saved as soon as it is done; rerunning "
                        "the same command continues where it stopped.")
-    b.add_argument("--zoo", default=None, help="zoo folder (default: the shipped pedjax/assets/zoo; WORK/zoo with --tiny)")
-    b.add_argument("--work", default=None, help=f"checkpoints and fine-tuning runs (default {DEFAULT_WORK}; {TINY_WORK} with --tiny)")
+    b.add_argument("--zoo", default=None, help="zoo folder (default: the shipped pedjax/assets/zoo; WORK/zoo with --tiny or --v1)")
+    b.add_argument("--work", default=None, help=f"checkpoints and fine-tuning runs (default {DEFAULT_WORK}; {TINY_V2_WORK} with --tiny; "
+                   f"{V1_WORK} / {TINY_WORK} with --v1)")
     b.add_argument("--members", nargs="+", default=None, help="build only these members of the spec")
-    b.add_argument("--tiny", action="store_true", help="the CI chain's configuration: 2 tiny members, a few steps, 1 task")
-    b.add_argument("--v2", action="store_true",
-                   help=f"the benchmark-v2 zoo ({len(V2_MEMBERS)} members, {len(V2_CONFIG.tasks)} tasks, {len(V2_CONFIG.ft_seeds)} seeds; "
-                   f"default folders {DEFAULT_ZOO_V2.parent.name}/{DEFAULT_ZOO_V2.name} and {DEFAULT_WORK_V2}); the ground truth is "
-                   "built one (member, task, seed) unit at a time into ZOO/truth_units/ and resumes unit by unit; "
-                   "with --tiny: the v2 chain's tiny zoo")
+    b.add_argument("--tiny", action="store_true", help="the CI chain's configuration: tiny members, a few steps, 2 tasks")
+    b.add_argument("--v1", action="store_true",
+                   help=f"the first zoo's spec ({len(V1_MEMBERS)} members, {len(V1_CONFIG.tasks)} tasks, {len(V1_CONFIG.ft_seeds)} seeds, "
+                   "4 x 4 grid, whole-pair ground truth), which shipped before benchmark v2; with --tiny: its 2-member chain")
     b.add_argument("--max-units", type=int, default=None,
-                   help="--v2: stop after fine-tuning this many ground-truth units (a session's share); rerun to continue")
+                   help="stop after fine-tuning this many ground-truth units (a session's share); rerun to continue")
     b.add_argument("--steps", type=int, default=None, help="pretraining steps per member")
     b.add_argument("--batch-size", type=int, default=None, help="pretraining batch size")
     b.add_argument("--tasks", nargs="+", default=None, help="ground-truth tasks")
@@ -90,12 +90,12 @@ def add_parser(subparsers) -> None:
 
 
 def config_from_args(args) -> tuple[tuple[MemberSpec, ...], BuildConfig]:
-    if getattr(args, "v2", False):
+    if getattr(args, "v1", False):
+        members = TINY_MEMBERS if args.tiny else V1_MEMBERS
+        config = TINY_CONFIG if args.tiny else V1_CONFIG
+    else:
         members = TINY_V2_MEMBERS if args.tiny else V2_MEMBERS
         config = TINY_V2_CONFIG if args.tiny else V2_CONFIG
-    else:
-        members = TINY_MEMBERS if args.tiny else DEFAULT_MEMBERS
-        config = TINY_CONFIG if args.tiny else BuildConfig()
     if args.members:
         known = {m.name: m for m in members}
         bad = [n for n in args.members if n not in known]
@@ -118,15 +118,15 @@ def _cmd_build(args) -> int:
     if args.no_truth and args.truth_only:
         raise ValueError("--no-truth, --truth-only: choose at most one")
     members, config = config_from_args(args)
-    if args.max_units is not None and (not args.v2 or args.max_units < 1):
-        raise ValueError("--max-units: a positive number of units, with --v2")
-    if args.v2:
-        default_work = TINY_WORK.with_name("zoo-v2-tiny") if args.tiny else DEFAULT_WORK_V2
+    if args.max_units is not None and (args.v1 or args.max_units < 1):
+        raise ValueError("--max-units: a positive number of units (the --v1 ground truth is built pair by pair, not in units)")
+    if args.v1:
+        default_work = TINY_WORK if args.tiny else V1_WORK
     else:
-        default_work = TINY_WORK if args.tiny else DEFAULT_WORK
+        default_work = TINY_V2_WORK if args.tiny else DEFAULT_WORK
     work = Path(args.work) if args.work else default_work
-    # the tiny zoo never goes into the shipped assets unless asked to
-    zoo_dir = Path(args.zoo) if args.zoo else (work / "zoo" if args.tiny else (DEFAULT_ZOO_V2 if args.v2 else DEFAULT_ZOO))
+    # only the shipped spec goes into the shipped assets unless asked to
+    zoo_dir = Path(args.zoo) if args.zoo else (work / "zoo" if args.tiny or args.v1 else DEFAULT_ZOO)
     progress = not args.no_progress
     from ..zoo.build import build
 

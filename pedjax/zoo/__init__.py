@@ -5,8 +5,6 @@ fine-tuning, which reading a zoo does not need.
 """
 from .spec import (
     ARCHITECTURES,
-    DEFAULT_MEMBERS,
-    DEFAULT_TASKS,
     DEFAULT_WORK,
     DEFAULT_ZOO,
     FORMAT,
@@ -15,13 +13,16 @@ from .spec import (
     TINY_MEMBERS,
     TINY_V2_CONFIG,
     TINY_V2_MEMBERS,
+    TINY_V2_WORK,
     TINY_WORK,
     TRUTH_FILE,
     V2_CONFIG,
     V2_MEMBERS,
     V2_TASKS,
-    DEFAULT_WORK_V2,
-    DEFAULT_ZOO_V2,
+    V1_CONFIG,
+    V1_MEMBERS,
+    V1_TASKS,
+    V1_WORK,
     BuildConfig,
     MemberSpec,
     create_module,
@@ -29,8 +30,8 @@ from .spec import (
 from .store import Zoo, ZooMember, add_member, load_zoo, params_sha1, read_manifest
 
 __all__ = [
-    "ARCHITECTURES", "DEFAULT_MEMBERS", "DEFAULT_TASKS", "DEFAULT_WORK", "DEFAULT_ZOO", "FORMAT", "MANIFEST", "TINY_CONFIG",
-    "TINY_MEMBERS", "TINY_WORK", "TRUTH_FILE", "BuildConfig",
-    "V2_MEMBERS", "V2_CONFIG", "V2_TASKS", "TINY_V2_MEMBERS", "TINY_V2_CONFIG", "DEFAULT_ZOO_V2", "DEFAULT_WORK_V2", "MemberSpec", "create_module",
+    "ARCHITECTURES", "DEFAULT_WORK", "DEFAULT_ZOO", "FORMAT", "MANIFEST", "TRUTH_FILE", "BuildConfig",
+    "V2_MEMBERS", "V2_CONFIG", "V2_TASKS", "TINY_V2_MEMBERS", "TINY_V2_CONFIG", "TINY_V2_WORK",
+    "V1_MEMBERS", "V1_CONFIG", "V1_TASKS", "V1_WORK", "TINY_MEMBERS", "TINY_CONFIG", "TINY_WORK", "MemberSpec", "create_module",
     "Zoo", "ZooMember", "add_member", "load_zoo", "params_sha1", "read_manifest",
 ]

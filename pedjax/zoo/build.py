@@ -29,7 +29,8 @@ import numpy as np
 
 from ..data.tasks import task_data_sha1
 from ..util import atomic_write_json, git_commit, locks_output, sha1_arrays, sha1_json
-from .spec import DEFAULT_MEMBERS, DEFAULT_WORK, DEFAULT_ZOO, MANIFEST, TRUTH_FILE, TRUTH_FORMAT, VERSION, BuildConfig, MemberSpec, create_module
+from .spec import (DEFAULT_WORK, DEFAULT_ZOO, MANIFEST, TRUTH_FILE, TRUTH_FORMAT, V1_CONFIG, V1_WORK, V2_CONFIG, V2_MEMBERS, VERSION, BuildConfig,
+                   MemberSpec, create_module)
 from .store import _now, add_member, load_zoo, read_manifest
 
 
@@ -219,7 +220,7 @@ def snapshot_member(spec: MemberSpec, parent_record: dict, config: BuildConfig, 
 
 
 @locks_output("zoo_dir", "work_dir")
-def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = DEFAULT_MEMBERS, config: BuildConfig = BuildConfig(),
+def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = V2_MEMBERS, config: BuildConfig = V2_CONFIG,
                   *, progress: bool = True, verbose: bool = True, fashion_root=None, on_member=None) -> dict:
     """Pretrain every member that the zoo at ``zoo_dir`` lacks (or holds with another fingerprint).
 
@@ -308,7 +309,7 @@ def _new_truth(config: BuildConfig) -> dict:
 
 
 @locks_output("zoo_dir", "work_dir")
-def build_truth(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(), *, tasks: Sequence[str] | None = None,
+def build_truth(zoo_dir, work_dir=None, config: BuildConfig = V1_CONFIG, *, tasks: Sequence[str] | None = None,
                 members: Sequence[str] | None = None, progress: bool = True, verbose: bool = True, fashion_root=None,
                 on_pair=None) -> dict:
     """Fine-tune every (member, task) pair the ground-truth table lacks; update it atomically after each.
@@ -322,7 +323,7 @@ def build_truth(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(), *, 
     zoo = load_zoo(zoo_dir, members)
     ftc = config.finetune_config()
     tasks = tuple(tasks) if tasks is not None else config.tasks
-    work = Path(work_dir) if work_dir is not None else DEFAULT_WORK
+    work = Path(work_dir) if work_dir is not None else V1_WORK
     path = Path(zoo_dir) / TRUTH_FILE
     table = json.loads(path.read_text()) if path.is_file() else _new_truth(config)
     if table.get("format") != TRUTH_FORMAT:
@@ -410,7 +411,7 @@ def _curve_recorder(run_dir: Path, seed: int, key: str):
 
 
 @locks_output("zoo_dir", "work_dir")
-def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = BuildConfig(), *, tasks: Sequence[str] | None = None,
+def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = V2_CONFIG, *, tasks: Sequence[str] | None = None,
                       members: Sequence[str] | None = None, progress: bool = True, verbose: bool = True, fashion_root=None,
                       on_unit=None, max_units: int | None = None) -> dict:
     """The v2 ground truth, one (member, task, seed) unit at a time.
@@ -612,7 +613,7 @@ def record_build(zoo_dir) -> dict:
     return rec
 
 
-def build(zoo_dir=None, work_dir=None, members: Sequence[MemberSpec] = DEFAULT_MEMBERS, config: BuildConfig = BuildConfig(),
+def build(zoo_dir=None, work_dir=None, members: Sequence[MemberSpec] = V2_MEMBERS, config: BuildConfig = V2_CONFIG,
           *, truth: bool = True, pretrain: bool = True, progress: bool = True, verbose: bool = True, fashion_root=None,
           max_units: int | None = None) -> dict:
     """Build (or finish building) a zoo and its ground truth: :func:`build_members` then :func:`build_truth`."""

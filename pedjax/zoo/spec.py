@@ -2,8 +2,10 @@
 
 A :class:`MemberSpec` names a backbone (:data:`ARCHITECTURES`), its pretraining objective and
 seed; a :class:`BuildConfig` says how every member is pretrained and how the fine-tuning ground
-truth is produced. :data:`DEFAULT_MEMBERS` is the shipped zoo, :data:`TINY_MEMBERS` /
-:data:`TINY_CONFIG` the CI chain's.
+truth is produced. The shipped zoo (:data:`DEFAULT_ZOO`) is built from :data:`V2_MEMBERS` /
+:data:`V2_CONFIG` (benchmark v2); :data:`TINY_V2_MEMBERS` / :data:`TINY_V2_CONFIG` are the CI chain's.
+:data:`V1_MEMBERS` / :data:`V1_CONFIG` (``pedjax zoo build --v1``) are the first zoo's spec, which
+shipped until benchmark v2 replaced it; :data:`TINY_MEMBERS` / :data:`TINY_CONFIG` its tiny chain.
 """
 from __future__ import annotations
 
@@ -21,17 +23,21 @@ TRUTH_FORMAT = "pedjax-zoo-truth"
 VERSION = 1
 MANIFEST = "manifest.json"
 TRUTH_FILE = "ground_truth.json"
+#: the shipped zoo (built from :data:`V2_MEMBERS` / :data:`V2_CONFIG`) and its build's work folder
 DEFAULT_ZOO = Path(__file__).resolve().parents[1] / "assets" / "zoo"
-DEFAULT_WORK = Path("runs") / "zoo-build"
+DEFAULT_WORK = Path("runs") / "zoo-v2-build"
+#: the first zoo's work folder (``--v1``; its zoo goes to V1_WORK/zoo) and the tiny chains'
+V1_WORK = Path("runs") / "zoo-build"
 TINY_WORK = Path("runs") / "zoo-tiny"
+TINY_V2_WORK = Path("runs") / "zoo-v2-tiny"
 PARAM_FORMATS = ("orbax", "npz")
 
 #: architectures a zoo member may name: :data:`pedjax.models.nets.ARCHITECTURES` plus the cheap ResNet
 #: and the small Vision Transformer (the v2 zoo's attention family)
 ARCHITECTURES = {**nets.ARCHITECTURES, "resnet-s2": nets.StridedResNet, "vit": nets.SmallViT}
 
-#: the ground-truth tasks of the shipped zoo (see ``pedjax tasks``)
-DEFAULT_TASKS = ("digits-10", "fashion-lowdata", "fashion-coarse", "fashion-rotated", "fashion-inverted")
+#: the first zoo's ground-truth tasks (see ``pedjax tasks``)
+V1_TASKS = ("digits-10", "fashion-lowdata", "fashion-coarse", "fashion-rotated", "fashion-inverted")
 
 
 def create_module(arch: str, arch_kwargs: Mapping[str, Any] | None = None):
@@ -93,9 +99,9 @@ class MemberSpec:
 _CNN = {"channels": (8, 16), "dense": 64}
 _RES = {"stages": (8, 16, 32)}
 
-#: the shipped zoo: all eight methods on one CNN (as the paper's zoo is all ResNet-50s), plus a
-#: cheap ResNet and an MLP pretrained two ways each (three architecture families, D = 64/32/128)
-DEFAULT_MEMBERS: tuple[MemberSpec, ...] = (
+#: the first zoo (shipped until benchmark v2): all eight methods on one CNN (as the paper's zoo is all
+#: ResNet-50s), plus a cheap ResNet and an MLP pretrained two ways each (three families, D = 64/32/128)
+V1_MEMBERS: tuple[MemberSpec, ...] = (
     MemberSpec("cnn-supervised", "cnn", "supervised", _CNN, seed=0),
     MemberSpec("cnn-simclr", "cnn", "simclr", _CNN, seed=1),
     MemberSpec("cnn-byol", "cnn", "byol", _CNN, seed=2),
@@ -136,7 +142,7 @@ class BuildConfig:
     probe_train: int = 5000
     sanity_bar: float = 0.5
     params_format: str = "orbax"
-    tasks: tuple[str, ...] = DEFAULT_TASKS
+    tasks: tuple[str, ...] = V1_TASKS
     ft_steps: int = 100
     ft_batch_size: int = 32
     ft_seeds: tuple[int, ...] = (0, 1)
@@ -211,7 +217,10 @@ class BuildConfig:
         }
 
 
-#: the CI chain's build: seconds, not hours
+#: the first zoo's build (the field defaults)
+V1_CONFIG = BuildConfig()
+
+#: the first zoo's CI chain: seconds, not hours
 TINY_CONFIG = BuildConfig(
     steps=8, batch_size=32, checkpoint_every=4, source_n=1000, heldout=300, probe_train=300, sanity_bar=0.3,
     params_format="orbax", tasks=("digits-5",), ft_steps=6, ft_batch_size=16, ft_seeds=(0, 1),
@@ -222,10 +231,7 @@ TINY_CONFIG = BuildConfig(
 # ------------------------------------------------------------------------------------------------
 # Benchmark v2 (docs/zoo.md, "The v2 zoo"): a zoo whose members differ in real quality — family,
 # width, objective, amount of pretraining, pretraining data — and 11 tasks that each exercise one
-# property. Built into its own folder (the v1 shipped zoo keeps working until v2 is built).
-
-DEFAULT_ZOO_V2 = Path(__file__).resolve().parents[1] / "assets" / "zoo-v2"
-DEFAULT_WORK_V2 = Path("runs") / "zoo-v2-build"
+# property. The shipped zoo (DEFAULT_ZOO) is built from it.
 
 #: the v2 ground-truth tasks (``pedjax tasks``), one property each
 V2_TASKS = (
@@ -254,7 +260,7 @@ V2_SUBSET_CLASSES = (5, 7, 8, 9)
 #: amount), a class-subset and a low-data source, and a random initialisation in every family
 V2_MEMBERS: tuple[MemberSpec, ...] = (
     # all eight objectives on the narrow CNN: the v1 zoo's eight CNN members, the same specs
-    *DEFAULT_MEMBERS[:8],
+    *V1_MEMBERS[:8],
     # pretraining amount: checkpoints of the two runs above (no extra pretraining)
     MemberSpec("cnn-supervised@100", "cnn", "supervised", _CNN, seed=0, parent="cnn-supervised", at_step=100),
     MemberSpec("cnn-supervised@300", "cnn", "supervised", _CNN, seed=0, parent="cnn-supervised", at_step=300),
