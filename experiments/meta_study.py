@@ -114,8 +114,12 @@ def markdown(info: dict) -> str:
                  "read nothing about PED on real models into these numbers.\n")
     if info.get("shipped"):
         L.append(f"Zoo: **the shipped zoo** (`pedjax/assets/zoo`, [zoo.md](zoo.md)): {info['n_models']} Flax backbones "
-                 "self-supervised on Fashion-MNIST; each task's features are the members' features on its training "
-                 "split and its ground truth is the members' fine-tuned test accuracy ([results.md](results.md)).\n")
+                 "pretrained on Fashion-MNIST; each task's features are the members' features on its training "
+                 "split and its ground truth is the members' fine-tuned test accuracy, mean over seeds ([results.md](results.md)).\n")
+        if info.get("excluded"):
+            L.append("Left out (noise ceiling below the 0.6 bar, `pedjax.rank.judging.MIN_CEILING`: their seeds' rankings "
+                     "disagree, so there is little to learn or judge): "
+                     + ", ".join(f"{t} ({c:.2f})" for t, c in info["excluded"].items()) + ".\n")
     L.append(f"Command: `{info['command']}`  \nMachine: {info['machine']}  \nDate: {info['date']}\n")
     L.append(f"Metric: **{info['metric']}**; PED released variant, scan path (max_steps 6, exit_ratio 0.5); "
              f"{len(info['tasks'])} tasks × {info['n_models']} models; soft τ_w temperature {info['temperature']} on "
@@ -190,10 +194,19 @@ def main(argv=None) -> int:
     stand_in = zoos == ["digits"] and args.results_dir is None
     t0 = time.perf_counter()
     shipped = zoos == ["shipped"]
+    excluded: dict = {}
     if stand_in:
         tasks = meta.digits_tasks(args.tasks, args.classes_per_task, folds=args.folds)
     elif shipped:
-        tasks = meta.shipped_tasks()
+        # learned and judged on the tasks whose ground truth is above the noise-ceiling bar
+        # (../shared/DESIGN.md): a task whose seeds disagree gives the meta-gradient noise to fit
+        from pedjax.rank import judging
+        from pedjax.zoo import load_zoo
+
+        table = load_zoo().truth()
+        ceilings = {t: judging.noise_ceiling(table["per_seed"][t])["ceiling"] for t in table["datasets"] if t in table.get("per_seed", {})}
+        excluded = {t: c for t, c in ceilings.items() if not c >= judging.MIN_CEILING}
+        tasks = meta.shipped_tasks(tasks=[t for t in table["datasets"] if t not in excluded])
     else:
         if not args.truth:
             ap.error("--truth is required with --zoo FILE.npz / --results-dir")
@@ -232,7 +245,7 @@ def main(argv=None) -> int:
             "machine": machine(), "date": f"{datetime.date.today().isoformat()}, commit {git_commit()}",
             "metric": args.metric, "tasks": [t.task for t in tasks], "n_models": len(tasks[0].features),
             "temperature": args.temperature, "lr": args.lr, "steps": args.steps, "compile_s": compile_s,
-            "step_s": step_s, "sweeps": sweeps, "loto": rows, "figures": figs, "verdict": verdict}
+            "step_s": step_s, "sweeps": sweeps, "loto": rows, "figures": figs, "verdict": verdict, "excluded": excluded}
     Path(args.out).write_text(markdown(info))
     if args.json:
         Path(args.json).write_text(json.dumps(info, indent=1))

@@ -107,7 +107,9 @@ def judge(result: dict, min_ceiling: float = MIN_CEILING, halves: int = 50) -> d
         "ceiling_mean": float(np.mean(ceil_vals)) if ceil_vals and len(ceil_vals) == len(headline) else math.nan,
         "ceiling_available": any(math.isfinite(v) for v in ceiling.values()),
         "excluded": excluded, "headline_tasks": headline, "min_ceiling": min_ceiling,
-        "task_agreement": judging.task_agreement(truth), "stability": stability,
+        "task_agreement": judging.task_agreement(truth),
+        "task_agreement_headline": judging.task_agreement({t: truth[t] for t in headline}) if len(headline) >= 2 else None,
+        "stability": stability,
         "beats_history": sorted(n for n in result["tau"] if "history" in rows and math.isfinite(rows[n]["mean"])
                                 and rows[n]["mean"] > rows["history"]["mean"]),
     }
@@ -192,6 +194,7 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
         "truth": {t: truth["datasets"][t] for t in tasks},
         "truth_std": {t: truth.get("std", {}).get(t, {}) for t in tasks},
         "truth_provenance": truth.get("provenance", {}),
+        "build": zoo.manifest.get("build"),
         "truth_per_seed": {t: truth["per_seed"][t] for t in tasks if t in truth.get("per_seed", {})},
         "scores": res.scores,
         "tau": res.tau,
@@ -216,8 +219,8 @@ def ped_effect(result: dict) -> list[dict]:
     """Per feature metric and nsigma: mean τ_w change and the tasks where PED raised / lowered τ_w."""
     out = []
     for metric in result["metrics"]:
-        for s in result["nsigmas"]:
-            name = variant_name(metric, s)
+        for s in list(result["nsigmas"]) + ["meta"]:
+            name = f"{metric}+{META_SUFFIX}" if s == "meta" else variant_name(metric, s)
             if name not in result["tau"]:
                 continue
             base, ped = result["tau"][metric], result["tau"][name]
@@ -299,6 +302,10 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
     if order:
         L.append(f"* Best metric variant: **{order[0]}**, mean τ_w {_fmt(rows[order[0]]['mean'])}; best baseline: "
                  f"*{BASELINE_LABELS.get(J['best_baseline'], J['best_baseline'])}*, {_fmt(rows[J['best_baseline']]['mean']) if J['best_baseline'] else '—'}.")
+    if order:
+        above = [b for b in BASELINES if b in rows and math.isfinite(rows[b]["mean"]) and rows[b]["mean"] > rows[order[0]]["mean"]]
+        L.append("* Baselines above the best metric variant: "
+                 + (", ".join(f"*{BASELINE_LABELS[b]}* ({_fmt(rows[b]['mean'])})" for b in above) if above else "none") + ".")
     if "history" in rows:
         bh = J["beats_history"]
         L.append(f"* History mean rank (leave-one-task-out) reaches {_fmt(rows['history']['mean'])}; "
@@ -307,8 +314,16 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
     better = [n for n in metric_names if J["best_baseline"] and math.isfinite(rows[n]["vs_best_baseline"]["mean"])
               and math.isfinite(rows[n]["vs_best_baseline"]["se"]) and rows[n]["vs_best_baseline"]["mean"] > 2 * rows[n]["vs_best_baseline"]["se"]]
     L.append(f"* Above the best baseline by more than two paired standard errors: {', '.join(better) if better else 'none'}.")
+    def _agree(v):
+        return "(≤ 0.6: not a fixed leaderboard)" if v <= 0.6 else "(> 0.6: close to a fixed leaderboard, which history wins)"
+
     L.append(f"* Mean pairwise Kendall τ between the tasks' ground-truth rankings: {_fmt(ta) if math.isfinite(ta) else 'n/a (one task)'} "
-             + ("(≤ 0.6: not a fixed leaderboard)." if math.isfinite(ta) and ta <= 0.6 else "(> 0.6: close to a fixed leaderboard, which history wins)." if math.isfinite(ta) else "."))
+             + (_agree(ta) if math.isfinite(ta) else "") + f" over all {len(tasks)} tasks"
+             + (", a value that the tasks left out for their noise ceiling pull down: their rankings are mostly seed noise, "
+                "which agrees with nothing" if J["excluded"] else "") + ".")
+    th = J.get("task_agreement_headline")
+    if J["excluded"] and th and math.isfinite(th["mean"]):
+        L.append(f"* Over the {len(head)} headline tasks only: {_fmt(th['mean'])} {_agree(th['mean'])}.")
     st = J.get("stability")
     if st:
         L.append(f"* Setup stability of the winner ({st['winner']}): the same winner in {st['leave_one_task_out']['same']} of "
@@ -331,18 +346,20 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
 
     L += ["## Where PED helps, and where it does not", ""]
     eff = ped_effect(result)
-    for s in result["nsigmas"]:
+    for s in list(result["nsigmas"]) + ["meta"]:
         rows = [e for e in eff if e["nsigma"] == s and math.isfinite(e["delta_mean"])]
         if not rows:
             continue
         ups = [e["metric"] for e in rows if e["delta_mean"] > 1e-12]
         downs = [e["metric"] for e in rows if e["delta_mean"] < -1e-12]
-        L.append(f"* **nsigma {s:g}**: PED raised the mean τ_w of {len(ups)} of {len(rows)} feature metrics"
+        label = "meta-learned settings (leave-one-task-out)" if s == "meta" else f"nsigma {s:g}"
+        L.append(f"* **{label}**: PED raised the mean τ_w of {len(ups)} of {len(rows)} feature metrics"
                  + (f" ({', '.join(ups)})" if ups else "") + f" and lowered it for {len(downs)}"
                  + (f" ({', '.join(downs)})" if downs else "") + ".")
-    L += ["", "| metric | nsigma | Δ mean τ_w | tasks improved | tasks worse |", "|---|---:|---:|---|---|"]
+    L += ["", "| metric | PED nsigma | Δ mean τ_w | tasks improved | tasks worse |", "|---|---:|---:|---|---|"]
     for e in eff:
-        L.append(f"| {e['metric']} | {e['nsigma']:g} | {_fmt(e['delta_mean'])} | {', '.join(e['up']) or '—'} | {', '.join(e['down']) or '—'} |")
+        ns = "meta-learned" if e["nsigma"] == "meta" else f"{e['nsigma']:g}"
+        L.append(f"| {e['metric']} | {ns} | {_fmt(e['delta_mean'])} | {', '.join(e['up']) or '—'} | {', '.join(e['down']) or '—'} |")
     L += ["", f"With {len(result['members'])} models, τ_w moves in coarse steps (one swapped pair near the top of the",
           "ranking changes it by roughly 0.1 or more), so small differences between rows are within noise.", ""]
     if result["errors"]:
@@ -361,6 +378,11 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
               f"{ftc.get('steps')} steps at batch {ftc.get('batch_size')}, seeds {ftc.get('seeds')}: best-of-grid test "
               f"accuracy per seed, averaged over seeds (± std over seeds). Total fine-tuning time "
               f"{prov.get('total_wall_seconds', float('nan')) / 60:.0f} min on {prov.get('machine', '?')} ({prov.get('backend', '?')}).", ""]
+    b = result.get("build")
+    if b:
+        L += [f"Rebuild the zoo and its ground truth: `pedjax zoo build` (resumable unit by unit; [zoo.md](zoo.md)). "
+              f"Recorded build: {b['total_hours']:.2f} h of wall time (pretraining {b['pretrain_seconds'] / 60:.0f} min, "
+              f"ground truth {b['truth_seconds'] / 60:.0f} min, {b['truth_units_done']}/{b['truth_units_total']} units) on {b['machine']}.", ""]
     L += ["| member | arch | method | D | source probe | " + " | ".join(tasks) + " |", "|---|---|---|---:|---:|" + "---:|" * len(tasks)]
     for m in result["members"]:
         cells = []
@@ -420,6 +442,25 @@ def figure(result: dict, path) -> str:
     return _save(fig, path)
 
 
+def load_result(path) -> dict:
+    """A run's result from its JSON (``--json``): NaN comes back where the JSON holds ``null`` (a
+    failed metric's τ_w and scores); the judging is recomputed from it."""
+    result = json.loads(Path(path).read_text())
+
+    def nan(obj):
+        if isinstance(obj, dict):
+            return {k: nan(v) for k, v in obj.items()}
+        return math.nan if obj is None else obj
+
+    for key in ("tau", "mean_tau", "scores"):
+        result[key] = nan(result[key])
+    result.pop("judging", None)
+    missing = [k for k in ("command", "machine", "commit") if k not in result]
+    if missing:
+        raise ValueError(f"--from-json: {path} lacks {missing} (written before they were recorded); rerun the benchmark")
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--zoo", default=None, help="zoo folder (default: the shipped pedjax/assets/zoo)")
@@ -433,6 +474,9 @@ def main(argv=None) -> int:
                    help="also PED with settings meta-learned leave-one-task-out for these feature metrics (e.g. logme sfda)")
     p.add_argument("--meta-steps", type=int, default=20, help="optax steps per fold of the meta-learning (default 20)")
     p.add_argument("--min-ceiling", type=float, default=MIN_CEILING, help="tasks with a lower noise ceiling leave the headline mean (default 0.6)")
+    p.add_argument("--from-json", default=None, metavar="FILE",
+                   help="render the report from the JSON of an earlier run (its --json) instead of computing; the page "
+                   "keeps that run's command, date, machine and commit")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
 
@@ -441,8 +485,14 @@ def main(argv=None) -> int:
     configure_process()  # as the command line: x64, the XLA:CPU flag, the compilation cache
     from _bench_md import git_commit, machine
 
-    result = run(args.zoo, args.tasks, args.metrics, tuple(args.nsigma), verbose=not args.quiet, meta=args.meta,
-                 meta_steps=args.meta_steps)
+    if args.from_json:
+        result = load_result(args.from_json)
+    else:
+        result = run(args.zoo, args.tasks, args.metrics, tuple(args.nsigma), verbose=not args.quiet, meta=args.meta,
+                     meta_steps=args.meta_steps)
+        result["command"] = "python experiments/zoo_benchmark.py" + (
+            "" if argv is None and len(sys.argv) == 1 else " " + " ".join(argv if argv is not None else sys.argv[1:]))
+        result["machine"], result["commit"] = machine(), git_commit()
     result["judging"] = judge(result, args.min_ceiling)
     out = Path(args.out)
     fig = Path(args.figure)
@@ -451,8 +501,7 @@ def main(argv=None) -> int:
         rel = str(fig.resolve().relative_to(out.resolve().parent))
     except ValueError:
         rel = str(fig.resolve())
-    cmd = "python experiments/zoo_benchmark.py" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(argv if argv is not None else sys.argv[1:]))
-    text = markdown(result, rel, cmd, machine(), git_commit())
+    text = markdown(result, rel, result["command"], result["machine"], result["commit"])
     from pedjax.util import to_jsonable as _jsonable
 
     out.parent.mkdir(parents=True, exist_ok=True)

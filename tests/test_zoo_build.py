@@ -94,6 +94,10 @@ def test_tiny_chain(tmp_path, capsys):
     text = out_md.read_text()
     assert "| logme |" in text and "+ PED (nsigma 0.6)" in text and "## Ground truth" in text
     assert fig.is_file() and fig.stat().st_size > 10_000
+    # the report renders again from the run's JSON, identical (command, date, commit of the computing run)
+    again = tmp_path / "again.md"
+    assert bench.main(["--from-json", str(js), "--out", str(again), "--figure", str(fig), "--quiet"]) == 0
+    assert again.read_text() == text and res["command"].endswith("--quiet")
 
     # 5. the zoo loads and extracts features (its speed: experiments/bench_*.py, not a test)
     zf = extract_features(modelzoo.load_zoo(zoo_dir), "digits-5")
