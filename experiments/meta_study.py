@@ -65,11 +65,11 @@ def loto(ml: meta.MetaLearner, steps: int) -> list[dict]:
     for k, task in enumerate(ml.tasks):
         res = ml.fit(steps, weights=ml.weights(holdout=k))
         learned = ml.taus(res.config)
-        rows.append({"task": task.name, "default": default_taus[k], "learned": learned[k],
+        rows.append({"task": task.task, "default": default_taus[k], "learned": learned[k],
                      "config": {f: getattr(res.config, f) for f in ml.learn},
                      "train_default": float(np.mean([t for i, t in enumerate(default_taus) if i != k])),
                      "train_learned": float(np.mean([t for i, t in enumerate(learned) if i != k]))})
-        print(f"  held out {task.name}: default {default_taus[k]:+.3f} learned {learned[k]:+.3f}", flush=True)
+        print(f"  held out {task.task}: default {default_taus[k]:+.3f} learned {learned[k]:+.3f}", flush=True)
     return rows
 
 

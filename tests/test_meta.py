@@ -126,3 +126,22 @@ def test_save_load_orbax_checkpoint(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="orbax"):
         meta.load_config(tmp_path / "empty")
+
+
+def test_meta_study_loto_rows(learner):
+    """experiments/meta_study.py's leave-one-task-out table: one row per held-out task, named by the
+    task, its default and learned τ_w equal to the learner's exact τ_w (a FeatureSet names its task
+    in ``.task``; the study once read a ``.name`` that no longer exists)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "meta_study.py"
+    spec = importlib.util.spec_from_file_location("meta_study", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.loto(learner, 2)
+    assert [r["task"] for r in rows] == [t.task for t in learner.tasks]
+    default = learner.taus(learner.base)
+    for k, r in enumerate(rows):
+        assert r["default"] == pytest.approx(default[k])
+        assert set(r["config"]) == set(learner.learn) and all(v > 0 for v in r["config"].values())
