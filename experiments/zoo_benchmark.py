@@ -142,7 +142,8 @@ def meta_loto(sets, metric: str, steps: int, verbose: bool = True) -> dict:
     return out
 
 
-def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool = True, meta=(), meta_steps: int = 20) -> dict:
+def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool = True, meta=(), meta_steps: int = 20,
+        meta_min_ceiling: float = MIN_CEILING) -> dict:
     """Scores and weighted τ of every (metric variant, task) through the one benchmark loop
     (``pedjax.rank.benchmark``); see the module docstring."""
     import pedjax
@@ -173,12 +174,23 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
     show = (lambda t, v, tau, sec: print(f"  {t} {v:22s} tau_w {tau:+.3f}  ({sec:.1f} s)", flush=True)) if verbose else None
     res = benchmark(sets, metrics, peds, on_variant=show)
     metas = {}
+    # learned and judged on the tasks above the noise-ceiling bar only (as experiments/meta_study.py):
+    # a task whose seeds disagree gives the meta-gradient noise to fit; the others get no meta row
+    from pedjax.rank import judging
+
+    per_seed = truth.get("per_seed", {})
+    meta_sets = [fs for fs in sets if fs.task not in per_seed
+                 or judging.noise_ceiling(per_seed[fs.task])["ceiling"] >= meta_min_ceiling]
     for metric in meta:
-        if len(sets) < 2:
+        if len(meta_sets) < 2:
             break
-        m = meta_loto(sets, metric, meta_steps, verbose)
+        m = meta_loto(meta_sets, metric, meta_steps, verbose)
+        for fs in sets:
+            if fs.task not in m["tau"]:
+                m["tau"][fs.task], m["scores"][fs.task] = math.nan, {}
         name = f"{metric}+{META_SUFFIX}"
-        metas[metric] = {"configs": m["configs"], "steps": meta_steps, "seconds": m["seconds"]}
+        metas[metric] = {"configs": m["configs"], "steps": meta_steps, "seconds": m["seconds"],
+                         "tasks": [fs.task for fs in meta_sets]}
         res.tau[name] = m["tau"]
         for t in m["scores"]:
             res.scores[t][name] = m["scores"][t]
@@ -216,7 +228,9 @@ def _fmt(v) -> str:
 
 
 def ped_effect(result: dict) -> list[dict]:
-    """Per feature metric and nsigma: mean τ_w change and the tasks where PED raised / lowered τ_w."""
+    """Per feature metric and nsigma (and the meta-learned settings): the change of the mean τ_w over
+    the headline tasks and the headline tasks where PED raised / lowered τ_w."""
+    tasks = (result.get("judging") or {}).get("headline_tasks", result["tasks"])
     out = []
     for metric in result["metrics"]:
         for s in list(result["nsigmas"]) + ["meta"]:
@@ -224,9 +238,10 @@ def ped_effect(result: dict) -> list[dict]:
             if name not in result["tau"]:
                 continue
             base, ped = result["tau"][metric], result["tau"][name]
-            up = [t for t in result["tasks"] if math.isfinite(ped[t]) and math.isfinite(base[t]) and ped[t] > base[t] + 1e-12]
-            down = [t for t in result["tasks"] if math.isfinite(ped[t]) and math.isfinite(base[t]) and ped[t] < base[t] - 1e-12]
-            d = result["mean_tau"][name] - result["mean_tau"][metric]
+            up = [t for t in tasks if math.isfinite(ped[t]) and math.isfinite(base[t]) and ped[t] > base[t] + 1e-12]
+            down = [t for t in tasks if math.isfinite(ped[t]) and math.isfinite(base[t]) and ped[t] < base[t] - 1e-12]
+            vals = [(ped[t], base[t]) for t in tasks]
+            d = float(np.mean([p - b for p, b in vals])) if vals and all(math.isfinite(p) and math.isfinite(b) for p, b in vals) else math.nan
             out.append({"metric": metric, "nsigma": s, "delta_mean": d, "up": up, "down": down})
     return out
 
@@ -332,8 +347,11 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
                  + (", ".join(f"{k} ×{v}" for k, v in st["half_zoo"]["winners"].items() if k != st["winner"]) or "none") + ").")
     if result.get("meta"):
         for metric, m in result["meta"].items():
+            mt = m.get("tasks")
             L.append(f"* {metric} + PED with meta-learned settings: on each task, nsigma / k / Δt learned on the other tasks only "
-                     f"({m['steps']} optax steps of `pedjax.meta.MetaLearner`, soft τ_w objective): "
+                     f"({m['steps']} optax steps of `pedjax.meta.MetaLearner`, soft τ_w objective"
+                     + (f"; learned and judged on the {len(mt)} tasks above the noise-ceiling bar" if mt and len(mt) < len(tasks) else "")
+                     + "): "
                      + "; ".join(f"{t}: nsigma {c['nsigma']:.3g}, k {c['constant']:.3g}, Δt {c['time_step']:.3g}" for t, c in m["configs"].items()) + ".")
     else:
         L.append("* Meta-learned PED settings (learned leave-one-task-out): not run (`--meta METRIC`).")
@@ -489,7 +507,7 @@ def main(argv=None) -> int:
         result = load_result(args.from_json)
     else:
         result = run(args.zoo, args.tasks, args.metrics, tuple(args.nsigma), verbose=not args.quiet, meta=args.meta,
-                     meta_steps=args.meta_steps)
+                     meta_steps=args.meta_steps, meta_min_ceiling=args.min_ceiling)
         result["command"] = "python experiments/zoo_benchmark.py" + (
             "" if argv is None and len(sys.argv) == 1 else " " + " ".join(argv if argv is not None else sys.argv[1:]))
         result["machine"], result["commit"] = machine(), git_commit()
