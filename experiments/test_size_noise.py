@@ -24,7 +24,7 @@ from pathlib import Path
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--zoo", default="pedjax/assets/zoo-v2")
+    p.add_argument("--zoo", default="pedjax/assets/zoo")
     p.add_argument("--member", default="cnn-barlow")
     p.add_argument("--lr", type=float, default=0.03)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])

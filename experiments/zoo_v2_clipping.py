@@ -24,7 +24,7 @@ DEFAULT_PAIRS = ["cnns-supervised:fashion-inverted", "cnn-supervised:fashion-inv
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--zoo", default="pedjax/assets/zoo-v2")
+    p.add_argument("--zoo", default="pedjax/assets/zoo")
     p.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS, metavar="MEMBER:TASK")
     p.add_argument("--lrs", type=float, nargs="+", default=[0.3, 0.1, 0.03, 0.01])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
