@@ -204,9 +204,9 @@ def main(argv=None) -> int:
         from pedjax.zoo import load_zoo
 
         table = load_zoo().truth()
-        ceilings = {t: judging.noise_ceiling(table["per_seed"][t])["ceiling"] for t in table["datasets"] if t in table.get("per_seed", {})}
-        excluded = {t: c for t, c in ceilings.items() if not c >= judging.MIN_CEILING}
-        tasks = meta.shipped_tasks(tasks=[t for t in table["datasets"] if t not in excluded])
+        h = judging.headline(table.get("per_seed", {}), list(table["datasets"]))
+        excluded = {t: h["ceiling"][t] for t in h["excluded"]}
+        tasks = meta.shipped_tasks(tasks=h["tasks"])
     else:
         if not args.truth:
             ap.error("--truth is required with --zoo FILE.npz / --results-dir")

@@ -74,14 +74,9 @@ def ceilings(zoo, tasks) -> dict:
     from pedjax.rank import judging
 
     per_seed = (zoo.truth() or {}).get("per_seed", {})
-    ceiling, excluded = {}, {}
-    for t in tasks:
-        per = per_seed.get(t)
-        ceiling[t] = judging.noise_ceiling(per)["ceiling"] if per else math.nan
-        if math.isfinite(ceiling[t]) and ceiling[t] < judging.MIN_CEILING:
-            excluded[t] = f"noise ceiling {ceiling[t]:.2f} < {judging.MIN_CEILING:g}"
+    h = judging.headline(per_seed, tasks)
     seeds = max((len(v) for per in per_seed.values() for v in per.values()), default=0)
-    return {"ceiling": ceiling, "excluded": excluded, "headline": [t for t in tasks if t not in excluded],
+    return {"ceiling": h["ceiling"], "excluded": h["excluded"], "headline": h["tasks"],
             "min_ceiling": judging.MIN_CEILING, "seeds": seeds}
 
 

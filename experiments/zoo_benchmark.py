@@ -77,13 +77,8 @@ def judge(result: dict, min_ceiling: float = MIN_CEILING, halves: int = 50) -> d
         method_scores[name] = {t: (result["scores"][t].get(name) or {}) for t in tasks}
         picks[name] = judging.pick_quality(method_scores[name], truth)
     # the noise ceiling and which tasks the headline keeps
-    ceiling, excluded = {}, {}
-    for t in tasks:
-        per = result.get("truth_per_seed", {}).get(t)
-        ceiling[t] = judging.noise_ceiling(per)["ceiling"] if per else math.nan
-        if math.isfinite(ceiling[t]) and ceiling[t] < min_ceiling:
-            excluded[t] = f"noise ceiling {ceiling[t]:.2f} < {min_ceiling:g}"
-    headline = [t for t in tasks if t not in excluded]
+    h = judging.headline(result.get("truth_per_seed", {}), tasks, min_ceiling)
+    ceiling, excluded, headline = h["ceiling"], h["excluded"], h["tasks"]
     all_taus = {**{k: dict(v) for k, v in result["tau"].items()}, **taus}
     best_base = judging.best_baseline({b: {t: taus[b][t] for t in headline} for b in taus}, [b for b in BASELINES if b in taus])
     rows = {}
@@ -178,9 +173,8 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
     # a task whose seeds disagree gives the meta-gradient noise to fit; the others get no meta row
     from pedjax.rank import judging
 
-    per_seed = truth.get("per_seed", {})
-    meta_sets = [fs for fs in sets if fs.task not in per_seed
-                 or judging.noise_ceiling(per_seed[fs.task])["ceiling"] >= meta_min_ceiling]
+    kept = judging.headline(truth.get("per_seed", {}), [fs.task for fs in sets], meta_min_ceiling)["tasks"]
+    meta_sets = [fs for fs in sets if fs.task in kept]
     for metric in meta:
         if len(meta_sets) < 2:
             break

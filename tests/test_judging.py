@@ -38,6 +38,23 @@ def test_noise_ceiling_is_mean_over_seed_pairs():
     assert math.isnan(judging.noise_ceiling({"a": [0.5], "b": [0.6]})["ceiling"])  # one seed: no ceiling
 
 
+def test_headline_leaves_out_tasks_below_the_ceiling_bar():
+    """One rule for every report: a task whose seeds' rankings agree less than MIN_CEILING leaves the
+    headline (with its reason); a task without per-seed accuracies has no ceiling and stays."""
+    rng = np.random.default_rng(2)
+    base = rng.random(8)
+    agree = {f"m{i}": [base[i] + 1e-3 * s for s in range(3)] for i in range(8)}  # same ranking every seed
+    noise = {f"m{i}": list(rng.random(3)) for i in range(8)}
+    want = {t: np.mean([scipy.stats.weightedtau([p[m][i] for m in p], [p[m][j] for m in p])[0]
+                        for i, j in itertools.combinations(range(3), 2)]) for t, p in (("a", agree), ("n", noise))}
+    assert want["n"] < judging.MIN_CEILING <= want["a"]
+    got = judging.headline({"a": agree, "n": noise}, ["n", "x", "a"])
+    assert got["ceiling"]["a"] == pytest.approx(want["a"]) and got["ceiling"]["n"] == pytest.approx(want["n"])
+    assert math.isnan(got["ceiling"]["x"]) and got["tasks"] == ["x", "a"]
+    assert list(got["excluded"]) == ["n"] and f"{want['n']:.2f}" in got["excluded"]["n"]
+    assert judging.headline({"a": agree, "n": noise}, ["n", "a"], min_ceiling=-1.0)["tasks"] == ["n", "a"]
+
+
 def test_task_agreement_is_mean_pairwise_kendall():
     truth = _table(2)
     tasks = list(truth)

@@ -39,7 +39,7 @@ import scipy.stats
 from .measures import kendall_tau, weighted_tau
 
 __all__ = [
-    "noise_ceiling", "task_agreement", "random_expected_tau", "random_expected_pick", "history_scores",
+    "noise_ceiling", "headline", "task_agreement", "random_expected_tau", "random_expected_pick", "history_scores",
     "constant_scores", "tau_per_task", "mean_finite", "paired_difference", "rel_at_1", "regret_at_1",
     "pick_quality", "setup_stability", "best_baseline",
 ]
@@ -81,6 +81,23 @@ def noise_ceiling(per_seed: Mapping[str, Sequence[float | None]]) -> dict:
         pairs.append([i, j, tau, len(ok)])
     finite = [p[2] for p in pairs if math.isfinite(p[2])]
     return {"ceiling": float(np.mean(finite)) if finite else math.nan, "pairs": pairs, "seeds": S, "models": len(models)}
+
+
+def headline(per_seed: Mapping[str, Mapping[str, Sequence[float | None]]], tasks: Sequence[str],
+             min_ceiling: float = MIN_CEILING) -> dict:
+    """Which of ``tasks`` a headline mean keeps: each task's noise ceiling from the per-seed
+    accuracies ``{task: {model: [acc per seed]}}`` (NaN for a task without them: unavailable, kept),
+    and the tasks whose ceiling is below ``min_ceiling`` (left out, with the reason).
+
+    Returns ``{"ceiling": {task: c}, "excluded": {task: reason}, "tasks": [kept, in task order]}``.
+    """
+    ceiling, excluded = {}, {}
+    for t in tasks:
+        per = per_seed.get(t)
+        ceiling[t] = noise_ceiling(per)["ceiling"] if per else math.nan
+        if math.isfinite(ceiling[t]) and ceiling[t] < min_ceiling:
+            excluded[t] = f"noise ceiling {ceiling[t]:.2f} < {min_ceiling:g}"
+    return {"ceiling": ceiling, "excluded": excluded, "tasks": [t for t in tasks if t not in excluded]}
 
 
 def task_agreement(truth: Mapping[str, Mapping[str, float]]) -> dict:
