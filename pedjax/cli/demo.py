@@ -57,8 +57,7 @@ def default_task(table: dict) -> str:
     tasks = list(table["datasets"])
     usable = [t for t in tasks if t not in TASKS or TASKS[t].dataset != "fashion-mnist" or fashion.available()]
     tasks = usable or tasks
-    ceilings = {t: judging.noise_ceiling(table["per_seed"][t])["ceiling"] for t in tasks if t in table.get("per_seed", {})}
-    ceilings = {t: c for t, c in ceilings.items() if c == c}
+    ceilings = {t: c for t, c in judging.headline(table.get("per_seed", {}), tasks)["ceiling"].items() if c == c}
     if ceilings:
         return max(ceilings, key=ceilings.get)
     return DEFAULT_TASK if DEFAULT_TASK in tasks else tasks[0]
