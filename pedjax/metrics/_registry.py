@@ -50,6 +50,7 @@ class Metric:
       higher_is_better: all built-in metrics rank "higher score = better model".
       uninformative: the score of degenerate features (``-inf`` for feature metrics); ``None``
         where the metric's own value on a constant input is the chance level (LEEP, NCE).
+      citation: the paper (authors, venue, year) and the published code the metric matches.
       batch: how :func:`pedjax.score_zoo` runs the metric over a stacked model axis: ``"vmap"``
         (one batched program of the core) or ``"host"`` (PED, if any, batched as usual, then the
         public function per model — for metrics whose public path picks shapes from the data,
@@ -64,13 +65,17 @@ class Metric:
     higher_is_better: bool = True
     batch: str = "vmap"
     uninformative: float | None = UNINFORMATIVE
+    citation: str = ""
 
     def __call__(self, *args, **kwargs) -> float:
         return self.fn(*args, **kwargs)
 
 
-def register(name: str, core: Callable, *, input: str = "features", static: tuple[str, ...] = (), batch: str = "vmap"):
+def register(name: str, core: Callable, *, input: str = "features", static: tuple[str, ...] = (), batch: str = "vmap",
+             citation: str = ""):
     """Decorator for a public metric function: records it with its JAX core in :data:`REGISTRY`.
+
+    ``citation``: the paper and the published code it matches (shown by ``pedjax metrics``).
 
     The function is returned wrapped in :func:`pedjax._precision.float64` (it computes in float64
     without changing the caller's JAX settings).
@@ -83,7 +88,7 @@ def register(name: str, core: Callable, *, input: str = "features", static: tupl
         if input == "features":
             fn = _uninformative_guard(fn)
         REGISTRY[name] = Metric(name=name, fn=fn, core=core, input=input, static=tuple(static), batch=batch,
-                                uninformative=UNINFORMATIVE if input == "features" else None)
+                                uninformative=UNINFORMATIVE if input == "features" else None, citation=citation)
         fn.core = core
         return fn
 
