@@ -1,14 +1,30 @@
-"""Float64 where pedjax promises parity with the published NumPy code, without process-wide effects.
+"""The one precision setting of pedjax's entry points, chosen by backend, without process-wide effects.
 
-The rule (docs/design.md, "Precision and process settings"): importing pedjax changes no JAX
-setting, no environment variable and no XLA flag. The public entry points that promise float64
-parity — every metric function, :func:`pedjax.ped`, :func:`pedjax.score_zoo`,
-:func:`pedjax.ped_zoo`, :func:`pedjax.scoring.precompile` and what is built on them — are
-decorated with :func:`float64`: they run under ``jax.enable_x64(True)``, JAX's scoped and
-thread-local switch, so a user's own JAX code before and after the call keeps its dtypes. Inside
-:func:`float32` (e.g. on an accelerator, where float32 is allowed with documented tolerance) they
-run in whatever precision the process has. The command line (``pedjax.cli``) turns float64 on for
-its own process.
+``precision`` is one of:
+
+* ``"float64"`` — parity with the published NumPy code (the parity tests' tolerances);
+* ``"float32"`` — the fast path on accelerators (TPUs have no native float64; most GPUs run it at
+  1/32–1/64 of float32); every metric ± PED is built to rank a zoo in float32 as in float64
+  (docs/precision.md states the measured fidelity);
+* ``"auto"`` (the default) — ``"float64"`` on the CPU backend, ``"float32"`` on GPU and TPU.
+
+Where it applies: every public metric function (through :func:`pedjax.metrics.register`),
+:func:`pedjax.ped`, :func:`pedjax.score_zoo`, :func:`pedjax.ped_zoo`,
+:func:`pedjax.scoring.precompile`, the streaming entry points and what is built on them (the
+benchmark loop, ``score_set``, ``score_store``). Each is wrapped in :func:`entry_point`, which
+
+1. takes an optional keyword ``precision=`` (``None``: the setting of the surrounding
+   :func:`precision` block, else ``"auto"``) and resolves it (:func:`resolve`);
+2. runs the call under ``jax.enable_x64(resolved == "float64")`` — JAX's scoped, thread-local
+   switch, so a user's own JAX code before and after the call keeps its dtypes;
+3. and under ``jax.default_matmul_precision("highest")``: JAX's default float32 product on
+   accelerators is reduced (TF32 on recent NVIDIA GPUs, bfloat16 passes on TPUs); inside an entry
+   point every ``dot_general`` requests HIGHEST (tested by lowering the entry points).
+
+Nesting: an entry point called from another runs in its caller's resolved precision unless given
+its own ``precision=``. Importing pedjax changes no JAX setting, environment variable or XLA flag.
+The command line passes ``--precision`` (every command) through :func:`precision` and records the
+resolved value in its headers and JSON results.
 """
 from __future__ import annotations
 
@@ -18,41 +34,116 @@ import threading
 
 import jax
 
+#: the accepted values of every ``precision`` argument and ``--precision`` flag
+PRECISIONS = ("auto", "float64", "float32")
+
 _local = threading.local()
 
 
+def check(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ``ValueError`` naming the fix."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: one of {', '.join(repr(p) for p in PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def setting() -> str:
+    """The precision asked for in this thread: the innermost :func:`precision` block's, else ``"auto"``."""
+    return getattr(_local, "setting", None) or "auto"
+
+
+def auto_choice(backend: str | None = None) -> str:
+    """What ``"auto"`` means on ``backend`` (default: JAX's default backend): float64 on CPU,
+    float32 on GPU and TPU."""
+    backend = jax.default_backend() if backend is None else backend
+    return "float64" if backend == "cpu" else "float32"
+
+
+def resolve(precision: str | None = None) -> str:
+    """``"float64"`` or ``"float32"``: ``precision`` (``None``: :func:`setting`) with ``"auto"`` resolved."""
+    p = check(setting() if precision is None else precision)
+    return auto_choice() if p == "auto" else p
+
+
 @contextlib.contextmanager
-def float32():
-    """Within this block pedjax's entry points run in the process's precision instead of float64."""
-    prev = getattr(_local, "float32", False)
-    _local.float32 = True
+def precision(value: str):
+    """Within this block pedjax's entry points compute in ``value`` (``"auto"``, ``"float64"``,
+    ``"float32"``) unless a call passes its own ``precision=``. Thread-local, nestable."""
+    check(value)
+    prev = getattr(_local, "setting", None)
+    _local.setting = value
     try:
         yield
     finally:
-        _local.float32 = prev
+        _local.setting = prev
+
+
+_setting_block = precision  # the keyword ``precision`` shadows the function inside entry_point
+
+
+def float32():
+    """``precision("float32")``: pedjax's entry points compute in float32 within this block."""
+    return precision("float32")
 
 
 def wanted() -> bool:
-    """Whether pedjax's entry points compute in float64 here (not inside :func:`float32`)."""
-    return not getattr(_local, "float32", False)
+    """Whether pedjax's entry points compute in float64 here (the resolved setting)."""
+    return resolve() == "float64"
 
 
+@contextlib.contextmanager
 def scope(x64: bool | None = None):
-    """The context an entry point (or a worker thread it starts) runs in: ``jax.enable_x64(x64)``,
-    with ``x64=None`` meaning "float64 unless inside :func:`float32`"."""
+    """The context an entry point (or a worker thread it starts) computes in: ``jax.enable_x64(x64)``
+    (``None``: the resolved setting) and matmul precision "highest"."""
     if x64 is None:
-        x64 = wanted() or bool(jax.config.jax_enable_x64)
-    if bool(jax.config.jax_enable_x64) == x64:
-        return contextlib.nullcontext()
-    return jax.enable_x64(x64)
+        x64 = wanted()
+    with contextlib.ExitStack() as stack:
+        if bool(jax.config.jax_enable_x64) != x64:
+            stack.enter_context(jax.enable_x64(x64))
+        stack.enter_context(jax.default_matmul_precision("highest"))
+        yield
 
 
-def float64(fn):
-    """Decorator: run ``fn`` under float64 (see the module docstring)."""
+def entry_point(fn):
+    """Decorator of a public entry point: an optional ``precision=`` keyword, the call run in
+    :func:`scope` of the resolved precision (see the module docstring)."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with scope():
+    def wrapper(*args, precision: str | None = None, **kwargs):
+        if precision is None:
+            value = resolve()
+            with scope(value == "float64"):
+                return fn(*args, **kwargs)
+        value = resolve(precision)
+        with _setting_block(value), scope(value == "float64"):  # nested entry points inherit it
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def environment() -> dict:
+    """What ``pedjax info`` reports: JAX's backend and devices, what ``"auto"`` picks there, and
+    whether float64 works on the default device (a float64 product and symmetric eigendecomposition
+    are run and checked: TPUs lack native float64, and some backends refuse or emulate it)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    devices = jax.devices()
+    try:
+        with jax.enable_x64(True), jax.default_matmul_precision("highest"):
+            a = jnp.asarray(np.array([[2.0, 1.0], [1.0, 2.0]]) * (1 + 2.0 ** -40))
+            lam = jnp.linalg.eigh(a @ a)[0]
+            ok = lam.dtype == jnp.float64 and abs(float(lam[1]) / float(a[0, 0] + a[0, 1]) ** 2 - 1.0) < 1e-14
+        f64 = "yes" if ok else "no (computes, but not to float64 accuracy)"
+    except Exception as exc:  # a backend that refuses float64
+        f64 = f"no ({type(exc).__name__})"
+    return {
+        "backend": jax.default_backend(),
+        "devices": [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip() for d in devices],
+        "device_count": len(devices),
+        "process_count": jax.process_count(),
+        "auto_precision": auto_choice(),
+        "float64_available": f64,
+        "jax": jax.__version__,
+        "jaxlib": getattr(__import__("jaxlib"), "__version__", "?"),
+    }

@@ -28,7 +28,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from . import _precision
-from ._precision import float64
+from ._precision import entry_point
 from ._validate import as_float_matrix, check_std, check_vector, encode_labels, is_degenerate
 from .features import FeatureSet, FeatureStore
 from .metrics import REGISTRY, Metric
@@ -167,7 +167,7 @@ def _check_ped(ped) -> None:
     ped.validate()
 
 
-@float64
+@entry_point
 def ped_zoo(
     features,
     labels,
@@ -276,7 +276,7 @@ class Compiling:
         return len(fs)
 
 
-@float64
+@entry_point
 def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_stats=None, *,
                metric_options: Mapping[str, Any] | None = None, batch_size: int | None = None,
                memory_budget: int = DEFAULT_MEMORY_BUDGET, workers: int = 2) -> Compiling:
@@ -351,7 +351,7 @@ def _stream_if_large(features, labels, metric, ped, source_stats, metric_options
                                   metric_options=metric_options, progress=progress)
 
 
-@float64
+@entry_point
 def score_zoo(
     features,
     labels,
@@ -477,7 +477,7 @@ def _stream_path(store, model: str, metric: str, load_budget: int):
     return str(path)
 
 
-@float64
+@entry_point
 def score_store(store: FeatureStore, metric: str = "logme", ped=None, *, progress: bool = False, load_budget: int = DEFAULT_LOAD_BUDGET, **score_zoo_kwargs) -> dict[str, float]:
     """Score every model of ``store``; ``{model: score}`` in the store's order.
 

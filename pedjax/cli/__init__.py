@@ -10,6 +10,10 @@ and asks for ``--debug``. Ctrl-C prints one line and exits 130.
 Process settings (:func:`pedjax.cli._common.configure_process`) are made here, for this process
 only: float64 on, the XLA:CPU flag that avoids a scheduler stall, and the persistent compilation
 cache. Importing the library makes none of them.
+
+Every command takes ``--precision auto|float64|float32`` (default ``auto``: float64 on CPU, float32
+on GPU and TPU; :mod:`pedjax._precision`): the command runs inside ``pedjax.precision(...)``, and
+the resolved value is printed in its headers and stored in its JSON results.
 """
 from __future__ import annotations
 
@@ -27,11 +31,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="pedjax", description="Rank a model zoo by transferability (PED + metrics).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"pedjax {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    for p in sub.choices.values():
+        _common.add_precision_option(p)
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version (package metadata), else the package's own."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pedjax")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        from .. import __version__
+
+        return __version__
 
 
 def main(argv=None) -> int:
@@ -40,7 +59,10 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        from .._precision import precision
+
+        with precision(args.precision):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -106,6 +106,24 @@ def _repair_cache(path: Path) -> None:
         pass  # an unreadable cache folder only costs speed
 
 
+def add_precision_option(parser) -> None:
+    """``--precision auto|float64|float32`` on ``parser`` and on every subcommand below it (the
+    leaves are what a person types: ``pedjax zoo list --precision float32``)."""
+    import argparse
+
+    from .._precision import PRECISIONS
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if subs:
+        for a in subs:
+            for child in a.choices.values():
+                add_precision_option(child)
+        return
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="float64 (parity with the published code), float32 (fast on GPU/TPU) or auto "
+                        "(default: float64 on CPU, float32 on GPU and TPU); stored in JSON results")
+
+
 def add_ped_options(p, *, flag: bool = True) -> None:
     """``[--ped] --nsigma X [--ped-config FILE]`` with PEDConfig's defaults in the help."""
     if flag:

@@ -1,15 +1,41 @@
-"""``pedjax metrics`` and ``pedjax tasks``: what is registered."""
+"""``pedjax info``, ``pedjax metrics`` and ``pedjax tasks``: the machine, and what is registered."""
 from __future__ import annotations
 
 from . import printing
 
 
 def add_parser(sub) -> None:
+    p = sub.add_parser("info", help="backend, devices, the precision auto picks, whether float64 works, versions")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_info)
     p = sub.add_parser("metrics", help="list the registered transferability metrics")
     p.set_defaults(func=_cmd_metrics)
     p = sub.add_parser("tasks", help="list the registered target tasks (real, offline data)")
     p.add_argument("--check", action="store_true", help="load every task and confirm its sizes (needs the data)")
     p.set_defaults(func=_cmd_tasks)
+
+
+def _cmd_info(args) -> int:
+    import pedjax
+    from .._precision import environment, resolve
+
+    env = {"pedjax": pedjax.__version__, **environment(), "precision": resolve()}
+    if args.json:
+        printing.print_json(env)
+        return 0
+    rows = [
+        ("pedjax", env["pedjax"]),
+        ("jax / jaxlib", f"{env['jax']} / {env['jaxlib']}"),
+        ("backend", env["backend"]),
+        ("devices", f"{env['device_count']}: " + ", ".join(env["devices"])),
+        ("processes", str(env["process_count"])),
+        ("precision auto picks", env["auto_precision"]),
+        ("precision this run", f"{env['precision']} (--precision)"),
+        ("float64 available", env["float64_available"]),
+    ]
+    for k, v in rows:
+        print(f"{k:22s} {v}")
+    return 0
 
 
 def _cmd_metrics(args) -> int:

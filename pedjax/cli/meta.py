@@ -72,5 +72,5 @@ def _cmd_learn(args) -> int:
 
 def _cmd_show(args) -> int:
     cfg = load_config(args.file)
-    printing.print_json(dataclasses.asdict(cfg))
+    printing.print_json(dataclasses.asdict(cfg), result=False)  # a config file's content
     return 0

@@ -16,8 +16,21 @@ def console(width: int = 140):
     return con if con.is_terminal else Console(width=width)
 
 
-def print_json(obj) -> None:
+def print_json(obj, *, result: bool = True) -> None:
+    """Print ``obj`` as strict JSON. A ``result`` dict records the precision its computations ran in
+    (``"precision": "float64" | "float32"``, :mod:`pedjax._precision`) unless it already does."""
+    if result and isinstance(obj, dict) and "precision" not in obj:
+        from .._precision import resolve
+
+        obj = {**obj, "precision": resolve()}
     print(dumps_json(obj, indent=1))
+
+
+def precision_note() -> str:
+    """``"float64"``/``"float32"``, for table headers."""
+    from .._precision import resolve
+
+    return resolve()
 
 
 def _signed(v) -> str:
@@ -32,7 +45,7 @@ def demo_tables(result: dict) -> None:
     models = result["models"]
     order = sorted(models, key=lambda k: -models[k]["truth"])
     shown = [m for m in ("logme", "logme+ped", "sfda", "sfda+ped") if m in result["scores"]]
-    t = Table(title=f"Zoo ranking on {result['task']}")
+    t = Table(title=f"Zoo ranking on {result['task']} ({precision_note()})")
     t.add_column("model")
     has_method = all("method" in v for v in models.values())
     if has_method:
@@ -90,7 +103,8 @@ def score_table(result: dict) -> None:
 
     con = console(120)
     label = result["metric"] + (f" + PED (nsigma={result['ped']['nsigma']})" if result["ped"] else "")
-    con.print(f"{label} on {result['dataset'] or 'the zoo'}: {len(result['scores'])} models, {result['seconds']:.1f} s")
+    con.print(f"{label} on {result['dataset'] or 'the zoo'}: {len(result['scores'])} models, {result['seconds']:.1f} s, "
+              f"{precision_note()}")
     t = Table()
     t.add_column("rank", justify="right")
     t.add_column("model")
@@ -196,7 +210,7 @@ def recommend_table(result: dict) -> None:
     con = console(150)
     h = result["history"]
     f = result["factorisation"]
-    con.print(f"Recommendation for {result['task']}: history = {h['kind']} on {len(h['tasks'])} task(s)"
+    con.print(f"Recommendation for {result['task']} ({precision_note()}): history = {h['kind']} on {len(h['tasks'])} task(s)"
               + (f" ({', '.join(h['left_out'])} left out: its own ground truth is not used)" if h["left_out"] else ""))
     con.print(f"proxy {result['proxy']}; nearest past tasks: "
               + ", ".join(f"{t} {w:.2f}" for t, w in result["neighbours"].items())

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from .._precision import float64
+from .._precision import entry_point
 from .._validate import as_float_matrix, encode_labels, is_degenerate
 
 #: the score of a model whose features carry no information (ranks below every real score)
@@ -77,14 +77,15 @@ def register(name: str, core: Callable, *, input: str = "features", static: tupl
 
     ``citation``: the paper and the published code it matches (shown by ``pedjax metrics``).
 
-    The function is returned wrapped in :func:`pedjax._precision.float64` (it computes in float64
-    without changing the caller's JAX settings).
+    The function is returned wrapped in :func:`pedjax._precision.entry_point`: it takes an optional
+    ``precision=`` keyword and computes in the resolved precision without changing the caller's
+    JAX settings.
     """
     if batch not in ("vmap", "host"):
         raise ValueError(f"batch: 'vmap' or 'host', got {batch!r}")
 
     def deco(fn):
-        fn = float64(fn)
+        fn = entry_point(fn)
         if input == "features":
             fn = _uninformative_guard(fn)
         REGISTRY[name] = Metric(name=name, fn=fn, core=core, input=input, static=tuple(static), batch=batch,

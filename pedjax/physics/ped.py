@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._precision import float64
+from .._precision import entry_point
 from .._validate import DEGENERATE_ULPS, as_float_matrix, check_choice, check_std, check_vector, encode_labels, is_degenerate
 from .energy import forces, soft_sphere_energy
 
@@ -224,14 +224,14 @@ def dead_dimensions_core(X: jax.Array) -> jax.Array:
 _ped_jit = jax.jit(ped_core, static_argnames=("num_classes", "path"))
 
 
-@float64
+@entry_point
 def source_statistics(features, eps: float | None = None):
     """Mean and std (ddof 0) of a model's features on the source set, as the released code takes them."""
     F = as_float_matrix(features, "source_features")
     return F.mean(axis=0), F.std(axis=0)
 
 
-@float64
+@entry_point
 def ped(X, y, source_mean=None, source_std=None, cfg: PEDConfig | None = None, *, path: str = "while") -> PEDResult:
     """Run PED on features ``X`` [N, D] with labels ``y`` [N].
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._precision import float64
+from .._precision import entry_point
 from .history import History
 
 
@@ -115,7 +115,7 @@ def _check(Y, mask):
     return np.where(mask, Y, 0.0), mask.astype(np.float64)
 
 
-@float64
+@entry_point
 def factorize(Y, mask=None, *, rank: int = 2, reg: float = 1e-2, nonneg: bool = False, seed: int = 0,
               steps: int = 1500) -> tuple[np.ndarray, np.ndarray]:
     """Fit Y ≈ U Vᵀ on the observed entries (``mask``, default: the finite ones); returns
@@ -151,7 +151,7 @@ def _holdout_masks(mask: np.ndarray, frac: float, splits: int, seed: int) -> np.
     return out
 
 
-@float64
+@entry_point
 def heldout_errors(Y, mask=None, *, ranks: Sequence[int] = (1, 2, 3, 4), regs: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0),
                    nonneg: bool = False, frac: float = 0.2, splits: int = 3, seed: int = 0,
                    steps: int = 1500) -> dict[tuple[int, float], float]:

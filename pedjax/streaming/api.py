@@ -5,7 +5,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .._precision import float64
+from .._precision import entry_point
 from ..metrics._registry import UNINFORMATIVE
 from ..physics.ped import PEDConfig
 from ..util import Progress
@@ -26,7 +26,7 @@ def _n_blocks(source, engine: Engine) -> int | None:
     return engine.n_blocks(source.n, engine.rows_per_block(source.dim))
 
 
-@float64
+@entry_point
 def compute_stats(features, labels=None, *, classes=None, block_rows: int | None = None, devices=None,
                   progress: bool = False) -> ClassStats:
     """One pass over ``features`` (an array/memmap [N, D] with ``labels``, a ``.npy`` path, or an
@@ -52,7 +52,7 @@ def _as_sources(features, labels, classes) -> dict[str, Any]:
     return {"model_0": as_source(features, labels, classes=classes)}
 
 
-@float64
+@entry_point
 def score_stream(
     features,
     labels=None,

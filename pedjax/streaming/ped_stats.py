@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._precision import float64
+from .._precision import entry_point
 from .._validate import check_std, check_vector
 from ..physics.ped import PEDConfig, simulator
 from .stats import ClassStats
@@ -41,7 +41,7 @@ def resolve_source_stats(stats: ClassStats, source_mean=None, source_std=None, d
     return check_vector(source_mean, "source_mean", d), check_std(source_std, "source_std", d, allow_all_zero=degenerate)
 
 
-@float64
+@entry_point
 def ped_shifts(stats: ClassStats, source_mean=None, source_std=None, cfg: PEDConfig | None = None):
     """PED's class translations in the original feature space, δ [C, D], and the applied step count.
 
@@ -59,7 +59,7 @@ def ped_shifts(stats: ClassStats, source_mean=None, source_std=None, cfg: PEDCon
     return shift * sd, int(steps)
 
 
-@float64
+@entry_point
 def ped_stats(stats: ClassStats, source_mean=None, source_std=None, cfg: PEDConfig | None = None) -> ClassStats:
     """The statistics of the PED-moved features (:func:`ped_shifts`, then
     :meth:`ClassStats.translated`)."""
