@@ -3,12 +3,16 @@
 # make test:     install pedjax with its test extras, run every test not marked slow on two
 #                workers (pytest-xdist; ≤ 5 min on the 2-core machine).
 # make test-all: the same install, every test (slow ones too: training chains, the notebook, TFDS).
+# make docs:     the documentation site (docs/*.md + the API reference from the docstrings) in strict
+#                mode: a broken link or reference fails it. Output in site/.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pedjax-installed
 TEST_STAMP := $(VENV)/.pedjax-test-installed
 
-.PHONY: test test-all demo bench install install-test clean data
+DOCS_STAMP := $(VENV)/.pedjax-docs-installed
+
+.PHONY: test test-all demo bench install install-test clean data docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +23,13 @@ $(STAMP): pyproject.toml
 $(TEST_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(TEST_STAMP)
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/mkdocs build --strict
 
 install: $(STAMP)
 
@@ -45,4 +56,4 @@ bench: $(STAMP)
 	$(PY) experiments/bench_core.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache site

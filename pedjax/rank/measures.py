@@ -149,7 +149,8 @@ def weighted_tau(x, y) -> float:
     discordant and are removed from the normalisation). Only the order of the values matters.
 
     Args:
-      x, y: two sequences aligned by position, or two dicts ``{model: value}`` aligned by key.
+      x: a sequence, or a dict ``{model: value}``.
+      y: a sequence aligned with ``x`` by position, or a dict aligned with it by key.
 
     Returns NaN when either input is constant (as SciPy does). Unlike SciPy, NaN values raise.
     Cost O(n²) time, O(n·1024) memory.
