@@ -4,7 +4,9 @@ progress bars. Every layer may import it; it imports nothing of pedjax.
 * :func:`atomic_path` / :func:`atomic_write_text` / :func:`atomic_write_json` /
   :func:`atomic_save_npy` / :func:`atomic_savez`: a file appears whole
   or not at all (temporary file in the same folder, ``fsync``, ``os.replace``); a failure removes
-  the temporary file and leaves any previous version untouched.
+  the temporary file and leaves any previous version untouched. The file gets the permissions
+  ``open()`` would give it (``0o666`` less the umask), folders those of ``mkdir`` (``0o777`` less
+  the umask): see :func:`_create_temporary`.
 * :func:`to_jsonable`: NumPy scalars and arrays to Python, tuples to lists, non-finite floats to
   ``None`` (strict JSON has no NaN).
 * :func:`sha1_arrays`, :func:`sha1_json`: content hashes of arrays (shape, dtype, bytes) and of
@@ -21,10 +23,10 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,19 +35,44 @@ from typing import Any, Iterator
 import numpy as np
 
 
+#: mode of a new file before the umask, as ``open()`` and NumPy's writers use
+FILE_MODE = 0o666
+
+
+def _create_temporary(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create an empty, new file ``folder/prefix<random>suffix`` and return its path.
+
+    Not ``tempfile.mkstemp``: that creates the file with mode ``0o600`` whatever the umask, and the
+    rename would hand every result to its owner only. Here the kernel applies the process's umask
+    (and any default ACL of the folder) itself, exactly as for ``open(path, "w")``: mode
+    ``0o666 & ~umask``. Nothing reads or changes the umask (``os.umask`` is process-wide, so
+    reading it means setting it, which races with other threads); ``O_EXCL`` makes the name ours.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            os.close(os.open(tmp, flags, FILE_MODE))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder}: no free temporary file name {prefix}*{suffix}")  # pragma: no cover
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
     The caller writes the temporary file (any writer: ``np.savez``, ``open``, …). On an
-    exception the temporary file is removed and ``path`` is left as it was.
+    exception the temporary file is removed and ``path`` is left as it was. The file ends up with
+    the permissions ``open()`` gives a new file under the current umask (``0o666 & ~umask``); a
+    missing parent folder is created as ``mkdir -p`` would (``0o777 & ~umask``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
+    tmp = _create_temporary(path.parent, f".{path.name}.", suffix)
     try:
-        yield Path(tmp)
+        yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
