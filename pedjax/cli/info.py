@@ -41,8 +41,8 @@ def _cmd_info(args) -> int:
 def _cmd_metrics(args) -> int:
     from .. import metrics
 
-    for name in metrics.names():
-        print(f"{name:10s} input={metrics.REGISTRY[name].input}")
+    printing.metrics_table([{"name": name, "input": metrics.REGISTRY[name].input, "citation": metrics.REGISTRY[name].citation}
+                            for name in metrics.names()])
     return 0
 
 
@@ -55,7 +55,7 @@ def _cmd_tasks(args) -> int:
         t = TASKS[name]
         data = t.dataset
         if t.dataset == "fashion-mnist" and not have_fashion:
-            data += " (missing: apt-get install dataset-fashion-mnist)"
+            data += " (missing)"
         if args.check and (t.dataset != "fashion-mnist" or have_fashion):
             d = t.load()
             if (d.x_train.shape[0], d.x_test.shape[0], d.num_classes) != (t.n_train, t.n_test, t.num_classes):
@@ -63,7 +63,9 @@ def _cmd_tasks(args) -> int:
             data += " ✓"
         rows.append((name, t.num_classes, t.n_train, t.n_test, data, t.description))
     printing.tasks_table(rows)
+    if not have_fashion:
+        printing.text("fashion-mnist (missing): apt-get install dataset-fashion-mnist")
     lo, hi = SOURCE_RANGE
-    print(f"zoo source split: fashion-mnist train[{lo}:{hi}] (10 classes); task train splits use "
-          f"train[{TASK_POOL_RANGE[0]}:{TASK_POOL_RANGE[1]}], test splits the official test set")
+    printing.text(f"zoo source split: fashion-mnist train[{lo}:{hi}] (10 classes); task train splits use "
+                  f"train[{TASK_POOL_RANGE[0]}:{TASK_POOL_RANGE[1]}], test splits the official test set")
     return 0

@@ -163,12 +163,13 @@ def _cmd_list(args) -> int:
             rows.append({"task": task, "done": len(done), "members": len(per), "seeds": len(truth.get("seeds", [])), "ceiling": ceiling})
         printing.truth_table(rows, judging.MIN_CEILING)
     if truth:
-        print(f"ground truth ({truth['score_definition']}): {truth_path}")
+        printing.text(f"ground truth ({truth['score_definition']}): {truth_path}")
     b = manifest.get("build")
     if b:
         state = {True: "complete", False: f"{b.get('truth_units_done')}/{b.get('truth_units_total')} ground-truth units", None: "built"}[b.get("complete")]
-        print(f"build: {state}; {b['total_hours']:.2f} h of wall time (pretraining {b['pretrain_seconds'] / 60:.0f} min, "
-              f"ground truth {b['truth_seconds'] / 60:.0f} min) on {b['machine']}")
+        printing.text(f"build: {state}; {b['total_hours']:.2f} h of wall time (pretraining {b['pretrain_seconds'] / 60:.0f} min, "
+                      f"ground truth {b['truth_seconds'] / 60:.0f} min)")
+        printing.text(f"built on {b['machine']}")
     return 0
 
 
