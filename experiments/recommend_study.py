@@ -112,8 +112,8 @@ def zoo_study(cache: Path | None, proxy_name: str = PROXY) -> dict:
         t1 = time.perf_counter()
         rec_nn.factors([t])
         fit_seconds[t] = time.perf_counter() - t1
-        a = rec_nn.scores(reps[t], [t])
-        b = rec_pl.scores(reps[t], [t])
+        a = rec_nn.scores(reps[t], [t]).components
+        b = rec_pl.scores(reps[t], [t]).components
         scores.setdefault(BASE, {})[t] = a["history"]
         scores.setdefault("Fennec transfer (non-negative)", {})[t] = a["transfer"]
         scores.setdefault("Fennec transfer (plain low-rank)", {})[t] = b["transfer"]
@@ -128,7 +128,7 @@ def zoo_study(cache: Path | None, proxy_name: str = PROXY) -> dict:
     scores[f"history mean rank, history = {best_metric} scores"] = {t: Hs.mean_rank([t]) for t in tasks}
     # hybrids: history mean rank ⊕ each metric, weight leave-one-task-out
     hs = lambda t, ex: H.mean_rank(sorted(ex))  # noqa: E731
-    fs = lambda t, ex: rec_nn.scores(reps[t], sorted(ex))["transfer"]  # noqa: E731
+    fs = lambda t, ex: rec_nn.scores(reps[t], sorted(ex)).components["transfer"]  # noqa: E731
     hybrids, weights = {}, {}
     for v in variants:
         r = loto_hybrid(tasks, hs, ms[v], truth)
@@ -183,7 +183,7 @@ def costs(task: str = "fashion-rotated", proxy_name: str = PROXY, repeats: int =
 
     def fennec():
         rep = P.task_representation(pr, images)
-        return rec.scores(rep, [task])["transfer"]
+        return rec.scores(rep, [task]).components["transfer"]
 
     def logme():
         return score_set(extract_features(zoo, task, "train"), "logme")

@@ -6,14 +6,24 @@ optimised BLAS that NumPy links (measured: 5000×2048 → 1.7 s vs 0.34 s). On t
 float64 inputs large enough to matter, ``gram`` therefore calls the host BLAS through
 ``jax.pure_callback``; everywhere else (GPU/TPU, float32, small inputs) it is a plain XLA
 product. It stays jit-, vmap- and differentiation-friendly (custom JVP), and gives the same
-numbers to rounding. Switch it off with ``PEDJAX_HOST_BLAS=0``.
+numbers to rounding.
 
 :func:`host_kernels_enabled` is the one switch for every such host path (this product, LogME's
-tridiagonal eigenvalues, NLEEP's EM products, PARC's rank statistics).
+tridiagonal eigenvalues, NLEEP's EM products, PARC's rank statistics). It is consulted while a
+program is traced, and no jit cache keys on it, so it must not change under a running process:
+
+* ``PEDJAX_HOST_BLAS=0`` switches the host kernels off. It is read **once, when pedjax is
+  imported** (:data:`HOST_BLAS`); setting it later has no effect (set it before starting Python).
+* :func:`host_kernels` switches them for a ``with`` block (tests and benchmarks comparing both
+  paths). It clears JAX's in-memory caches on entry and on exit, so no program compiled under one
+  setting is reused under the other (the persistent compilation cache keys on the program text,
+  which differs). It is process-wide: not for use while other threads run JAX.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -22,16 +32,37 @@ import numpy as np
 #: products smaller than this many multiply-adds stay in XLA (callback overhead dominates)
 _HOST_BLAS_MIN_FLOPS = 5e7
 
+#: ``PEDJAX_HOST_BLAS`` as it was when pedjax was imported (``0``: no host kernels); fixed for the
+#: life of the process
+HOST_BLAS: bool = os.environ.get("PEDJAX_HOST_BLAS", "1") != "0"
+
+_override: bool | None = None  # set only inside host_kernels(...)
+
 
 def host_kernels_enabled() -> bool:
     """Whether host (NumPy/LAPACK) kernels may replace XLA ones: the CPU backend with one local
-    device and ``PEDJAX_HOST_BLAS`` not ``0``."""
+    device, and :data:`HOST_BLAS` (``PEDJAX_HOST_BLAS`` at import) unless :func:`host_kernels`
+    says otherwise."""
+    enabled = HOST_BLAS if _override is None else _override
     # one CPU device only: host callbacks issued from several CPU devices at once can deadlock
-    return (
-        os.environ.get("PEDJAX_HOST_BLAS", "1") != "0"
-        and jax.default_backend() == "cpu"
-        and jax.local_device_count() == 1
-    )
+    return enabled and jax.default_backend() == "cpu" and jax.local_device_count() == 1
+
+
+@contextlib.contextmanager
+def host_kernels(enabled: bool) -> Iterator[None]:
+    """Within the block, host kernels are on (``True``, where the backend allows them) or off
+    (``False``), whatever ``PEDJAX_HOST_BLAS`` said. JAX's in-memory caches are cleared on entry
+    and on exit (:func:`jax.clear_caches`): a jitted function traced outside the block is traced
+    again inside it, and again after it. Process-wide; not for use while other threads run JAX."""
+    global _override
+    previous = _override
+    jax.clear_caches()
+    _override = bool(enabled)
+    try:
+        yield
+    finally:
+        _override = previous
+        jax.clear_caches()
 
 
 def _host_gram(x):

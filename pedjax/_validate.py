@@ -3,12 +3,37 @@
 Every public entry point (metrics, PED, ``score_zoo``) calls these helpers before any JAX work,
 so bad input fails early with a ``ValueError`` that names the argument, the problem and the fix.
 Inside the compiled code nothing is checked again.
+
+The helpers raise :class:`ParamError`, a ``ValueError`` that also carries the parameter's name in
+a field (``exc.param``): the command line maps it to its flag (``cli._common.as_flags``) without
+reading the message.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+
+class ParamError(ValueError):
+    """A bad value of one named parameter.
+
+    Attributes:
+      param: the parameter's name as the caller wrote it (``"X"``, ``"k"``,
+        ``"source_stats['m'] std"``).
+      problem: what is wrong and how to fix it.
+
+    The message is ``"param: problem"``; being a ``ValueError``, every ``except ValueError`` and
+    ``pytest.raises(ValueError, match=...)`` sees it as before.
+    """
+
+    def __init__(self, param: str, problem: str):
+        super().__init__(f"{param}: {problem}")
+        self.param = param
+        self.problem = problem
+
+    def __reduce__(self):  # picklable (across processes) with both fields
+        return (type(self), (self.param, self.problem))
 
 
 def _default_float():
@@ -24,19 +49,19 @@ def as_float_matrix(X: Any, name: str = "X", *, n: int | None = None) -> np.ndar
     try:
         arr = np.asarray(X)
     except Exception as exc:  # pragma: no cover - exotic inputs
-        raise ValueError(f"{name}: could not be converted to an array ({exc})") from exc
+        raise ParamError(name, f"could not be converted to an array ({exc})") from exc
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+        raise ParamError(name, f"expected a numeric array, got dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(
-            f"{name}: expected a 2-D array [N, D], got shape {arr.shape}; "
+        raise ParamError(
+            name, f"expected a 2-D array [N, D], got shape {arr.shape}; "
             "reshape to (n_samples, n_features)"
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name}: empty array of shape {arr.shape}; need at least one sample and one feature")
+        raise ParamError(name, f"empty array of shape {arr.shape}; need at least one sample and one feature")
     if n is not None and arr.shape[0] != n:
-        raise ValueError(
-            f"{name}: has {arr.shape[0]} rows but the labels have {n} entries; "
+        raise ParamError(
+            name, f"has {arr.shape[0]} rows but the labels have {n} entries; "
             "features and labels must describe the same samples"
         )
     target = _default_float()
@@ -44,7 +69,7 @@ def as_float_matrix(X: Any, name: str = "X", *, n: int | None = None) -> np.ndar
         arr = arr.astype(target)
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(f"{name}: contains {bad} NaN or infinite value(s); clean or impute them first")
+        raise ParamError(name, f"contains {bad} NaN or infinite value(s); clean or impute them first")
     return arr
 
 
@@ -56,21 +81,21 @@ def encode_labels(y: Any, name: str = "y", *, min_classes: int = 2) -> tuple[np.
     """
     arr = np.asarray(y)
     if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array of class labels, got shape {arr.shape}")
+        raise ParamError(name, f"expected a 1-D array of class labels, got shape {arr.shape}")
     if arr.size == 0:
-        raise ValueError(f"{name}: is empty; need one label per sample")
+        raise ParamError(name, "is empty; need one label per sample")
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name}: contains NaN or infinite labels")
+            raise ParamError(name, "contains NaN or infinite labels")
         if not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name}: labels must be integers (got non-integral floats)")
+            raise ParamError(name, "labels must be integers (got non-integral floats)")
         arr = arr.astype(np.int64)
     elif not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-        raise ValueError(f"{name}: labels must be integers, got dtype {arr.dtype}")
+        raise ParamError(name, f"labels must be integers, got dtype {arr.dtype}")
     classes, codes = np.unique(arr, return_inverse=True)
     if classes.size < min_classes:
-        raise ValueError(
-            f"{name}: found {classes.size} class(es) {classes.tolist()[:5]}; "
+        raise ParamError(
+            name, f"found {classes.size} class(es) {classes.tolist()[:5]}; "
             f"need at least {min_classes} distinct classes to measure transferability"
         )
     return codes.astype(np.int32).reshape(-1), classes
@@ -80,13 +105,13 @@ def check_vector(v: Any, name: str, d: int) -> np.ndarray:
     """A finite float vector of length ``d`` (source statistics)."""
     arr = np.asarray(v)
     if arr.ndim != 1 or arr.shape[0] != d:
-        raise ValueError(
-            f"{name}: expected shape ({d},) to match the feature dimension, got {arr.shape}; "
+        raise ParamError(
+            name, f"expected shape ({d},) to match the feature dimension, got {arr.shape}; "
             "source statistics must come from the same model as the features"
         )
     arr = arr.astype(np.float64) if not np.issubdtype(arr.dtype, np.floating) else arr
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: contains NaN or infinite values")
+        raise ParamError(name, "contains NaN or infinite values")
     return arr
 
 
@@ -98,16 +123,16 @@ def check_std(v: Any, name: str, d: int, *, allow_all_zero: bool = False) -> np.
     degenerate too, which is scored as uninformative anyway)."""
     arr = check_vector(v, name, d)
     if np.any(arr < 0):
-        raise ValueError(f"{name}: contains {int(np.count_nonzero(arr < 0))} negative value(s); a standard deviation is ≥ 0")
+        raise ParamError(name, f"contains {int(np.count_nonzero(arr < 0))} negative value(s); a standard deviation is ≥ 0")
     if not allow_all_zero and not np.any(arr > 0):
-        raise ValueError(f"{name}: is zero in every dimension (constant source features); "
+        raise ParamError(name, "is zero in every dimension (constant source features); "
                          "source statistics must come from the model's features on a varied source set")
     return arr
 
 
 def check_choice(value: str, name: str, choices) -> str:
     if value not in choices:
-        raise ValueError(f"{name}: unknown value {value!r}; choose one of {sorted(choices)}")
+        raise ParamError(name, f"unknown value {value!r}; choose one of {sorted(choices)}")
     return value
 
 
@@ -123,7 +148,7 @@ def load_json(path, arg: str, missing: str):
     try:
         return json.loads(p.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{arg}: {p} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise ParamError(arg, f"{p} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
 #: a feature dimension is dead when its spread over the target samples is at most this many
@@ -151,7 +176,7 @@ def dead_dimensions(X: Any, eps: float | None = None) -> np.ndarray:
     eps = rounding_eps(X) if eps is None else float(eps)
     A = np.asarray(X, dtype=np.float64)
     if A.ndim != 2:
-        raise ValueError(f"X: expected a 2-D array [N, D], got shape {A.shape}")
+        raise ParamError("X", f"expected a 2-D array [N, D], got shape {A.shape}")
     scale = np.max(np.abs(A), axis=0) if A.shape[0] else np.zeros(A.shape[1])
     with np.errstate(invalid="ignore", over="ignore"):
         Z = A / np.where(scale > 0, scale, 1.0)

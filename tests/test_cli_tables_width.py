@@ -16,12 +16,12 @@ import re
 
 import numpy as np
 import pytest
+from digits_results import DATASET, build, ok
 from rich.cells import cell_len
 
 from pedjax import data, metrics
 from pedjax.cli import main
 from pedjax.zoo import DEFAULT_ZOO, MANIFEST, TRUTH_FILE
-from digits_results import DATASET, build, ok
 
 WIDTHS = (100, 80)
 SHIPPED = (DEFAULT_ZOO / MANIFEST).is_file() and (DEFAULT_ZOO / TRUTH_FILE).is_file()
@@ -176,7 +176,7 @@ def _demo_result(members, task, metric_names):
 @needs_zoo
 def test_demo_fits(width, capsys, monkeypatch):
     """``pedjax demo`` prints a result of the shipped zoo's shape (every metric ± PED) within the width."""
-    import pedjax.cli.demo as demo
+    from pedjax.cli import demo
 
     members, tasks = _shipped()
     res = _demo_result(members, tasks[0], metrics.names())
@@ -190,7 +190,7 @@ def test_demo_fits(width, capsys, monkeypatch):
 @needs_zoo
 def test_demo_on_shipped_zoo_fits(capsys, monkeypatch):
     """The real demo (two metrics, to keep it short) at 100 and at 80 columns; computed once."""
-    import pedjax.cli.demo as demo
+    from pedjax.cli import demo
 
     real, cache = demo.run_demo, {}
     monkeypatch.setattr(demo, "run_demo", lambda *a, **k: cache.setdefault("r", real(*a, **k)))
@@ -225,7 +225,7 @@ def _recommend_result(members, tasks, hybrid: bool):
 @needs_zoo
 @pytest.mark.parametrize("hybrid", [False, True], ids=["fennec", "hybrid"])
 def test_recommend_fits_and_explains_its_columns(width, hybrid, capsys, monkeypatch):
-    import pedjax.recommend.api as api
+    from pedjax.recommend import api
 
     members, tasks = _shipped()
     res = _recommend_result(members, tasks, hybrid)
@@ -243,7 +243,7 @@ def test_recommend_fits_and_explains_its_columns(width, hybrid, capsys, monkeypa
 @needs_zoo
 def test_recommend_on_shipped_zoo_fits(capsys, monkeypatch):
     """The real recommendation at 100 and at 80 columns (computed once)."""
-    import pedjax.recommend.api as api
+    from pedjax.recommend import api
 
     real, cache = api.recommend, {}
     monkeypatch.setattr(api, "recommend", lambda *a, **k: cache.setdefault("r", real(*a, **k)))

@@ -128,8 +128,8 @@ def test_a_tasks_own_truth_never_informs_its_ranking():
     t = "pets"
     changed = h.values.copy()
     changed[:, h.tasks.index(t)] = np.random.default_rng(9).permutation(changed[:, h.tasks.index(t)])
-    a = Recommender(h, reps, steps=300).scores(reps[t], [t])
-    b = Recommender(History(changed, h.models, h.tasks), reps, steps=300).scores(reps[t], [t])
+    a = Recommender(h, reps, steps=300).scores(reps[t], [t]).components
+    b = Recommender(History(changed, h.models, h.tasks), reps, steps=300).scores(reps[t], [t]).components
     assert a == b
 
 
@@ -226,14 +226,20 @@ def test_cli_recommend_errors(capsys):
 
 
 def test_as_flags_renames_only_known_parameters():
+    """The flag comes from the exception's ``param`` field, never from parsing its message."""
+    from pedjax._validate import ParamError
     from pedjax.cli._common import as_flags
 
-    with pytest.raises(ValueError, match="^--k: at least 1$"):
+    with pytest.raises(ParamError, match="^--k: at least 1$") as got:
         with as_flags({"k": "--k"}):
-            raise ValueError("k: at least 1")
+            raise ParamError("k", "at least 1")
+    assert got.value.param == "--k" and got.value.problem == "at least 1"
     with pytest.raises(ValueError, match="^weight: bad$"):  # not in the map: unchanged
         with as_flags({"k": "--k"}):
-            raise ValueError("weight: bad")
+            raise ParamError("weight", "bad")
+    with pytest.raises(ValueError, match="^k: looks like a parameter$"):  # a plain ValueError: unchanged
+        with as_flags({"k": "--k"}):
+            raise ValueError("k: looks like a parameter")
     with pytest.raises(KeyError):  # other exceptions pass through
         with as_flags({"k": "--k"}):
             raise KeyError("k")
@@ -258,7 +264,7 @@ def test_fennec_query_is_one_proxy_forward_pass(monkeypatch):
     calls = []
     real = ZooMember.features
     monkeypatch.setattr(ZooMember, "features", lambda self, x, *a, **k: calls.append(self.name) or real(self, x, *a, **k))
-    out = rec.scores(P.task_representation(pr, images), [task])["transfer"]
+    out = rec.scores(P.task_representation(pr, images), [task]).components["transfer"]
     assert calls == ["mlp-dae"]
     assert set(out) == set(h.models) and all(np.isfinite(v) for v in out.values())
 

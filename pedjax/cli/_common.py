@@ -46,15 +46,18 @@ def feature_cache_dir() -> Path | None:
 
 @contextlib.contextmanager
 def as_flags(flags: Mapping[str, str]) -> Iterator[None]:
-    """Library errors in command-line words: a ``ValueError`` whose message starts with a parameter
-    name the library validates (``"k: at least 1, got 0"``) is raised again naming the flag
-    (``"--k: at least 1, got 0"``), so a command checks its arguments once, in the library."""
+    """Library errors in command-line words: a :class:`~pedjax._validate.ParamError` about a
+    parameter in ``flags`` (``exc.param == "k"``, message ``"k: at least 1, got 0"``) is raised
+    again naming the flag (``"--k: at least 1, got 0"``), so a command checks its arguments once,
+    in the library. The parameter is read from the exception's field, never from its message;
+    any other error (a plain ``ValueError`` included) passes unchanged."""
+    from .._validate import ParamError
+
     try:
         yield
-    except ValueError as exc:
-        param, sep, rest = str(exc).partition(": ")
-        if sep and param in flags:
-            raise ValueError(f"{flags[param]}: {rest}") from None
+    except ParamError as exc:
+        if exc.param in flags:
+            raise ParamError(flags[exc.param], exc.problem) from None
         raise
 
 

@@ -90,6 +90,8 @@ def run(args) -> int:
     with as_flags({"k": "--k", "weight": "--weight", "proxy": "--proxy", "history": "--history", "images": "--images"}):
         result = recommend(zoo, data, hist, task=args.task, proxy=args.proxy, k=args.k, nonneg=not args.plain,
                            meta=not args.no_meta, seed=args.seed, metric=args.metric, ped=cfg, weight=args.weight)
+    if result.get("fallback"):  # on stderr, whatever the format: the ranking did not use the task's images
+        printing.warning("recommend", result["fallback"])
     if args.json:
         printing.print_json(result)
     else:

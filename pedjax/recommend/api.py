@@ -9,6 +9,7 @@ import json
 import time
 from importlib import resources
 
+from .._validate import ParamError
 from ..data import TaskData
 from ..physics.ped import PEDConfig
 from ..rank import ranking
@@ -51,43 +52,51 @@ def recommend(zoo: Zoo, data: TaskData, history: History, *, task: str | None = 
     leave-one-task-out learned one (:func:`shipped_weight`; 0.5 without one).
 
     Returns a JSON-ready dict: ``ranking`` (best first), ``final`` (``"fennec"`` or ``"hybrid"``),
-    every component's scores, the neighbours, the factorisation and the seconds spent.
+    every component's scores, the neighbours, the factorisation and the seconds spent;
+    ``fallback``: ``None``, or why the neighbours are uniform instead of read from the task's images
+    (the proxy could not embed the history's tasks, e.g. tasks pedjax has no images of).
+
+    Raises :class:`~pedjax._validate.ParamError` (a ``ValueError``) naming the parameter
+    (``history``, ``k``, ``weight``, ``ped``, ``proxy``, ``images``) for a bad argument.
     """
     t_all = time.perf_counter()
     name = task or data.name
     missing = [m for m in zoo.names if m not in history.models]
     if missing:
-        raise ValueError(f"history: no entries for zoo member(s) {missing}; the history must cover the zoo")
+        raise ParamError("history", f"no entries for zoo member(s) {missing}; the history must cover the zoo")
     if k < 1:
-        raise ValueError(f"k: at least 1, got {k}")
+        raise ParamError("k", f"at least 1, got {k}")
     if weight is not None and not 0 <= weight <= 1:
-        raise ValueError(f"weight: a number in [0, 1], got {weight}")
+        raise ParamError("weight", f"a number in [0, 1], got {weight}")
     if ped is not None and metric is None:
-        raise ValueError("ped: applies to the hybrid's metric; give metric= too")
+        raise ParamError("ped", "applies to the hybrid's metric; give metric= too")
     hist = history.select_models(zoo.names)
     exclude = [name] if name in hist.tasks else []  # an own task is in no history
     if len(hist.tasks) - len(exclude) < 2:
-        raise ValueError("history: needs at least 2 tasks besides the one being ranked")
+        raise ParamError("history", "needs at least 2 tasks besides the one being ranked")
     if proxy not in zoo.names:
-        raise ValueError(f"proxy: {proxy!r} is not a member of the zoo; members: {zoo.names}")
+        raise ParamError("proxy", f"{proxy!r} is not a member of the zoo; members: {zoo.names}")
     prox = Proxy.from_zoo(zoo, proxy)
     if tuple(data.x_train.shape[1:]) != tuple(zoo[proxy].input_shape):
-        raise ValueError(f"images: images of shape {data.x_train.shape[1:]} do not fit the zoo (input {zoo[proxy].input_shape})")
+        raise ParamError("images", f"images of shape {data.x_train.shape[1:]} do not fit the zoo (input {zoo[proxy].input_shape})")
     t0 = time.perf_counter()
     rep = task_representation(prox, data.x_train)
     proxy_s = time.perf_counter() - t0
     past = [t for t in hist.tasks if t not in exclude]
+    fallback = None
     try:
         reps = representations(prox, past)
-    except (ValueError, KeyError, OSError):
-        reps, rep = {}, None  # a history of unregistered tasks: uniform weights
+    except (ValueError, KeyError, OSError) as exc:  # e.g. a history of tasks pedjax has no images of
+        reps, rep = {}, None
+        fallback = (f"the proxy could not read the past tasks' images ({type(exc).__name__}: {exc}); "
+                    "every past task weighs alike (uniform neighbour weights), the transfer score does not use this task's images")
     rec = Recommender(hist, reps, zoo_meta(zoo) if meta else None, nonneg=nonneg, k=k, seed=seed)
     t0 = time.perf_counter()
-    comps = rec.scores(rep, exclude)
+    comps, neighbours = rec.scores(rep, exclude)
     fit_s = time.perf_counter() - t0
     fac = rec.factors(exclude)
     result = {"task": name, "history": {"kind": hist.kind, "source": hist.source, "tasks": past, "left_out": exclude},
-              "proxy": proxy, "neighbours": rec.last_neighbours,
+              "proxy": proxy, "neighbours": neighbours, "fallback": fallback, "meta_weight": rec.meta_weight,
               "factorisation": {"rank": fac.rank, "reg": fac.reg, "nonneg": nonneg, "heldout_rmse": fac.heldout_error},
               "seconds": {"proxy_forward": proxy_s, "factorise_and_score": fit_s}}
     final = "fennec"

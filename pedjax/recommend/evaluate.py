@@ -72,7 +72,7 @@ def published_study(history: History, *, evaluate: Sequence[str] | None = None, 
         rec = Recommender(history, nonneg=nn, seed=seed)
         out["tau"][label], out["rank"][label] = {}, {}
         for t in tasks:
-            out["tau"][label][t] = measures(rec.scores(None, [t])["transfer"], history.column(t))["tau_w"]
+            out["tau"][label][t] = measures(rec.scores(None, [t]).components["transfer"], history.column(t))["tau_w"]
             out["rank"][label][t] = rec.factors([t]).rank
         full = rec.factors([])
         Y = prepare(history.values, nn)

@@ -12,15 +12,25 @@ its proxy representation alone:
 * ``fennec``   — z(transfer) + β·z(meta) (:mod:`.hybrid`).
 
 ``exclude`` leaves tasks out of the history (leave-one-task-out: a task's own ground truth never
-informs its ranking); factorisations are cached per excluded set.
+informs its ranking).
+
+A :class:`Recommender` is immutable (a frozen dataclass holding read-only copies of ``reps`` and
+``meta``): to change ``seed``, ``steps``, … make a new one (``dataclasses.replace``). Its one piece
+of state is a cache of fitted factorisations, keyed by everything that decides them: the content
+of the history left after ``exclude`` (a hash of its values, models and tasks), ``nonneg``,
+``seed`` and ``steps``. :meth:`Recommender.scores` returns the scores *and* the neighbour weights
+it used (:class:`Scores`); nothing is left on the instance.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from types import MappingProxyType
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from ..util import sha1_arrays
 from .archi2vec import meta_scores
 from .factorize import Factors, select
 from .hybrid import META_WEIGHT, combine
@@ -28,7 +38,21 @@ from .proxy import latent_vector, neighbour_weights
 from .history import History
 
 
-@dataclass
+class Scores(NamedTuple):
+    """What :meth:`Recommender.scores` returns: ``components`` ``{component: {model: score}}`` and
+    ``neighbours`` ``{past task: weight}`` (the weights that built the task's latent vector)."""
+
+    components: dict[str, dict[str, float]]
+    neighbours: dict[str, float]
+
+
+def _readonly(a) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True, eq=False)
 class Recommender:
     """See the module docstring. ``reps``: ``{history task: proxy representation}`` (may be empty:
     then every past task weighs alike, as on the published tables without images)."""
@@ -41,16 +65,38 @@ class Recommender:
     meta_weight: float = META_WEIGHT
     seed: int = 0
     steps: int = 1500
-    _cache: dict = field(default_factory=dict, repr=False)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        # read-only copies: a caller changing its own dict or arrays later cannot change the results
+        object.__setattr__(self, "reps", MappingProxyType({t: _readonly(r) for t, r in self.reps.items()}))
+        if self.meta is not None:
+            object.__setattr__(self, "meta", MappingProxyType({m: dict(v) for m, v in self.meta.items()}))
+
+    def __reduce__(self):  # picklable (the lock and the read-only views are not): rebuilt from the fields
+        meta = None if self.meta is None else dict(self.meta)
+        return (type(self), (self.history, dict(self.reps), meta, self.nonneg, self.k, self.meta_weight, self.seed, self.steps))
+
+    def _key(self, history: History) -> tuple:
+        return (sha1_arrays(history.values), history.models, history.tasks, self.nonneg, self.seed, self.steps)
 
     def factors(self, exclude: Sequence[str] = ()) -> Factors:
-        key = frozenset(exclude)
-        if key not in self._cache:
-            self._cache[key] = select(self.history.without(*key), nonneg=self.nonneg, seed=self.seed,
-                                                steps=self.steps)
-        return self._cache[key]
+        """The factorisation of the history without ``exclude`` (fitted once per distinct history
+        content, ``nonneg``, ``seed`` and ``steps``)."""
+        h = self.history.without(*exclude)
+        key = self._key(h)
+        with self._lock:
+            got = self._cache.get(key)
+        if got is None:
+            got = select(h, nonneg=self.nonneg, seed=self.seed, steps=self.steps)
+            with self._lock:
+                got = self._cache.setdefault(key, got)
+        return got
 
     def neighbours(self, rep, exclude: Sequence[str] = ()) -> dict[str, float]:
+        """``{past task: weight}``: the ``k`` nearest past tasks to ``rep`` (uniform weights over every
+        past task when ``rep`` is ``None`` or there are no representations)."""
         past = [t for t in self.history.tasks if t not in set(exclude)]
         if rep is None or not self.reps:
             return {t: 1.0 / len(past) for t in past}
@@ -59,9 +105,10 @@ class Recommender:
             raise ValueError(f"reps: no proxy representation of history task(s) {missing}")
         return neighbour_weights(rep, {t: self.reps[t] for t in past}, self.k)
 
-    def scores(self, rep=None, exclude: Sequence[str] = ()) -> dict[str, dict[str, float]]:
-        """``{component: {model: score}}`` for a new task with proxy representation ``rep``
-        (``None``: uniform weights over the past tasks), the history without ``exclude``."""
+    def scores(self, rep=None, exclude: Sequence[str] = ()) -> Scores:
+        """:class:`Scores` for a new task with proxy representation ``rep`` (``None``: uniform
+        weights over the past tasks), the history without ``exclude``: ``components``
+        ``{component: {model: score}}`` and the ``neighbours`` weights used."""
         f = self.factors(exclude)
         w = self.neighbours(rep, exclude)
         out = {"history": self.history.mean_rank(exclude), "transfer": f.scores(latent_vector(w, f))}
@@ -70,5 +117,4 @@ class Recommender:
             out["fennec"] = combine(out, {"transfer": 1.0, "meta": self.meta_weight})
         else:
             out["fennec"] = dict(out["transfer"])
-        self.last_neighbours = w
-        return out
+        return Scores(out, dict(w))
