@@ -3,6 +3,7 @@
 # make test:     install pedjax with its test extras, run every test not marked slow on two
 #                workers (pytest-xdist; ≤ 5 min on the 2-core machine).
 # make test-all: the same install, every test (slow ones too: training chains, the notebook, TFDS).
+# make lint:     ruff and mypy over pedjax/ (pyproject.toml), zero findings.
 # make docs:     the documentation site (docs/*.md + the API reference from the docstrings) in strict
 #                mode: a broken link or reference fails it. Output in site/.
 VENV ?= .venv
@@ -11,8 +12,9 @@ STAMP := $(VENV)/.pedjax-installed
 TEST_STAMP := $(VENV)/.pedjax-test-installed
 
 DOCS_STAMP := $(VENV)/.pedjax-docs-installed
+LINT_STAMP := $(VENV)/.pedjax-lint-installed
 
-.PHONY: test test-all demo bench install install-test clean data docs
+.PHONY: test test-all demo bench install install-test clean data docs lint
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +29,15 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 $(DOCS_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -q -e '.[docs]'
 	touch $(DOCS_STAMP)
+
+$(LINT_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[lint]'
+	touch $(LINT_STAMP)
+
+# ruff (lint + import order) and mypy (basic) over pedjax/, configured in pyproject.toml: zero findings
+lint: $(LINT_STAMP)
+	$(VENV)/bin/ruff check pedjax
+	$(VENV)/bin/mypy
 
 docs: $(DOCS_STAMP)
 	$(VENV)/bin/mkdocs build --strict

@@ -12,9 +12,10 @@ inside a scoped ``jax.enable_x64`` with matmul precision "highest". See docs/pre
 """
 from . import metrics, rank
 from ._precision import PRECISIONS, float32, precision
+from ._validate import ParamError
 from .physics import PEDConfig, PEDResult, ped
 from .scoring import ped_zoo, score_zoo
 
 __version__ = "0.1.0"
 __all__ = ["PEDConfig", "PEDResult", "ped", "ped_zoo", "score_zoo", "metrics", "rank", "precision", "float32",
-           "PRECISIONS"]
+           "PRECISIONS", "ParamError"]
