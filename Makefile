@@ -52,13 +52,33 @@ test: $(TEST_STAMP) data
 test-all: $(TEST_STAMP) data
 	$(PY) -m pytest -q tests
 
-# Fashion-MNIST IDX files (Debian package) for pedjax.data; best effort, never fails the build.
+# Fashion-MNIST IDX files (Debian package) for pedjax.data, and the font packages of the glyph and
+# emoji tasks (pedjax/data/glyphs.py FONT_PACKAGES, emoji.py FONTS; tests/test_data_domains.py checks
+# this list against them); best effort, never fails the build: a task whose source is missing skips.
+DOMAIN_PKGS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf \
+  fonts-urw-base35 fonts-texgyre fonts-lmodern fonts-noto-core fonts-noto-mono fonts-crosextra-carlito \
+  fonts-crosextra-caladea fonts-open-sans fonts-cantarell fonts-linuxlibertine fonts-ebgaramond fonts-gfs-didot \
+  fonts-paratype fonts-hack fonts-firacode fonts-sil-gentiumplus fonts-sil-charis fonts-sil-andika fonts-sil-doulos \
+  fonts-stix fonts-comic-neue fonts-vollkorn fonts-lato fonts-cabin fonts-quicksand fonts-anonymous-pro fonts-go \
+  fonts-jura fonts-tuffy fonts-inconsolata fonts-averia-gwf fonts-adf-accanthis fonts-breip fonts-bwht \
+  fonts-dkg-handwriting fonts-femkeklaver fonts-humor-sans fonts-kaushanscript fonts-dancingscript fonts-lobster \
+  fonts-leckerli-one fonts-rufscript fonts-kristi fonts-okolaks fonts-apropal \
+  fonts-noto-color-emoji fonts-symbola
 data:
 	@if dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  (apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) >/dev/null 2>&1 \
 	    || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will skip"; \
 	else echo "note: not root or no apt-get: apt-get install dataset-fashion-mnist for the Fashion-MNIST tests"; fi
+	@missing=$$(for p in $(DOMAIN_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get install -y -q --no-install-recommends $$missing || (apt-get update -q && apt-get install -y -q --no-install-recommends $$missing) \
+	    || for p in $$missing; do apt-get install -y -q --no-install-recommends $$p || echo "note: could not install $$p" >&2; done) >/dev/null 2>&1; \
+	  left=$$(for p in $$missing; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  [ -z "$$left" ] || echo "note: could not install $$left; the glyph/emoji tasks that need them will skip"; \
+	else echo "note: not root or no apt-get: apt-get install $$missing for the glyph and emoji tasks"; fi
 
 demo: $(STAMP) data
 	$(VENV)/bin/pedjax demo

@@ -1,5 +1,6 @@
-"""Real, offline data: Fashion-MNIST (Debian IDX files), scikit-learn digits, local TFDS datasets,
-and the named target tasks the fine-tuner produces ground truth on. See docs/data.md.
+"""Real, offline data: Fashion-MNIST (Debian IDX files), scikit-learn digits, glyphs and emoji
+rendered from Debian's font packages, local TFDS datasets, and the named target tasks the
+fine-tuner produces ground truth on. See docs/data.md.
 
 ``pedjax tasks`` lists the registered tasks.
 """
@@ -19,12 +20,13 @@ from .tasks import (
     load_source,
     load_task,
     source_indices,
+    task_domains,
     task_names,
 )
 from .tfds_local import load_image_folder, load_tfds, tfds_available
 
 __all__ = [
-    "TaskData", "Task", "TASKS", "task_names", "get_task", "load_task", "load_source", "source_indices",
+    "TaskData", "Task", "TASKS", "task_names", "task_domains", "get_task", "load_task", "load_source", "source_indices",
     "SOURCE_RANGE", "TASK_POOL_RANGE", "FASHION_TEST_PER_CLASS", "load_fashion_mnist", "read_idx", "FASHION_CLASS_NAMES",
     "load_digits", "resize_images", "load_tfds", "load_image_folder", "tfds_available",
 ]

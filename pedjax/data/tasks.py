@@ -12,6 +12,11 @@ fine-tuned accuracies to the test sample itself (docs/zoo.md, "Test-set size"). 
 come from another dataset altogether, so the source split overlaps no task's test split (nor any
 task's train split); ``tests/test_data.py`` checks this by index and by content. Every selection
 uses a fixed seed, so a task is the same array on every machine.
+
+Benchmark v3 adds target domains the zoo never saw (:mod:`.glyphs`: characters rendered from
+Debian's font packages, split by font design; :mod:`.emoji`: Unicode's emoji groups drawn by two
+emoji fonts, split by emoji). Every task names its ``domain`` ("fashion", "digits", "glyphs",
+"emoji"): the unit a leave-one-domain-out protocol holds out.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from ..util import sha1_arrays
-from . import fashion
+from . import emoji, fashion, glyphs
 from ._arrays import TaskData
 from .digits import load_digits
 
@@ -57,6 +62,16 @@ class Task:
     n_test: int
     dataset: str
     builder: Callable[..., TaskData]
+    #: the target domain ("fashion", "digits", "glyphs", "emoji"): leave-one-domain-out groups by it
+    domain: str = ""
+    #: ``() -> None`` when the task's source is installed, else the one-line reason it is not
+    missing: Callable[[], str | None] | None = None
+
+    def unavailable(self) -> str | None:
+        """Why the task cannot be loaded here (``None`` when its data is installed)."""
+        if self.dataset == "fashion-mnist":
+            return None if fashion.available() else "Fashion-MNIST not installed: apt-get install dataset-fashion-mnist"
+        return self.missing() if self.missing is not None else None
 
     def load(self, fashion_root: str | os.PathLike | None = None) -> TaskData:
         """The task's arrays (cached per Fashion-MNIST root)."""
@@ -213,7 +228,7 @@ def _registry() -> dict[str, Task]:
     t = {}
 
     def add(name, desc, ncls, ntr, nte, dataset, builder):
-        t[name] = Task(name, desc, ncls, ntr, nte, dataset, builder)
+        t[name] = Task(name, desc, ncls, ntr, nte, dataset, builder, domain="fashion" if dataset == "fashion-mnist" else dataset)
 
     d10, d5 = tuple(range(10)), tuple(range(5))
     add("digits-10", "sklearn digits, all 10 classes, 8x8 upsampled to 28x28; 70/30 split per class",
@@ -245,6 +260,15 @@ def _registry() -> dict[str, Task]:
         10, *_digits_counts(d10, dd["test_fraction"]), "digits",
         _digits_task("digits-degraded", d10, test_fraction=dd["test_fraction"], transform=_degrade_digits,
                      transform_desc=f"{dd['occlusion']}x{dd['occlusion']} zero square + N(0, {dd['noise_std']}^2), clipped"))
+    # benchmark v3: new target domains (docs/data.md "Glyph and emoji tasks"); sizes from the frozen lists
+    for g in glyphs.GLYPH_SPECS:
+        ntr, nte = glyphs.counts(g)
+        t[g.name] = Task(g.name, f"glyphs: {g.description}", len(g.classes), ntr, nte, "debian-fonts",
+                         functools.partial(glyphs.build, g), domain="glyphs", missing=glyphs.missing)
+    for e in emoji.EMOJI_SPECS:
+        ntr, nte = emoji.counts(e)
+        t[e.name] = Task(e.name, f"emoji: {e.description}", len(emoji.GROUPS), ntr, nte, "debian-emoji",
+                         functools.partial(emoji.build, e), domain="emoji", missing=emoji.missing)
     return t
 
 
@@ -267,6 +291,14 @@ def _data_sha1_cached(name: str, root: str | None) -> str:
 def task_names() -> list[str]:
     """Registered task names, sorted."""
     return sorted(TASKS)
+
+
+def task_domains() -> dict[str, list[str]]:
+    """``{domain: [task names, sorted]}`` over the registry (leave-one-domain-out's groups)."""
+    out: dict[str, list[str]] = {}
+    for name in task_names():
+        out.setdefault(TASKS[name].domain, []).append(name)
+    return out
 
 
 def get_task(name: str) -> Task:
