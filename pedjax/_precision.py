@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+from typing import Any, cast
 
 import jax
 
@@ -45,6 +46,12 @@ def check(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision: one of {', '.join(repr(p) for p in PRECISIONS)}, got {precision!r}")
     return precision
+
+
+def x64_enabled() -> bool:
+    """Whether ``jax_enable_x64`` holds here (scoped and thread-local: what ``jax.enable_x64`` set).
+    JAX's ``Config`` creates its option attributes at run time, hence the ``cast``."""
+    return bool(cast(Any, jax.config).jax_enable_x64)
 
 
 def setting() -> str:
@@ -98,7 +105,7 @@ def scope(x64: bool | None = None):
     if x64 is None:
         x64 = wanted()
     with contextlib.ExitStack() as stack:
-        if bool(jax.config.jax_enable_x64) != x64:
+        if x64_enabled() != x64:
             stack.enter_context(jax.enable_x64(x64))
         stack.enter_context(jax.default_matmul_precision("highest"))
         yield

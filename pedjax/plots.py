@@ -15,8 +15,9 @@ matplotlib is imported lazily (the ``pedjax`` command starts without it).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +94,7 @@ def scores_vs_truth(
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.9 * nrows), squeeze=False)
     placed = []
-    for ax, label in zip(axes.flat, labels):
+    for ax, label in zip(axes.flat, labels, strict=False):  # the grid may have more panels than labels
         s = scores[label]
         models = [m for m in s if m in truth and s[m] is not None and math.isfinite(s[m])]
         if len(models) < 2:
@@ -134,7 +135,7 @@ def _label_points(ax, x, y, names, fontsize: float = 7.0) -> None:
     px = fig.dpi / 72.0  # pixels per point
     P = ax.transData.transform(np.column_stack([x, y]))
     h = fontsize * px * 1.15
-    boxes = []
+    boxes: list[tuple[float, float, float, float]] = []
     offsets = [(4, 2), (4, -2 - fontsize), (-4, 2), (-4, -2 - fontsize), (4, 8), (4, -8 - fontsize), (-4, 8), (-4, -8 - fontsize)]
 
     def box(i, dx, dy):

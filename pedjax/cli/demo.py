@@ -59,7 +59,7 @@ def default_task(table: dict) -> str:
     tasks = usable or tasks
     ceilings = {t: c for t, c in judging.headline(table.get("per_seed", {}), tasks)["ceiling"].items() if c == c}
     if ceilings:
-        return max(ceilings, key=ceilings.get)
+        return max(ceilings, key=ceilings.__getitem__)
     return DEFAULT_TASK if DEFAULT_TASK in tasks else tasks[0]
 
 

@@ -5,10 +5,13 @@ import dataclasses
 import math
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from ..rank import ranking
 from ..util import dumps_json
 
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 #: output width when stdout is neither a terminal nor sized by ``$COLUMNS`` (a pipe, a file)
 DEFAULT_WIDTH = 100
@@ -43,7 +46,7 @@ class Col:
     other one is as wide as its widest cell, so a name is never cut."""
 
     header: str
-    justify: str = "right"
+    justify: JustifyMethod = "right"
     wrap: bool = False
     prose: bool = False
 
@@ -103,7 +106,8 @@ def _print_split(con, title: str | None, keys: list[Col], values: list[Col], row
     def fits(idx):
         return _min_width(con, build(idx), *part(idx)) <= con.width
 
-    chunks, cur = [], []
+    chunks: list[list[int]] = []
+    cur: list[int] = []
     for i in range(len(values)):
         if cur and not fits(cur + [i]):
             chunks.append(cur)
@@ -267,7 +271,7 @@ def zoo_table(root, manifest: dict, truth: dict | None) -> None:
         return
     codes = [f"T{i}" for i in range(1, len(tasks) + 1)]
     _print_split(con, title, [Col("member", "left")], [Col(c) for c in codes], rows)
-    con.print(_text("tasks: " + ", ".join(f"{c}={t}" for c, t in zip(codes, tasks))))
+    con.print(_text("tasks: " + ", ".join(f"{c}={t}" for c, t in zip(codes, tasks, strict=True))))
 
 
 def truth_table(rows: list[dict], min_ceiling: float) -> None:

@@ -67,11 +67,12 @@ def extract_features(zoo: Zoo | str | os.PathLike | None, task, split: str = "tr
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         compiled = [pool.submit(compile_features, ms[0].module, ms[0].params, x.shape, batch_size)
                     for ms in by_arch.values()]
-        for ms, fut in zip(by_arch.values(), compiled):
+        for ms, fut in zip(by_arch.values(), compiled, strict=True):
             fut.result()
             for m in ms:
                 done[m.name] = m.features(x, batch_size)
-                if m.name in keys:
+                if m.name in keys:  # keys are made only with a cache
+                    assert cache is not None
                     cache.put(keys[m.name], done[m.name])
     feats = {m.name: done[m.name] for m in zoo}  # manifest order
     probs = {m.name: m.source_probs(feats[m.name]) for m in zoo}

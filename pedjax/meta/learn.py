@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +54,8 @@ def _pack(tasks: Sequence[FeatureSet]):
         raise ValueError("tasks: need at least one task")
     static, arrays, names = [], [], []
     for t in tasks:
+        if t.truth is None:
+            raise ValueError(f"tasks[{t.task!r}]: has no truth table (FeatureSet.truth is None)")
         models = [m for m in t.features if m in t.truth]
         if len(models) < 2:
             raise ValueError(f"tasks[{t.task!r}]: fewer than 2 models have both features and a truth value")
@@ -65,7 +68,7 @@ def _pack(tasks: Sequence[FeatureSet]):
             groups.setdefault(X.shape[1], []).append(m)
         order = [m for g in groups.values() for m in g]
         packed = []
-        for d, ms in groups.items():
+        for ms in groups.values():
             Xs = np.stack([np.asarray(t.features[m], np.float64) for m in ms])
             if t.source_stats is None:
                 mean, std = Xs.mean(axis=1), Xs.std(axis=1)
@@ -109,8 +112,10 @@ def make_objective(tasks: Sequence[FeatureSet], metric: str = "logme", base: PED
     def fn(theta, weights, data):
         cfg = _config(theta, base)
         taus, all_scores = [], []
-        for C, (packed, y, truth) in zip(static, data):
-            f = lambda X, m, s, y=y, C=C: one(X, m, s, y, cfg, C)
+        for C, (packed, y, truth) in zip(static, data, strict=True):
+            def f(X, m, s, y=y, C=C):
+                return one(X, m, s, y, cfg, C)
+
             if remat:
                 f = jax.checkpoint(f)
             scores = jnp.concatenate([jax.vmap(f)(Xs, means, stds) for Xs, means, stds in packed])
@@ -226,12 +231,13 @@ class MetaLearner:
         """Per task ``{model: score}`` with PED at ``cfg`` (the base config by default)."""
         theta = self.theta0(cfg)
         (_, (_, scores)), _ = self.value_and_grad(theta, self.weights())
-        return [dict(zip(n, map(float, np.asarray(s)))) for n, s in zip(self.names, scores)]
+        return [dict(zip(n, map(float, np.asarray(s)), strict=True)) for n, s in zip(self.names, scores, strict=True)]
 
     def taus(self, cfg: PEDConfig | None = None) -> list[float]:
         """Exact weighted τ (SciPy's) per task at ``cfg``."""
-        out = []
-        for t, sc in zip(self.tasks, self.scores(cfg)):
+        out: list[float] = []
+        for t, sc in zip(self.tasks, self.scores(cfg), strict=True):
+            assert t.truth is not None  # checked by _pack
             out.append(weighted_tau([sc[m] for m in sc], [float(t.truth[m]) for m in sc]))
         return out
 

@@ -7,7 +7,7 @@
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -30,7 +30,8 @@ def digits_tasks(n_tasks: int = 6, classes_per_task: int = 5, seed: int = 0, fol
     feats, y, stats, _ = zoo if zoo is not None else digits_zoo()
     y = np.asarray(y)
     rng = np.random.default_rng(seed)
-    tasks, seen = [], set()
+    tasks: list[FeatureSet] = []
+    seen: set[tuple[int, ...]] = set()
     while len(tasks) < n_tasks:
         cls = tuple(sorted(rng.choice(10, size=classes_per_task, replace=False).tolist()))
         if cls in seen:

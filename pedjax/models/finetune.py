@@ -37,9 +37,10 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -344,11 +345,11 @@ def finetune(
             ckpt = Checkpoints(out / "ckpt" / f"seed{seed}-{fingerprint[:12]}") if out is not None and config.checkpoints else None
             latest = [state]
 
-            def advance(st, a, b):
+            def advance(st, a, b, latest=latest, X_tr=X_tr, schedule=schedule):
                 latest[0] = run(*st, lrs, wds, X_tr, y_train, schedule, jnp.int32(a), jnp.int32(b))
                 return latest[0]
 
-            def chunk_done(step, seed=seed):
+            def chunk_done(step, seed=seed, latest=latest):
                 on_chunk(seed, step, np.asarray(latest[0][2], dtype=float))
 
             state, resumed_from = run_resumable(advance, state, config.steps, config.checkpoint_every, ckpt, bar,
@@ -369,7 +370,7 @@ def finetune(
                 "diverged": [config.grid[i] for i in range(G) if not np.isfinite(losses[i])],
                 "resumed_from_step": resumed_from,
             }
-            if seed_file is not None:
+            if out is not None and seed_file is not None:  # seed_file is set exactly when out is
                 atomic_write_json(seed_file, to_jsonable(rec))
                 shutil.rmtree(out / "ckpt" / f"seed{seed}-{fingerprint[:12]}", ignore_errors=True)
             per_seed.append(rec)
@@ -395,10 +396,8 @@ def _programs(backbone, num_classes, image_shape, steps, momentum, mode, G, clip
 def _build_programs(backbone, num_classes, image_shape, steps, momentum, mode, G, clip_norm=None) -> dict:
     classifier = nets.Classifier(backbone, num_classes)
     head = nn.Dense(num_classes)
-    if mode == "full":
-        apply_fn = lambda p, x: classifier.apply({"params": p}, x)  # noqa: E731
-    else:
-        apply_fn = lambda p, f: head.apply({"params": p}, f)  # noqa: E731
+    def apply_fn(p, x):  # x: images (full fine-tuning) or frozen features (probe)
+        return classifier.apply({"params": p}, x) if mode == "full" else head.apply({"params": p}, x)
     init = nets.compile_cheap(
         lambda key: classifier.init(key, jnp.zeros((1, *image_shape), jnp.float32))["params"], jax.random.PRNGKey(0)
     )

@@ -24,8 +24,9 @@ batch-norm state, so ``params`` is the whole model (it vmaps cleanly over a hype
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import flax.serialization
@@ -180,7 +181,8 @@ def compile_cheap(fn: Callable, *args) -> Callable:
     """
     jitted = jax.jit(fn)
     try:
-        return jitted.lower(*args).compile({"xla_backend_optimization_level": 0})
+        # jax's CompilerOptions stub says str | bool values; XLA takes this level as an int
+        return jitted.lower(*args).compile({"xla_backend_optimization_level": 0})  # type: ignore[dict-item]
     except Exception:  # pragma: no cover - backend without the option
         return jitted
 

@@ -32,9 +32,10 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -42,9 +43,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..util import Progress, atomic_save_npy, atomic_write_json, locks_output, sha1_arrays, sha1_json, to_jsonable
 from . import nets
 from . import ssl as ssl_mod
-from ..util import Progress, atomic_save_npy, atomic_write_json, locks_output, sha1_arrays, sha1_json, to_jsonable
 from .training import Checkpoints, batch_schedule, run_resumable
 
 FINAL_PARAMS = "final.msgpack"
@@ -318,7 +319,7 @@ def _loss_curve(losses: np.ndarray, points: int = 20) -> list[list[float]]:
     if n == 0:
         return []
     edges = np.unique(np.linspace(0, n, min(points, n) + 1).astype(int))
-    return [[int(b), float(np.mean(losses[a:b]))] for a, b in zip(edges[:-1], edges[1:])]
+    return [[int(b), float(np.mean(losses[a:b]))] for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def _load_done(out: Path, fp: str) -> PretrainResult | None:
@@ -351,6 +352,7 @@ _FEATURE_FNS: dict = {}
 
 def _forward(backbone: nn.Module):
     """The jit-compiled forward pass of ``backbone``, one per (hashable) module."""
+    key: object
     try:
         hash(backbone)
         key = backbone

@@ -8,8 +8,8 @@ uninterrupted one (the batch at step ``t`` is a pure function of ``(seed, t)``:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -87,8 +87,9 @@ def run_resumable(advance: Callable, state, total: int, every: int, ckpt: Checkp
     """
     start = 0
     try:
-        if ckpt is not None and ckpt.latest() is not None:
-            start = int(ckpt.latest())
+        latest = ckpt.latest() if ckpt is not None else None
+        if ckpt is not None and latest is not None:
+            start = int(latest)
             state = ckpt.restore(start, state)
         resumed_from = start
         if bar is not None:

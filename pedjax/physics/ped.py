@@ -61,7 +61,7 @@ class PEDConfig:
     variant: str = dataclasses.field(default="released", metadata=dict(static=True))
     mass: str = dataclasses.field(default="unit", metadata=dict(static=True))
 
-    def validate(self) -> "PEDConfig":
+    def validate(self) -> PEDConfig:
         check_choice(self.variant, "PEDConfig.variant", VARIANTS)
         check_choice(self.mass, "PEDConfig.mass", MASSES)
         if not (isinstance(self.max_steps, (int, np.integer)) and self.max_steps >= 1):
@@ -70,7 +70,7 @@ class PEDConfig:
             v = getattr(self, name)
             if isinstance(v, jax.core.Tracer):  # inside jit/grad: checked where it was concrete
                 continue
-            if isinstance(v, (bool, np.bool_)) or isinstance(v, (str, bytes)):
+            if isinstance(v, (bool, np.bool_, str, bytes)):
                 raise ValueError(f"PEDConfig.{name}: must be a number, got {v!r}")
             try:
                 a = np.asarray(v)
@@ -86,7 +86,7 @@ class PEDConfig:
                 raise ValueError(f"PEDConfig.{name}: must be ≥ 0, got {float(a)!r}")
         return self
 
-    def replace(self, **changes) -> "PEDConfig":
+    def replace(self, **changes) -> PEDConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -133,6 +133,8 @@ def simulator(radii: jax.Array, counts: jax.Array, cfg: PEDConfig):
     k = cfg.constant
     dt2 = cfg.time_step ** 2
     M = cfg.max_steps
+    coef: jax.Array | float
+    inv_mass: jax.Array | float
     if cfg.variant == "released":
         r = jnp.abs(cfg.nsigma) * radii
         # min(½Δt²k·ov, ov) = ov·min(½Δt²k, 1): a step of min(½Δt², 1/k)·F

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -78,10 +78,9 @@ def _ranked_last(values) -> list[float]:
     return np.where(ok, v, low).tolist()
 
 
-def _check(sets, metrics, peds):
-    if isinstance(sets, FeatureSet):
-        sets = [sets]
-    sets = list(sets)
+def _check(sets: FeatureSet | Sequence[FeatureSet], metrics: Sequence[str] | None,
+           peds: Mapping[str, PEDConfig] | None) -> tuple[list[FeatureSet], list[str], dict[str, PEDConfig]]:
+    sets = [sets] if isinstance(sets, FeatureSet) else list(sets)
     if not sets:
         raise ValueError("sets: give at least one FeatureSet")
     metrics = list(metrics) if metrics is not None else sorted(REGISTRY)
@@ -132,7 +131,8 @@ def benchmark(sets: FeatureSet | Sequence[FeatureSet], metrics: Sequence[str] | 
                     if bad:  # -inf (a degenerate model) and NaN rank last, tied (docs/design.md)
                         res.unscored.setdefault(name, {})[task] = bad
                     judged = fs.judged()
-                    if len(judged) >= 2:
+                    if len(judged) >= 2:  # judged models exist only with a truth table
+                        assert fs.truth is not None
                         tau = float(weighted_tau(_ranked_last([sc[m] for m in judged]), [fs.truth[m] for m in judged]))
                 except (ValueError, FloatingPointError) as exc:  # recorded and reported, never hidden
                     res.errors.setdefault(name, {})[task] = f"{type(exc).__name__}: {exc}"

@@ -23,11 +23,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
-from pathlib import Path
-from typing import Mapping
-
 import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, cast, overload
 
 from .._validate import load_json
 from . import measures as rank
@@ -83,8 +83,12 @@ def score_problems(scores: Mapping[str, float | None]) -> dict[str, str]:
 # reading
 
 
-def _numeric_table(d: Mapping, where: str, allow_null: bool = False) -> dict[str, float | None]:
-    out = {}
+@overload
+def _numeric_table(d: Mapping, where: str, allow_null: Literal[False] = False) -> dict[str, float]: ...
+@overload
+def _numeric_table(d: Mapping, where: str, allow_null: Literal[True]) -> dict[str, float | None]: ...
+def _numeric_table(d: Mapping, where: str, allow_null: bool = False) -> dict[str, float] | dict[str, float | None]:
+    out: dict[str, float | None] = {}
     for k, v in d.items():
         if k == "duration":
             continue
@@ -99,7 +103,7 @@ def _numeric_table(d: Mapping, where: str, allow_null: bool = False) -> dict[str
     return out
 
 
-def load_scores(path) -> dict[str, tuple[dict[str, float], str | None]]:
+def load_scores(path) -> dict[str, tuple[dict[str, float | None], str | None]]:
     """Read a scores file: ``{label: ({model: score}, dataset or None)}`` (see the module docstring)."""
     p = Path(path)
     if not p.is_file():
@@ -110,7 +114,7 @@ def load_scores(path) -> dict[str, tuple[dict[str, float], str | None]]:
         if not rows or not {"model", "score"} <= set(rows[0]):
             raise ValueError(f"--scores: {p} is not a `pedjax score --csv` file (columns rank,model,score)")
         try:
-            table = {r["model"]: float(r["score"]) if r["score"].strip() not in ("", "null", "None") else float("nan")
+            table: dict[str, float | None] = {r["model"]: float(r["score"]) if r["score"].strip() not in ("", "null", "None") else float("nan")
                      for r in rows}
         except ValueError as exc:
             raise ValueError(f"--scores: {p} has a non-numeric score ({exc})") from None
@@ -159,6 +163,7 @@ def load_truth(truth: str, dataset: str | None) -> tuple[dict[str, float], str]:
     """The ground truth ``{model: value}`` of ``dataset`` in ``T`` and a description."""
     tables, desc = truth_tables(truth)
     if tables and all(isinstance(v, dict) for v in tables.values()):
+        tables = cast(dict[str, dict[str, float]], tables)  # the check above, which mypy cannot follow
         known = sorted(tables)
         if dataset is None:
             if len(known) == 1:
@@ -168,7 +173,7 @@ def load_truth(truth: str, dataset: str | None) -> tuple[dict[str, float], str]:
         if key is None:
             raise ValueError(f"--dataset: --truth {truth} has no dataset {dataset!r}; known datasets: {known}")
         return tables[key], f"{desc}, {key}"
-    return tables, desc
+    return cast(dict[str, float], tables), desc
 
 
 # ----------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import scipy.stats
@@ -74,10 +74,11 @@ def noise_ceiling(per_seed: Mapping[str, Sequence[float | None]]) -> dict:
     S = max((len(v) for v in per_seed.values()), default=0)
     pairs = []
     for i, j in itertools.combinations(range(S), 2):
-        ok = [m for m in models if len(per_seed[m]) > j and _finite(per_seed[m][i]) and _finite(per_seed[m][j])]
+        both = [(per_seed[m][i], per_seed[m][j]) for m in models if len(per_seed[m]) > j]
+        ok = [(a, b) for a, b in both if a is not None and b is not None and _finite(a) and _finite(b)]
         if len(ok) < 2:
             continue
-        tau = weighted_tau([float(per_seed[m][i]) for m in ok], [float(per_seed[m][j]) for m in ok])
+        tau = weighted_tau([float(a) for a, _ in ok], [float(b) for _, b in ok])
         pairs.append([i, j, tau, len(ok)])
     finite = [p[2] for p in pairs if math.isfinite(p[2])]
     return {"ceiling": float(np.mean(finite)) if finite else math.nan, "pairs": pairs, "seeds": S, "models": len(models)}
@@ -151,7 +152,7 @@ def history_scores(truth: Mapping[str, Mapping[str, float]], task: str, history:
         raise ValueError(f"history: no task other than {task!r} to take ranks from")
     models = [m for m in truth[task] if all(m in truth[o] for o in others)]
     ranks = np.mean([scipy.stats.rankdata([-float(truth[o][m]) for m in models]) for o in others], axis=0)
-    return {m: -float(r) for m, r in zip(models, ranks)}
+    return {m: -float(r) for m, r in zip(models, ranks, strict=True)}
 
 
 def constant_scores(values: Mapping[str, float], tasks: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -184,7 +185,7 @@ def best_baseline(taus: Mapping[str, Mapping[str, float]], baselines: Sequence[s
     """The baseline with the highest mean τ_w over tasks (those with a finite mean)."""
     means = {b: mean_finite(taus[b].values()) for b in baselines if b in taus}
     means = {b: v for b, v in means.items() if math.isfinite(v)}
-    return max(means, key=means.get) if means else None
+    return max(means, key=means.__getitem__) if means else None
 
 
 # --------------------------------------------------------------------------------------- the pick
@@ -242,7 +243,7 @@ def setup_stability(scores: Mapping[str, Mapping[str, Mapping[str, float]]], tru
                 vals.append(tau_per_task({t: scores[meth].get(t) or {}}, {t: tr})[t])
             means[meth] = mean_finite(vals)
         ok = {k: v for k, v in means.items() if math.isfinite(v)}
-        return max(ok, key=ok.get) if ok else None
+        return max(ok, key=ok.__getitem__) if ok else None
 
     full = winner(tasks)
     loto = [winner([t for t in tasks if t != left]) for left in tasks] if len(tasks) > 1 else []
@@ -254,7 +255,7 @@ def setup_stability(scores: Mapping[str, Mapping[str, Mapping[str, float]]], tru
     n = len(loto) + len(half)
     return {
         "winner": full,
-        "leave_one_task_out": {"same": same_l, "of": len(loto), "winners": dict(zip(tasks, loto)) if loto else {}},
+        "leave_one_task_out": {"same": same_l, "of": len(loto), "winners": dict(zip(tasks, loto, strict=True)) if loto else {}},
         "half_zoo": {"same": same_h, "of": len(half), "winners": {w: half.count(w) for w in sorted(set(half), key=str)}},
         "stability": (same_l + same_h) / n if n else math.nan,
     }

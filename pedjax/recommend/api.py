@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import time
 from importlib import resources
+from typing import Any
+
+import numpy as np
 
 from .._validate import ParamError
 from ..data import TaskData
@@ -80,7 +83,7 @@ def recommend(zoo: Zoo, data: TaskData, history: History, *, task: str | None = 
     if tuple(data.x_train.shape[1:]) != tuple(zoo[proxy].input_shape):
         raise ParamError("images", f"images of shape {data.x_train.shape[1:]} do not fit the zoo (input {zoo[proxy].input_shape})")
     t0 = time.perf_counter()
-    rep = task_representation(prox, data.x_train)
+    rep: np.ndarray | None = task_representation(prox, data.x_train)
     proxy_s = time.perf_counter() - t0
     past = [t for t in hist.tasks if t not in exclude]
     fallback = None
@@ -95,7 +98,7 @@ def recommend(zoo: Zoo, data: TaskData, history: History, *, task: str | None = 
     comps, neighbours = rec.scores(rep, exclude)
     fit_s = time.perf_counter() - t0
     fac = rec.factors(exclude)
-    result = {"task": name, "history": {"kind": hist.kind, "source": hist.source, "tasks": past, "left_out": exclude},
+    result: dict[str, Any] = {"task": name, "history": {"kind": hist.kind, "source": hist.source, "tasks": past, "left_out": exclude},
               "proxy": proxy, "neighbours": neighbours, "fallback": fallback, "meta_weight": rec.meta_weight,
               "factorisation": {"rank": fac.rank, "reg": fac.reg, "nonneg": nonneg, "heldout_rmse": fac.heldout_error},
               "seconds": {"proxy_forward": proxy_s, "factorise_and_score": fit_s}}
@@ -112,6 +115,7 @@ def recommend(zoo: Zoo, data: TaskData, history: History, *, task: str | None = 
             fs = ped_set(fs, ped)
         comps[variant] = score_set(fs, metric)
         result["seconds"]["metric"] = time.perf_counter() - t0
+        w: float | None
         if weight is not None:
             w, why = weight, "given"
         else:

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -82,13 +82,13 @@ def arch_graph(module, input_shape: Sequence[int] = (28, 28, 1)) -> Graph:
             if sub is not None:
                 inner = sub.jaxpr if hasattr(sub, "jaxpr") else sub
                 ienv = {}
-                for iv, ov in zip(inner.invars, eqn.invars):
+                for iv, ov in zip(inner.invars, eqn.invars, strict=False):  # a sub-jaxpr may take fewer inputs than the equation passes
                     if not _is_literal(ov) and ov in env:
                         ienv[iv] = env[ov]
                 for cv in getattr(inner, "constvars", ()):
                     ienv[cv] = node("const", cv.aval)
                 outs = walk(inner, ienv)
-                for ov, src in zip(eqn.outvars, outs):
+                for ov, src in zip(eqn.outvars, outs, strict=False):  # see above
                     if src is not None:
                         env[ov] = src
                 continue
@@ -141,14 +141,14 @@ def embed(graph: Graph, *, dim: int = 128, iterations: int = 3, shape_bins: int 
     for lab, c in counts.items():
         h = int(lab, 16)
         struct[h % dim] += (1.0 if (h >> 20) & 1 else -1.0) * np.log1p(c)
-    struct /= max(np.linalg.norm(struct), 1e-12)
+    struct /= max(float(np.linalg.norm(struct)), 1e-12)
     shape = np.zeros(shape_bins)
     for s in graph.sizes:
         x = min(np.log2(max(s, 1)), shape_bins - 1 - 1e-9)
         lo = int(np.floor(x))
         shape[lo] += 1 - (x - lo)
         shape[lo + 1] += x - lo
-    shape /= max(np.linalg.norm(shape), 1e-12)
+    shape /= max(float(np.linalg.norm(shape)), 1e-12)
     return np.concatenate([struct, shape_weight * shape])
 
 
@@ -200,7 +200,7 @@ def meta_scores(meta: Mapping[str, dict], history, alphas: Sequence[float] = (0.
     y = np.nanmean(history.standardized(), axis=1)
     ok = np.isfinite(y)
     X, y = X[ok], y[ok]
-    names = [m for m, k in zip(models, ok) if k]
+    names = [m for m, k in zip(models, ok, strict=True) if k]
 
     def loo(alpha):
         preds = np.empty(len(y))
@@ -211,7 +211,7 @@ def meta_scores(meta: Mapping[str, dict], history, alphas: Sequence[float] = (0.
 
     best = min(alphas, key=lambda a: (float(np.mean((loo(a) - y) ** 2)), -a))
     pred = loo(best) if cold_start else np.c_[X, np.ones(len(y))] @ _ridge(X, y, best)
-    return dict(zip(names, map(float, pred)))
+    return dict(zip(names, map(float, pred), strict=True))
 
 
 def _ridge(X, y, alpha):

@@ -11,7 +11,8 @@ history-only study of a published table.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -21,11 +22,20 @@ from .fennec import Recommender
 from .history import History
 
 
-def measures(scores: Mapping[str, float], truth: Mapping[str, float]) -> dict[str, float]:
-    """``{"tau_w", "rel1", "regret1"}`` of ``scores`` against ``truth`` over the models of both;
-    non-finite scores rank last."""
+class Measures(TypedDict):
+    """What :func:`measures` returns."""
+
+    tau_w: float
+    rel1: float
+    regret1: float
+    pick: str
+
+
+def measures(scores: Mapping[str, float | None], truth: Mapping[str, float]) -> Measures:
+    """``{"tau_w", "rel1", "regret1", "pick"}`` of ``scores`` against ``truth`` over the models of
+    both (``pick``: the model scored highest); non-finite scores rank last."""
     models = [m for m in truth if m in scores]
-    s = [float(scores[m]) if scores[m] is not None and math.isfinite(scores[m]) else -1e300 for m in models]
+    s = [float(v) if (v := scores[m]) is not None and math.isfinite(v) else -1e300 for m in models]
     t = [float(truth[m]) for m in models]
     pick = models[int(np.argmax(s))]
     return {"tau_w": float(weighted_tau(s, t)), "rel1": float(rel_k(s, t, 1)), "regret1": float(max(t) - truth[pick]),
@@ -46,7 +56,7 @@ def heldout_baselines(Y, *, frac: float = 0.2, splits: int = 3, seed: int = 0) -
     mask = np.isfinite(Y).astype(np.float64)
     Yz = np.where(mask > 0, Y, 0.0)
     held = _holdout_masks(mask, frac, splits, seed)
-    out = {"task mean": [], "model mean": []}
+    out: dict[str, list[float]] = {"task mean": [], "model mean": []}
     for h in held:
         train = mask * (1 - h)
         col = (Yz * train).sum(0) / np.maximum(train.sum(0), 1)
@@ -64,7 +74,7 @@ def published_study(history: History, *, evaluate: Sequence[str] | None = None, 
     means, the chosen ranks, and the held-out entry errors (RMSE on the preprocessed scale, with
     the baselines of :func:`heldout_baselines`)."""
     tasks = list(evaluate) if evaluate is not None else list(history.tasks)
-    out = {"tasks": tasks, "tau": {"history mean rank": {}}, "rank": {}, "heldout": {}}
+    out: dict[str, Any] = {"tasks": tasks, "tau": {"history mean rank": {}}, "rank": {}, "heldout": {}}
     for t in tasks:
         out["tau"]["history mean rank"][t] = measures(history.mean_rank([t]), history.column(t))["tau_w"]
     for nn in nonneg_options:

@@ -17,8 +17,8 @@ splits, one compiled program per rank). Everything is deterministic for a seed.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +50,7 @@ class Factors:
 
     def scores(self, v) -> dict[str, float]:
         """``{model: u_mᵀ v}`` for a task vector ``v`` [r]."""
-        return dict(zip(self.models, map(float, self.U @ np.asarray(v, np.float64))))
+        return dict(zip(self.models, map(float, self.U @ np.asarray(v, np.float64)), strict=True))
 
 
 def prepare(values: np.ndarray, nonneg: bool) -> np.ndarray:
@@ -121,7 +121,7 @@ def factorize(Y, mask=None, *, rank: int = 2, reg: float = 1e-2, nonneg: bool = 
     """Fit Y ≈ U Vᵀ on the observed entries (``mask``, default: the finite ones); returns
     ``(U [M, rank], V [T, rank])`` as NumPy arrays. Deterministic for ``seed``."""
     Yz, m = _check(Y, mask)
-    if not (isinstance(rank, (int, np.integer)) and 1 <= rank):
+    if not (isinstance(rank, (int, np.integer)) and rank >= 1):
         raise ValueError(f"rank: a positive integer, got {rank!r}")
     if not (np.isfinite(reg) and reg >= 0):
         raise ValueError(f"reg: a finite number ≥ 0, got {reg!r}")
@@ -159,8 +159,8 @@ def heldout_errors(Y, mask=None, *, ranks: Sequence[int] = (1, 2, 3, 4), regs: S
     the observed entries; the fit sees the rest. ``{(rank, reg): RMSE}`` (mean over splits)."""
     Yz, m = _check(Y, mask)
     held = _holdout_masks(m, frac, splits, seed)
-    regs = np.asarray(regs, np.float64)
-    out = {}
+    reg_values = np.asarray(regs, np.float64)
+    out: dict[tuple[int, float], float] = {}
     keys = jax.random.split(jax.random.PRNGKey(seed), splits)
     rmax = max(RMAX, max(ranks))
     train = jnp.asarray(m * (1 - held))
@@ -168,11 +168,11 @@ def heldout_errors(Y, mask=None, *, ranks: Sequence[int] = (1, 2, 3, 4), regs: S
     # splits × regs × ranks in one program
     fit = jax.vmap(jax.vmap(jax.vmap(one, in_axes=(0, None, 0, None)), in_axes=(None, 0, None, None)),
                    in_axes=(None, None, None, 0))
-    U, V = fit(train, jnp.asarray(regs), keys, jnp.asarray(list(ranks)))  # [K, R, S, M, rmax], [K, R, S, T, rmax]
+    U, V = fit(train, jnp.asarray(reg_values), keys, jnp.asarray(list(ranks)))  # [K, R, S, M, rmax], [K, R, S, T, rmax]
     pred = np.einsum("kasmr,kastr->kasmt", np.asarray(U), np.asarray(V))
     err = ((pred - Yz) ** 2 * held).sum(axis=(-2, -1)) / held.sum(axis=(1, 2))
     for b, r in enumerate(ranks):
-        for a, reg in enumerate(regs):
+        for a, reg in enumerate(reg_values):
             out[(int(r), float(reg))] = float(np.sqrt(err[b, a].mean()))
     return out
 

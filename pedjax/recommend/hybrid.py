@@ -16,7 +16,7 @@ neither its history score nor its weight). Ties between grid points are resolved
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ def zscore(scores: Mapping[str, float | None]) -> dict[str, float]:
     mu, sd = vals[ok].mean(), vals[ok].std()
     sd = sd if sd > 0 else 1.0
     z = np.where(ok, (vals - mu) / sd, (vals[ok].min() - mu) / sd - 1.0)
-    return dict(zip(scores, map(float, z)))
+    return dict(zip(scores, map(float, z), strict=True))
 
 
 def combine(components: Mapping[str, Mapping[str, float]], weights: Mapping[str, float]) -> dict[str, float]:
@@ -104,7 +104,7 @@ def loto_hybrid_select(tasks: Sequence[str], history_score: Callable[[str, froze
     {model: score}}}``; for each held-out task the (variant, weight) with the best mean τ_w on the
     other tasks is used (the first variant in the given order wins ties). Returns ``{task:
     {"scores", "weight", "variant", "curve"}}``."""
-    out = {}
+    out: dict[str, dict] = {}
     for t in tasks:
         others = [s for s in tasks if s != t]
         hs = {s: history_score(s, frozenset({s, t})) for s in others}
@@ -114,6 +114,8 @@ def loto_hybrid_select(tasks: Sequence[str], history_score: Callable[[str, froze
             val = max(curve.values())
             if best is None or val > best[0] + 1e-12:
                 best = (val, v, w, curve)
+        if best is None:
+            raise ValueError("metric_scores: give at least one variant")
         _, v, w, curve = best
         out[t] = {"scores": merge(history_score(t, frozenset({t})), metric_scores[v][t], w), "weight": w,
                   "variant": v, "curve": curve}

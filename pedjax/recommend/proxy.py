@@ -19,10 +19,18 @@ parameters.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
+
+
+class Backbone(Protocol):
+    """What a proxy needs of its member: ``features(x) -> [N, D]`` (a :class:`pedjax.zoo.ZooMember`;
+    ``source_mean``/``source_std`` are read when present)."""
+
+    def features(self, x: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -30,10 +38,10 @@ class Proxy:
     """A fixed proxy backbone: ``features(x) -> [N, D]`` plus its source statistics (or ``None``)."""
 
     name: str
-    member: object  # a pedjax.zoo.ZooMember (anything with .features(x) and .source_mean/.source_std)
+    member: Backbone  # a pedjax.zoo.ZooMember (anything with .features(x) and .source_mean/.source_std)
 
     @classmethod
-    def from_zoo(cls, zoo, name: str) -> "Proxy":
+    def from_zoo(cls, zoo, name: str) -> Proxy:
         return cls(name, zoo[name])
 
 
@@ -71,7 +79,7 @@ def neighbour_weights(rep, past: Mapping[str, np.ndarray], k: int = 2) -> dict[s
     tau = float(np.median(dk))
     w = np.exp(-(dk - dk.min()) / tau) if tau > 0 else np.ones(k)
     w /= w.sum()
-    return {names[i]: float(wi) for i, wi in zip(order, w)}
+    return {names[i]: float(wi) for i, wi in zip(order, w, strict=True)}
 
 
 def latent_vector(weights: Mapping[str, float], factors) -> np.ndarray:
