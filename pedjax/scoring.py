@@ -134,7 +134,7 @@ def _chunks(names, arrays, n: int, batch_size, memory_budget: int, n_dev: int) -
         groups.setdefault(arrays[name].shape[1], []).append(name)
     chunks = []
     for d, members in groups.items():
-        itemsize = arrays[members[0]].dtype.itemsize if jax.config.jax_enable_x64 else 4
+        itemsize = arrays[members[0]].dtype.itemsize if _precision.x64_enabled() else 4
         per_model = _TEMP_COPIES * n * d * max(itemsize, 4)
         b = batch_size or max(1, int(memory_budget // max(per_model, 1)))
         b = max(1, min(b, len(members)))
@@ -224,7 +224,7 @@ def _plan(features, labels, metric, ped, source_stats, metric_options, batch_siz
     kind = m.input if m is not None else "features"
     if ped is not None:
         _check_ped(ped)
-        if kind != "features":
+        if m is not None and m.input != "features":
             raise ValueError(f"ped: PED moves feature clusters; metric {m.name!r} takes {m.input}, not features")
     codes, classes = encode_labels(labels, "labels")
     n = codes.shape[0]
@@ -297,7 +297,7 @@ def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_s
     names = [metrics] if isinstance(metrics, (str, Metric)) else list(metrics)
     plans = {_resolve_metric(k).name: _plan(features, labels, k, ped, source_stats, metric_options, batch_size, memory_budget)
              for k in names}
-    x64 = bool(jax.config.jax_enable_x64)  # the worker threads compile in this call's precision
+    x64 = _precision.x64_enabled()  # the worker threads compile in this call's precision
 
     def compile_one(f, a, c):
         with _precision.scope(x64):
@@ -307,6 +307,7 @@ def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_s
     futures: dict = {}
     try:
         for name, plan in plans.items():
+            assert plan.m is not None  # a metric's plan (only ped_zoo plans PED alone)
             if plan.m.batch == "host" and ped is None:
                 continue
             seen = set()
@@ -393,10 +394,12 @@ def score_zoo(
         return streamed
     plan = _plan(features, labels, metric, ped, source_stats, metric_options, batch_size, memory_budget)
     m, fn = plan.m, plan.fn
+    assert m is not None  # a metric's plan (only ped_zoo plans PED alone)
     scores: dict[str, float] = {}
     desc = f"scoring {len(plan.names)} models ({m.name}{' + PED' if ped else ''})"
     for d, members, b in tracked(plan.chunks, progress, desc):
         args = plan.args(d, members, b)
+        out: list[float] | np.ndarray
         if m.batch == "host":
             moved = np.asarray(fn(*args, num_classes=plan.num_classes)) if ped is not None else args[0]
             out = [m.fn(moved[i], plan.codes, **plan.host_options) for i in range(len(members))]
@@ -405,7 +408,9 @@ def score_zoo(
         del args
         for k, v in zip(members, out[: len(members)]):
             scores[k] = float(v)
-    scores.update({k: float(m.uninformative) for k in plan.degenerate})
+    if plan.degenerate:  # only feature metrics find degenerate models, and theirs is a float
+        assert m.uninformative is not None
+        scores.update({k: float(m.uninformative) for k in plan.degenerate})
     names = plan.names
     return {k: scores[k] for k in names}
 
