@@ -44,8 +44,21 @@ def host_kernels_enabled() -> bool:
     device, and :data:`HOST_BLAS` (``PEDJAX_HOST_BLAS`` at import) unless :func:`host_kernels`
     says otherwise."""
     enabled = HOST_BLAS if _override is None else _override
-    # one CPU device only: host callbacks issued from several CPU devices at once can deadlock
-    return enabled and jax.default_backend() == "cpu" and jax.local_device_count() == 1
+    # one CPU device only: host callbacks issued from several CPU devices at once can deadlock;
+    # x64 on process-wide: JAX runs a callback in a thread that does not see an entry point's scoped
+    # enable_x64, and there casts the callback's float64 result to float32 and fails the call
+    return enabled and _x64_process_wide() and jax.default_backend() == "cpu" and jax.local_device_count() == 1
+
+
+def _x64_process_wide() -> bool:
+    """Whether ``jax_enable_x64`` is on for the whole process (not only in a scope); False when
+    this JAX version does not say (the XLA paths are then used: same numbers, slower)."""
+    try:
+        from jax._src import config as _config
+
+        return bool(_config.enable_x64.get_global())
+    except Exception:  # pragma: no cover - a JAX without the attribute
+        return False
 
 
 @contextlib.contextmanager

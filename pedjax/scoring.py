@@ -20,12 +20,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from . import _precision
 from ._precision import entry_point
@@ -93,7 +95,7 @@ def _stats_for(names, source_stats, dims, X_by_name, degenerate=()):
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _zoo_fn(core, options: tuple, use_ped: bool, n_dev: int, batch: str = "vmap"):
     """Compiled ``(Xs [m,N,D], means [m,D], stds [m,D], y, cfg) -> scores [m]``; with
     ``batch="host"`` (:attr:`Metric.batch`) it returns the (PED-moved) features instead."""
@@ -249,8 +251,11 @@ def _plan(features, labels, metric, ped, source_stats, metric_options, batch_siz
     options = tuple(sorted((metric_options or {}).items()))
     n_dev = jax.local_device_count()
     # PED alone, or a host metric's compiled part (also PED alone): one shared program
+    if m is not None and m.zoo is not None:  # a zoo-level metric: its per-model components are vmapped
+        accepted_core = inspect.signature(m.zoo[0]).parameters
+        options = tuple((k, v) for k, v in options if k in accepted_core)
     fn, mesh = (_zoo_fn(None, (), True, n_dev, "host") if m is None or m.batch == "host"
-                else _zoo_fn(m.core, options, ped is not None, n_dev))
+                else _zoo_fn(m.core if m.zoo is None else m.zoo[0], options, ped is not None, n_dev))
     # batch="host": the public function takes its own options; core-only ones (NLEEP's padded PCA
     # width) do not apply to it, as it picks the exact shapes per model
     accepted = inspect.signature(m.fn).parameters if m is not None else {}
@@ -395,7 +400,7 @@ def score_zoo(
     plan = _plan(features, labels, metric, ped, source_stats, metric_options, batch_size, memory_budget)
     m, fn = plan.m, plan.fn
     assert m is not None  # a metric's plan (only ped_zoo plans PED alone)
-    scores: dict[str, float] = {}
+    scores: dict = {}
     desc = f"scoring {len(plan.names)} models ({m.name}{' + PED' if ped else ''})"
     for d, members, b in tracked(plan.chunks, progress, desc):
         args = plan.args(d, members, b)
@@ -406,8 +411,10 @@ def score_zoo(
         else:
             out = np.asarray(fn(*args, num_classes=plan.num_classes))
         del args
-        for k, v in zip(members, out[: len(members)]):
-            scores[k] = float(v)
+        for k, v in zip(members, out[: len(members)], strict=True):
+            scores[k] = float(v) if m.zoo is None else tuple(np.asarray(v, np.float64).tolist())
+    if m.zoo is not None:  # the published zoo-level combination over the scored (non-degenerate) models
+        scores = dict(m.zoo[1](scores)) if scores else {}
     if plan.degenerate:  # only feature metrics find degenerate models, and theirs is a float
         assert m.uninformative is not None
         scores.update({k: float(m.uninformative) for k in plan.degenerate})

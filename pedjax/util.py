@@ -29,11 +29,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
-
 
 #: mode of a new file before the umask, as ``open()`` and NumPy's writers use
 FILE_MODE = 0o666
@@ -163,7 +163,8 @@ class Progress:
         self._p = None
         if enabled:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as _RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import Progress as _RichProgress
 
             self._p = _RichProgress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -182,7 +183,7 @@ class Progress:
             self._p.stop()
             self._p = None
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -245,7 +246,7 @@ def output_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
                 _held[key][1] -= 1
         return
     lock_path = path / LOCK_FILE
-    f = open(lock_path, "a+")
+    f = open(lock_path, "a+")  # noqa: SIM115 - held open (the flock) until this generator's finally
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

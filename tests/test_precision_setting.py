@@ -127,3 +127,29 @@ def test_every_entry_point_requests_highest_matmul_precision(tmp_path, precision
     assert outside and all("precision = [DEFAULT, DEFAULT]" in ln for _, ln in outside)
     want = "f32" if precision == "float32" else "f64"
     assert any(want in ln for _, ln in inside)
+
+
+_X64_OFF_CHILD = r"""
+import json
+import jax, numpy as np
+from pedjax import _linalg, metrics
+rng = np.random.default_rng(0)
+X = rng.standard_normal((3000, 400)); y = np.arange(3000) % 7   # large enough for the host-BLAS Gram
+print(json.dumps({"x64": bool(jax.config.jax_enable_x64), "host": _linalg.host_kernels_enabled(),
+                  "hscore": metrics.hscore(X, y), "logme": metrics.logme(X, y)}))
+"""
+
+
+def test_float64_entry_points_work_with_x64_off_process_wide():
+    """A plain script (x64 off process-wide) gets float64 results from large inputs too: the host
+    kernels, whose callbacks do not see the scoped switch, step aside for the XLA paths."""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    out = subprocess.run([sys.executable, "-c", _X64_OFF_CHILD], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["x64"] is False and got["host"] is False
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 400))
+    y = np.arange(3000) % 7
+    assert got["logme"] == pytest.approx(np_logme(X, y), rel=1e-9)
+    assert got["hscore"] == pytest.approx(metrics.hscore(X, y), rel=1e-9)

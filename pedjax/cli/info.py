@@ -17,6 +17,7 @@ def add_parser(sub) -> None:
 
 def _cmd_info(args) -> int:
     import pedjax
+
     from .._precision import environment, resolve
 
     env = {"pedjax": pedjax.__version__, **environment(), "precision": resolve()}
@@ -40,9 +41,14 @@ def _cmd_info(args) -> int:
 
 def _cmd_metrics(args) -> int:
     from .. import metrics
+    from ..streaming.metrics_from_stats import SUPPORTED
 
-    printing.metrics_table([{"name": name, "input": metrics.REGISTRY[name].input, "citation": metrics.REGISTRY[name].citation}
-                            for name in metrics.names()])
+    rows = []
+    for name in metrics.names():
+        m = metrics.REGISTRY[name]
+        rows.append({"name": name, "input": m.input, "PED": "yes" if m.input == "features" else "no",
+                     "streams": "yes" if name in SUPPORTED else "no", "citation": m.citation})
+    printing.metrics_table(rows)
     return 0
 
 

@@ -30,6 +30,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     import pedjax
+
     from ..rank import ranking, score_problems
     from ..scoring import feature_metric, score_store
 

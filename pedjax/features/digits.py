@@ -23,9 +23,9 @@ from .featureset import FeatureSet
 
 def digits_zoo(seed: int = 0):
     """Return (features {name: [N, D]}, labels [N], source_stats {name: (mean, std)}, truth {name: acc})."""
+    import flax.linen as nn
     import jax
     import jax.numpy as jnp
-    import flax.linen as nn
     import optax
     from sklearn.datasets import load_digits
     from sklearn.decomposition import PCA
@@ -50,7 +50,8 @@ def digits_zoo(seed: int = 0):
             W = rng.standard_normal((64, w)) * scale / 8.0
             b = rng.standard_normal(w) * 0.5
             models[f"relu-{w}{'ab'[j]}"] = lambda A, W=W, b=b: np.maximum(A @ W + b, 0.0)
-    models["pixels+noise-128"] = lambda A, N=rng.standard_normal((64, 64)): np.concatenate([A, np.tanh(A @ N)], axis=1)
+    noise = rng.standard_normal((64, 64))
+    models["pixels+noise-128"] = lambda A, N=noise: np.concatenate([A, np.tanh(A @ N)], axis=1)
 
     class MLP(nn.Module):
         width: int
@@ -70,8 +71,10 @@ def digits_zoo(seed: int = 0):
         state = opt.init(params)
 
         @jax.jit
-        def step(p, s, A, t, net=net):
-            loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(net.apply(p, A), t).mean()
+        def step(p, s, A, t, net=net, opt=opt):
+            def loss(p):
+                return optax.softmax_cross_entropy_with_integer_labels(net.apply(p, A), t).mean()
+
             g = jax.grad(loss)(p)
             u, s = opt.update(g, s)
             return optax.apply_updates(p, u), s

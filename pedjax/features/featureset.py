@@ -9,8 +9,9 @@ benchmark loop (:func:`pedjax.rank.benchmark`) and meta-learning (:mod:`pedjax.m
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -89,10 +90,10 @@ class FeatureSet:
             return dict(self.source_probs)
         return {m: np.argmax(np.asarray(p), axis=1) for m, p in self.source_probs.items()}
 
-    def replace(self, **changes) -> "FeatureSet":
+    def replace(self, **changes) -> FeatureSet:
         return dataclasses.replace(self, **changes)
 
-    def select(self, mask, task: str | None = None, truth: Mapping[str, float] | None = None) -> "FeatureSet":
+    def select(self, mask, task: str | None = None, truth: Mapping[str, float] | None = None) -> FeatureSet:
         """The samples where boolean ``mask`` [N] holds (source statistics unchanged)."""
         mask = np.asarray(mask, bool)
         return self.replace(

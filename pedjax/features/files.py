@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import zipfile
 import zlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -123,6 +124,9 @@ class _NpzFiles:
 
     def keys(self) -> list[str]:
         return sorted(self.npz.files)
+
+    def __iter__(self):
+        return iter(self.keys())
 
     def path(self, key: str) -> str:
         return f"{self.where}[{key}]"
@@ -423,7 +427,7 @@ def open_store(results_dir=None, zoo=None, dataset: str | None = None, source: s
     if not path.is_file():
         raise FileNotFoundError(f"--zoo: no file {path}; write an .npz zoo with pedjax.features.save_npz_zoo")
     store = _NpzFiles(path)
-    if any(k.startswith("features/") for k in store.keys()):
+    if any(k.startswith("features/") for k in store):
         return NpzStore(store, dataset, source, models, exclude)
     if not dataset:
         known = datasets_in(store.keys())

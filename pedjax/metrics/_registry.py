@@ -20,7 +20,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -32,7 +33,7 @@ from .._validate import as_float_matrix, encode_labels, is_degenerate
 UNINFORMATIVE = float("-inf")
 
 #: name -> :class:`Metric`
-REGISTRY: dict[str, "Metric"] = {}
+REGISTRY: dict[str, Metric] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Metric:
       uninformative: the score of degenerate features (``-inf`` for feature metrics); ``None``
         where the metric's own value on a constant input is the chance level (LEEP, NCE).
       citation: the paper (authors, venue, year) and the published code the metric matches.
+      zoo: ``None``, or ``(components_core, combine)`` for a metric the published code defines over
+        a whole zoo (NCTI min–max scales each term over the models): :func:`pedjax.score_zoo` vmaps
+        ``components_core(X, y, num_classes) -> [K]`` and returns ``combine({name: components})``;
+        the public per-model function cannot see the zoo and returns its documented per-model value.
       batch: how :func:`pedjax.score_zoo` runs the metric over a stacked model axis: ``"vmap"``
         (one batched program of the core) or ``"host"`` (PED, if any, batched as usual, then the
         public function per model — for metrics whose public path picks shapes from the data,
@@ -66,13 +71,14 @@ class Metric:
     batch: str = "vmap"
     uninformative: float | None = UNINFORMATIVE
     citation: str = ""
+    zoo: tuple[Callable[..., Any], Callable[..., dict]] | None = None
 
     def __call__(self, *args, **kwargs) -> float:
         return self.fn(*args, **kwargs)
 
 
 def register(name: str, core: Callable, *, input: str = "features", static: tuple[str, ...] = (), batch: str = "vmap",
-             citation: str = ""):
+             citation: str = "", zoo: tuple[Callable[..., Any], Callable[..., dict]] | None = None):
     """Decorator for a public metric function: records it with its JAX core in :data:`REGISTRY`.
 
     ``citation``: the paper and the published code it matches (shown by ``pedjax metrics``).
@@ -89,7 +95,7 @@ def register(name: str, core: Callable, *, input: str = "features", static: tupl
         if input == "features":
             fn = _uninformative_guard(fn)
         REGISTRY[name] = Metric(name=name, fn=fn, core=core, input=input, static=tuple(static), batch=batch,
-                                uninformative=UNINFORMATIVE if input == "features" else None, citation=citation)
+                                uninformative=UNINFORMATIVE if input == "features" else None, citation=citation, zoo=zoo)
         fn.core = core
         return fn
 
@@ -120,7 +126,7 @@ def _input_of(core: Callable) -> str:
     return "features"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jitted(core: Callable, static: tuple[str, ...] = ()) -> Callable:
     """``jax.jit(core)`` with ``num_classes`` and the metric's static options marked static."""
     return jax.jit(core, static_argnames=("num_classes",) + tuple(static))

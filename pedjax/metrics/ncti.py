@@ -235,7 +235,7 @@ def _options(n_components, var_components, within_scale):
     return {"n_components": int(n_components), "var_components": int(var_components), "within_scale": within_scale}
 
 
-@register("ncti", ncti_core, static=_STATIC,
+@register("ncti", ncti_core, static=_STATIC, zoo=(ncti_components_core, lambda comps: ncti_combine(comps)),
           citation="Wang, Luo, Zheng, Huang & Baktashmotlagh, ICCV 2023 (NCTI); matches "
                    "github.com/BUserName/NCTI metrics.py NCTI_Score (exact PCA); the published "
                    "zoo-level min-max combination is ncti_combine")

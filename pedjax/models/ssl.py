@@ -39,8 +39,9 @@ Heads have no batch statistics (LayerNorm instead of BatchNorm), so ``params`` i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax

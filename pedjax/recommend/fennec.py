@@ -24,18 +24,19 @@ it used (:class:`Scores`); nothing is left on the instance.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from ..util import sha1_arrays
 from .archi2vec import meta_scores
 from .factorize import Factors, select
+from .history import History
 from .hybrid import META_WEIGHT, combine
 from .proxy import latent_vector, neighbour_weights
-from .history import History
 
 
 class Scores(NamedTuple):

@@ -20,10 +20,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import scipy.stats
@@ -72,20 +72,20 @@ class History:
     def column(self, task: str) -> dict[str, float]:
         """``{model: value}`` of ``task`` (observed entries only)."""
         j = self._task_index(task)
-        return {m: float(v) for m, v in zip(self.models, self.values[:, j]) if np.isfinite(v)}
+        return {m: float(v) for m, v in zip(self.models, self.values[:, j], strict=True) if np.isfinite(v)}
 
     def _task_index(self, task: str) -> int:
         if task not in self.tasks:
             raise KeyError(f"task: the history has no task {task!r}; it has {list(self.tasks)}")
         return self.tasks.index(task)
 
-    def without(self, *tasks: str) -> "History":
+    def without(self, *tasks: str) -> History:
         """The history with ``tasks`` left out (leave-one-task-out)."""
         keep = [j for j, t in enumerate(self.tasks) if t not in tasks]
         return History(self.values[:, keep], self.models, tuple(self.tasks[j] for j in keep), self.kind, self.source,
                        dict(self.meta))
 
-    def select_models(self, models: Sequence[str]) -> "History":
+    def select_models(self, models: Sequence[str]) -> History:
         idx = []
         for m in models:
             if m not in self.models:
@@ -125,7 +125,7 @@ class History:
             cnt = np.isfinite(r).sum(axis=1)
             s = np.where(cnt > 0, np.nansum(r, axis=1) / np.maximum(cnt, 1), np.nan)
         s = np.round(s, 12)  # equal mean ranks summed in another order stay ties (τ_w treats ties specially)
-        return dict(zip(h.models, map(float, s)))
+        return dict(zip(h.models, map(float, s), strict=True))
 
     def to_table(self) -> dict[str, dict[str, float]]:
         return {t: self.column(t) for t in self.tasks}
@@ -265,6 +265,6 @@ def _from_csv(text: str, where: str) -> History:
         for k, r in enumerate(rows[1:], 2):
             if len(r) != len(head):
                 raise ValueError(f"--history: {where}: line {k} has {len(r)} cells, the header {len(head)}")
-            for t, c in zip(tasks, r[1:]):
+            for t, c in zip(tasks, r[1:], strict=True):
                 table[t][r[0].strip()] = num(c, f"line {k}, column {t!r}")
     return from_table(table, kind="finetune", source=where, strict=True)
