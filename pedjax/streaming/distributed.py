@@ -14,10 +14,14 @@ Every process runs the same program::
 * ``devices="global"`` builds one mesh over every process's devices. Each process reads its own
   contiguous row range of every file (``Engine.row_range``: rows ⌊N·p/P⌋ … ⌊N·(p+1)/P⌋ − 1) in
   blocks; all processes step through the same number of blocks (shorter ranges are padded with
-  masked rows). The statistics stay on the device that computed them until one all-reduce
-  (sum, max, min per field) at the end of a pass; every process then holds the same statistics
-  and computes the same scores. SFDA's passes 2 and 3 work the same way (each process keeps its
-  own rows' ConfMix weights).
+  masked rows). The statistics stay on the device that computed them until the end of a pass:
+  each device's partial statistics are taken around its own class shifts (each class's mean in
+  the first block where that device saw it), so they are first recentred on the count-weighted
+  mean of the devices' shifts (one all-reduce, exact translation formulas), then combined (one
+  all-reduce: sum, max, min per field; in float32 the compensation terms of the sums travel
+  alongside and are added on the host in float64) — :mod:`pedjax.streaming.stats`. Every process
+  then holds the same statistics and computes the same scores. SFDA's passes 2 and 3 work the
+  same way (each process keeps its own rows' ConfMix weights).
 * Every process must see the files at the same path (a shared file system) or its own copy;
   labels are read whole by every process (N integers) to agree on the classes.
 

@@ -27,6 +27,7 @@ themselves: :func:`require_streamable` says so and points at :func:`pedjax.strea
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import jax
@@ -102,10 +103,27 @@ def _logme_moments(G, B, yy, n: int, tridiagonal: bool):
 
 
 def logme_stats(stats: ClassStats) -> float:
+    """LogME from the statistics, finished in float64 on the host CPU whatever the precision of
+    the pass (:func:`host_float64`)."""
     G = stats.raw_gram()
     B = stats.raw_class_sums().T
-    tri = G.dtype == np.float64 and min(stats.n, stats.dim) >= 2 and host_kernels_enabled()
-    return float(_logme_moments(jnp.asarray(G), jnp.asarray(B), jnp.asarray(stats.counts), n=stats.n, tridiagonal=tri))
+    with host_float64():
+        tri = min(stats.n, stats.dim) >= 2 and host_kernels_enabled()
+        return float(_logme_moments(jnp.asarray(G), jnp.asarray(B), jnp.asarray(stats.counts), n=stats.n, tridiagonal=tri))
+
+
+@contextlib.contextmanager
+def host_float64():
+    """Float64 on the host CPU device: where LogME is finished from the statistics.
+
+    The statistics pass is the N-proportional work and runs on the accelerator in the requested
+    precision; what follows is O(D³) and independent of N, and every host has float64 (TPUs do
+    not). LogME needs it: its evidence keeps every direction of the uncentred FᵀF, whose
+    condition number for features with a large mean (ReLU outputs: |μ| ≫ σ) reaches 1e8 and
+    more, beyond float32's 2²⁴ — in float32 the small eigenvalues, and with them the score, move
+    by up to 1e-2 even from exact statistics (measured; tests/test_streaming_float32.py)."""
+    with jax.enable_x64(True), jax.default_device(jax.local_devices(backend="cpu")[0]):
+        yield
 
 
 # ----------------------------------------------------------------------------------------------
@@ -118,7 +136,10 @@ _hscore_jit = jax.jit(hscore_from_moments)
 
 def gbc_stats(stats: ClassStats, gaussian_type: str = "spherical") -> float:
     var = np.maximum(stats.class_var(), VAR_FLOOR)
-    return float(_gbc_jit(jnp.asarray(stats.class_means()), jnp.asarray(var), gaussian_type=gaussian_type))
+    # GBC sees only differences of class means: centred in float64 first, so a float32 finish
+    # does not round them at the scale of the features' mean
+    means = stats.class_means() - stats.mean()
+    return float(_gbc_jit(jnp.asarray(means), jnp.asarray(var), gaussian_type=gaussian_type))
 
 
 def hscore_stats(stats: ClassStats, rcond=None) -> float:

@@ -1,30 +1,56 @@
-"""Streaming sufficient statistics: one pass over row blocks of a feature matrix, float64, jitted per block.
+"""Streaming sufficient statistics: one pass over row blocks of a feature matrix, jitted per block.
 
-Per model the pass accumulates (C classes, D dimensions, a shift vector ``a`` [D]):
+Per model the pass accumulates (C classes, D dimensions, a shift ``a_c`` [C, D] per class):
 
     counts  [C]     n_c
-    sums    [C, D]  S_c = Σ_{i∈c} (x_i − a)
-    sumsq   [C, D]  Q_c = Σ_{i∈c} (x_i − a)²             (per dimension)
-    gram    [D, D]  G   = Σ_i (x_i − a)(x_i − a)ᵀ
+    sums    [C, D]  S_c = Σ_{i∈c} (x_i − a_c)
+    sumsq   [C, D]  Q_c = Σ_{i∈c} (x_i − a_c)²           (per dimension)
+    gram    [D, D]  G   = Σ_i (x_i − a_{y_i})(x_i − a_{y_i})ᵀ
     cmax    [C, D]  max_{i∈c} x_i,  cmin [C, D]  min_{i∈c} x_i   (dead dimensions, H-score's noise
                                                                  floor, exact under class shifts)
 
-The shift ``a`` is the mean of the first rows of the data (the first block, read by every
-process alike): centred quantities (class variances, the within-class scatter, the covariance)
-then come from sums of already nearly-centred values, so the cancellation in
-``Q_c/n_c − (S_c/n_c)²`` costs rounding relative to the spread, not to the mean. Uncentred ones
-(LogME's FᵀF) are rebuilt exactly: FᵀF = G + a·Sᵀ + S·aᵀ + N·a·aᵀ, Fᵀy_c = S_c + n_c·a.
+**The shifts** (the numerics; they matter in float32). Each class's shift ``a_c`` is the mean of
+that class's rows in the first block where the class occurs (set inside the compiled step, so
+sorted-by-class files and iterators are served alike). Every accumulated quantity is then a sum
+of values already centred on their own class to within the class spread, so
 
-Memory: the statistics are O(C·D + D²) per model, whatever N is; a pass holds one block of
-``block_rows`` rows (float64) besides. Blocks are padded to a fixed number of rows with a row
-mask, so one compiled program serves every block.
+* the within-class scatter N·W = G − Σ_c S_c S_cᵀ/n_c and the class variances
+  Q_c/n_c − (S_c/n_c)² cancel only at the level of that spread (the correction terms are
+  O(1/n_first) of it), not at the level of the mean: "Cov = FᵀF/N − μμᵀ" on raw moments loses
+  (|μ|/σ)² of float32's 24 bits — all of them for ReLU features with |μ| ≳ 10³·σ;
+* the between-class part and the total covariance are rebuilt on the host in float64 from the
+  class means, N·Cov = N·W + Σ_c n_c (m_c − μ)(m_c − μ)ᵀ (:meth:`ClassStats.centered`); uncentred
+  quantities (LogME's FᵀF) likewise: FᵀF = N·W + Σ_c n_c m_c m_cᵀ, Fᵀy_c = n_c·m_c;
+* PED's class translation is exact and free: translating class c by δ_c moves its shift
+  (a_c + δ_c) and leaves S, Q and G untouched (:meth:`ClassStats.translated`).
 
-Execution (:class:`Engine`): one device (the Gram through the host BLAS on the CPU backend,
-:func:`pedjax._linalg.gram`); several local devices (each block's rows split over the devices
-with ``shard_map``; every device keeps its own partial statistics and they are summed with one
-collective at the end); several processes (:mod:`pedjax.streaming.distributed`: a global mesh
-over every process's devices, each process feeding its own row range; the same single
-collective then spans processes and every process receives the same statistics).
+**The sums over blocks**: in float32 (any accumulator narrower than float64) every summed field
+carries a Neumaier compensation term (``<field>_c``): the accumulated error is O(eps) of the
+total whatever the number of blocks, instead of growing with it (a running float32 sum over
+2 000 blocks loses up to 2 000·eps ≈ 1.2e-4; counts stay exact past 2²⁴ rows per class). The
+value and its compensation are added on the host in float64. Within a block, the sums are XLA's
+(one segment sum and one Gram product per block, over ``block_rows`` centred rows). float64
+accumulators carry no compensation (their rounding over any number of blocks is far below what
+any consumer resolves), so float64 results are those of the plain shifted sums.
+
+**Combining partial statistics** (several local devices, several processes): partials carry
+their own shifts; each is recentred on the count-weighted mean of the shifts, a* = Σ n_c^p a_c^p
+/ Σ n_c^p (one all-reduce), with the exact translation formulas of :meth:`ClassStats.translated`
+(O(C·D²), once per pass), and then summed (one all-reduce, sum / max / min per field). The result
+is the same statistics as one device would have accumulated, to rounding; any split of the rows
+gives the same to rounding (the operation is associative up to rounding).
+
+Memory: the statistics are O(C·D + D²) per model, whatever N is (twice the summed fields in
+float32, for the compensation); a pass holds one block of ``block_rows`` rows besides. Blocks
+are padded to a fixed number of rows with a row mask, so one compiled program serves every block.
+
+Execution (:class:`Engine`): one device (the Gram through the host BLAS on the CPU backend in
+float64, :func:`pedjax._linalg.gram`; otherwise an XLA product at precision HIGHEST, so TF32 or
+bfloat16 passes never apply); several local devices (each block's rows split over the devices
+with ``shard_map``; every device keeps its own partial statistics and they are combined with the
+collectives above at the end); several processes (:mod:`pedjax.streaming.distributed`: a global
+mesh over every process's devices, each process feeding its own row range; the same collectives
+then span processes and every process receives the same statistics).
 
 Size: one data path — the statistics, their block sources and the engine that runs a pass on one
 device, local devices or processes — kept in one module so a pass reads top to bottom.
@@ -33,21 +59,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from .._linalg import gram
+from .._linalg import _HOST_BLAS_MIN_FLOPS, host_kernels_enabled
 from .._validate import DEGENERATE_ULPS, encode_labels, rounding_eps
 
 #: float64 bytes of one block (rows × D × 8) when ``block_rows`` is not given
 DEFAULT_BLOCK_BYTES = 64 << 20
 
-_SUM, _MAX, _MIN = "sum", "max", "min"
+_SUM, _MAX, _MIN, _SHIFT = "sum", "max", "min", "shift"
+#: suffix of a summed field's compensation term (float32 accumulators)
+_COMP = "_c"
 #: how each accumulator field combines across blocks, devices and processes
 REDUCE = {"counts": _SUM, "sums": _SUM, "sumsq": _SUM, "gram": _SUM, "cmax": _MAX, "cmin": _MIN, "score": _SUM}
 
@@ -60,9 +89,14 @@ REDUCE = {"counts": _SUM, "sums": _SUM, "sumsq": _SUM, "gram": _SUM, "cmax": _MA
 class ClassStats:
     """Sufficient statistics of one model's features on a labelled target set (module docstring).
 
-    All arrays are float64 NumPy. ``classes`` are the sorted label values (class c ↔ ``classes[c]``);
+    All arrays are float64 NumPy (accumulated on the device in the computation's precision).
+    ``shift`` [C, D] holds each class's shift a_c (``sums``, ``sumsq`` and ``gram`` are taken
+    around it); ``classes`` are the sorted label values (class c ↔ ``classes[c]``);
     ``input_eps`` is the rounding unit of the features' own dtype (float32 files: float32's), used
     to call a model degenerate exactly as the in-memory path does.
+
+    Consumers should use the derived quantities below (they are formed in float64 without
+    cancellation at the scale of the mean), not combine the raw fields themselves.
     """
 
     counts: np.ndarray
@@ -92,9 +126,9 @@ class ClassStats:
     def nbytes(self) -> int:
         return sum(int(getattr(self, f).nbytes) for f in ("counts", "sums", "sumsq", "gram", "cmax", "cmin", "shift"))
 
-    # derived quantities ----------------------------------------------------------------------
+    # derived quantities (float64, no cancellation at the scale of the mean) -----------------------
     def class_means(self) -> np.ndarray:
-        """Class means [C, D] of the features."""
+        """Class means m_c [C, D] of the features."""
         return self.shift + self.sums / np.maximum(self.counts, 1.0)[:, None]
 
     def class_var(self) -> np.ndarray:
@@ -103,41 +137,45 @@ class ClassStats:
         m = self.sums / n
         return np.maximum(self.sumsq / n - m * m, 0.0)
 
-    def total_sum(self) -> np.ndarray:
-        """Σ_i (x_i − a) [D]."""
-        return self.sums.sum(axis=0)
-
     def mean(self) -> np.ndarray:
-        return self.shift + self.total_sum() / self.n
+        """μ = Σ_c n_c m_c / N [D]."""
+        return self.counts @ self.class_means() / self.n
 
     def var(self) -> np.ndarray:
-        """Per-dimension variance over all samples (ddof 0)."""
-        m = self.total_sum() / self.n
-        return np.maximum(self.sumsq.sum(axis=0) / self.n - m * m, 0.0)
+        """Per-dimension variance over all samples (ddof 0): Σ_c n_c (var_c + (m_c − μ)²) / N."""
+        d = self.class_means() - self.mean()
+        return self.counts @ (self.class_var() + d * d) / self.n
 
     def std(self) -> np.ndarray:
         return np.sqrt(self.var())
 
-    def raw_gram(self) -> np.ndarray:
-        """FᵀF [D, D] of the features themselves (uncentred)."""
-        S, a = self.total_sum(), self.shift
-        return self.gram + np.outer(a, S) + np.outer(S, a) + self.n * np.outer(a, a)
-
-    def raw_class_sums(self) -> np.ndarray:
-        """Fᵀy_c = Σ_{i∈c} x_i, [C, D]."""
-        return self.sums + self.counts[:, None] * self.shift
-
-    def centered(self):
-        """(XcᵀXc [D, D], class sums of the centred features [C, D]) with Xc = X − mean."""
-        S = self.total_sum()
-        Gc = self.gram - np.outer(S, S) / self.n
-        return 0.5 * (Gc + Gc.T), self.sums - self.counts[:, None] * (S / self.n)
+    def within_gram(self) -> np.ndarray:
+        """N·W = Σ_i (x_i − m_{y_i})(x_i − m_{y_i})ᵀ = G − Σ_c S_c S_cᵀ/n_c [D, D] (symmetric)."""
+        Sn = self.sums / np.sqrt(np.maximum(self.counts, 1.0))[:, None]
+        W = self.gram - Sn.T @ Sn
+        return 0.5 * (W + W.T)
 
     def within_scatter(self) -> np.ndarray:
         """Σ_c prior_c·Cov_c = (1/N) Σ_i (x_i − m_{y_i})(x_i − m_{y_i})ᵀ, [D, D]."""
-        Sn = self.sums / np.sqrt(np.maximum(self.counts, 1.0))[:, None]
-        W = (self.gram - Sn.T @ Sn) / self.n
-        return 0.5 * (W + W.T)
+        return self.within_gram() / self.n
+
+    def raw_gram(self) -> np.ndarray:
+        """FᵀF [D, D] of the features themselves (uncentred): N·W + Σ_c n_c m_c m_cᵀ."""
+        M = self.class_means() * np.sqrt(self.counts)[:, None]
+        G = self.within_gram() + M.T @ M
+        return 0.5 * (G + G.T)
+
+    def raw_class_sums(self) -> np.ndarray:
+        """Fᵀy_c = Σ_{i∈c} x_i = n_c·m_c, [C, D]."""
+        return self.counts[:, None] * self.class_means()
+
+    def centered(self):
+        """(XcᵀXc [D, D], class sums of the centred features [C, D]) with Xc = X − mean:
+        XcᵀXc = N·W + Σ_c n_c (m_c − μ)(m_c − μ)ᵀ, class sums n_c (m_c − μ)."""
+        d = self.class_means() - self.mean()
+        Dn = d * np.sqrt(self.counts)[:, None]
+        Gc = self.within_gram() + Dn.T @ Dn
+        return 0.5 * (Gc + Gc.T), self.counts[:, None] * d
 
     def max_abs(self) -> np.ndarray:
         """max_i |x_id| per dimension [D]."""
@@ -155,26 +193,31 @@ class ClassStats:
         """Every dimension dead (in the input's own dtype): the in-memory paths score ``-inf``."""
         return bool(np.all(self.dead_dimensions()))
 
-    def translated(self, delta: np.ndarray) -> "ClassStats":
+    def translated(self, delta: np.ndarray) -> ClassStats:
         """The statistics after translating every sample of class c by ``delta[c]`` [C, D]:
-
-            S'_c = S_c + n_c δ_c,  Q'_c = Q_c + 2 δ_c ⊙ S_c + n_c δ_c²,
-            G'   = G + Σ_c (S_c δ_cᵀ + δ_c S_cᵀ + n_c δ_c δ_cᵀ),  max/min + δ_c.
-
-        O(C·D²); no feature is touched (this is how PED acts on statistics).
-        """
+        each class's shift moves with it (a_c + δ_c), so S, Q and G — sums of x − a_c — are
+        unchanged; max/min + δ_c. Exact (no rounding beyond the shift's own addition); no
+        feature is touched (this is how PED acts on statistics)."""
         d = np.asarray(delta, np.float64)
-        n = self.counts[:, None]
-        cross = self.sums.T @ d
-        G = self.gram + cross + cross.T + (d * n).T @ d
-        return dataclasses.replace(
-            self,
-            sums=self.sums + n * d,
-            sumsq=self.sumsq + 2.0 * d * self.sums + n * d * d,
-            gram=0.5 * (G + G.T),
-            cmax=self.cmax + d,
-            cmin=self.cmin + d,
-        )
+        return dataclasses.replace(self, shift=self.shift + d, cmax=self.cmax + d, cmin=self.cmin + d)
+
+    def recentred(self, shift: np.ndarray) -> ClassStats:
+        """The same statistics taken around other class shifts ``shift`` [C, D] (with d_c = a_c −
+        a'_c: S'_c = S_c + n_c d_c, Q'_c = Q_c + 2 d_c ⊙ S_c + n_c d_c², G' = G + Σ_c (S_c d_cᵀ +
+        d_c S_cᵀ + n_c d_c d_cᵀ))."""
+        a = np.asarray(shift, np.float64)
+        sums, sumsq, gram = _recentre(self.counts, self.sums, self.sumsq, self.gram, self.shift - a)
+        return dataclasses.replace(self, sums=sums, sumsq=sumsq, gram=0.5 * (gram + gram.T), shift=a)
+
+
+def _recentre(counts, sums, sumsq, gram, d):
+    """(S', Q', G') around shifts moved by −d (:meth:`ClassStats.recentred`); NumPy or JAX arrays.
+    ``sumsq`` may be ``None`` (statistics without moments)."""
+    n = counts[:, None]
+    cross = sums.T @ d
+    G = gram + cross + cross.T + (d * n).T @ d
+    Q = None if sumsq is None else sumsq + 2.0 * d * sums + n * d * d
+    return sums + n * d, Q, G
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,8 +380,38 @@ def default_block_rows(dim: int, n_dev: int = 1) -> int:
 # per-block kernels (pure JAX)
 
 
+def _shift_rows(shift, codes):
+    """Each row's shift: ``shift`` [D] (one for all rows) or [C, D] (per class, gathered)."""
+    return shift if shift.ndim == 1 else shift[codes]
+
+
+def _host_gram_bits(xb):
+    x = np.asarray(xb).view(np.float64)[..., 0]
+    g = x.T @ x  # NumPy dispatches AᵀA to BLAS syrk/gemm
+    return np.ascontiguousarray(g)[..., None].view(np.uint32)
+
+
+def _block_gram(Xs):
+    """Xsᵀ Xs: float64 on the CPU backend through the host BLAS (as :func:`pedjax._linalg.gram`),
+    otherwise XLA at precision HIGHEST.
+
+    The host call exchanges the float64 data as uint32 bit pairs: JAX converts a callback's
+    operands and results under the x64 setting *of the thread that runs it*, and XLA:CPU runs a
+    callback on one of its worker threads when it follows asynchronous work in the program (a
+    scatter such as a segment sum, a conditional: the shift update here), where pedjax's scoped
+    ``jax.enable_x64`` does not reach — float64 operands would arrive as float32 and the float64
+    result would be rejected."""
+    N, D = Xs.shape
+    if Xs.dtype == jnp.float64 and N * D * D >= _HOST_BLAS_MIN_FLOPS and host_kernels_enabled():
+        bits = jax.lax.bitcast_convert_type(Xs, jnp.uint32)  # [N, D, 2]
+        out = jax.ShapeDtypeStruct((D, D, 2), jnp.uint32)
+        return jax.lax.bitcast_convert_type(jax.pure_callback(_host_gram_bits, out, bits, vmap_method="sequential"), jnp.float64)
+    return jnp.matmul(Xs.T, Xs, precision=jax.lax.Precision.HIGHEST)
+
+
 def block_stats(X, codes, mask, shift, num_classes: int, moments: bool = True) -> dict:
-    """Statistics of one block; rows with ``mask`` False contribute nothing.
+    """Statistics of one block around ``shift`` ([D], or [C, D] per class); rows with ``mask``
+    False contribute nothing.
 
     Speed on XLA:CPU (a 8192 × 1024 float32 block, 1 000 classes): the class extrema are taken on
     the input's own floating dtype and then widened (exact: widening is monotone; 10× cheaper
@@ -347,11 +420,12 @@ def block_stats(X, codes, mask, shift, num_classes: int, moments: bool = True) -
     ids = jnp.where(mask, codes, num_classes)  # out of range: dropped by the segment ops
     dt = shift.dtype
     m = mask.astype(dt)
-    Xs = jax.lax.optimization_barrier((X.astype(dt) - shift) * m[:, None])
+    Xs = jax.lax.optimization_barrier((X.astype(dt) - _shift_rows(shift, jnp.minimum(codes, num_classes - 1))) * m[:, None])
     out = {
         "counts": jax.ops.segment_sum(m, ids, num_classes),
         "sums": jax.ops.segment_sum(Xs, ids, num_classes),
-        "gram": gram(Xs),
+        # float64: the host BLAS on the CPU backend; otherwise XLA at HIGHEST (no TF32/bfloat16 passes)
+        "gram": _block_gram(Xs),
     }
     if moments:
         out["sumsq"] = jax.ops.segment_sum(jax.lax.optimization_barrier(Xs * Xs), ids, num_classes)
@@ -361,28 +435,110 @@ def block_stats(X, codes, mask, shift, num_classes: int, moments: bool = True) -
     return out
 
 
-def init_stats(num_classes: int, dim: int, dtype, moments: bool = True) -> dict:
+def compensated(dtype) -> bool:
+    """Whether accumulators of ``dtype`` carry Neumaier compensation terms (narrower than float64)."""
+    return jnp.dtype(dtype).itemsize < 8
+
+
+def init_stats(num_classes: int, dim: int, dtype, moments: bool = True, adaptive: bool = False) -> dict:
+    """Empty accumulators. ``adaptive``: with per-class shifts set on each class's first block
+    (``"shift"``, :func:`adapt_shift`). In float32, every summed field gets a compensation
+    term ``<field>_c`` (:func:`combine`)."""
     out = {"counts": jnp.zeros((num_classes,), dtype), "sums": jnp.zeros((num_classes, dim), dtype),
            "gram": jnp.zeros((dim, dim), dtype)}
     if moments:
         out["sumsq"] = jnp.zeros((num_classes, dim), dtype)
+    if compensated(dtype):
+        out.update({k + _COMP: jnp.zeros_like(v) for k, v in list(out.items())})
+    if moments:
         out["cmax"] = jnp.full((num_classes, dim), -jnp.inf, dtype)
         out["cmin"] = jnp.full((num_classes, dim), jnp.inf, dtype)
+    if adaptive:
+        out["shift"] = jnp.zeros((num_classes, dim), dtype)
     return out
 
 
-def combine(a: dict, b: dict) -> dict:
-    out = {}
-    for k, v in a.items():
+def _neumaier(s, c, x):
+    """(s + x, compensation): Neumaier's variant of Kahan summation (the lost low part of each
+    addition is kept in ``c``; exact for |x| > |s| too)."""
+    t = s + x
+    return t, c + jnp.where(jnp.abs(s) >= jnp.abs(x), (s - t) + x, (x - t) + s)
+
+
+def combine(acc: dict, block: dict) -> dict:
+    """``acc`` with one block's statistics (:func:`block_stats`, same shifts) added: sums
+    (compensated where ``acc`` carries ``<field>_c``), maxima, minima. Fields of ``acc`` that the
+    block lacks (shifts, compensations) are kept."""
+    out = dict(acc)
+    for k, v in block.items():
         r = REDUCE[k]
-        out[k] = v + b[k] if r == _SUM else (jnp.maximum(v, b[k]) if r == _MAX else jnp.minimum(v, b[k]))
+        if r == _SUM and k + _COMP in acc:
+            out[k], out[k + _COMP] = _neumaier(acc[k], acc[k + _COMP], v)
+        elif r == _SUM:
+            out[k] = acc[k] + v
+        else:
+            out[k] = jnp.maximum(acc[k], v) if r == _MAX else jnp.minimum(acc[k], v)
     return out
+
+
+def adapt_shift(acc: dict, X, codes, mask, num_classes: int):
+    """``acc["shift"]`` with the shift of every class first seen in this block set to its mean
+    over the block's rows (classes seen before keep theirs: their sums are taken around it)."""
+    shift = acc["shift"]
+    ids = jnp.where(mask, codes, num_classes)
+    dt = shift.dtype
+    m = mask.astype(dt)
+    nb = jax.ops.segment_sum(m, ids, num_classes)
+    new = (acc["counts"] == 0) & (nb > 0)
+
+    def first_means(shift):
+        sb = jax.ops.segment_sum(X.astype(dt) * m[:, None], ids, num_classes)
+        return jnp.where(new[:, None], sb / jnp.maximum(nb, 1.0)[:, None], shift)
+
+    return jax.lax.cond(jnp.any(new), first_means, lambda s: s, shift)
 
 
 def _stats_step(acc, rows, params, num_classes):
     X, codes, mask = rows
-    (shift,) = params
-    return combine(acc, block_stats(X, codes, mask, shift, num_classes)), None
+    acc = dict(acc, shift=adapt_shift(acc, X, codes, mask, num_classes))
+    return combine(acc, block_stats(X, codes, mask, acc["shift"], num_classes)), None
+
+
+def _init_adaptive(num_classes, dim, dtype):
+    return init_stats(num_classes, dim, dtype, adaptive=True)
+
+
+def reduce_partials(acc: dict, axis: str) -> dict:
+    """Inside ``shard_map`` over ``axis``: every device's partial statistics combined (module
+    docstring): with per-class shifts, each partial is first recentred on the count-weighted
+    mean of the partials' shifts; then sum / max / min per field. Compensation terms are summed
+    on their own (the host adds them in float64)."""
+    out = dict(acc)
+    if "shift" in acc:
+        n = acc["counts"] + acc.get("counts" + _COMP, 0.0)
+        total = jax.lax.psum(n, axis)
+        common = jax.lax.psum(n[:, None] * acc["shift"], axis) / jnp.maximum(total, 1.0)[:, None]
+        d = acc["shift"] - common
+        out["sums"], sumsq, out["gram"] = _recentre(n, acc["sums"], acc.get("sumsq"), acc["gram"], d)
+        if sumsq is not None:
+            out["sumsq"] = sumsq
+        out["shift"] = common
+    for k, v in out.items():
+        if k == "shift":
+            continue
+        r = REDUCE[k.removesuffix(_COMP)]
+        f = jax.lax.psum if r == _SUM else (jax.lax.pmax if r == _MAX else jax.lax.pmin)
+        out[k] = f(v, axis)
+    return out
+
+
+def fold(acc: dict) -> dict:
+    """Host-side: NumPy float64 fields with each compensation term added (``<field>_c`` dropped)."""
+    out = {k: np.asarray(v, np.float64) for k, v in acc.items() if not k.endswith(_COMP)}
+    for k in out:
+        if k + _COMP in acc:
+            out[k] = out[k] + np.asarray(acc[k + _COMP], np.float64)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -456,8 +612,14 @@ class Engine:
         """One pass; returns (reduced accumulators as NumPy, this process's row outputs per block).
 
         ``extra_rows(block_index) -> tuple`` supplies additional per-row inputs (e.g. a previous
-        pass's outputs) for each block.
+        pass's outputs) for each block. Every product runs at precision HIGHEST (no TF32 or
+        bfloat16 passes on accelerators).
         """
+        with jax.default_matmul_precision("highest"):
+            return self._run(source, step, init, params, num_classes, dim, extra_rows=extra_rows, progress=progress,
+                             pass_name=pass_name)
+
+    def _run(self, source, step, init, params, num_classes, dim, *, extra_rows, progress, pass_name):
         rows = self.rows_per_block(dim)
         fn_step, fn_init, fn_reduce = self._compile(step, num_classes, init)
         acc = fn_init(dim)
@@ -488,7 +650,7 @@ class Engine:
             if progress is not None:
                 progress.advance(1)
         reduced = fn_reduce(acc)
-        return {k: self.fetch(v) for k, v in reduced.items()}, outs
+        return fold({k: self.fetch(v) for k, v in reduced.items()}), outs
 
     def local_rows(self, arr) -> np.ndarray:
         if self.mesh is None:
@@ -498,11 +660,11 @@ class Engine:
 
     def fetch(self, arr) -> np.ndarray:
         if self.mesh is None:
-            return np.asarray(arr, np.float64)
-        return np.asarray(arr.addressable_shards[0].data, np.float64)
+            return np.asarray(arr)
+        return np.asarray(arr.addressable_shards[0].data)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(step, num_classes, init, mesh):
     """(step, init, reduce) compiled for a mesh (or one device)."""
     if mesh is None:
@@ -528,12 +690,7 @@ def _compiled(step, num_classes, init, mesh):
         return jax.tree.map(lambda a: jnp.broadcast_to(a[None], (n,) + a.shape), one)
 
     def local_reduce(acc):
-        out = {}
-        for k, v in acc.items():
-            r = REDUCE[k]
-            f = jax.lax.psum if r == _SUM else (jax.lax.pmax if r == _MAX else jax.lax.pmin)
-            out[k] = f(v[0], "rows")
-        return out
+        return reduce_partials({k: v[0] for k, v in acc.items()}, "rows")
 
     freduce = jax.jit(jax.shard_map(local_reduce, mesh=mesh, in_specs=P("rows"), out_specs=P(), check_vma=False))
     finit = jax.jit(init_global, static_argnums=0, out_shardings=NamedSharding(mesh, P("rows")))
@@ -544,21 +701,8 @@ def _compiled(step, num_classes, init, mesh):
 # the statistics pass
 
 
-def first_rows_mean(source, rows: int) -> tuple[np.ndarray, Any]:
-    """The shift: mean of the first ``rows`` rows (read alike by every process)."""
-    if source.random_access:
-        X, _ = source.rows(0, min(rows, source.n))
-        return np.asarray(X, np.float64).mean(axis=0), None
-    # one-shot iterator: peek at the first block and put it back
-    gen = source.blocks(rows)
-    first = next(gen, None)
-    if first is None:
-        raise ValueError(f"{source.name}: no blocks")
-    return np.asarray(first[0], np.float64).mean(axis=0), first
-
-
 class _Chain:
-    """An IterSource whose first block was already read (for the shift)."""
+    """An IterSource whose first block was already read (for the width)."""
 
     def __init__(self, source, first, rest):
         self.__dict__.update(source.__dict__)
@@ -570,28 +714,23 @@ class _Chain:
 
 
 def accumulate(source, *, engine: Engine | None = None, progress=None) -> ClassStats:
-    """One pass over ``source`` (:func:`as_source`) → :class:`ClassStats`. Float64 when the caller
-    is in a float64 scope (the public entry points are)."""
+    """One pass over ``source`` (:func:`as_source`) → :class:`ClassStats`, accumulated in the
+    caller's precision (float64 under ``jax_enable_x64``, else float32 with compensated sums;
+    module docstring) and returned as float64 NumPy arrays."""
     engine = engine or Engine()
     dim = source.dim
-    rows = engine.rows_per_block(dim or 1)
-    if source.random_access:
-        shift, _ = first_rows_mean(source, rows)
-        src = source
-    else:
-        gen = source.blocks(rows)
+    src = source
+    if not source.random_access:  # the width comes with the first block: peek at it
+        gen = source.blocks(engine.rows_per_block(dim or 1))
         first = next(gen, None)
         if first is None:
             raise ValueError(f"{source.name}: no blocks")
-        shift = np.asarray(first[0], np.float64).mean(axis=0)
         dim = first[0].shape[1]
-        rows = engine.rows_per_block(dim)
         src = _Chain(source, first, gen)
-    dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
-    acc, _ = engine.run(src, _stats_step, init_stats, engine.params((np.asarray(shift, dtype),)), int(source.classes.size), dim,
+    acc, _ = engine.run(src, _stats_step, _init_adaptive, engine.params(()), int(source.classes.size), dim,
                         progress=progress, pass_name="statistics")
     if np.any(acc["counts"] == 0):
         missing = source.classes[acc["counts"] == 0]
         raise ValueError(f"{source.name}: class(es) {missing.tolist()} have no samples; classes= must list only labels that occur")
     return ClassStats(counts=acc["counts"], sums=acc["sums"], sumsq=acc["sumsq"], gram=0.5 * (acc["gram"] + acc["gram"].T),
-                      cmax=acc["cmax"], cmin=acc["cmin"], shift=shift, classes=source.classes, input_eps=source.eps)
+                      cmax=acc["cmax"], cmin=acc["cmin"], shift=acc["shift"], classes=source.classes, input_eps=source.eps)
