@@ -1,0 +1,159 @@
+"""LogME for real-valued targets (You et al., ICML 2021, "LogME: Practical Assessment of
+Pre-trained Models for Transfer Learning", §4: regression; the fixed-point evaluation of
+arXiv 2110.10545), as ``LogME(regression=True)`` in github.com/thuml/LogME ``LogME.py``.
+
+Targets ``y`` are a real matrix [N, K] (a vector [N] is one column). Per column k, a Bayesian
+linear regression y_k ~ N(X m, β⁻¹ I), m ~ N(0, α⁻¹ I) without intercept; α and β maximise the
+evidence by the fixed point
+
+    t = α/β,  γ = Σ_j σ_j / (σ_j + t),  α ← γ / (‖m‖² + 1e−5),  β ← (N − γ) / (‖y − Xm‖² + 1e−5),
+
+from α = β = 1, at most 11 iterations, stopping once |t' − t|/t ≤ 1e−3 (σ_j the squared singular
+values of X, m the posterior mean); the score is the mean over the K columns of the maximised log
+evidence per sample,
+
+    L_k = [D/2·log α + N/2·log β − ½ Σ_j log(α + β σ_j) − β/2·‖y − Xm‖² − α/2·‖m‖² − N/2·log 2π] / N.
+
+LogME for classification is this applied to the one-hot columns of the labels: the code is
+shared. :func:`logme_targets` runs :mod:`pedjax.metrics.logme`'s own fixed point
+(``_fixed_point``), spectrum (``_spectrum``, eigendecomposition of the smaller Gram matrix) and,
+on the float64 CPU path, its tridiagonal evaluation (``_tridiagonal_spectrum``, ``_tri_solve``),
+with the target matrix in place of the one-hot matrix; ``logme_targets(X, one_hot(y))`` equals
+:func:`pedjax.metrics.logme.logme_core` ``(X, y)`` (tested). Everything the classification
+LogME documents about the published code (every direction kept, ``|λ|`` of XᵀX for N > D) holds
+here; the published regression path differs from the classification one only in reading the
+columns of ``y`` as given (no centring, no scaling: a target's units change the score, as there).
+
+Input: ``y`` is not a label vector, so the registry's label coding (``encode_labels``) does not
+apply. The public :func:`logme_reg` validates ``y`` itself (:func:`as_targets`: finite, numeric,
+[N] or [N, K] with K ≥ 1), validates ``X`` as every metric does and returns ``-inf`` for
+degenerate features like every feature metric; it is registered with ``input="regression"``
+(features in, a real target), its core :func:`logme_reg_core` ``(X, Y)`` takes the target
+matrix (no ``num_classes``). ``pedjax.score_zoo`` codes its ``labels`` as classes and therefore
+cannot run it; call ``logme_reg`` per model or ``jax.vmap(logme_reg_core, (0, None))`` on a
+stacked zoo. PED needs classes and does not apply.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._linalg import gram
+from .._validate import as_float_matrix, is_degenerate
+from ._registry import UNINFORMATIVE, register
+from .logme import _fixed_point, _spectrum, _tri_solve, _tridiagonal_spectrum, _use_tridiagonal
+
+__all__ = ["logme_reg", "logme_reg_core", "logme_targets", "logme_targets_eigh", "logme_targets_tridiagonal",
+           "as_targets"]
+
+_CITATION = ("You, Liu, Wang & Long, ICML 2021 (LogME) and arXiv 2110.10545 (fixed point); "
+             "github.com/thuml/LogME LogME.py, LogME(regression=True)")
+
+
+def logme_targets_eigh(X: jax.Array, Y: jax.Array) -> jax.Array:
+    """LogME of features ``X`` [N, D] for real targets ``Y`` [N, K] through the eigendecomposition
+    (differentiable; :func:`pedjax.metrics.logme.logme_eigh` with ``Y`` for the one-hot matrix)."""
+    X = jnp.asarray(X)
+    Y = jnp.asarray(Y, X.dtype)
+    N, D = X.shape
+    sigma, keep, x = _spectrum(X, Y)
+    sig = sigma[:, None]  # [R, 1]
+    x2 = x * x  # [R, K]
+    res_x2 = jnp.sum(Y * Y, axis=0) - jnp.sum(x2, axis=0)  # [K]
+
+    def sums(t):
+        return (jnp.sum(sig * x2 / (t + sig) ** 2, axis=0),
+                jnp.sum(x2 / (1.0 + sig / t) ** 2, axis=0) + res_x2)
+
+    return _fixed_point(N, D, Y.shape[1], X.dtype, sig, keep, sums)
+
+
+def logme_targets_tridiagonal(X: jax.Array, Y: jax.Array) -> jax.Array:
+    """The same through a tridiagonal reduction, without eigenvectors (float64 CPU;
+    :func:`pedjax.metrics.logme.logme_tridiagonal` with ``Y`` for the one-hot matrix)."""
+    X = jnp.asarray(X)
+    Y = jnp.asarray(Y, X.dtype)
+    N, D = X.shape
+    yy = jnp.sum(Y * Y, axis=0)
+    if N > D:
+        B = X.T @ Y  # [D, K]
+        d, e, QB, lam = _tridiagonal_spectrum(gram(X), B)
+        sig = jnp.abs(lam)[:, None]
+        keep = jnp.ones(lam.shape, bool)
+
+        def sums(t):
+            m = _tri_solve(d, e, t, QB)
+            m2 = jnp.sum(m * m, axis=0)
+            return m2, yy - jnp.sum(QB * m, axis=0) - t * m2
+    else:
+        d, e, QY, lam = _tridiagonal_spectrum(gram(X.T), Y)
+        keep = jnp.ones(lam.shape, bool)
+        sig = jnp.maximum(lam, 0.0)[:, None]
+        res_x2 = yy - jnp.sum(QY * QY, axis=0)
+
+        def sums(t):
+            z = _tri_solve(d, e, t, QY)
+            Tz = d[:, None] * z + jnp.pad(e[:, None] * z[1:], ((0, 1), (0, 0))) + jnp.pad(e[:, None] * z[:-1], ((1, 0), (0, 0)))
+            return jnp.sum(z * Tz, axis=0), t * t * jnp.sum(z * z, axis=0) + res_x2
+
+    return _fixed_point(N, D, Y.shape[1], X.dtype, sig, keep, sums)
+
+
+@jax.custom_jvp
+def _targets_fast(X, Y):
+    return logme_targets_tridiagonal(X, Y)
+
+
+@_targets_fast.defjvp
+def _targets_fast_jvp(primals, tangents):
+    # derivatives (and the primal that comes with them) through the differentiable eigh form
+    return jax.jvp(logme_targets_eigh, primals, tangents)
+
+
+def logme_targets(X: jax.Array, Y: jax.Array) -> jax.Array:
+    """LogME of features ``X`` [N, D] for a real target matrix ``Y`` [N, K] (pure JAX; jit- and
+    vmap-able). The float64 single-CPU path uses the tridiagonal evaluation (derivatives from the
+    eigendecomposition form), as :func:`pedjax.metrics.logme.logme_core` does."""
+    X = jnp.asarray(X)
+    if _use_tridiagonal(X):
+        return _targets_fast(X, jnp.asarray(Y, X.dtype))
+    return logme_targets_eigh(X, Y)
+
+
+def logme_reg_core(X: jax.Array, Y: jax.Array) -> jax.Array:
+    """Regression LogME of features ``X`` [N, D] for targets ``Y`` [N, K] (or [N]); pure JAX."""
+    X = jnp.asarray(X)
+    Y = jnp.asarray(Y, X.dtype)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    return logme_targets(X, Y)
+
+
+def as_targets(y, name: str = "y", *, n: int | None = None) -> np.ndarray:
+    """Real targets as a finite float matrix [N, K] of the default float type (a vector [N] is one
+    column); a ``ValueError`` naming ``name`` otherwise."""
+    arr = np.asarray(y)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) \
+            or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name}: expected real-valued regression targets, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    elif arr.ndim != 2:
+        raise ValueError(f"{name}: expected targets of shape [N] or [N, K], got shape {arr.shape}")
+    return as_float_matrix(arr, name, n=n)
+
+
+_jit_core = jax.jit(logme_reg_core)
+
+
+@register("logme_reg", logme_reg_core, input="regression", citation=_CITATION)
+def logme_reg(X, y) -> float:
+    """Regression LogME of features ``X`` [N, D] for real-valued targets ``y`` [N] or [N, K]
+    (higher is better; the mean over target columns). ``-inf`` for degenerate features."""
+    Y = as_targets(y, "y")
+    Xv = as_float_matrix(X, "X", n=Y.shape[0])
+    if is_degenerate(X):
+        return UNINFORMATIVE
+    return float(np.asarray(_jit_core(Xv, Y)))
+
