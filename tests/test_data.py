@@ -232,6 +232,8 @@ def test_source_split_never_overlaps_any_task_split():
     assert xs.shape == (50000, 28, 28, 1) and ys.shape == (50000,)
     src_hashes = {hashlib.sha1(im.tobytes()).digest() for im in (xs[..., 0] * 255).round().astype(np.uint8)}
     for name in data.task_names():
+        if data.TASKS[name].dataset not in ("fashion-mnist", "digits"):
+            continue  # rendered from other sources (fonts, emoji): no Fashion-MNIST image in them
         d = data.load_task(name)
         prov = d.provenance
         for split in ("train", "test"):

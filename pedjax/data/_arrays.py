@@ -47,7 +47,7 @@ class TaskData:
         name: str = "custom",
         class_names: tuple[str, ...] | None = None,
         provenance: dict | None = None,
-    ) -> "TaskData":
+    ) -> TaskData:
         """Validate and build. Images may be [N, H, W] (a channel axis is added) or [N, H, W, C].
 
         Raises ``ValueError`` naming the argument for empty splits, mismatched shapes, labels out

@@ -98,7 +98,8 @@ def plan(spec: EmojiSpec) -> tuple[list, list]:
     entries = emoji_list()
     rng = np.random.default_rng(zlib.crc32(f"emoji/{spec.name}".encode()))
     n_test_emoji = _n_test_emoji()
-    train, test = [], []
+    train: list = []
+    test: list = []
     for c, g in enumerate(GROUPS):
         idx_tr = [i for i, e in enumerate(entries) if e["group"] == g and not e["test"]]
         idx_te = [i for i, e in enumerate(entries) if e["group"] == g and e["test"]]

@@ -152,7 +152,7 @@ def _eligible(spec: GlyphSpec, test: bool) -> tuple[tuple[int, tuple[int, ...]],
             if w is not None and all(c in f["covers"] for c in spec.covers):
                 fams.setdefault(f["family"], set()).add(w)
         both = {fam for fam, ws in fams.items() if ws == {0, 1}}
-    out = []
+    out: list[tuple[int, tuple[int, ...]]] = []
     for i, f in enumerate(fonts):
         if f["test"] != test or not all(c in f["covers"] for c in spec.covers):
             continue
@@ -188,7 +188,8 @@ def plan(spec: GlyphSpec) -> tuple[list, list]:
     """The task's items, ``(train, test)``, each a list of ``(font index, character, copy, label)``
     (computed from the font list alone: the registry's sizes come from here)."""
     rng = np.random.default_rng(zlib.crc32(f"glyphs/{spec.name}".encode()))
-    train, test = [], []
+    train: list = []
+    test: list = []
     tr, te = _items(spec, False), _items(spec, True)
     n_te = min(len(v) for v in te.values())
     for c in range(len(spec.classes)):

@@ -23,8 +23,8 @@ from __future__ import annotations
 import functools
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -92,15 +92,16 @@ def _seed(name: str) -> int:
 def _per_class(labels: np.ndarray, pool: np.ndarray, groups, n_per_group: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Pick ``n_per_group`` pool indices for each group of labels; returns (indices, group ids)."""
     rng = np.random.default_rng(seed)
-    idx, gid = [], []
+    idx_parts: list[np.ndarray] = []
+    gid_parts: list[np.ndarray] = []
     for g, members in enumerate(groups):
         cand = pool[np.isin(labels[pool], members)]
         if cand.size < n_per_group:
             raise ValueError(f"n_per_group: only {cand.size} images for group {members}, asked {n_per_group}")
         pick = np.sort(rng.permutation(cand)[:n_per_group])
-        idx.append(pick)
-        gid.append(np.full(n_per_group, g, np.int32))
-    idx, gid = np.concatenate(idx), np.concatenate(gid)
+        idx_parts.append(pick)
+        gid_parts.append(np.full(n_per_group, g, np.int32))
+    idx, gid = np.concatenate(idx_parts), np.concatenate(gid_parts)
     order = np.argsort(idx, kind="stable")
     return idx[order], gid[order]
 
@@ -144,14 +145,15 @@ def _digits_task(name: str, classes, *, test_fraction: float = DIGITS_TEST_FRACT
     def build() -> TaskData:
         x, y = load_digits(28)
         rng = np.random.default_rng(_seed("digits-split") if test_fraction == DIGITS_TEST_FRACTION else _seed(f"digits-split-{test_fraction}"))
-        tr, te = [], []
+        tr_parts: list[np.ndarray] = []
+        te_parts: list[np.ndarray] = []
         for c in range(10):  # the same per-class split for every digits task of one test fraction
             idx = rng.permutation(np.flatnonzero(y == c))
             n_te = int(round(test_fraction * idx.size))
             if c in classes:
-                te.append(idx[:n_te])
-                tr.append(idx[n_te:])
-        tr, te = np.sort(np.concatenate(tr)), np.sort(np.concatenate(te))
+                te_parts.append(idx[:n_te])
+                tr_parts.append(idx[n_te:])
+        tr, te = np.sort(np.concatenate(tr_parts)), np.sort(np.concatenate(te_parts))
         remap = np.full(10, -1, np.int32)
         remap[list(classes)] = np.arange(len(classes), dtype=np.int32)
         xtr, xte = x[tr], x[te]
@@ -185,7 +187,7 @@ def _noisy(x: np.ndarray, seed: int) -> np.ndarray:
 
 BLUR_SIGMA = 1.5
 OCCLUSION_SIZE = 12
-DIGITS_DEGRADED = {"noise_std": 0.25, "occlusion": 10, "test_fraction": 0.5}
+DIGITS_DEGRADED: dict[str, float] = {"noise_std": 0.25, "occlusion": 10, "test_fraction": 0.5}
 
 
 def _blur(x: np.ndarray, seed: int) -> np.ndarray:
@@ -209,7 +211,7 @@ def _occlude(x: np.ndarray, seed: int, size: int = OCCLUSION_SIZE) -> np.ndarray
 
 
 def _degrade_digits(x: np.ndarray, seed: int) -> np.ndarray:
-    x = _occlude(x, seed, DIGITS_DEGRADED["occlusion"])
+    x = _occlude(x, seed, int(DIGITS_DEGRADED["occlusion"]))
     noise = np.random.default_rng(seed + 1).normal(0.0, DIGITS_DEGRADED["noise_std"], size=x.shape).astype(np.float32)
     return np.clip(x + noise, 0.0, 1.0)
 

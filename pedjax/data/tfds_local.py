@@ -13,6 +13,7 @@ Images are resized to ``size``×``size`` and converted to ``channels`` channels 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -30,10 +31,8 @@ def _import_tfds():
         import tensorflow_datasets as tfds
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(f"{INSTALL_HINT} ({exc})") from exc
-    try:
+    with contextlib.suppress(Exception):  # pragma: no cover - devices already initialised
         tf.config.set_visible_devices([], "GPU")
-    except Exception:  # pragma: no cover - devices already initialised
-        pass
     return tf, tfds
 
 

@@ -3,10 +3,20 @@
 docs/streaming.md has the design: what each metric needs, the passes, the memory bound, and how
 to run over processes with ``jax.distributed``.
 """
-from .api import compute_stats, score_stream, subsample
-from .metrics_from_stats import FROM_STATS, MULTI_PASS, SUPPORTED, gbc_stats, hscore_stats, logme_stats, require_streamable, score_from_stats, sfda_stream
-from .ped_stats import ped_shifts, ped_stats
 from . import distributed
+from .api import compute_stats, score_stream, subsample
+from .metrics_from_stats import (
+    FROM_STATS,
+    MULTI_PASS,
+    SUPPORTED,
+    gbc_stats,
+    hscore_stats,
+    logme_stats,
+    require_streamable,
+    score_from_stats,
+    sfda_stream,
+)
+from .ped_stats import ped_shifts, ped_stats
 from .stats import ArraySource, ClassStats, Engine, IterSource, NpyFileSource, accumulate, as_source
 
 __all__ = [

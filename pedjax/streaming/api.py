@@ -1,7 +1,8 @@
 """Public entry points of the streaming path: statistics, scores, subsamples."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -105,10 +106,10 @@ def score_stream(
             raise ValueError(f"source_stats: no statistics for model(s) {missing}; give (mean, std) for every model")
     static: dict[str, dict[str, float]] = {m: {} for m in metrics}
     moved: dict[str, dict[str, float]] = {m: {} for m in metrics}
-    total = 0
+    total: int | None = 0
     for src in sources.values():
         nb = _n_blocks(src, engine)
-        if nb is None:
+        if nb is None or total is None:
             total = None
             break
         passes = 1 + sum(MULTI_PASS.get(m, 1) - 1 for m in metrics) * (2 if (ped is not None and with_and_without_ped) else 1)

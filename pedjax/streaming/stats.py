@@ -268,14 +268,14 @@ class NpyFileSource(ArraySource):
         arr = load_npy(path, mmap=True)  # validates the file and gives its shape and dtype
         if arr.ndim == 2 and np.isfortran(arr) and arr.shape[1] > 1:
             raise ValueError(f"{path}: is stored in Fortran order; rows cannot be streamed (save it C-ordered)")
-        offset = int(arr.offset)
+        offset = int(arr.offset)  # type: ignore[attr-defined]  # a np.memmap (load_npy with mmap=True)
         if n_rows is not None:  # the first n_rows rows only
             arr = arr[: int(n_rows)]
         super().__init__(arr, y, name=name or str(path))
         self.path, self.dtype, self.offset = path, arr.dtype, offset
         del arr
         self.X = None
-        self._f = open(path, "rb")
+        self._f = open(path, "rb")  # noqa: SIM115 - the source reads rows from it until close()
 
     def rows(self, start: int, stop: int):
         self._f.seek(self.offset + start * self.dim * self.dtype.itemsize)
@@ -309,7 +309,7 @@ class IterSource:
         self.random_access = False
         self.reiterable = self.factory is not None
         self.n = None
-        self.dim = None
+        self.dim: int | None = None
         self.eps = float(np.finfo(np.float64).eps)
 
     def blocks(self, rows: int | None = None, start: int = 0, stop: int | None = None):
@@ -556,10 +556,7 @@ class Engine:
 
     def __init__(self, devices=None, block_rows: int | None = None):
         self.multiprocess = devices == "global"
-        if self.multiprocess:
-            devs = jax.devices()
-        else:
-            devs = list(devices) if devices is not None else jax.local_devices()
+        devs = jax.devices() if self.multiprocess else (list(devices) if devices is not None else jax.local_devices())
         self.devices = devs
         self.n_dev = len(devs)
         self.n_local = len([d for d in devs if d.process_index == jax.process_index()])

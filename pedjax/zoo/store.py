@@ -24,9 +24,10 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -268,7 +269,7 @@ def _save_params(dest: Path, params, fmt: str) -> dict:
         return {"format": "orbax", "name": "params"}
     flat = _flatten(params)
     with atomic_path(dest / "params.npz", suffix=".npz") as tmp:
-        np.savez(tmp, **flat)
+        np.savez(tmp, **flat)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return {"format": "npz", "name": "params.npz"}
 
 
