@@ -50,8 +50,18 @@ def add_parser(subparsers) -> None:
     b.add_argument("--v1", action="store_true",
                    help=f"the first zoo's spec ({len(V1_MEMBERS)} members, {len(V1_CONFIG.tasks)} tasks, {len(V1_CONFIG.ft_seeds)} seeds, "
                    "4 x 4 grid, whole-pair ground truth), which shipped before benchmark v2; with --tiny: its 2-member chain")
+    b.add_argument("--v3", action="store_true",
+                   help="benchmark v3: the shipped zoo's members and protocol on the v2 tasks plus the new glyph and emoji "
+                   "domains; builds the missing units into the shipped zoo (resumable: rerun, or shard it)")
     b.add_argument("--max-units", type=int, default=None,
                    help="stop after fine-tuning this many ground-truth units (a session's share); rerun to continue")
+    b.add_argument("--shard", default=None, metavar="I/N",
+                   help="be worker I of N building one zoo over a shared folder (e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT): "
+                   "members are claimed run by run, ground-truth units split by a stable hash modulo N, each claimed atomically; "
+                   "a dead worker's claims are taken over by the next run (docs/zoo.md, \"A build that scales out\")")
+    b.add_argument("--claim-timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --shard: a claim from another host whose heartbeat (every 30 s) is older than this is stale "
+                   "(default 900); a claim from this host is stale as soon as its pid is gone")
     b.add_argument("--steps", type=int, default=None, help="pretraining steps per member")
     b.add_argument("--batch-size", type=int, default=None, help="pretraining batch size")
     b.add_argument("--tasks", nargs="+", default=None, help="ground-truth tasks")
@@ -90,7 +100,13 @@ def add_parser(subparsers) -> None:
 
 
 def config_from_args(args) -> tuple[tuple[MemberSpec, ...], BuildConfig]:
-    if getattr(args, "v1", False):
+    if getattr(args, "v3", False):
+        from ..zoo.spec import V3_CONFIG, V3_MEMBERS
+
+        if args.tiny or args.v1:
+            raise ValueError("--v3: builds into the shipped zoo; not with --tiny or --v1")
+        members, config = V3_MEMBERS, V3_CONFIG
+    elif getattr(args, "v1", False):
         members = TINY_MEMBERS if args.tiny else V1_MEMBERS
         config = TINY_CONFIG if args.tiny else V1_CONFIG
     else:
@@ -120,18 +136,22 @@ def _cmd_build(args) -> int:
     members, config = config_from_args(args)
     if args.max_units is not None and (args.v1 or args.max_units < 1):
         raise ValueError("--max-units: a positive number of units (the --v1 ground truth is built pair by pair, not in units)")
-    if args.v1:
-        default_work = TINY_WORK if args.tiny else V1_WORK
-    else:
-        default_work = TINY_V2_WORK if args.tiny else DEFAULT_WORK
+    default_work = (TINY_WORK if args.tiny else V1_WORK) if args.v1 else (TINY_V2_WORK if args.tiny else DEFAULT_WORK)
     work = Path(args.work) if args.work else default_work
     # only the shipped spec goes into the shipped assets unless asked to
     zoo_dir = Path(args.zoo) if args.zoo else (work / "zoo" if args.tiny or args.v1 else DEFAULT_ZOO)
     progress = not args.no_progress
-    from ..zoo.build import build
+    from ..zoo.build import DEFAULT_CLAIM_TIMEOUT, Shard, build
 
+    shard = None
+    if args.shard is not None:
+        if args.v1:
+            raise ValueError("--shard: the --v1 ground truth is built pair by pair, not in units; shard the v2/v3 specs")
+        shard = Shard.parse(args.shard, args.claim_timeout if args.claim_timeout is not None else DEFAULT_CLAIM_TIMEOUT)
+    elif args.claim_timeout is not None:
+        raise ValueError("--claim-timeout: only with --shard")
     out = build(zoo_dir, work, members, config, truth=not args.no_truth, pretrain=not args.truth_only,
-                progress=progress, fashion_root=args.fashion_root, max_units=args.max_units)
+                progress=progress, fashion_root=args.fashion_root, max_units=args.max_units, shard=shard)
     rep = out.get("members")
     if rep is not None:
         print(f"zoo {zoo_dir}: built {len(rep['built'])}, already there {len(rep['skipped'])}")

@@ -11,32 +11,279 @@ member's run, kept by :func:`pretrain_member` as the run passes that step), sour
 (:func:`_source_subset`) and the unit-by-unit ground truth (:func:`build_truth_units`: one file
 per (member, task, seed) in the zoo folder, aggregated by :func:`aggregate_units`).
 
+**Scale-out** (:class:`Shard`, ``pedjax zoo build --shard I/N``): N processes or machines build one
+zoo over a shared folder. Members are claimed one pretraining run at a time by whichever worker is
+free (every worker needs every member before its ground truth); ground-truth units are split by a
+stable hash (SHA-1) of (task, member, seed) modulo N. Each claim is a file created with ``O_CREAT|O_EXCL``
+under ``zoo/.claims/`` holding its owner's host, pid, pid start time and date, kept fresh by a
+heartbeat; a claim is *stale*, and the next worker that wants the unit takes it over (atomic
+rename), when its owner's pid no longer runs on the same host, or, from another host, when the
+heartbeat is older than ``claim_timeout`` seconds. Every result is deterministic and written
+atomically, so a unit done twice after a race is harmless: claims save work, they do not carry
+correctness. Manifest updates and the ground-truth aggregate are serialised by a short ``flock``
+on ``zoo/.pedjax-meta.lock``; sharded workers hold the zoo and work folders' output locks shared,
+so an unsharded build refuses to start beside them (and they beside it).
+
 Size: one module for the whole build, because the members, the ground truth and their resume
 logic share the fingerprints and the manifest handling; split it if another builder is added.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import platform
+import socket
+import sys
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..data.tasks import task_data_sha1
-from ..util import atomic_write_json, git_commit, locks_output, sha1_arrays, sha1_json
-from .spec import (DEFAULT_WORK, DEFAULT_ZOO, MANIFEST, TRUTH_FILE, TRUTH_FORMAT, V1_CONFIG, V1_WORK, V2_CONFIG, V2_MEMBERS, VERSION, BuildConfig,
-                   MemberSpec, create_module)
+from ..util import LOCK_FILE, OutputLocked, atomic_write_json, git_commit, locks_output, sha1_arrays, sha1_json
+from .spec import (
+    DEFAULT_WORK,
+    DEFAULT_ZOO,
+    MANIFEST,
+    TRUTH_FILE,
+    TRUTH_FORMAT,
+    V1_CONFIG,
+    V1_WORK,
+    V2_CONFIG,
+    V2_MEMBERS,
+    VERSION,
+    BuildConfig,
+    MemberSpec,
+    create_module,
+)
 from .store import _now, add_member, load_zoo, read_manifest
 
 
 def _log(msg: str, verbose: bool) -> None:
     if verbose:
         print(msg, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# scale-out: shards, claims, the meta lock
+
+CLAIMS_DIR = ".claims"
+META_LOCK = ".pedjax-meta.lock"
+#: seconds between two heartbeats of a held claim (its file's mtime is refreshed)
+CLAIM_HEARTBEAT = 30.0
+#: a claim from another host whose heartbeat is older than this is stale (``--claim-timeout``)
+DEFAULT_CLAIM_TIMEOUT = 900.0
+#: seconds between two looks at the manifest while other workers pretrain members this one needs
+MEMBER_POLL = 2.0
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Worker ``index`` of ``count`` (``--shard I/N``): it builds the ground-truth units whose stable
+    hash (the first 8 bytes of the SHA-1 of ``task/member/seed``) is ``index`` modulo ``count``, and helps pretrain members.
+    ``claim_timeout``: seconds after which another host's claim without a heartbeat is stale."""
+
+    index: int = 0
+    count: int = 1
+    claim_timeout: float = DEFAULT_CLAIM_TIMEOUT
+
+    def __post_init__(self):
+        if not (isinstance(self.count, int) and isinstance(self.index, int) and self.count >= 1 and 0 <= self.index < self.count):
+            raise ValueError(f"shard: need 0 <= I < N, got {self.index}/{self.count}")
+        if not self.claim_timeout > 0:
+            raise ValueError(f"claim_timeout: a positive number of seconds, got {self.claim_timeout}")
+
+    @classmethod
+    def parse(cls, text: str, claim_timeout: float = DEFAULT_CLAIM_TIMEOUT) -> Shard:
+        """``"I/N"`` (e.g. ``"0/4"``; a job array's ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``)."""
+        try:
+            i, n = (int(v) for v in str(text).split("/"))
+        except ValueError:
+            raise ValueError(f"--shard: expected I/N with integers 0 <= I < N, got {text!r}") from None
+        if not 0 <= i < n:
+            raise ValueError(f"--shard: expected I/N with integers 0 <= I < N, got {text!r}")
+        return cls(i, n, claim_timeout)
+
+    def owns(self, task: str, member: str, seed: int) -> bool:
+        digest = hashlib.sha1(f"{task}/{member}/{int(seed)}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+
+def _pid_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (``/proc/<pid>/stat`` field 22; guards against a reused
+    pid), ``None`` where ``/proc`` is missing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _pid_alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    now = _pid_start(pid)
+    return start is None or now is None or now == start
+
+
+def _claim_record() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": _pid_start(os.getpid()), "since": _now(),
+            "command": " ".join(sys.argv)[:300]}
+
+
+def claim_stale(path, timeout: float = DEFAULT_CLAIM_TIMEOUT) -> str | None:
+    """Why the claim file ``path`` is stale (its owner is gone), or ``None`` when it is live.
+
+    Stale when its owner ran on this host and its pid is gone (or now belongs to another process:
+    the start time differs), or when it came from another host (or cannot be read) and its
+    heartbeat — the file's modification time — is older than ``timeout`` seconds."""
+    path = Path(path)
+    st = path.stat()
+    age = time.time() - st.st_mtime
+    try:
+        rec = json.loads(path.read_text())
+        host, pid = rec["host"], int(rec["pid"])
+    except (ValueError, KeyError, TypeError, OSError):
+        return f"unreadable claim, {age:.0f} s old" if age > max(timeout, 10.0) else None
+    if host == socket.gethostname():
+        return None if _pid_alive(pid, rec.get("pid_start")) else f"pid {pid} on {host} is gone"
+    return f"no heartbeat from {host} for {age:.0f} s (> {timeout:g} s)" if age > timeout else None
+
+
+class Claim:
+    """A held claim: its heartbeat thread refreshes the file's mtime; :meth:`release` removes the
+    file if it is still this claim's (same inode)."""
+
+    def __init__(self, path: Path, ino: int, heartbeat: float = CLAIM_HEARTBEAT):
+        self.path, self.ino = path, ino
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(heartbeat,), daemon=True)
+        self._thread.start()
+
+    def _beat(self, every: float) -> None:
+        while not self._stop.wait(every):
+            with contextlib.suppress(OSError):
+                if os.stat(self.path).st_ino == self.ino:
+                    os.utime(self.path)
+
+    def release(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == self.ino:
+                os.unlink(self.path)
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def try_claim(path, timeout: float = DEFAULT_CLAIM_TIMEOUT, verbose: bool = False) -> Claim | None:
+    """Claim ``path`` atomically (``O_CREAT|O_EXCL``), taking over a stale claim (see
+    :func:`claim_stale`) by an atomic rename; ``None`` when a live worker holds it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            try:
+                st = os.stat(path)
+                why = claim_stale(path, timeout)
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            if why is None:
+                return None
+            grave = path.with_name(f"{path.name}.stale-{socket.gethostname()}-{os.getpid()}")
+            try:
+                os.rename(path, grave)  # exactly one worker wins the stale file
+            except FileNotFoundError:
+                continue
+            if os.stat(grave).st_ino != st.st_ino:  # a fresh claim slipped in: put it back
+                with contextlib.suppress(FileExistsError):
+                    os.link(grave, path)
+                os.unlink(grave)
+                return None
+            os.unlink(grave)
+            _log(f"took over a stale claim {path.name} ({why})", verbose)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(_claim_record()) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return Claim(path, os.stat(path).st_ino)
+    return None
+
+
+def claim_path(zoo_dir, *parts) -> Path:
+    """Where the claim of a unit lives: ``zoo/.claims/truth/<task>/<member>/seed<k>`` or
+    ``zoo/.claims/members/<name>``."""
+    return Path(zoo_dir) / CLAIMS_DIR / Path(*[str(p) for p in parts])
+
+
+_meta_depth: dict[str, list] = {}
+_meta_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def meta_lock(zoo_dir):
+    """Serialise read-modify-writes of the manifest and the ground-truth aggregate across processes
+    (a blocking ``flock`` on ``zoo/.pedjax-meta.lock``; re-entrant within a process)."""
+    import fcntl
+
+    zoo_dir = Path(zoo_dir)
+    zoo_dir.mkdir(parents=True, exist_ok=True)
+    key = str(zoo_dir.resolve())
+    with _meta_guard:
+        held = _meta_depth.get(key)
+        if held is not None:
+            held[1] += 1
+    if held is not None:
+        try:
+            yield
+        finally:
+            with _meta_guard:
+                held[1] -= 1
+        return
+    with open(zoo_dir / META_LOCK, "a+") as f:  # closing releases the flock
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            with _meta_guard:
+                _meta_depth[key] = [f, 1]
+            yield
+        finally:
+            with _meta_guard:
+                _meta_depth.pop(key, None)
+
+
+@contextlib.contextmanager
+def shared_output_lock(directory, what: str):
+    """A sharded worker's hold on an output folder: ``flock(LOCK_SH)`` on the folder's
+    ``.pedjax.lock``, which many workers share and an unsharded run's exclusive lock
+    (:func:`pedjax.util.output_lock`) excludes, both ways, at once."""
+    import fcntl
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / LOCK_FILE, "a+") as f:  # closing releases the flock
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown process"
+            raise OutputLocked(f"{what}: {d} is in use by an unsharded pedjax run ({holder}); wait for it to finish") from None
+        yield d
 
 
 def member_fingerprint(spec: MemberSpec, config: BuildConfig, source_sha1: str, parent_fp: str | None = None) -> str:
@@ -65,7 +312,7 @@ class SourceData:
     sha1: str
 
     @classmethod
-    def load(cls, config: BuildConfig, fashion_root=None) -> "SourceData":
+    def load(cls, config: BuildConfig, fashion_root=None) -> SourceData:
         from ..data import SOURCE_RANGE, load_source
 
         x, y = load_source(fashion_root)
@@ -131,7 +378,7 @@ def _save_snapshots(run_dir: Path, module, objective, steps: Sequence[int], inpu
 
     from ..models import nets
 
-    saved = []
+    saved: list[int] = []
     want = {int(s) for s in steps if not snapshot_path(run_dir, s).is_file()}
     if not want:
         return saved
@@ -202,7 +449,7 @@ def snapshot_member(spec: MemberSpec, parent_record: dict, config: BuildConfig, 
     from ..models import nets
 
     t0 = time.time()
-    path = snapshot_path(parent_run_dir, spec.at_step)
+    path = snapshot_path(parent_run_dir, int(spec.at_step or 0))
     if not path.is_file():
         raise FileNotFoundError(f"{spec.name}: no snapshot {path} of {spec.parent}'s run; delete {parent_run_dir} and "
                                 f"build {spec.parent} again (with this member in the spec) to take it")
@@ -221,11 +468,14 @@ def snapshot_member(spec: MemberSpec, parent_record: dict, config: BuildConfig, 
 
 @locks_output("zoo_dir", "work_dir")
 def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = V2_MEMBERS, config: BuildConfig = V2_CONFIG,
-                  *, progress: bool = True, verbose: bool = True, fashion_root=None, on_member=None) -> dict:
+                  *, progress: bool = True, verbose: bool = True, fashion_root=None, on_member=None,
+                  order: Sequence[str] | None = None) -> dict:
     """Pretrain every member that the zoo at ``zoo_dir`` lacks (or holds with another fingerprint).
 
     Each member: pretrain (resumable, under ``work_dir/pretrain/<name>``), source statistics and
-    linear probe on the held-out source set, write its files, update the manifest atomically.
+    linear probe on the held-out source set, write its files, update the manifest atomically
+    (under :func:`meta_lock`). ``order``: keep the manifest's members in this order (a sharded
+    build adds members in the order its workers finish them).
     Returns ``{"built": [...], "skipped": [...], "below_bar": [...], "wall_seconds"}``.
     """
     names = [s.name for s in members]
@@ -237,7 +487,7 @@ def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = V2_MEM
     existing = {}
     if (zoo_dir / MANIFEST).is_file():
         existing = {e["name"]: e for e in read_manifest(zoo_dir)["members"]}
-    report = {"built": [], "skipped": [], "below_bar": []}
+    report: dict = {"built": [], "skipped": [], "below_bar": []}
     t_all = time.time()
     by_name = {s.name: s for s in members}
     snaps: dict[str, list[int]] = {}
@@ -248,16 +498,16 @@ def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = V2_MEM
                 raise ValueError(f"members: {s.name} is a checkpoint of {s.parent!r}, which must be an earlier, pretrained member of the spec")
             if (s.arch, s.as_dict()["arch_kwargs"], s.method, s.seed) != (par.arch, par.as_dict()["arch_kwargs"], par.method, par.seed):
                 raise ValueError(f"members: {s.name} must name the architecture, method and seed of its parent {s.parent}")
-            snaps.setdefault(s.parent, []).append(int(s.at_step))
+            snaps.setdefault(s.parent, []).append(int(s.at_step or 0))
     fps: dict[str, str] = {}
     for i, spec in enumerate(members, 1):
-        fp = member_fingerprint(spec, config, source.sha1, fps.get(spec.parent))
+        fp = member_fingerprint(spec, config, source.sha1, fps.get(spec.parent or ""))
         fps[spec.name] = fp
         e = existing.get(spec.name)
         # a parent whose checkpoint members still need a snapshot that is not on disk runs again
         # (its finished run then says how to take them: delete the run folder)
         need_snaps = [c for c in members if c.parent == spec.name and c.name not in existing
-                      and not snapshot_path(work / "pretrain" / spec.name, c.at_step).is_file()]
+                      and not snapshot_path(work / "pretrain" / spec.name, int(c.at_step or 0)).is_file()]
         if e is not None and e.get("fingerprint") == fp and (zoo_dir / e["params"]["path"]).exists() and not need_snaps:
             report["skipped"].append(spec.name)
             if not e["linear_probe"].get("passed", True):
@@ -271,8 +521,11 @@ def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = V2_MEM
         else:
             out = pretrain_member(spec, config, work / "pretrain" / spec.name, source, progress=progress,
                                   snapshot_steps=sorted(snaps.get(spec.name, [])))
-        add_member(zoo_dir, spec, out["params"], source_mean=out["source_mean"], source_std=out["source_std"],
-                   probe=out["probe"], record=out["record"], fingerprint=fp, params_format=config.params_format, config=config)
+        with meta_lock(zoo_dir):
+            add_member(zoo_dir, spec, out["params"], source_mean=out["source_mean"], source_std=out["source_std"],
+                       probe=out["probe"], record=out["record"], fingerprint=fp, params_format=config.params_format, config=config)
+            if order is not None:
+                _sort_manifest(zoo_dir, order)
         report["built"].append(spec.name)
         if not out["passed"]:
             report["below_bar"].append(spec.name)
@@ -281,6 +534,79 @@ def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = V2_MEM
              f"(chance 0.1; {flag}); final loss {out['record'].get('final_loss')}; {time.time() - t0:.0f} s", verbose)
         if on_member is not None:
             on_member(spec.name)
+    report["wall_seconds"] = round(time.time() - t_all, 2)
+    return report
+
+
+def _sort_manifest(zoo_dir, order: Sequence[str]) -> None:
+    """Put the manifest's members in ``order`` (members not in it after, as they were)."""
+    mpath = Path(zoo_dir) / MANIFEST
+    manifest = read_manifest(zoo_dir)
+    pos = {n: i for i, n in enumerate(order)}
+    members = manifest["members"]
+    ranked = sorted(range(len(members)), key=lambda i: (pos.get(members[i]["name"], len(pos)), i))
+    if ranked != list(range(len(members))):
+        manifest["members"] = [members[i] for i in ranked]
+        atomic_write_json(mpath, manifest)
+
+
+def _member_groups(members: Sequence[MemberSpec]) -> list[list[MemberSpec]]:
+    """Pretraining runs: each member that is not a checkpoint, with the checkpoints of its run."""
+    return [[s] + [c for c in members if c.parent == s.name] for s in members if s.parent is None]
+
+
+def _members_done(zoo_dir, group: Sequence[MemberSpec], config: BuildConfig, source_sha1: str) -> bool:
+    """Whether every member of ``group`` is in the manifest with its current fingerprint and files."""
+    if not (Path(zoo_dir) / MANIFEST).is_file():
+        return False
+    existing = {e["name"]: e for e in read_manifest(zoo_dir)["members"]}
+    fps: dict[str, str] = {}
+    for spec in group:
+        fps[spec.name] = fp = member_fingerprint(spec, config, source_sha1, fps.get(spec.parent or ""))
+        e = existing.get(spec.name)
+        if e is None or e.get("fingerprint") != fp or not (Path(zoo_dir) / e["params"]["path"]).exists():
+            return False
+    return True
+
+
+def build_members_sharded(zoo_dir, work_dir, members: Sequence[MemberSpec], config: BuildConfig, shard: Shard, *,
+                          progress: bool = True, verbose: bool = True, fashion_root=None) -> dict:
+    """The members of a sharded build: every worker claims whichever pretraining run (a member and
+    its checkpoint members) is neither done nor claimed by a live worker, builds it, and waits until
+    every member is in the manifest (taking over a run whose claim goes stale). The manifest keeps
+    the spec's order whatever the order of completion. Call it holding the folders shared
+    (:func:`shared_output_lock`); returns the report of :func:`build_members`, summed."""
+    work = Path(work_dir) if work_dir is not None else DEFAULT_WORK
+    source_sha1 = SourceData.load(config, fashion_root).sha1
+    order = [s.name for s in members]
+    report: dict = {"built": [], "skipped": [], "below_bar": []}
+    t_all, waited = time.time(), False
+    while True:
+        pending = [g for g in _member_groups(members) if not _members_done(zoo_dir, g, config, source_sha1)]
+        if not pending:
+            break
+        progressed = False
+        for group in pending:
+            claim = try_claim(claim_path(zoo_dir, "members", group[0].name), shard.claim_timeout, verbose)
+            if claim is None:
+                continue
+            with claim:
+                if _members_done(zoo_dir, group, config, source_sha1):
+                    continue
+                rep = build_members.__wrapped__(zoo_dir, work, group, config, progress=progress, verbose=verbose,
+                                                fashion_root=fashion_root, order=order)
+                for k in ("built", "skipped", "below_bar"):
+                    report[k] += rep[k]
+            progressed = True
+        if not progressed:
+            if not waited:
+                _log(f"shard {shard.index}/{shard.count}: waiting for other workers' pretraining runs "
+                     f"({', '.join(g[0].name for g in pending)})", verbose)
+                waited = True
+            time.sleep(MEMBER_POLL)
+    entries = {e["name"]: e for e in read_manifest(zoo_dir)["members"]}
+    report["skipped"] = [n for n in order if n not in report["built"]]
+    report["below_bar"] = [n for n in order if not entries[n]["linear_probe"].get("passed", True)]
     report["wall_seconds"] = round(time.time() - t_all, 2)
     return report
 
@@ -413,77 +739,112 @@ def _curve_recorder(run_dir: Path, seed: int, key: str):
 @locks_output("zoo_dir", "work_dir")
 def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = V2_CONFIG, *, tasks: Sequence[str] | None = None,
                       members: Sequence[str] | None = None, progress: bool = True, verbose: bool = True, fashion_root=None,
-                      on_unit=None, max_units: int | None = None) -> dict:
+                      on_unit=None, max_units: int | None = None, shard: Shard | None = None) -> dict:
     """The v2 ground truth, one (member, task, seed) unit at a time.
 
     Each unit fine-tunes one member on one task with one seed over the whole lr × wd grid
     (:func:`pedjax.models.finetune.finetune`, resumable from orbax checkpoints under
-    ``work_dir/truth/<member>/<task>``) and writes ``zoo_dir/truth_units/<task>/<member>/seed<k>.json``:
+    ``work_dir/truth/<member>/<task>/seed<k>``) and writes ``zoo_dir/truth_units/<task>/<member>/seed<k>.json``:
     per-configuration test accuracies, the loss curves, the key (member parameters, task, settings,
     seed). A unit whose file holds the current key is skipped, so a killed build loses at most the
     unit it was running (and that one resumes from its last checkpoint). ``max_units`` stops after
     that many newly fine-tuned units (a session's share of the build). After every unit
     ``ground_truth.json`` is re-aggregated from the unit files (:func:`aggregate_units`).
     Task-major order: the members sharing an architecture reuse one compiled trainer per task.
-    """
-    from ..models import finetune as ft
 
+    ``shard``: build only the units :meth:`Shard.owns`, each under a claim (:func:`try_claim`;
+    a unit claimed by a live worker is left to it and counted in the log). Call the undecorated
+    function (``build_truth_units.__wrapped__``) holding the folders shared, as :func:`build` does.
+    """
     zoo = load_zoo(zoo_dir, members)
     ftc = config.finetune_config()
     tasks = tuple(tasks) if tasks is not None else config.tasks
     work = Path(work_dir) if work_dir is not None else DEFAULT_WORK
     units = [(t, m, seed) for t in tasks for m in zoo for seed in ftc.seeds]
+    if shard is not None:
+        units = [(t, m, seed) for t, m, seed in units if shard.owns(t, m.name, seed)]
     t_all = time.time()
-    done_now = 0
+    done_now, held_elsewhere = 0, []
+
+    def done(path, key) -> bool:
+        if path.is_file():
+            try:
+                return json.loads(path.read_text()).get("key") == key
+            except json.JSONDecodeError:
+                pass  # a torn file (never written by this code: writes are atomic); redo the unit
+        return False
+
     for i, (task, m, seed) in enumerate(units, 1):
         if max_units is not None and done_now >= max_units:
             _log(f"stopping after {done_now} unit(s) (--max-units); rerun to continue", verbose)
             break
         key = _unit_key(m.entry, task, ftc, seed, fashion_root)
         path = unit_path(zoo_dir, task, m.name, seed)
-        if path.is_file():
-            try:
-                if json.loads(path.read_text()).get("key") == key:
-                    continue
-            except json.JSONDecodeError:
-                pass  # a torn file (never written by this code: writes are atomic); redo the unit
-        t0 = time.time()
-        run_dir = work / "truth" / m.name / task
-        on_chunk, load_curve = _curve_recorder(run_dir, seed, key)
-        res = ft.finetune(m.module, task, run_dir, params=m.params, config=dataclasses.replace(ftc, seeds=(seed,)),
-                          model_name=m.name, progress=progress, fashion_root=fashion_root, on_chunk=on_chunk)
-        rec = res["per_seed"][0]
-        curve = load_curve()
-        final = np.asarray(rec["final_train_loss"], dtype=float).reshape(-1)
-        steps, loss = list(curve["steps"]), list(curve["loss"])
-        if ftc.steps not in steps:  # an on_chunk-less path (or a curve file from before it recorded the last chunk)
-            steps.append(ftc.steps)
-            loss.append([float(v) if np.isfinite(v) else None for v in final])
-        prov = res["provenance"]
-        unit = {
-            "format": UNIT_FORMAT, "key": key, "member": m.name, "task": task, "seed": int(seed),
-            "params_sha1": m.entry["params"]["sha1"], "metric": ftc.metric, "score": rec["score"], "best": rec["best"],
-            "grid": {"lr": list(ftc.lrs), "wd": list(ftc.wds), "order": "lr-major"},
-            "accuracy": rec["accuracy"], "mean_class_accuracy": rec["mean_class_accuracy"],
-            "loss_curve": {"steps": steps, "loss": loss,
-                           "what": "training loss of the batch at the last step of each chunk, per grid configuration (lr-major)"},
-            "diverged": rec["diverged"], "resumed_from_step": rec["resumed_from_step"],
-            "finetune": {**ftc.training_dict(), "seed": int(seed)},
-            "n_train": prov["task"]["n_train"], "n_test": prov["task"]["n_test"], "data_sha1": prov["task"]["data_sha1"],
-            "fingerprint": prov["fingerprint"], "wall_seconds": round(time.time() - t0, 2), "date": _now(),
-            "git_commit": git_commit(), "jax_version": _jax_version(), "backend": _backend(),
-            "machine": f"{platform.machine()} {os.cpu_count()} CPU(s), {platform.system()}",
-        }
-        atomic_write_json(path, unit)
-        aggregate_units(zoo_dir, config, tasks=tasks, members=[mm.name for mm in zoo], fashion_root=fashion_root)
+        if done(path, key):
+            continue
+        claim = None
+        if shard is not None:
+            claim = try_claim(claim_path(zoo_dir, "truth", task, m.name, f"seed{seed}"), shard.claim_timeout, verbose)
+            if claim is None:
+                held_elsewhere.append(f"{m.name} on {task}, seed {seed}")
+                continue
+            if done(path, key):  # finished by another worker between the two looks
+                claim.release()
+                continue
+        try:
+            _run_unit(zoo_dir, work, zoo, config, ftc, task, m, seed, key, path, tasks, progress, fashion_root)
+        finally:
+            if claim is not None:
+                claim.release()
         done_now += 1
-        _log(f"[{i}/{len(units)}] {m.name} on {task}, seed {seed}: {rec['score']:.4f} ({time.time() - t0:.0f} s)", verbose)
+        u = json.loads(path.read_text())
+        _log(f"[{i}/{len(units)}] {m.name} on {task}, seed {seed}: {u['score']:.4f} ({u['wall_seconds']:.0f} s)", verbose)
         if on_unit is not None:
             on_unit(m.name, task, seed)
+    if held_elsewhere:
+        _log(f"{len(held_elsewhere)} unit(s) claimed by live workers, left to them: {', '.join(held_elsewhere[:5])}"
+             f"{' …' if len(held_elsewhere) > 5 else ''}", verbose)
     table = aggregate_units(zoo_dir, config, tasks=tasks, members=[mm.name for mm in zoo], fashion_root=fashion_root)
-    _log(f"ground truth: {done_now} unit(s) fine-tuned in {time.time() - t_all:.0f} s; "
+    who = f"shard {shard.index}/{shard.count}: " if shard is not None else ""
+    _log(f"ground truth: {who}{done_now} unit(s) fine-tuned in {time.time() - t_all:.0f} s; "
          f"{table['provenance']['units_done']}/{table['provenance']['units_total']} done -> {Path(zoo_dir) / TRUTH_FILE}", verbose)
     return table
+
+
+def _run_unit(zoo_dir, work: Path, zoo, config: BuildConfig, ftc, task: str, m, seed: int, key: str, path: Path,
+              tasks, progress: bool, fashion_root) -> None:
+    """Fine-tune one unit, write its file atomically, re-aggregate ``ground_truth.json``."""
+    from ..models import finetune as ft
+
+    t0 = time.time()
+    run_dir = work / "truth" / m.name / task / f"seed{seed}"
+    on_chunk, load_curve = _curve_recorder(run_dir, seed, key)
+    res = ft.finetune(m.module, task, run_dir, params=m.params, config=dataclasses.replace(ftc, seeds=(seed,)),
+                      model_name=m.name, progress=progress, fashion_root=fashion_root, on_chunk=on_chunk)
+    rec = res["per_seed"][0]
+    curve = load_curve()
+    final = np.asarray(rec["final_train_loss"], dtype=float).reshape(-1)
+    steps, loss = list(curve["steps"]), list(curve["loss"])
+    if ftc.steps not in steps:  # an on_chunk-less path (or a curve file from before it recorded the last chunk)
+        steps.append(ftc.steps)
+        loss.append([float(v) if np.isfinite(v) else None for v in final])
+    prov = res["provenance"]
+    unit = {
+        "format": UNIT_FORMAT, "key": key, "member": m.name, "task": task, "seed": int(seed),
+        "params_sha1": m.entry["params"]["sha1"], "metric": ftc.metric, "score": rec["score"], "best": rec["best"],
+        "grid": {"lr": list(ftc.lrs), "wd": list(ftc.wds), "order": "lr-major"},
+        "accuracy": rec["accuracy"], "mean_class_accuracy": rec["mean_class_accuracy"],
+        "loss_curve": {"steps": steps, "loss": loss,
+                       "what": "training loss of the batch at the last step of each chunk, per grid configuration (lr-major)"},
+        "diverged": rec["diverged"], "resumed_from_step": rec["resumed_from_step"],
+        "finetune": {**ftc.training_dict(), "seed": int(seed)},
+        "n_train": prov["task"]["n_train"], "n_test": prov["task"]["n_test"], "data_sha1": prov["task"]["data_sha1"],
+        "fingerprint": prov["fingerprint"], "wall_seconds": round(time.time() - t0, 2), "date": _now(),
+        "git_commit": git_commit(), "jax_version": _jax_version(), "backend": _backend(),
+        "machine": f"{platform.machine()} {os.cpu_count()} CPU(s), {platform.system()}",
+    }
+    atomic_write_json(path, unit)
+    aggregate_units(zoo_dir, config, tasks=tasks, members=[mm.name for mm in zoo], fashion_root=fashion_root)
 
 
 _UNIT_CACHE: dict = {}
@@ -514,7 +875,14 @@ def aggregate_units(zoo_dir, config: BuildConfig, *, tasks: Sequence[str] | None
     settings: ``datasets[task][member]`` (mean over seeds of the best-of-grid accuracy, only for pairs
     with every seed done), ``std``, ``per_seed[task][member]`` (best-of-grid accuracy per seed, in
     ``seeds`` order, ``null`` where missing: the noise ceiling's input), ``curves[task][member]``
-    (per seed: the loss curve of its best configuration), ``runs``. Written atomically; returned."""
+    (per seed: the loss curve of its best configuration), ``runs``. Written atomically, reading the
+    unit files and writing the table under :func:`meta_lock` (so, of concurrent workers, the last to
+    aggregate has seen every unit written before it); returned."""
+    with meta_lock(zoo_dir):
+        return _aggregate_units(zoo_dir, config, tasks=tasks, members=members, fashion_root=fashion_root)
+
+
+def _aggregate_units(zoo_dir, config: BuildConfig, *, tasks=None, members=None, fashion_root=None) -> dict:
     zoo_dir = Path(zoo_dir)
     manifest = {e["name"]: e for e in read_manifest(zoo_dir)["members"]}
     names = list(members) if members is not None else list(manifest)
@@ -527,7 +895,9 @@ def aggregate_units(zoo_dir, config: BuildConfig, *, tasks: Sequence[str] | None
     for task in tasks:
         for name in names:
             entry = manifest.get(name)
-            per, curves, units = [], [], []
+            per: list = []
+            curves: list = []
+            units: list = []
             for seed in ftc.seeds:
                 total += 1
                 u = _read_unit(unit_path(zoo_dir, task, name, seed))
@@ -544,7 +914,7 @@ def aggregate_units(zoo_dir, config: BuildConfig, *, tasks: Sequence[str] | None
                 units.append(u)
             table["per_seed"].setdefault(task, {})[name] = per
             table["curves"].setdefault(task, {})[name] = curves
-            if units and all(v is not None for v in per):
+            if entry is not None and units and all(v is not None for v in per):
                 table["datasets"].setdefault(task, {})[name] = float(np.mean(per))
                 table["std"].setdefault(task, {})[name] = float(np.std(per))
                 table["runs"].setdefault(task, {})[name] = {
@@ -590,7 +960,11 @@ def record_build(zoo_dir) -> dict:
     wall seconds (the members' ``pretrain.wall_seconds_member``: checkpoint members and random
     inits cost seconds), ground-truth wall seconds (the finished units', from ``ground_truth.json``),
     their sum, how many units are done, whether the build is complete, and the machine."""
-    zoo_dir = Path(zoo_dir)
+    with meta_lock(zoo_dir):
+        return _record_build(Path(zoo_dir))
+
+
+def _record_build(zoo_dir: Path) -> dict:
     mpath = zoo_dir / MANIFEST
     manifest = read_manifest(zoo_dir)
     pre = sum(float(e.get("pretrain", {}).get("wall_seconds_member") or 0.0) for e in manifest["members"])
@@ -615,10 +989,30 @@ def record_build(zoo_dir) -> dict:
 
 def build(zoo_dir=None, work_dir=None, members: Sequence[MemberSpec] = V2_MEMBERS, config: BuildConfig = V2_CONFIG,
           *, truth: bool = True, pretrain: bool = True, progress: bool = True, verbose: bool = True, fashion_root=None,
-          max_units: int | None = None) -> dict:
-    """Build (or finish building) a zoo and its ground truth: :func:`build_members` then :func:`build_truth`."""
+          max_units: int | None = None, shard: Shard | None = None) -> dict:
+    """Build (or finish building) a zoo and its ground truth: :func:`build_members` then :func:`build_truth`.
+
+    ``shard``: one worker of a sharded build (see :class:`Shard`; unit-by-unit ground truth only):
+    the folders are held shared, members are claimed run by run (:func:`build_members_sharded`),
+    and the worker's share of the ground-truth units is claimed unit by unit."""
     zoo_dir = Path(zoo_dir) if zoo_dir is not None else DEFAULT_ZOO
-    out: dict = {}
+    if shard is not None:
+        if not config.truth_units:
+            raise ValueError("shard: a sharded build needs the unit-by-unit ground truth (not the --v1 spec)")
+        work = Path(work_dir) if work_dir is not None else DEFAULT_WORK
+        with shared_output_lock(zoo_dir, "zoo_dir"), shared_output_lock(work, "work_dir"):
+            out: dict = {}
+            if pretrain:
+                out["members"] = build_members_sharded(zoo_dir, work, members, config, shard, progress=progress, verbose=verbose,
+                                                       fashion_root=fashion_root)
+            if truth:
+                out["truth"] = build_truth_units.__wrapped__(
+                    zoo_dir, work, config, members=[s.name for s in members], progress=progress, verbose=verbose,
+                    fashion_root=fashion_root, max_units=max_units, shard=shard)
+            if (zoo_dir / MANIFEST).is_file():
+                out["build"] = record_build(zoo_dir)
+        return out
+    out = {}
     if pretrain:
         out["members"] = build_members(zoo_dir, work_dir, members, config, progress=progress, verbose=verbose, fashion_root=fashion_root)
     if truth:

@@ -6,13 +6,16 @@ truth is produced. The shipped zoo (:data:`DEFAULT_ZOO`) is built from :data:`V2
 :data:`V2_CONFIG` (benchmark v2); :data:`TINY_V2_MEMBERS` / :data:`TINY_V2_CONFIG` are the CI chain's.
 :data:`V1_MEMBERS` / :data:`V1_CONFIG` (``pedjax zoo build --v1``) are the first zoo's spec, which
 shipped until benchmark v2 replaced it; :data:`TINY_MEMBERS` / :data:`TINY_CONFIG` its tiny chain.
+:data:`V3_TASKS` / :data:`V3_CONFIG` (``pedjax zoo build --v3``) add benchmark v3's new target
+domains to the shipped zoo, with the v2 members and protocol.
 """
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -319,3 +322,27 @@ TINY_V2_CONFIG = BuildConfig(
     ft_checkpoint_every=2, ft_eval_batch_size=200, ft_lrs=(0.1, 0.03, 0.01), ft_wds=(1e-4,), truth_units=True,
     ft_checkpoints=False, ft_clip_norm=1.0,
 )
+
+
+# ------------------------------------------------------------------------------------------------
+# Benchmark v3 (issue 23; docs/zoo.md "Benchmark v3"): target domains the zoo never saw, built into
+# the shipped zoo's folder unit by unit with the same 27 members and the same ground-truth protocol.
+
+#: the new tasks (``pedjax tasks``; docs/data.md "Glyph and emoji tasks"): domains "glyphs" and "emoji"
+V3_NEW_TASKS = (
+    "glyphs-letters",   # notMNIST-style letters A-J, test fonts unseen
+    "glyphs-digits",    # typeset digits
+    "glyphs-greek",     # another alphabet
+    "glyphs-cyrillic",  # another alphabet
+    "glyphs-case",      # coarse labels: lower vs upper case
+    "glyphs-weight",    # a style property: regular vs bold
+    "glyphs-fewshot",   # few shots (10 per class)
+    "glyphs-script",    # which alphabet: Latin, Greek, Cyrillic
+    "emoji-groups",     # Unicode's 8 emoji groups, test emoji unseen
+    "emoji-shift",      # colour emoji -> black-and-white outlines
+)
+V3_TASKS = V2_TASKS + V3_NEW_TASKS
+#: the same members: no re-pretraining (their fingerprints, and so the shipped files, are v2's)
+V3_MEMBERS = V2_MEMBERS
+#: v2's protocol (3 learning rates, 400 steps, 3 seeds, clipped) on the v3 tasks
+V3_CONFIG = dataclasses.replace(V2_CONFIG, tasks=V3_TASKS)
