@@ -6,12 +6,24 @@ from .etran import energy_score, etran, etran_combine, etran_components, etran_c
 from .gbc import gbc, gbc_core
 from .hscore import hscore, hscore_core
 from .hscore_reg import fourth_moment_block, hscore_reg, hscore_reg_core, hscore_reg_from_moments
+from .knn import knn, knn_core, stratified_folds
 from .leep import leep, leep_core
 from .lfc import lfc, lfc_core, lfc_from_moments
+from .linear_probe import linear_probe, linear_probe_core, linear_probe_fit
 from .logme import logme, logme_core
 from .nce import nce, nce_core
 from .ncti import ncti, ncti_combine, ncti_components, ncti_components_core, ncti_core, ncti_zoo
 from .nleep import GMMResult, gmm_fit, kmeans_plusplus, nleep, nleep_core, nleep_pca_components
+from .pactran import (
+    GaussianFit,
+    pactran_dirichlet,
+    pactran_dirichlet_core,
+    pactran_gamma,
+    pactran_gamma_core,
+    pactran_gaussian,
+    pactran_gaussian_core,
+    pactran_gaussian_fit,
+)
 from .parc import parc, parc_core, rankdata_average, spearman_binary
 from .sfda import sfda, sfda_core
 from .transrate import transrate, transrate_core
@@ -21,7 +33,10 @@ __all__ = [
     "etran", "etran_core", "etran_components", "etran_combine", "energy_score", "lda_score",
     "gbc", "gbc_core", "hscore", "hscore_core", "hscore_reg", "hscore_reg_core", "hscore_reg_from_moments",
     "fourth_moment_block", "lfc", "lfc_core", "lfc_from_moments", "ncti", "ncti_core", "ncti_components",
-    "ncti_components_core", "ncti_combine", "ncti_zoo", "leep", "leep_core", "logme", "logme_core", "nce", "nce_core",
+    "ncti_components_core", "ncti_combine", "ncti_zoo", "knn", "knn_core", "stratified_folds",
+    "linear_probe", "linear_probe_core", "linear_probe_fit", "GaussianFit", "pactran_dirichlet",
+    "pactran_dirichlet_core", "pactran_gamma", "pactran_gamma_core", "pactran_gaussian", "pactran_gaussian_core",
+    "pactran_gaussian_fit", "leep", "leep_core", "logme", "logme_core", "nce", "nce_core",
     "nleep", "nleep_core", "nleep_pca_components", "gmm_fit", "GMMResult", "kmeans_plusplus",
     "parc", "parc_core", "spearman_binary", "rankdata_average", "sfda", "sfda_core", "transrate", "transrate_core",
 ]
