@@ -36,6 +36,15 @@ Two evaluations of the same quantities:
     m² = ‖m‖² and res² = ‖y‖² − (Xᵀy)ᵀm − t‖m‖² (no division by σ); for N ≤ D with
     z = (XXᵀ + tI)⁻¹y: m² = zᵀXXᵀz and res² = t²‖z‖². Directions the reference drops
     (rounding-level σ) enter these sums with weight ≈ σ·‖y‖²/t², i.e. not at all in float64.
+  * **SVD** (:func:`logme_svd`, every dtype but float64 — float32 on accelerators; issue 21): the
+    same formulas on the singular values and left singular vectors of X itself, with the
+    residual term ‖y‖² − ‖Uᵀy‖² taken as ‖y − U Uᵀy‖² (no cancellation). The Gram matrix
+    squares the condition number, and LogME's features are not centred, so a feature mean
+    (ReLU features, a shared bias) makes λ_max dominate: in float32 the eigendecomposition
+    resolved the other eigenvalues, and the targets' coordinates along them, only to
+    ~eps·λ_max. On the shipped zoo the float32 eigh form was off by up to 1.3e-2 relative (a
+    model whose score is near 0), the SVD form by ≤ 2e-5. Derivatives come from the eigh form
+    (custom JVP), as for the tridiagonal evaluation. Float64 is unchanged.
 """
 from __future__ import annotations
 
@@ -261,13 +270,43 @@ def _logme_fast_jvp(num_classes, primals, tangents):
     return jax.jvp(lambda X_: logme_eigh(X_, y, num_classes), (X,), (dX,))
 
 
+def logme_svd(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
+    """LogME through the SVD of X (the float32 evaluation; see the module docstring)."""
+    X = jnp.asarray(X)
+    N, D = X.shape
+    Y = jax.nn.one_hot(y, num_classes, dtype=X.dtype)  # [N, C]
+    U, s, _ = jnp.linalg.svd(X, full_matrices=False)  # U [N, K], K = min(N, D)
+    sig = (s * s)[:, None]  # [K, 1]: the squared singular values, as the Gram eigenvalues
+    x = U.T @ Y  # [K, C]
+    x2 = x * x
+    R = Y - U @ x  # the targets' part outside the column space, directly
+    res_x2 = jnp.sum(R * R, axis=0)
+
+    def sums(t):
+        return (jnp.sum(sig * x2 / (t + sig) ** 2, axis=0),
+                jnp.sum(x2 / (1.0 + sig / t) ** 2, axis=0) + res_x2)
+
+    return _fixed_point(N, D, num_classes, X.dtype, sig, jnp.ones((s.shape[0],), bool), sums)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _logme_svd(X, y, num_classes):
+    return logme_svd(X, y, num_classes)
+
+
+_logme_svd.defjvp(_logme_fast_jvp)
+
+
 def logme_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
     """LogME of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX).
 
     Float64 on a single CPU device: the tridiagonal evaluation, with derivatives from the
-    eigendecomposition form; otherwise the eigendecomposition form throughout.
+    eigendecomposition form; other float64: the eigendecomposition form throughout; float32
+    (any other dtype): the SVD evaluation, with derivatives from the eigendecomposition form.
     """
     X = jnp.asarray(X)
+    if X.dtype != jnp.float64:
+        return _logme_svd(X, y, num_classes)
     if _use_tridiagonal(X):
         return _logme_fast(X, y, num_classes)
     return logme_eigh(X, y, num_classes)

@@ -29,6 +29,17 @@ Exact where the published code is not:
   variance: the published code's score then changes with the last bits of the input (on the
   shipped zoo, by 0.02 for one model — enough to reorder the zoo). pedjax zeroes components whose
   eigenvalue is ≤ max(N, D)·eps·λ_max, which gives the exact-arithmetic score.
+* **float32** (issue 21). StandardScaler gives every kept component unit variance, however small
+  its eigenvalue, so PARC depends on the *small* components as much as on the large ones. The
+  eigendecomposition of the Gram matrix resolves an eigenvalue only to ~max(N, D)·eps·λ_max —
+  in float32 ~1e-4·λ_max at N = 1000: near-duplicate features (small but real components, e.g.
+  1e-5·λ_max) were zeroed in float32 and kept in float64, and the float32 score moved by 30 %
+  and reordered zoos. In float32 (any dtype but float64) pedjax therefore takes the PCA from an
+  SVD of the centred features, which resolves singular values to ~max(N, D)·eps·σ_max, i.e.
+  eigenvalues to (max(N, D)·eps)²·λ_max, and uses that cut-off: components above ~1e-9·λ_max
+  (N = 300) are kept as in float64. Components below it are float32 rounding noise of the input
+  and cannot be reproduced in float32; float64 keeps (and whitens) them. The float64 path is the
+  Gram eigendecomposition, unchanged.
 
 The core needs the ranks of the upper-triangle RDM values only through two sums (see
 :func:`spearman_binary`): one sort of the N² flattened RDM (pairs i ≥ j are masked), average ranks
@@ -45,7 +56,7 @@ import numpy as np
 
 from .._linalg import host_kernels_enabled
 from .._validate import as_float_matrix, encode_labels
-from ._pca import pca_spectrum
+from ._pca import pca_spectrum, sklearn_signs_for
 from ._registry import jitted, register
 
 __all__ = ["parc", "parc_core", "spearman_binary", "rankdata_average"]
@@ -151,16 +162,32 @@ def _row_corr(F: jax.Array) -> jax.Array:
     return jnp.clip(U @ U.T, -1.0, 1.0)
 
 
+def _pca_svd(X: jax.Array, k: int):
+    """``(explained variances [min(N, D)], scores [N, k])`` of X from an SVD of the centred
+    features (two-pass centring), with scikit-learn's signs; :func:`pca_spectrum`'s outputs."""
+    N = X.shape[0]
+    Xc = X - jnp.mean(X, axis=0)
+    Xc = Xc - jnp.mean(Xc, axis=0)
+    U, s, _ = jnp.linalg.svd(Xc, full_matrices=False)
+    Z = U[:, :k] * s[:k]
+    return s**2 / max(N - 1, 1), Z * sklearn_signs_for(Xc, Z)
+
+
 def _parc_parts(X: jax.Array, y: jax.Array, n_dims: int = 32):
     """PARC's inputs to the rank correlation: the flattened feature RDM ``1 − corr`` [N²], the
     label-RDM indicator (different classes) [N²] and the upper-triangle mask [N²]."""
     X = jnp.asarray(X, dtype=jnp.result_type(float))
     N, D = X.shape
     k = max(1, min(int(n_dims), N, D))
-    ev, Z = pca_spectrum(X, k, sklearn_signs=True)
+    eps = jnp.finfo(X.dtype).eps
+    if X.dtype == jnp.float64:
+        ev, Z = pca_spectrum(X, k, sklearn_signs=True)
+        tol = ev[0] * max(N, D) * eps  # the Gram eigenvalues' rounding level
+    else:  # float32: an SVD of the centred features resolves small components (module docstring)
+        ev, Z = _pca_svd(X, k)
+        tol = ev[0] * (max(N, D) * eps) ** 2  # the squared singular values' rounding level
     # components at the rounding level of the spectrum are zero in exact arithmetic: keep them
     # zero (a constant column, left unscaled) instead of z-scoring rounding noise to unit variance
-    tol = ev[0] * max(N, D) * jnp.finfo(X.dtype).eps
     F = _standardize(jnp.where(ev[:k] > tol, Z, 0.0))
     rdm = 1.0 - _row_corr(F)
     upper = jnp.arange(N)[:, None] < jnp.arange(N)[None, :]

@@ -1,0 +1,383 @@
+"""Float32 fidelity: does a metric rank a zoo in float32 as it does in float64? (issue 21)
+
+One comparison, shared by the test (``tests/test_float32_fidelity.py``), the experiment that
+writes docs/precision.md (``experiments/float32_fidelity.py``) and the device benchmark
+(``experiments/bench_device.py``): every feature set is scored by :func:`pedjax.rank.benchmark`
+(every metric static and after each PED configuration; PED runs once per configuration) twice —
+in float64 and in float32, on the *same* input features — and per variant (``metric`` or
+``metric+SUFFIX``) and set :func:`compare` reports
+
+* ``tau``: the weighted Kendall τ between the two rankings of the zoo,
+  ``scipy.stats.weightedtau(s64, s32)[0]`` (:func:`pedjax.rank.weighted_tau`); scores that are not
+  finite (−inf for a degenerate model, NaN) rank last, tied, as everywhere in pedjax;
+* ``worst_rel``: the worst relative score difference ``|s32 − s64| / |s64|`` over the models
+  whose float64 score is finite (0 where both are 0; ``inf`` where s64 = 0 ≠ s32);
+* ``worst_spread``: the worst ``|s32 − s64|`` over the spread ``max − min`` of the float64 scores
+  of the zoo — what a ranking can tolerate (a score near 0 makes ``worst_rel`` large while
+  nothing moves in the ranking);
+* ``nonfinite``: how many models have a non-finite float32 score where the float64 one is finite
+  (a variant that raised in float32 counts every such model).
+
+For a metric defined over a whole zoo (``Metric.zoo``: NCTI min–max scales its terms over the
+models, so one model scores exactly 0) the relative difference is undefined; its bound applies to
+``worst_spread`` instead (:func:`bounded_difference`).
+
+The targets (issue 21; ../shared/DESIGN.md "Precision on accelerators") are checked by
+:meth:`FidelityResult.failures`: ``nonfinite == 0``, ``tau >= TAU_TARGET`` and ``worst_rel``
+within the metric's documented bound :data:`REL_BOUNDS` (docs/precision.md).
+
+Precision scopes: float64 is what pedjax's entry points compute in by default; float32 is
+``pedjax.float32()`` with JAX's x64 switch off for the calling thread (a process that turned x64
+on — the command line, the test suite — would otherwise still compute in float64 inside
+``float32()``). When :mod:`pedjax._precision` offers ``precision(name)`` it is used for both.
+
+:func:`synthetic_set` makes the synthetic zoos the targets are stated on (published scale
+12 × 5000 × 2048 with C = 100, D ≫ N, near-duplicate dimensions) at any size.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import numpy as np
+
+from .. import _precision
+from ..features import FeatureSet
+from ..metrics import REGISTRY
+from ..physics.ped import PEDConfig
+from .benchmark import _ranked_last, benchmark, variant_name
+from .measures import weighted_tau
+
+#: the precisions compared, reference first
+PRECISIONS = ("float64", "float32")
+#: issue 21: weighted τ between the float32 and the float64 ranking, per metric ± PED and set
+TAU_TARGET = 0.99
+#: issue 21: the worst relative score difference float32 vs float64 where the metric is well conditioned
+REL_TARGET = 1e-3
+#: documented worst relative score difference per metric (± PED), with the reason where it
+#: exceeds :data:`REL_TARGET` (docs/precision.md prints this table; the test asserts it)
+REL_BOUNDS: dict[str, tuple[float, str]] = {
+    "logme": (REL_TARGET, ""),
+    "sfda": (REL_TARGET, ""),
+    "gbc": (REL_TARGET, ""),
+    "hscore": (REL_TARGET, ""),
+    "nleep": (REL_TARGET, ""),
+    "parc": (REL_TARGET, ""),
+    "transrate": (REL_TARGET, ""),
+    "etran": (REL_TARGET, ""),
+    "leep": (REL_TARGET, ""),
+    "nce": (REL_TARGET, ""),
+    "ncti": (REL_TARGET, "a zoo-level score (min–max over the models): the bound is on the difference over the zoo's "
+                         "score spread, as one model scores exactly 0"),
+}
+
+
+def rel_bound(variant: str) -> float:
+    """The documented worst relative difference of a variant (its metric's :data:`REL_BOUNDS`)."""
+    return REL_BOUNDS.get(variant.split("+", 1)[0], (REL_TARGET, ""))[0]
+
+
+def zoo_level(variant: str) -> bool:
+    """Whether the variant's metric is defined over a whole zoo (``Metric.zoo``; module docstring)."""
+    m = REGISTRY.get(variant.split("+", 1)[0])
+    return m is not None and getattr(m, "zoo", None) is not None
+
+
+def bounded_difference(variant: str, row: VariantFidelity) -> float:
+    """The difference a variant's bound applies to: ``worst_rel``, or ``worst_spread`` for a
+    zoo-level metric (:func:`zoo_level`)."""
+    return row.worst_spread if zoo_level(variant) else row.worst_rel
+
+
+@contextlib.contextmanager
+def computing_in(precision: str):
+    """pedjax's entry points compute in ``precision`` (``"float64"`` or ``"float32"``) inside this
+    block, whatever the process's JAX settings (module docstring)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: one of {list(PRECISIONS)}, got {precision!r}")
+    setting = getattr(_precision, "precision", None)  # the issue-21 setting, once it exists
+    with contextlib.ExitStack() as stack:
+        if setting is not None:
+            stack.enter_context(setting(precision))
+        elif precision == "float32":
+            stack.enter_context(_precision.float32())
+        if precision == "float32":
+            stack.enter_context(jax.enable_x64(False))
+        yield
+
+
+@dataclass
+class VariantFidelity:
+    """One variant on one set: float32 against float64 (module docstring)."""
+
+    tau: float
+    worst_rel: float
+    worst_spread: float
+    nonfinite: int
+    n_models: int
+    worst_model: str | None = None
+    error: str | None = None  # the float32 run's error, if it raised
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class FidelityResult:
+    """What :func:`fidelity` measured.
+
+    Attributes:
+      tasks, variants: in order.
+      rows: ``{task: {variant: VariantFidelity}}``.
+      scores: ``{precision: {task: {variant: {model: score} or None}}}``.
+      seconds: ``{precision: {task: wall seconds}}``.
+    """
+
+    tasks: list[str] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)
+    rows: dict = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+    def summary(self) -> dict[str, VariantFidelity]:
+        """Per variant over all sets: the smallest τ, the largest differences, the total of
+        non-finite scores (``n_models`` summed; ``worst_model`` as ``task/model``)."""
+        out = {}
+        for v in self.variants:
+            rs = [(t, self.rows[t][v]) for t in self.tasks if v in self.rows.get(t, {})]
+            if not rs:
+                continue
+            taus = [r.tau for _, r in rs]
+            worst_t, worst = max(rs, key=lambda tr: _nan_low(tr[1].worst_rel))
+            out[v] = VariantFidelity(
+                tau=min(taus, key=_nan_low_neg) if taus else math.nan,
+                worst_rel=max((r.worst_rel for _, r in rs), key=_nan_low),
+                worst_spread=max((r.worst_spread for _, r in rs), key=_nan_low),
+                nonfinite=sum(r.nonfinite for _, r in rs),
+                n_models=sum(r.n_models for _, r in rs),
+                worst_model=f"{worst_t}/{worst.worst_model}" if worst.worst_model else None,
+                error="; ".join(f"{t}: {r.error}" for t, r in rs if r.error) or None,
+            )
+        return out
+
+    def failures(self, variants: Sequence[str] | None = None, *, rel_bounds: Mapping[str, float] | None = None) -> list[str]:
+        """One line per missed target (module docstring); empty when every target holds.
+        ``rel_bounds``: ``{variant or metric: bound}`` overriding :data:`REL_BOUNDS`."""
+        out = []
+        for t in self.tasks:
+            for v, r in self.rows.get(t, {}).items():
+                if variants is not None and v not in variants:
+                    continue
+                bound = _bound(v, rel_bounds)
+                if r.nonfinite:
+                    out.append(f"{v} on {t}: {r.nonfinite} non-finite float32 score(s) where float64 is finite"
+                               + (f" ({r.error})" if r.error else ""))
+                if not (r.tau >= TAU_TARGET):
+                    out.append(f"{v} on {t}: weighted tau {r.tau:.4f} < {TAU_TARGET}")
+                diff = bounded_difference(v, r)
+                if not (diff <= bound):
+                    what = "difference / score spread" if zoo_level(v) else "relative difference"
+                    out.append(f"{v} on {t}: worst {what} {diff:.2e} > {bound:.0e} ({r.worst_model})")
+        return out
+
+    def as_dict(self) -> dict:
+        return {"tasks": self.tasks, "variants": self.variants,
+                "rows": {t: {v: r.as_dict() for v, r in rs.items()} for t, rs in self.rows.items()},
+                "scores": self.scores, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> FidelityResult:
+        return cls(list(d["tasks"]), list(d["variants"]),
+                   {t: {v: VariantFidelity(**r) for v, r in rs.items()} for t, rs in d["rows"].items()},
+                   dict(d.get("scores", {})), dict(d.get("seconds", {})))
+
+    def merge(self, other: FidelityResult) -> FidelityResult:
+        """Both results' sets (``other`` wins on a task both hold)."""
+        tasks = self.tasks + [t for t in other.tasks if t not in self.tasks]
+        variants = self.variants + [v for v in other.variants if v not in self.variants]
+        scores = {p: {**self.scores.get(p, {}), **other.scores.get(p, {})} for p in PRECISIONS}
+        seconds = {p: {**self.seconds.get(p, {}), **other.seconds.get(p, {})} for p in PRECISIONS}
+        return FidelityResult(tasks, variants, {**self.rows, **other.rows}, scores, seconds)
+
+
+def _bound(variant: str, overrides: Mapping[str, float] | None) -> float:
+    if overrides:
+        for key in (variant, variant.split("+", 1)[0]):
+            if key in overrides:
+                return float(overrides[key])
+    return rel_bound(variant)
+
+
+def _nan_low(x: float) -> float:
+    return math.inf if x != x else x  # NaN counts as the worst
+
+
+def _nan_low_neg(x: float) -> float:
+    return -math.inf if x != x else x
+
+
+def compare(s64: Mapping[str, float] | None, s32: Mapping[str, float] | None, error: str | None = None) -> VariantFidelity:
+    """float32 scores against float64 scores of one variant on one set (module docstring);
+    ``None`` for a run that raised (``error`` says why)."""
+    if s64 is None:
+        return VariantFidelity(math.nan, math.nan, math.nan, 0, 0, None, error or "float64 run failed")
+    models = list(s64)
+    a = np.array([s64[m] for m in models], float)
+    b = np.array([np.nan if s32 is None or s32.get(m) is None else s32[m] for m in models], float)
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    nonfinite = int(np.sum(fa & ~fb))
+    both = fa & fb
+    diff = np.abs(b - a)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(diff == 0, 0.0, diff / np.abs(a))
+    spread = float(np.ptp(a[fa])) if fa.sum() >= 2 else 0.0
+    worst_rel = float(np.max(rel[both])) if both.any() else (0.0 if not fa.any() else math.nan)
+    worst_spread = (float(np.max(diff[both])) / spread if spread > 0 else 0.0) if both.any() else worst_rel
+    worst_model = models[int(np.argmax(np.where(both, rel, -1.0)))] if both.any() else None
+    tau = math.nan
+    if len(models) >= 2:
+        ra, rb = _ranked_last(a), _ranked_last(b)
+        tau = 1.0 if np.array_equal(ra, rb) and len(set(ra)) == 1 else float(weighted_tau(ra, rb))
+    return VariantFidelity(tau, worst_rel, worst_spread, nonfinite, len(models), worst_model, error)
+
+
+def as_feature_set(data: Any, task: str = "set") -> FeatureSet:
+    """A :class:`FeatureSet` from one, or from a mapping with ``features`` (``{model: [N, D]}``),
+    ``labels`` and optionally ``source_stats``, ``source_probs`` and ``task``."""
+    if isinstance(data, FeatureSet):
+        return data
+    if isinstance(data, Mapping) and "features" in data and "labels" in data:
+        return FeatureSet(dict(data["features"]), np.asarray(data["labels"]), data.get("source_stats"),
+                          data.get("source_probs"), task=str(data.get("task", task)))
+    raise ValueError("sets: expected FeatureSets or mappings with 'features' and 'labels'")
+
+
+def fidelity(sets, metrics: Sequence[str] | None = None, peds: Mapping[str, PEDConfig] | None = None, *,
+             on_set: Callable[[str, dict[str, VariantFidelity], dict[str, float]], None] | None = None,
+             compile_ahead: bool = True) -> FidelityResult:
+    """Score every set in float64 and in float32 and compare, per variant (module docstring).
+
+    Args:
+      sets: a :class:`FeatureSet` (or a mapping :func:`as_feature_set` accepts), or a sequence.
+      metrics: metric names (default: every registered metric; probability/label metrics need
+        the sets' ``source_probs``).
+      peds: ``{suffix: PEDConfig}``: feature metrics are also scored after each (variant
+        ``metric+suffix``); PED itself runs in the precision being measured.
+      on_set: called after each set with ``(task, {variant: VariantFidelity}, {precision: seconds})``.
+    """
+    if isinstance(sets, (FeatureSet, Mapping)):
+        sets = [sets]
+    sets = [as_feature_set(s, f"set{i}") for i, s in enumerate(sets)]
+    metrics = list(metrics) if metrics is not None else sorted(REGISTRY)
+    peds = dict(peds or {})
+    out = FidelityResult(scores={p: {} for p in PRECISIONS}, seconds={p: {} for p in PRECISIONS})
+    for fs in sets:
+        fs = fs.replace(truth=None)  # scored, not judged: no τ against ground truth here
+        runs = {}
+        for p in PRECISIONS:
+            t0 = time.perf_counter()
+            with computing_in(p):
+                runs[p] = benchmark(fs, metrics, peds, compile_ahead=compile_ahead)
+            out.seconds[p][fs.task] = time.perf_counter() - t0
+        r64, r32 = runs["float64"], runs["float32"]
+        if not out.variants:
+            out.variants = list(r64.variants)
+        out.tasks.append(fs.task)
+        rows = {}
+        for v in r64.variants:
+            s64 = r64.scores[fs.task].get(v)
+            s32 = r32.scores[fs.task].get(v)
+            err = r32.errors.get(v, {}).get(fs.task)
+            rows[v] = compare(s64, s32, err)
+            if s64 is None:
+                rows[v].error = "float64: " + r64.errors.get(v, {}).get(fs.task, "failed")
+        out.rows[fs.task] = rows
+        for p, r in runs.items():
+            out.scores[p][fs.task] = r.scores[fs.task]
+        if on_set is not None:
+            on_set(fs.task, rows, {p: out.seconds[p][fs.task] for p in PRECISIONS})
+    return out
+
+
+def feature_metrics() -> list[str]:
+    """Every registered metric that reads features (PED applies), sorted."""
+    return sorted(k for k, m in REGISTRY.items() if m.input == "features")
+
+
+# ----------------------------------------------------------------------------------------------
+# synthetic zoos
+
+#: the synthetic zoos the targets are stated on: name -> (models, N, D, C, kind)
+SYNTHETIC = {
+    "synthetic-published": (12, 5000, 2048, 100, "lowrank"),
+    "synthetic-d>>n": (12, 200, 2048, 10, "lowrank"),
+    "synthetic-near-duplicate": (12, 2000, 1024, 50, "near-duplicate"),
+}
+
+
+def synthetic_set(models: int, n: int, d: int, classes: int, kind: str = "lowrank", *, seed: int = 0,
+                  n_source: int | None = None, task: str | None = None, rank: int | None = None) -> FeatureSet:
+    """A synthetic zoo as a :class:`FeatureSet` of float32 features (as networks emit them), with
+    source statistics (mean and std of each model's features on its own "source" sample).
+
+    ``kind="lowrank"``: per model ReLU(Z W + b + noise) with a model-specific latent rank (16–64),
+    class separation and noise, Z = class centre + N(0, I) (the features of ``bench_core``).
+    ``kind="near-duplicate"``: d/8 such ReLU units, each repeated in 8 columns that differ by
+    independent noise of 1e-2 of the unit's spread (correlation ≈ 0.9999), on a positive offset
+    5–10 times their spread: a nearly singular, uncentred covariance (duplicated units, a shared
+    bias), the hard case for Gram products. (At a 1e-4 perturbation the duplicates' differences
+    would be near the float32 rounding of the offset features themselves: no float32
+    computation could resolve them.)
+    """
+    if kind not in ("lowrank", "near-duplicate"):
+        raise ValueError(f"kind: 'lowrank' or 'near-duplicate', got {kind!r}")
+    rng = np.random.default_rng(seed)
+    y = np.concatenate([np.arange(classes), rng.integers(0, classes, n - classes)]) if n > classes else np.arange(n) % classes
+    n_source = n_source or min(max(n, 200), 1000)
+    feats, stats = {}, {}
+    for m in range(models):
+        r = int(rng.integers(16, 65)) if rank is None else int(rank)
+        sep = float(rng.uniform(0.2, 0.6))
+        noise = float(rng.uniform(0.0, 0.05))
+        centres = rng.standard_normal((classes, r)) * sep
+        Z = centres[y] + rng.standard_normal((n, r))
+        Zs = rng.standard_normal((n_source, r)) * (1.0 + sep)
+        W = rng.standard_normal((r, d if kind == "lowrank" else max(1, d // 8))) / np.sqrt(r)
+        b = rng.standard_normal(W.shape[1]) * 0.5
+        cols = np.arange(d) % W.shape[1]
+        offset = 5.0 + 5.0 * rng.random(d)
+
+        def emit(z, k, W=W, b=b, noise=noise, cols=cols, offset=offset):
+            if kind == "lowrank":
+                return np.maximum(z @ W + b + noise * rng.standard_normal((k, d)), 0.0)
+            h = np.maximum(z @ W + b, 0.0)[:, cols]
+            return h + offset + 1e-2 * (h.std(0) + 1e-3) * rng.standard_normal((k, d))
+
+        X = emit(Z, n).astype(np.float32)
+        S = emit(Zs, n_source)
+        name = f"model_{m:02d}"
+        feats[name] = X
+        stats[name] = (S.mean(0).astype(np.float32), S.std(0).astype(np.float32))
+    task = task or f"synthetic-{kind}-{models}x{n}x{d}-C{classes}"
+    return FeatureSet(feats, y.astype(np.int32), stats, task=task)
+
+
+def synthetic_sets(scale: float = 1.0, *, seed: int = 0) -> list[FeatureSet]:
+    """The sets of :data:`SYNTHETIC`; ``scale < 1`` shrinks N and D (models and classes kept
+    small enough that every class has samples), e.g. for a fast test."""
+    out = []
+    for i, (name, (m, n, d, c, kind)) in enumerate(SYNTHETIC.items()):
+        if scale != 1.0:
+            n, d = max(4 * c, int(round(n * scale))), max(8, int(round(d * scale)))
+        out.append(synthetic_set(m, n, d, c, kind, seed=seed + i, task=name if scale == 1.0 else f"{name}@{scale:g}"))
+    return out
+
+
+__all__ = ["PRECISIONS", "TAU_TARGET", "REL_TARGET", "REL_BOUNDS", "SYNTHETIC", "computing_in", "compare", "fidelity",
+           "FidelityResult", "VariantFidelity", "feature_metrics", "synthetic_set", "synthetic_sets", "as_feature_set",
+           "rel_bound", "zoo_level", "bounded_difference", "variant_name"]
