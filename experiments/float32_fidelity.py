@@ -1,0 +1,296 @@
+"""Float32 against float64 on the shipped zoo and on synthetic zoos: every metric ± PED (issue 21).
+
+    python experiments/float32_fidelity.py                       # everything; resumes from runs/float32_fidelity.json
+    python experiments/float32_fidelity.py --only shipped        # the 11 shipped tasks (27 members)
+    python experiments/float32_fidelity.py --only synthetic --scale 0.25
+    python experiments/float32_fidelity.py --from-json runs/float32_fidelity.json   # re-render docs/precision.md only
+
+For every shipped task of the shipped zoo (its members' features on the task's training split,
+``pedjax.features.extract_features`` with the user feature cache, as ``pedjax demo``) and for the
+synthetic zoos of ``pedjax.rank.fidelity.SYNTHETIC`` (published scale 12 × 5000 × 2048 with
+C = 100; D ≫ N; near-duplicate dimensions), every registered metric is scored — feature metrics
+statically and after PED (released defaults, nsigma 0.6) — in float64 and in float32 on the same
+float32 features, and :func:`pedjax.rank.fidelity.fidelity` compares the two: weighted τ between
+the rankings, worst relative score difference, non-finite float32 scores where float64 is finite.
+
+Resumable per set: each finished set is written to ``--json`` at once, with a fingerprint of the
+code that computes scores (pedjax's metrics, physics, scoring, precision and validation sources);
+a rerun skips the sets whose entry has the current fingerprint (``--fresh`` recomputes all, and
+``--keep`` reuses entries whatever their fingerprint). The measured section of
+docs/precision.md (between ``<!-- float32_fidelity:start/end -->``) is regenerated from the JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+DEFAULT_JSON = ROOT / "runs" / "float32_fidelity.json"
+DEFAULT_DOC = ROOT / "docs" / "precision.md"
+SECTION = "float32_fidelity"
+NSIGMA = 0.6
+#: the sources whose change invalidates a stored result (the scores' code)
+FINGERPRINTED = ("pedjax/metrics", "pedjax/physics", "pedjax/scoring.py", "pedjax/_precision.py", "pedjax/_linalg.py",
+                 "pedjax/_validate.py")
+
+
+def fingerprint() -> str:
+    h = hashlib.sha1()
+    for rel in FINGERPRINTED:
+        p = ROOT / rel
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            if f.exists():
+                h.update(str(f.relative_to(ROOT)).encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def shipped_sets(tasks=None, verbose=True):
+    """``(task, thunk -> FeatureSet)`` for the shipped zoo's tasks (features extracted lazily)."""
+    from pedjax.cli._common import feature_cache_dir
+    from pedjax.data import fashion
+    from pedjax.data.tasks import TASKS
+    from pedjax.features import extract_features
+    from pedjax.zoo import load_zoo
+
+    zoo = load_zoo(None)
+    table = zoo.truth()
+    names = list(tasks or table["datasets"])
+    out = []
+    for t in names:
+        if t in TASKS and TASKS[t].dataset == "fashion-mnist" and not fashion.available():
+            if verbose:
+                print(f"skip {t}: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)", flush=True)
+            continue
+        out.append((t, lambda t=t: extract_features(zoo, t, "train", cache=feature_cache_dir())))
+    return out
+
+
+def synthetic_sets(scale: float, names=None):
+    from pedjax.rank import fidelity as F
+
+    out = []
+    for i, (name, (m, n, d, c, kind)) in enumerate(F.SYNTHETIC.items()):
+        if names and name not in names:
+            continue
+        if scale != 1.0:
+            n, d = max(4 * c, int(round(n * scale))), max(8, int(round(d * scale)))
+        task = name if scale == 1.0 else f"{name}@{scale:g}"
+        out.append((task, lambda a=(m, n, d, c, kind, i, task): F.synthetic_set(*a[:5], seed=a[5], task=a[6])))
+    return out
+
+
+def load_json(path: Path) -> dict:
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"sets": {}}
+
+
+def save_json(path: Path, data: dict) -> None:
+    from pedjax.util import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=True))
+
+
+def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
+    from pedjax.physics.ped import PEDConfig
+    from pedjax.rank import fidelity as F
+
+    peds = {"ped": PEDConfig(nsigma=NSIGMA)}
+    for task, make in todo:
+        old = data["sets"].get(task)
+        if old is not None and not fresh and (keep or old.get("fingerprint") == fp):
+            print(f"{task}: kept from {path.name} ({old['date']})", flush=True)
+            continue
+        t0 = time.perf_counter()
+        fs = make()
+        t_feat = time.perf_counter() - t0
+        use = [m for m in metrics if F.REGISTRY[m].input == "features" or fs.source_probs is not None]
+        res = F.fidelity(fs, use, peds)
+        rows = res.rows[fs.task]
+        data["sets"][task] = {
+            "fingerprint": fp, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "kind": "shipped" if not task.startswith("synthetic") else "synthetic",
+            "shape": [len(fs.models), fs.n_samples, sorted(set(fs.dims().values())), int(len(set(map(int, fs.labels))))],
+            "rows": {v: r.as_dict() for v, r in rows.items()},
+            "scores": {p: res.scores[p][fs.task] for p in F.PRECISIONS},
+            "seconds": {"features": t_feat, **{p: res.seconds[p][fs.task] for p in F.PRECISIONS}},
+        }
+        save_json(path, data)
+        bad = [v for v, r in rows.items() if r.nonfinite or not (r.tau >= F.TAU_TARGET)]
+        print(f"{task}: {len(fs.models)} models, features {t_feat:.0f} s, float64 {res.seconds['float64'][fs.task]:.0f} s, "
+              f"float32 {res.seconds['float32'][fs.task]:.0f} s; below target: {', '.join(bad) or 'none'}", flush=True)
+    return data
+
+
+def _fmt(x, kind):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if kind == "tau":
+        return f"{x:.3f}" if x >= 0.99 else f"**{x:.4f}**"
+    if kind == "rel":
+        return f"{x:.1e}" if math.isfinite(x) else "inf"
+    return str(x)
+
+
+def rows_of(entry: dict) -> dict:
+    """``{variant: VariantFidelity}`` of one stored set, recomputed from its stored scores (so a
+    change of :func:`pedjax.rank.fidelity.compare` needs no new scoring)."""
+    from pedjax.rank import fidelity as F
+
+    s64, s32 = entry["scores"]["float64"], entry["scores"]["float32"]
+    return {v: F.compare(s64.get(v), s32.get(v), r.get("error")) for v, r in entry["rows"].items()}
+
+
+def summarise(entries: dict) -> dict:
+    """``{variant: VariantFidelity}`` over the given set entries (smallest τ, worst differences,
+    total non-finite; :meth:`pedjax.rank.fidelity.FidelityResult.summary`)."""
+    from pedjax.rank import fidelity as F
+
+    rows = {t: rows_of(e) for t, e in entries.items()}
+    variants = list(dict.fromkeys(v for rs in rows.values() for v in rs))
+    return F.FidelityResult(list(rows), variants, rows).summary()
+
+
+def render(data: dict, command: str) -> str:
+    from pedjax.rank import fidelity as F
+
+    sets = data["sets"]
+    groups = {"shipped": {t: e for t, e in sets.items() if e["kind"] == "shipped"},
+              "synthetic": {t: e for t, e in sets.items() if e["kind"] == "synthetic"}}
+    sums = {k: summarise(v) for k, v in groups.items()}
+    variants = sorted({v for s in sums.values() for v in s}, key=lambda v: (v.split("+")[0], "+" in v))
+    lines = [
+        "## Measured fidelity: float32 against float64",
+        "",
+        "Generated by `experiments/float32_fidelity.py` (do not edit by hand). Every metric is scored on the "
+        "same float32 features in float64 and in float32 (`pedjax.rank.fidelity`); feature metrics statically "
+        f"and after PED (released defaults, nsigma {NSIGMA}). Per variant, over the sets of each group: the "
+        "smallest weighted τ between the float32 and the float64 ranking (target ≥ "
+        f"{F.TAU_TARGET}; bold below it), the worst relative score difference |s32 − s64| / |s64|, the worst "
+        "|s32 − s64| relative to the zoo's float64 score spread, and how many float32 scores are not finite "
+        "where the float64 score is (target 0). The bound column is the documented worst relative difference "
+        f"(`pedjax.rank.fidelity.REL_BOUNDS`; {F.REL_TARGET:g} where the metric is well conditioned).",
+        "",
+    ]
+    for g, label in (("shipped", "Shipped zoo"), ("synthetic", "Synthetic zoos")):
+        if not groups[g]:
+            lines += [f"{label}: not measured.", ""]
+            continue
+        shapes = "; ".join(f"`{t}` {e['shape'][0]} × {e['shape'][1]} × {'/'.join(map(str, e['shape'][2]))}, C = {e['shape'][3]}"
+                           for t, e in groups[g].items()) if g == "synthetic" else (
+            f"{len(groups[g])} tasks ({', '.join(groups[g])}), {next(iter(groups[g].values()))['shape'][0]} members, "
+            "training splits")
+        lines += [f"### {label}: {shapes}", "",
+                  "| variant | min τ_w | worst rel. diff (where) | worst diff / spread | non-finite in float32 | bound | meets targets |",
+                  "|---|---:|---|---:|---:|---:|---|"]
+        for v in variants:
+            s = sums[g].get(v)
+            if s is None:
+                continue
+            bound = F.rel_bound(v)
+            ok = s.nonfinite == 0 and s.tau >= F.TAU_TARGET and F.bounded_difference(v, s) <= bound
+            on = " (on diff / spread)" if F.zoo_level(v) else ""
+            lines.append(f"| {v} | {_fmt(s.tau, 'tau')} | {_fmt(s.worst_rel, 'rel')} ({s.worst_model or '–'}) | "
+                         f"{_fmt(s.worst_spread, 'rel')} | {s.nonfinite} | {bound:g}{on} | {'yes' if ok else '**no**'} |")
+        lines.append("")
+    shipped = groups["shipped"]
+    if shipped:
+        tasks = list(shipped)
+        rows = {t: rows_of(e) for t, e in shipped.items()}
+        lines += ["Weighted τ per shipped task (float32 ranking against float64 ranking):", "",
+                  "| variant | " + " | ".join(tasks) + " |", "|---|" + "---:|" * len(tasks)]
+        for v in variants:
+            if v not in sums["shipped"]:
+                continue
+            lines.append(f"| {v} | " + " | ".join(_fmt(rows[t][v].tau if v in rows[t] else None, "tau") for t in tasks) + " |")
+        lines.append("")
+    reasons = [(m, b, why) for m, (b, why) in F.REL_BOUNDS.items() if why]
+    if reasons:
+        lines += ["Where a bound exceeds the well-conditioned target:", ""] + [f"* **{m}** ({b:g}): {why}" for m, b, why in reasons] + [""]
+    secs = {g: sum(e["seconds"]["float64"] + e["seconds"]["float32"] + e["seconds"].get("features", 0) for e in groups[g].values())
+            for g in groups}
+    fps = sorted({e["fingerprint"] for e in sets.values()})
+    dates = sorted(e["date"][:10] for e in sets.values())
+    lines += [
+        f"Run time on this machine: shipped {secs['shipped'] / 60:.1f} min, synthetic {secs['synthetic'] / 60:.1f} min "
+        "(features, float64 and float32 scoring, compilation included; the machine was shared with other jobs).",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {data.get('machine', '?')}  ",
+        f"Date: {dates[0]}{' to ' + dates[-1] if dates and dates[-1] != dates[0] else ''}, code fingerprint{'s' if len(fps) > 1 else ''} "
+        f"{', '.join(fps)} (`experiments/float32_fidelity.py` hashes the sources that compute scores), commit {data.get('commit', '?')}",
+    ]
+    return "\n".join(lines)
+
+
+def write_doc(path: Path, body: str) -> None:
+    from pedjax.util import atomic_write_text
+
+    start, end = f"<!-- {SECTION}:start -->", f"<!-- {SECTION}:end -->"
+    text = path.read_text() if path.exists() else "# Precision: float64 and float32\n"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        pre, rest = text.split(start, 1)
+        _, post = rest.split(end, 1)
+        text = pre + block + post
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    atomic_write_text(path, text)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=("shipped", "synthetic"), help="one group of sets (default: both)")
+    ap.add_argument("--task", action="append", help="shipped task(s) to run (default: all 11)")
+    ap.add_argument("--synthetic", action="append", help="synthetic set(s) of pedjax.rank.fidelity.SYNTHETIC (default: all)")
+    ap.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic sets' N and D (1 = published scale)")
+    ap.add_argument("--metric", action="append", help="restrict to these metrics (default: every registered one)")
+    ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results, one entry per set (resumable)")
+    ap.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="the markdown file whose measured section is rewritten")
+    ap.add_argument("--fresh", action="store_true", help="recompute every set")
+    ap.add_argument("--keep", action="store_true", help="reuse stored sets even if the scoring code changed since")
+    ap.add_argument("--from-json", action="store_true", help="only re-render the document from --json")
+    ap.add_argument("--no-write", action="store_true", help="leave the document alone")
+    args = ap.parse_args(argv)
+
+    from pedjax.cli._common import configure_process
+
+    configure_process()  # as the command line: x64 on (float32 is entered per call), XLA:CPU flag, compilation cache
+    from _bench_md import machine
+
+    from pedjax.metrics import REGISTRY
+    from pedjax.util import git_commit
+
+    data = load_json(args.json)
+    if not args.from_json:
+        metrics = args.metric or sorted(REGISTRY)
+        todo = []
+        if args.only in (None, "shipped"):
+            todo += shipped_sets(args.task)
+        if args.only in (None, "synthetic"):
+            todo += synthetic_sets(args.scale, args.synthetic)
+        t0 = time.perf_counter()
+        data.update(machine=machine(), commit=git_commit()[:7])
+        run_sets(todo, metrics, data, args.json, fingerprint(), fresh=args.fresh, keep=args.keep)
+        print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
+    if not data["sets"]:
+        raise SystemExit(f"{args.json}: no results to render")
+    command = "python experiments/float32_fidelity.py" + (f" --scale {args.scale:g}" if args.scale != 1.0 else "")
+    body = render(data, command)
+    print(body)
+    if not args.no_write:
+        write_doc(args.doc, body)
+        print(f"wrote {args.doc}")
+
+
+if __name__ == "__main__":
+    main()
