@@ -45,6 +45,67 @@ Where pedjax differs from the published code, on purpose:
   contributes nothing (the published code divides 0/0). With ``log=True``, p(y|x) is floored at
   the smallest normal float before the log.
 
+Float32 (``with pedjax.float32():`` or ``precision="float32"``; accelerators). Float64 is as it
+was: the same draws, order, formulas and regulariser (bit for bit on the shipped zoo; its parity
+tests keep their tolerances). What differs below float64, and why:
+
+* **The same random numbers in both precisions.** JAX's float32 and float64 uniforms from one key
+  are different numbers (and ``randint``'s integer width follows x64), so float32 used to start
+  from another k-means++ initialisation and rank the shipped zoo only as two seeds do: weighted
+  τ between the float32 and float64 rankings 0.85–0.94, against 0.85 between seeds 0 and 1 in
+  float64. The public :func:`nleep` now takes the k-means++ numbers (:func:`kmeanspp_draws`) and
+  the canonical sample order from the features *as given*, both computed in float64 on the CPU
+  in either precision (:func:`_host_order_and_draws`; O(N·D) work): float32 ``.npy`` features
+  get the same draws in both. :func:`nleep_core` (traced seed, any device) draws in its own
+  dtype: in float32 it starts from a different, equally valid initialisation.
+* **Distances by differences.** k-means++ forms ``‖x − c‖²`` below float64 (the expanded
+  ``‖x‖² − 2x·c + ‖c‖²`` loses ``eps·‖x‖²``, all of a short distance far from the origin); a
+  candidate is drawn against the running sum's own last value, never a separately summed total
+  (which could let a draw run past the end onto a zero-weight sample). Lloyd keeps the expanded
+  form (one matrix product per iteration; differences would need an [N, K, k] temporary) on the
+  PCA scores, which are centred: its error ``eps·(‖x‖² + ‖c‖²)`` only moves a sample that is
+  that close to a tie between two centres (no label moved on fashion-rotated's 27 models or a
+  synthetic zoo). The E- and M-steps subtract the component mean first. The second-moment
+  ("packed") steps are float64 only: their rounding bound (:func:`packed_is_accurate`) has no
+  float32 counterpart.
+* **A relative covariance regulariser.** A component with at most k samples has a singular
+  covariance whose smallest eigenvalue *is* ``reg_covar``. float32 rounds a covariance entry to
+  about ``eps`` times its size, so scikit-learn's absolute 1e-6 is noise once the data's total
+  variance exceeds ~10: such a component's log-determinant was random, the mean log-likelihood
+  jumped by ~1e-2 between iterations, and ``tol = 1e-3`` stopped at a random iteration (36
+  instead of 64 iterations, 0.6 % off the float64 score on one shipped model). Below float64 the
+  regulariser is ``max(1e-6, REL_REG·eps·tr Cov(Z))`` with ``REL_REG = 1``
+  (:func:`effective_reg_covar`; one value for every component, as scikit-learn's). Measured: the
+  rounding of 282 singular components' covariances (shipped zoo, 3 tasks) along their null
+  direction stays below ``0.08·eps·tr`` (a margin of 12), and no factorisation fell back to the
+  covariance floor (shipped zoo ± PED on 3 tasks, 5 synthetic zoos). The price: float32 fits a
+  singular component with a larger regulariser than float64 — its own, stable likelihood.
+* **Convergence.** Below float64 the change of the mean log-likelihood is summed sample by sample,
+  ``|mean(ℓ_i − ℓ_i')| < tol``, not taken as the difference of two means that each carry
+  ``eps·|ℓ|`` of rounding; float64 keeps scikit-learn's expression. Likelihoods and
+  responsibilities are log-sum-exp throughout.
+
+What remains (CPU; ``tests/test_float32_nleep.py`` checks a small version). The shipped zoo's 27
+members on fashion-occluded, fashion-rotated and digits-degraded, float32 against float64:
+
+* static (the same float32 features in both): weighted τ 1.000 on each task, worst relative
+  score difference 4.2e-3, median ≤ 6e-7;
+* after PED (``nsigma = 0.6``), each precision moving the features itself: τ 1.000, worst
+  2.7–4.4 % on one model per task (``vit-random``), median ≤ 7e-7; the float64-moved features
+  rounded to float32: τ ≥ 0.998, worst 3.9 %;
+* every score finite in float32 where it is in float64. Before these changes: τ 0.85–0.94,
+  median 1.5–2.4 %. Five synthetic zoos (10 ReLU models, N = 1000, D 64–512, scales
+  10⁻²–10³, large means): τ 1.000, worst 3.5e-3.
+
+The residue comes from the fit being non-convex: a discrete choice — the iteration where ``tol``
+stops, a k-means++ draw — can fall differently, and the EM then ends in another local optimum.
+The static worst cases stop at another iteration (the two precisions' likelihoods differ through
+their regularisers). The PED worst cases draw differently: the sample order's keys are the row
+sum and sum of squares, which a LayerNorm output (the random ViT's) makes equal up to the last
+bits, so float32- and float64-moved features are ordered differently. A key with a large spread
+(a fixed random projection) brought those cases to 3e-4 in a measurement, but it changes
+float64's draws, which this module keeps.
+
 Speed (same quantities as scikit-learn, organised differently; see :func:`gmm_fit`): wherever
 their rounding bound holds (:func:`packed_is_accurate`) the public :func:`nleep` runs the E- and
 M-steps as one matrix product each on the second-moment table ``[x xᵀ]`` (host BLAS on CPU for
@@ -60,6 +121,7 @@ for every model and returns NaN where it is too small (pick it with :func:`nleep
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import NamedTuple
@@ -73,7 +135,8 @@ from .._validate import as_float_matrix, encode_labels
 from ._pca import n_components_for_ratio, n_components_for_ratio_jax, pca_spectrum, sklearn_signs_for
 from ._registry import register
 
-__all__ = ["nleep", "nleep_core", "nleep_pca_components", "gmm_fit", "GMMResult", "kmeans_plusplus"]
+__all__ = ["nleep", "nleep_core", "nleep_pca_components", "gmm_fit", "GMMResult", "kmeans_plusplus", "kmeanspp_draws",
+           "effective_reg_covar"]
 
 #: scikit-learn ``GaussianMixture`` defaults
 REG_COVAR = 1e-6
@@ -94,6 +157,9 @@ _SPARSE_MIN_K = 256
 _PACKED_MIN_K = 128
 #: largest accepted rounding bound of the second-moment steps (see packed_is_accurate)
 PACKED_TOL = 1e-6
+#: below float64 the covariance regulariser is at least REL_REG · eps · (trace of the data's
+#: covariance): :func:`effective_reg_covar`
+REL_REG = 1.0
 #: default static PCA width of the core when none is given
 DEFAULT_N_PCA = 128
 
@@ -105,38 +171,75 @@ def _float(X):
 # --------------------------------------------------------------------------- k-means++ init
 
 
-def kmeans_plusplus(key: jax.Array, Z: jax.Array, n_clusters: int) -> jax.Array:
+def kmeanspp_draws(key: jax.Array, n_samples: int, n_clusters: int, dtype=None):
+    """The random numbers :func:`kmeans_plusplus` consumes: ``(first, U)`` with ``first`` the
+    index of the first centre (int32 scalar, uniform over ``n_samples``) and ``U``
+    [n_clusters, 2 + ⌊ln K⌋] the uniforms of the candidate draws (row c for centre c ≥ 1) in
+    ``dtype`` (default: the default float type). JAX's float32 and float64 uniforms from one key
+    are different numbers (and ``randint``'s default integer width follows x64 too), so the public
+    :func:`nleep` draws these in float64 on the CPU in both precisions (:func:`_host_order_and_draws`)."""
+    trials = 2 + int(math.log(n_clusters))
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    k0, kloop = jax.random.split(key)
+    first = jax.random.randint(k0, (), 0, n_samples)
+    U = jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(kloop, c), (trials,), dtype))(jnp.arange(n_clusters))
+    return first.astype(jnp.int32), U
+
+
+def kmeans_plusplus(key: jax.Array, Z: jax.Array, n_clusters: int, draws=None) -> jax.Array:
     """Greedy k-means++ seeding (scikit-learn's algorithm, JAX random numbers): indices [K].
 
     First centre uniformly at random; then, per centre, ``2 + ⌊ln K⌋`` candidates drawn with
     probability ∝ squared distance to the nearest chosen centre, keeping the one that lowers the
-    potential most. Squared distances use ``‖x‖² − 2 x·c + ‖c‖²`` (clipped at 0), as
-    scikit-learn does, so each step reads the data once.
+    potential most. ``draws``: the random numbers ``(first, U)`` of :func:`kmeanspp_draws`
+    (default: drawn here from ``key`` in ``Z``'s dtype). A candidate is the first sample whose
+    running sum of distances reaches ``u`` times the *last running sum* (scikit-learn compares
+    with a separately summed potential; the two differ by rounding, and in float32 a draw could
+    then fall past the end and pick the last sample whatever its weight).
+
+    Squared distances: float64 uses ``‖x‖² − 2 x·c + ‖c‖²`` (clipped at 0), as scikit-learn does;
+    lower precisions subtract first (``‖x − c‖²``, see :func:`_sqdist`).
     """
     N = Z.shape[0]
-    trials = 2 + int(math.log(n_clusters))
-    k0, kloop = jax.random.split(key)
-    first = jax.random.randint(k0, (), 0, N)
-    sq = jnp.sum(Z * Z, axis=1)
-
-    def sqdist(idx):  # [len(idx), N] squared distances of all samples to samples idx
-        return jnp.maximum(sq[idx][:, None] - 2.0 * (Z[idx] @ Z.T) + sq[None, :], 0.0)
+    if draws is None:
+        draws = kmeanspp_draws(key, N, n_clusters, Z.dtype)
+    first, U = draws
+    first = jnp.asarray(first, jnp.int32)
+    U = jnp.asarray(U).astype(Z.dtype)
+    sqdist = _sqdist(Z)
 
     closest = sqdist(first[None])[0]
-    idx = jnp.zeros((n_clusters,), jnp.int32).at[0].set(first.astype(jnp.int32))
+    idx = jnp.zeros((n_clusters,), jnp.int32).at[0].set(first)
 
     def body(c, state):
-        idx, closest, pot = state
-        u = jax.random.uniform(jax.random.fold_in(kloop, c), (trials,), Z.dtype) * pot
-        cand = jnp.searchsorted(jnp.cumsum(closest), u, side="left")
+        idx, closest = state
+        cs = jnp.cumsum(closest)
+        cand = jnp.searchsorted(cs, U[c] * cs[-1], side="left")
         cand = jnp.minimum(cand, N - 1)
         d = jnp.minimum(closest[None, :], sqdist(cand))  # [trials, N]
-        pots = jnp.sum(d, axis=1)
-        best = jnp.argmin(pots)
-        return idx.at[c].set(cand[best].astype(jnp.int32)), d[best], pots[best]
+        best = jnp.argmin(jnp.sum(d, axis=1))
+        return idx.at[c].set(cand[best].astype(jnp.int32)), d[best]
 
-    idx, _, _ = jax.lax.fori_loop(1, n_clusters, body, (idx, closest, jnp.sum(closest)))
+    idx, _ = jax.lax.fori_loop(1, n_clusters, body, (idx, closest))
     return idx
+
+
+def _low_precision(dtype) -> bool:
+    """Whether ``dtype`` is below float64 (the float32/accelerator path)."""
+    return jnp.finfo(dtype).bits < 64
+
+
+def _sqdist(Z: jax.Array):
+    """``f(idx)`` → [len(idx), N] squared distances of every sample of ``Z`` to samples ``idx``.
+
+    float64: scikit-learn's expanded form ``‖x‖² − 2 x·c + ‖c‖²`` clipped at 0 (one matrix
+    product). Below float64 the differences are formed first: the expanded form loses
+    ``eps · (‖x‖² + ‖c‖²)`` absolutely, which in float32 is the whole distance of two samples of a
+    tight cluster far from the origin (the same arithmetic cost, without the BLAS product)."""
+    if _low_precision(Z.dtype):
+        return lambda idx: jnp.sum(jnp.square(Z[None, :, :] - Z[idx][:, None, :]), axis=-1)
+    sq = jnp.sum(Z * Z, axis=1)
+    return lambda idx: jnp.maximum(sq[idx][:, None] - 2.0 * (Z[idx] @ Z.T) + sq[None, :], 0.0)
 
 
 # --------------------------------------------------------------------------- Gaussian mixture
@@ -320,6 +423,25 @@ def _cov_packed(A, iu, resp, means, nk):
     return M - coef[:, None, None] * means[:, :, None] * means[:, None, :]
 
 
+def effective_reg_covar(Z: jax.Array, reg_covar: float = REG_COVAR):
+    """The covariance regulariser the EM adds for data ``Z`` [N, d].
+
+    float64: ``reg_covar`` itself (scikit-learn's absolute 1e-6; parity). Lower precisions:
+    ``max(reg_covar, REL_REG · eps · tr Cov(Z))`` with ``tr Cov(Z)`` the mean squared norm of the
+    centred data (ddof 0) — one value for every component, as scikit-learn's. Below it, the
+    rounding of a component's covariance (about ``eps`` times its trace) is as large as the
+    regulariser, and a component with at most d samples (singular covariance) gets a random
+    log-determinant — and with it a random likelihood and stopping iteration (see the module
+    docstring). Zero columns (the core's masked PCA width) add nothing to the trace and the same
+    constant to every component's log-density, as before.
+    """
+    if not _low_precision(Z.dtype):
+        return reg_covar
+    Zc = Z - jnp.mean(Z, axis=0)
+    tr = jnp.mean(jnp.sum(Zc * Zc, axis=1))
+    return jnp.maximum(jnp.asarray(reg_covar, Z.dtype), REL_REG * jnp.finfo(Z.dtype).eps * tr)
+
+
 def packed_is_accurate(Z: jax.Array, reg_covar: float = REG_COVAR) -> jax.Array:
     """Whether the second-moment E/M steps are accurate for data ``Z`` (centred): their rounding
     error in a squared Mahalanobis distance is about ``eps · max‖z‖² / reg_covar`` (the largest
@@ -392,6 +514,8 @@ def _gmm_em(Z, means0, resp0, *, reg_covar, tol, max_iter, packed: bool) -> GMMR
     N, d = Z.shape
     K = means0.shape[0]
     eps = jnp.finfo(Z.dtype).eps
+    low = _low_precision(Z.dtype)
+    reg_covar = effective_reg_covar(Z, reg_covar)
     if packed:
         iu = tuple(jnp.asarray(a) for a in np.triu_indices(d))
         A = Z[:, iu[0]] * Z[:, iu[1]]  # [N, p]
@@ -435,11 +559,15 @@ def _gmm_em(Z, means0, resp0, *, reg_covar, tol, max_iter, packed: bool) -> GMMR
         w, mu, cov = m_step(log_resp)
         P, Q, ld = _precisions(cov, floor)
         lb = jnp.mean(lpn)
-        conv = jnp.abs(lb - s["lb"]) < tol
-        return dict(w=w, mu=mu, cov=cov, P=P, Q=Q, ld=ld, lb=lb, n=s["n"] + 1, conv=conv)
+        # below float64 the change is summed sample by sample (module docstring); float64 keeps
+        # scikit-learn's test, rounded as scikit-learn rounds it
+        conv = (s["n"] > 0) & (jnp.abs(jnp.mean(lpn - s["lpn"])) < tol) if low else jnp.abs(lb - s["lb"]) < tol
+        return dict(w=w, mu=mu, cov=cov, P=P, Q=Q, ld=ld, lb=lb, n=s["n"] + 1, conv=conv,
+                    lpn=lpn if low else s["lpn"])
 
     s0 = dict(w=w0, mu=means0, cov=cov0, P=P0, Q=Q0, ld=ld0, lb=jnp.asarray(-jnp.inf, Z.dtype),
-              n=jnp.asarray(0, jnp.int32), conv=jnp.asarray(False))
+              n=jnp.asarray(0, jnp.int32), conv=jnp.asarray(False),
+              lpn=jnp.zeros((N if low else 0,), Z.dtype))
     s = jax.lax.while_loop(cond, body, s0) if max_iter > 0 else s0
     _, log_resp = e_step(s["w"], s["mu"], s["P"], s["Q"], s["ld"])
     return GMMResult(s["w"], s["mu"], s["cov"], s["P"], s["lb"], s["n"], s["conv"], jnp.exp(log_resp))
@@ -511,12 +639,13 @@ def lloyd(Z: jax.Array, centers: jax.Array, max_iter: int = 300, tol: float = 1e
     return jnp.where(s["strict"], s["labels"], assign(s["c"]))
 
 
-def _kmeans_resp(Z, k, order, seed, n_mix):
+def _kmeans_resp(Z, k, order, seed, n_mix, draws=None):
     """scikit-learn's ``init_params="kmeans"`` responsibilities, seeded: k-means++ centres drawn
-    in the sample order ``order`` (the raw features' :func:`canonical_order`), Lloyd iterations,
-    one-hot labels [N, K] (masked scores)."""
+    in the sample order ``order`` (the raw features' :func:`canonical_order`) with the random
+    numbers ``draws`` (default: :func:`kmeanspp_draws` of ``seed`` in ``Z``'s dtype), Lloyd
+    iterations, one-hot labels [N, K] (masked scores)."""
     Z = _masked(Z, k)
-    idx = kmeans_plusplus(jax.random.key(seed), Z[order], n_mix)
+    idx = kmeans_plusplus(jax.random.key(seed), Z[order], n_mix, draws)
     labels = lloyd(Z, Z[order[idx]])
     return jax.nn.one_hot(labels, n_mix, dtype=Z.dtype)
 
@@ -599,6 +728,27 @@ _jit_kmeans_resp = jax.jit(_kmeans_resp, static_argnames=("n_mix",))
 _jit_gmm_nleep = jax.jit(_gmm_nleep, static_argnames=("num_classes", "method", "from_resp"))
 
 
+_jit_draws = jax.jit(kmeanspp_draws, static_argnums=(2, 3))
+
+
+def _host_order_and_draws(X, seed: int, K: int):
+    """The k-means++ sample order and random numbers, identical in both precisions: the
+    :func:`canonical_order` of the features *as given* (float32 ``.npy`` features are then the
+    same numbers in both precisions) and :func:`kmeanspp_draws` of ``seed``, both computed in
+    float64 on the CPU (cheap: O(N·D) sums, one sort, K·(2 + ⌊ln K⌋) uniforms; the default device
+    where JAX has no CPU backend). On the CPU in float64 this is exactly what the float64 path
+    always computed."""
+    try:
+        where = jax.default_device(jax.devices("cpu")[0])
+    except RuntimeError:  # e.g. JAX_PLATFORMS=cuda
+        where = contextlib.nullcontext()
+    with jax.enable_x64(True), where:
+        X64 = np.asarray(X, dtype=np.float64)
+        order = np.asarray(_jit_canonical_order(X64))
+        first, U = _jit_draws(jax.random.key(seed), X64.shape[0], K, jnp.float64)
+        return order, (np.asarray(first), np.asarray(U))
+
+
 def _host_method(Zk: np.ndarray, width: int, K: int) -> str:
     """The wrapper's static choice for scores ``Zk`` [N, k] fitted at ``width`` columns (what
     ``method="auto"`` would pick at run time)."""
@@ -644,7 +794,8 @@ def nleep(X, y, component_ratio: int = 5, seed: int = 0, log: bool = False, mean
         init = jnp.zeros((K, width), Zw.dtype).at[:, :k].set(M)
     else:
         Zw = Z[:, :width]
-        init = _jit_kmeans_resp(Zw, k, _jit_canonical_order(Xv), int(seed), n_mix=K)
+        order, draws = _host_order_and_draws(X if Xv.dtype != np.float64 else Xv, int(seed), K)
+        init = _jit_kmeans_resp(Zw, k, order, int(seed), n_mix=K, draws=draws)
     method = _host_method(np.asarray(Zw[:, :k]), width, K)
     out = _jit_gmm_nleep(Zw, k, init, codes, C, bool(log), method, means_init is None)
     return float(np.asarray(out))
