@@ -79,7 +79,7 @@ def n_components_for_ratio(explained_variance, ratio: float) -> int:
     if not total > 0:
         return 1
     cum = np.cumsum(ev / total)
-    return int(min(np.searchsorted(cum, ratio, side="right") + 1, ev.size))
+    return min(int(np.searchsorted(cum, ratio, side="right")) + 1, int(ev.size))
 
 
 def n_components_for_ratio_jax(explained_variance: jax.Array, ratio: float) -> jax.Array:

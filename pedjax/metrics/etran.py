@@ -28,7 +28,7 @@ from per-model :func:`etran_components`.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -76,8 +76,8 @@ def etran_core(
     energy_fraction: float = 0.005,
 ) -> jax.Array:
     """``energy_weight · S_en + lda_weight · S_lda`` (pure JAX; ``energy_fraction`` static)."""
-    e, l = _components(X, y, num_classes, energy_fraction)
-    return energy_weight * e + lda_weight * l
+    e, lda = _components(X, y, num_classes, energy_fraction)
+    return energy_weight * e + lda_weight * lda
 
 
 def _check_fraction(f):
@@ -104,8 +104,8 @@ def etran_components(X, y, energy_fraction: float = 0.005) -> tuple[float, float
     out = jitted(_components, ("energy_fraction",))(
         Xv, codes, num_classes=int(classes.size), energy_fraction=_check_fraction(energy_fraction)
     )
-    e, l = np.asarray(out).tolist()
-    return float(e), float(l)
+    e, lda = np.asarray(out).tolist()
+    return float(e), float(lda)
 
 
 def etran_combine(
@@ -124,4 +124,4 @@ def etran_combine(
     span = np.where(hi > lo, hi - lo, 1.0)
     scaled = (arr - lo) / span
     total = energy_weight * scaled[:, 0] + lda_weight * scaled[:, 1]
-    return {n: float(t) for n, t in zip(names, total)}
+    return {n: float(t) for n, t in zip(names, total, strict=True)}

@@ -125,7 +125,9 @@ def _fixed_point(N: int, D: int, num_classes: int, dtype, sig, keep, sums):
         alpha_n = gamma / (m2_n + _EPS)
         beta_n = (N - gamma) / (res2_n + _EPS)
         conv = jnp.abs(alpha_n / beta_n - t) / t <= _TOL
-        upd = lambda new, old: jnp.where(done, old, new)
+        def upd(new, old):
+            return jnp.where(done, old, new)
+
         return (upd(alpha_n, alpha), upd(beta_n, beta), upd(res2_n, res2), upd(m2_n, m2), done | conv)
 
     ones = jnp.ones((num_classes,), dtype)
