@@ -177,7 +177,10 @@ def render(data: dict, command: str) -> str:
         "smallest weighted τ between the float32 and the float64 ranking (target ≥ "
         f"{F.TAU_TARGET}; bold below it), the worst relative score difference |s32 − s64| / |s64|, the worst "
         "|s32 − s64| relative to the zoo's float64 score spread, and how many float32 scores are not finite "
-        "where the float64 score is (target 0). The bound column is the documented worst relative difference "
+        "where the float64 score is (target 0). *tied*: the float64 scores do not separate the models beyond "
+        f"float32 resolution (spread ≤ {F.TIE_LEVEL:g} of their magnitude), so τ does not apply; *below float32 range*: "
+        "float64 scores smaller in magnitude than float32's smallest normal number (left out of the relative "
+        "difference). The bound column is the documented worst relative difference "
         f"(`pedjax.rank.fidelity.REL_BOUNDS`; {F.REL_TARGET:g} where the metric is well conditioned).",
         "",
     ]
@@ -190,17 +193,18 @@ def render(data: dict, command: str) -> str:
             f"{len(groups[g])} tasks ({', '.join(groups[g])}), {next(iter(groups[g].values()))['shape'][0]} members, "
             "training splits")
         lines += [f"### {label}: {shapes}", "",
-                  "| variant | min τ_w | worst rel. diff (where) | worst diff / spread | non-finite in float32 | bound | meets targets |",
-                  "|---|---:|---|---:|---:|---:|---|"]
+                  "| variant | min τ_w | worst rel. diff (where) | worst diff / spread | non-finite in float32 | below float32 range | bound | meets targets |",
+                  "|---|---:|---|---:|---:|---:|---:|---|"]
         for v in variants:
             s = sums[g].get(v)
             if s is None:
                 continue
             bound = F.rel_bound(v)
-            ok = s.nonfinite == 0 and s.tau >= F.TAU_TARGET and F.bounded_difference(v, s) <= bound
+            ok = s.nonfinite == 0 and (s.tied or s.tau >= F.TAU_TARGET) and F.bounded_difference(v, s) <= bound
             on = " (on diff / spread)" if F.zoo_level(v) else ""
-            lines.append(f"| {v} | {_fmt(s.tau, 'tau')} | {_fmt(s.worst_rel, 'rel')} ({s.worst_model or '–'}) | "
-                         f"{_fmt(s.worst_spread, 'rel')} | {s.nonfinite} | {bound:g}{on} | {'yes' if ok else '**no**'} |")
+            tau = "tied" if s.tied else _fmt(s.tau, "tau")
+            lines.append(f"| {v} | {tau} | {_fmt(s.worst_rel, 'rel')} ({s.worst_model or '–'}) | "
+                         f"{'–' if s.tied else _fmt(s.worst_spread, 'rel')} | {s.nonfinite} | {s.underflow} | {bound:g}{on} | {'yes' if ok else '**no**'} |")
         lines.append("")
     shipped = groups["shipped"]
     if shipped:
@@ -211,7 +215,8 @@ def render(data: dict, command: str) -> str:
         for v in variants:
             if v not in sums["shipped"]:
                 continue
-            lines.append(f"| {v} | " + " | ".join(_fmt(rows[t][v].tau if v in rows[t] else None, "tau") for t in tasks) + " |")
+            lines.append(f"| {v} | " + " | ".join(("tied" if rows[t][v].tied else _fmt(rows[t][v].tau, "tau")) if v in rows[t] else "–"
+                                                  for t in tasks) + " |")
         lines.append("")
     reasons = [(m, b, why) for m, (b, why) in F.REL_BOUNDS.items() if why]
     if reasons:

@@ -70,6 +70,15 @@ def test_compare_counts_nonfinite_and_relative_differences():
     assert flipped.tau == pytest.approx(-1.0)
 
 
+def test_compare_ties_and_underflow():
+    tied = F.compare({"a": 9.0, "b": 9.0 + 1e-13, "c": 9.0 - 1e-13}, {"a": 9.0, "b": 9.0 - 4e-7, "c": 9.0 + 4e-7})
+    assert tied.tied and tied.tau < 0  # rounding orders the models differently, and that is no failure
+    res = F.FidelityResult(["t"], ["hscore"], {"t": {"hscore": tied}})
+    assert res.failures() == [] and res.summary()["hscore"].tied
+    under = F.compare({"a": -1e-41, "b": -1e-20, "c": -1e-10}, {"a": -0.0, "b": -1e-20 * (1 + 1e-6), "c": -1e-10})
+    assert under.underflow == 1 and under.worst_rel == pytest.approx(1e-6) and not under.tied
+
+
 def test_compare_a_failed_float32_run_counts_every_finite_model():
     r = F.compare({"a": 1.0, "b": float("-inf"), "c": 2.0}, None, "FloatingPointError: no finite score")
     assert r.nonfinite == 2 and r.error.startswith("FloatingPointError")
