@@ -4,7 +4,8 @@ the SFDA/PED repositories' ``metrics.py``.
 Two passes of a shrinkage Fisher discriminant with ConfMix between them:
 
 1. ``Sw = Σ_c prior_c · Cov_c`` (biased), shrinkage ``s = max(exp(-5 λ_max(Sw)), 1e-10)`` with
-   λ_max from the reference's 3-iteration power method (pass 1 only; pass 2 reuses ``s``),
+   λ_max from the reference's 3-iteration power method (``utils.iterative_A``: start from the
+   row sums of Sw, three double steps, return xᵀ·Sw·y; pass 1 only, pass 2 reuses ``s``),
    ``Sw_s = (1 - s) Sw + s · tr(Sw)/D · I``;
 2. the reference projects on the generalized eigenvectors V of (Sb, Sw_s) and predicts with
    ``coef = means · V · Vᵀ``. V is normalised so that ``Vᵀ Sw_s V = I`` and is square, so
@@ -13,15 +14,85 @@ Two passes of a shrinkage Fisher discriminant with ConfMix between them:
 3. ``p = softmax(softmax(logits))`` (the reference "softens" once more), ConfMix
    ``x ← p_y x + (1 − p_y) m̄_y`` with m̄_y the mean of the other classes' means, pass 2 on the
    mixed features, score = mean posterior of the true class.
+
+Differences from the published code (pedjax never modifies ``X`` in place, unlike it):
+
+* **Centred first.** SFDA is translation invariant (Sw, the mean differences and ConfMix's
+  convex combinations are), so pedjax centres the features once (two passes) before pass 1, in
+  every precision. The published logits x·coef_c − ½·m_c·coef_c carry a class-independent part
+  of size ~|mean|²/ridge along every direction the ridge alone regularises (a dead unit turned
+  constant by an offset, a bias unit): with a constant feature of 1000 and s = 1e-10 that part is
+  ~1e15 and the published float64 pass-1 posteriors were off by up to 0.26 (measured); centred,
+  it is zero. On generic features the float64 score moves only by rounding (≤ 1e-9 on the
+  shipped zoo, the size of the published code's own sensitivity to the order of the columns).
+  Centring also makes ConfMix round relative to the spread, not to the mean, and keeps a constant
+  feature exactly constant (in float32 p·c + (1−p)·c is not c, and pass 2 read the rounding as a
+  discriminative feature: 1e-3 on a synthetic zoo).
+* The power method's start (the row sums of Sw) is normalised: iterative_A's result does not
+  depend on the start's scale (its first step divides by a norm), but an unnormalised start can
+  overflow in float32. Where the row sums are exactly zero (Sw·1 = 0, e.g. a feature and its
+  negative) the published start is the zero vector and its λ_max NaN; pedjax starts from the unit
+  vector of Sw's largest diagonal entry instead (the only case where the starts differ).
+* Shrinkage and precision (issue 21). The published ridge s·tr(Sw)/D with s ≥ 1e-10 is tiny
+  relative to λ_max once λ_max ≳ 4.6 (s = 1e-10), and Sw has rank ≤ N − C (plus exact null
+  directions: dead units, LayerNorm's sum constraint). In float64 the Cholesky of Sw_s still
+  succeeds (rounding of Sw ≈ 1e-16·λ_max, below the ridge); in float32 the rounding of a Gram
+  (≈ 1e-7·λ_max) swamps the ridge, the Cholesky breaks down and the score was NaN (ViT features of
+  the shipped zoo). pedjax keeps the published s in every precision and changes how Sw_s is
+  factorised, by precision:
+
+  - float64 (the parity path): Sw = Gram of the within-class residuals (host BLAS on the CPU),
+    Cholesky of Sw_s, as published. The streamed SFDA (:mod:`pedjax.streaming`) factorises the
+    same matrix from statistics (its logits are not centred yet: on generic features streamed
+    and in-memory scores agree to ≤ 1e-9).
+  - lower precision (float32 on accelerators): no Gram. With Xw the within-class residuals
+    (scaled by an exact power of two), the Cholesky factor R of Sw_s comes from a Householder QR
+    of the stacked matrix [√((1−s)/N)·Xw ; √(s·tr(Sw)/D)·I] (RᵀR = Sw_s in exact arithmetic):
+    the ridge is represented on its own rows, so it is never lost to the rounding of Sw however
+    small s is, and the condition number is not squared. The posterior uses whitened
+    coordinates: logit_c = (R⁻ᵀx̃)·(R⁻ᵀm̃_c) − ½‖R⁻ᵀm̃_c‖² + log prior_c (x̃, m̃_c centred).
+    λ_max comes from the same power method, matrix-free (Sw·v = Xwᵀ(Xw·v)/N), and its start
+    Sw·1 = Xwᵀ(Xw·1)/N from row sums of the features as given, taken with compensated (TwoSum)
+    summation: for features whose within-class residuals nearly sum to zero (LayerNorm without
+    affine: Sw·1 ≈ 0) the published start is itself a rounding-level vector, which a plain
+    float32 sum cannot reproduce (it moved λ_max by 1 % and the score by 5e-3 on the shipped
+    zoo's random ViT). Cost: two QRs of an (N+D)×D matrix instead of two Grams (on the 2-core
+    CPU, float32 at N = 5000, D = 512: ~10× the Gram path; the float32 path is for accelerators).
+  - :func:`shrunk` (the Gram path: in-memory float64 and the streamed SFDA, whose statistics may
+    be float32) floors the shrinkage at 10·ε·‖Sw‖_F / (tr(Sw)/D), ε of Sw's dtype: a ridge of at
+    least 10·ε·‖Sw‖_F, the size of the Gram's own rounding, so the Cholesky of a float32 Sw_s
+    never breaks down. The floor is ≤ 10·D·ε, below the published minimum 1e-10 in float64 for
+    D < 45 000: float64 results are unchanged. (In float32 it does change the LDA along
+    directions below the Gram's resolution: streamed float32 SFDA of ill-conditioned features
+    is finite but can differ from float64 by 1e-2 and more.)
+
+Measured on CPU (float32 vs float64, shipped 27-member zoo, fashion-rotated/-occluded,
+digits-degraded, with and without PED): every score finite, τ_w = 1.000, worst relative
+difference 2.3e-5 (tests/test_float32_hscore_sfda.py checks synthetic zoos with the hard cases:
+ReLU features scaled by 10–100, near-duplicate and constant units, LayerNorm outputs, D ≫ N).
+Where float32 cannot agree: the score depends on the data through Sw_s⁻¹, whose condition number
+λ_max/(s·tr(Sw)/D) reaches 1e11 and more. QR resolves within-class directions down to about
+ε₃₂²·λ_max, but the centred features themselves are float32 numbers (relative rounding 6e-8 per
+entry): units that differ from each other by ≲ 1e-6 of their spread (near-duplicates) span
+directions whose within-class variance is set by that rounding; float64 reads the stored values
+exactly there, float32 cannot (measured: 7e-5 relative on such a zoo).
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import cho_factor, cho_solve
+import numpy as np
+from jax.scipy.linalg import cho_factor, cho_solve, solve_triangular
 
 from .._linalg import gram
 from ._registry import evaluate, register
+
+__all__ = ["sfda", "sfda_core", "class_means", "power_top_eigenvalue", "within_scatter", "shrinkage_for", "shrunk",
+           "lda_posterior", "confmix"]
+
+_EPS64 = float(np.finfo(np.float64).eps)
+#: the shrunk scatter's ridge is at least this many ε·‖Sw‖_F (the rounding of a Gram in its dtype)
+RIDGE_FLOOR_ULPS = 10.0
 
 
 def class_means(X: jax.Array, y: jax.Array, num_classes: int):
@@ -31,19 +102,31 @@ def class_means(X: jax.Array, y: jax.Array, num_classes: int):
     return sums / jnp.maximum(counts, 1.0)[:, None], counts
 
 
-def power_top_eigenvalue(A: jax.Array, iters: int = 3) -> jax.Array:
-    """The reference's ``iterative_A``: start from the row sums, ``iters`` double steps, return xᵀAy."""
-    x = jnp.sum(A, axis=1)
+def _power(matvec, x, iters: int = 3) -> jax.Array:
+    """The reference's ``iterative_A`` for a symmetric operator ``matvec`` from start ``x``
+    (normalised here; the result does not depend on its scale)."""
+    x = x / jnp.linalg.norm(x)
 
     def body(_, xy):
         x, _ = xy
-        t = A @ x
+        t = matvec(x)
         yv = t / jnp.linalg.norm(t)
-        t = A @ yv
+        t = matvec(yv)
         return t / jnp.linalg.norm(t), yv
 
     x, yv = jax.lax.fori_loop(0, iters, body, (x, x))
-    return x @ (A @ yv)
+    return x @ matvec(yv)
+
+
+def _start(rowsums: jax.Array, diag: jax.Array) -> jax.Array:
+    """The published start (row sums); where they are exactly zero, the unit vector of the largest
+    diagonal entry (never in the null space of a PSD matrix with a positive diagonal)."""
+    return jnp.where(jnp.any(rowsums != 0), rowsums, jax.nn.one_hot(jnp.argmax(diag), diag.shape[0], dtype=diag.dtype))
+
+
+def power_top_eigenvalue(A: jax.Array, iters: int = 3) -> jax.Array:
+    """The reference's ``iterative_A``: start from the row sums, ``iters`` double steps, return xᵀAy."""
+    return _power(lambda v: A @ v, _start(jnp.sum(A, axis=1), jnp.diagonal(A)), iters)
 
 
 def within_scatter(X: jax.Array, y: jax.Array, means: jax.Array) -> jax.Array:
@@ -52,17 +135,28 @@ def within_scatter(X: jax.Array, y: jax.Array, means: jax.Array) -> jax.Array:
 
 
 def shrinkage_for(Sw: jax.Array) -> jax.Array:
+    """The published shrinkage ``max(exp(-5·λ_max(Sw)), 1e-10)``."""
     return jnp.maximum(jnp.exp(-5.0 * power_top_eigenvalue(Sw, 3)), 1e-10)
 
 
 def shrunk(Sw: jax.Array, s: jax.Array) -> jax.Array:
+    """``(1 − s)·Sw + s·μ·I`` with μ = tr(Sw)/D, ``s`` floored at 10·ε·‖Sw‖_F/μ (ε of Sw's dtype;
+    module docstring: never binds in float64, keeps a float32 Cholesky from breaking down)."""
     D = Sw.shape[0]
     mu = jnp.trace(Sw) / D
+    floor = RIDGE_FLOOR_ULPS * jnp.finfo(Sw.dtype).eps * jnp.linalg.norm(Sw) / jnp.where(mu > 0, mu, 1.0)
+    s = jnp.maximum(s, floor)
     return (1.0 - s) * Sw + (s * mu) * jnp.eye(D, dtype=Sw.dtype)
+
+
+def _uses_gram(dtype) -> bool:
+    return float(jnp.finfo(dtype).eps) <= _EPS64
 
 
 def lda_posterior(X, y, num_classes, s=None):
     """One SFDA pass: returns (posterior [N, C], shrinkage used)."""
+    if not _uses_gram(X.dtype):
+        return _lda_posterior_orthogonal(X, y, num_classes, s)
     means, counts = class_means(X, y, num_classes)
     priors = counts / X.shape[0]
     Sw = within_scatter(X, y, means)
@@ -71,6 +165,66 @@ def lda_posterior(X, y, num_classes, s=None):
     coef = cho_solve(cho_factor(shrunk(Sw, s), lower=True), means.T).T  # means · Sw_s⁻¹
     intercept = -0.5 * jnp.sum(means * coef, axis=1) + jnp.log(priors)
     return jax.nn.softmax(X @ coef.T + intercept, axis=1), s
+
+
+def _two_sum(a, b):
+    """Knuth's error-free transformation: a + b = s + err exactly."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _row_sums_compensated(X: jax.Array):
+    """Σ_d X[i, d] as an unevaluated pair (hi [N], lo [N]) accurate to about ε² relative to
+    Σ_d |X[i, d]| (a pairwise TwoSum tree; static shapes)."""
+    hi, lo = X, jnp.zeros_like(X)
+    while hi.shape[1] > 1:
+        if hi.shape[1] % 2:
+            pad = ((0, 0), (0, 1))
+            hi, lo = jnp.pad(hi, pad), jnp.pad(lo, pad)
+        s, err = _two_sum(hi[:, 0::2], hi[:, 1::2])
+        hi, lo = s, lo[:, 0::2] + lo[:, 1::2] + err
+    return hi[:, 0], lo[:, 0]
+
+
+def _within_row_sums(X, y, num_classes, counts):
+    """r_i = Σ_d (x_id − m_{y_i,d}) (= Xw·1), without the cancellation of summing the rounded
+    residuals: from compensated row sums of the features themselves."""
+    hi, lo = _row_sums_compensated(X)
+    t = (hi - hi[0]) + (lo - lo[0])  # Sterbenz: exact where the row sums are alike
+    tm = jax.ops.segment_sum(t, y, num_classes) / jnp.maximum(counts, 1.0)
+    return t - tm[y]
+
+
+def _lda_posterior_orthogonal(X, y, num_classes, s=None, raw=None):
+    """One SFDA pass without a Gram (lower precision; module docstring). ``raw``: the features as
+    given, if ``X`` is a translated copy (the power method's start is taken from their exact
+    stored values)."""
+    N, D = X.shape
+    counts = jax.ops.segment_sum(jnp.ones(N, X.dtype), y, num_classes)
+    priors = counts / N
+    Xt = X - jnp.mean(X, axis=0)
+    Xt = Xt - jnp.mean(Xt, axis=0)
+    means = jax.ops.segment_sum(Xt, y, num_classes) / jnp.maximum(counts, 1.0)[:, None]  # centred
+    Xw = Xt - means[y]
+    top = jnp.max(jnp.abs(Xt))
+    _, e = jnp.frexp(jnp.where(top > 0, top, 1.0))
+    unit = jnp.ldexp(jnp.ones((), X.dtype), -e)  # exact power of two: no overflow of squares
+    Zw = Xw * unit
+    if s is None:
+        def matvec(v):
+            return Zw.T @ (Zw @ v) / N
+
+        r = _within_row_sums(X if raw is None else raw, y, num_classes, counts) * unit
+        lam = _power(matvec, _start(Zw.T @ r / N, jnp.sum(Zw * Zw, axis=0) / N)) / (unit * unit)
+        s = jnp.maximum(jnp.exp(-5.0 * lam), 1e-10)
+    mu = jnp.sum(Zw * Zw) / (N * D)  # tr(Sw)/D in scaled units
+    stacked = jnp.concatenate([jnp.sqrt((1.0 - s) / N) * Zw, jnp.sqrt(s * mu) * jnp.eye(D, dtype=X.dtype)], axis=0)
+    R = jnp.linalg.qr(stacked, mode="r")  # RᵀR = Sw_s (scaled)
+    A = solve_triangular(R, (means * unit).T, trans="T", lower=False)  # [D, C] = R⁻ᵀ m̃ᵀ
+    W = solve_triangular(R, (Xt * unit).T, trans="T", lower=False)  # [D, N] = R⁻ᵀ x̃ᵀ
+    logits = W.T @ A - 0.5 * jnp.sum(A * A, axis=0) + jnp.log(priors)
+    return jax.nn.softmax(logits, axis=1), s
 
 
 def confmix(X, y, num_classes, prob):
@@ -83,9 +237,17 @@ def confmix(X, y, num_classes, prob):
 
 def sfda_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
     X = jnp.asarray(X)
-    prob, s = lda_posterior(X, y, num_classes)
+    # SFDA is translation invariant: centre once (two passes), so the logits carry no large
+    # class-independent term and ConfMix rounds relative to the spread, not to the mean (a
+    # constant feature stays exactly constant)
+    Xc = X - jnp.mean(X, axis=0)
+    Xc = Xc - jnp.mean(Xc, axis=0)
+    if _uses_gram(X.dtype):
+        prob, s = lda_posterior(Xc, y, num_classes)
+    else:
+        prob, s = _lda_posterior_orthogonal(Xc, y, num_classes, raw=X)
     prob = jax.nn.softmax(prob, axis=1)
-    X2 = confmix(X, y, num_classes, prob)
+    X2 = confmix(Xc, y, num_classes, prob)
     prob2, _ = lda_posterior(X2, y, num_classes, s)
     return jnp.mean(jnp.take_along_axis(prob2, y[:, None], axis=1))
 
