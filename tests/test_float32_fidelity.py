@@ -29,9 +29,6 @@ from pedjax.rank import fidelity as F
 
 #: metric -> why its float32 variants are expected to fail for now (delete when fixed)
 PENDING = {
-    "hscore": "issue 21: H-score's dtype-dependent eigenvalue cut-off (fix under way in metrics/hscore.py)",
-    "sfda": "issue 21: SFDA's absolute shrinkage floor gives NaN in float32 (fix under way in metrics/sfda.py)",
-    "nleep": "issue 21: NLEEP's EM in float32 (fix under way in metrics/nleep.py)",
     "ncti": "issue 21: NCTI (registered in 5d13bfe) is not float32-ready on near-duplicate features (tau 0.81)",
     "knn": "issue 21: kNN accuracy (92ef565) in float32 reorders a near-duplicate zoo (tau 0.87, + PED 0.49)",
     "linear_probe": "issue 21: linear_probe (92ef565) in float32 differs by 4.5e-2 relative (D >> N), tau 0.95 + PED",
