@@ -14,8 +14,10 @@ task for H-score in issue 21) and digits-degraded; ``PEDJAX_FIDELITY_TASKS=all``
 list) runs others. Fashion-MNIST tasks skip when the dataset is not installed. The full
 measurement (11 tasks, published scale) is ``experiments/float32_fidelity.py``.
 
-``PENDING``: metrics whose float32 fix is under way (issue 21); their variants are expected to
-fail (strict xfail: once fixed they XPASS and fail the run — delete the entry then).
+``PENDING`` (fast) and ``PENDING_SLOW`` (slow tests, in addition): metrics or variants whose
+float32 fix is under way (issue 21); they are expected to fail (fast: strict xfail, once fixed
+they XPASS and fail the run — delete the entry then; slow: non-strict, as a variant may fail on
+one task and pass on another — read the XPASS lines).
 """
 import math
 import os
@@ -27,20 +29,25 @@ import pedjax
 from pedjax.physics.ped import PEDConfig
 from pedjax.rank import fidelity as F
 
-#: metric -> why its float32 variants are expected to fail for now (delete when fixed)
+#: metric or variant (``metric+ped``) -> why it is expected to fail the fast test for now (delete when fixed)
 PENDING = {
     "ncti": "issue 21: NCTI (registered in 5d13bfe) is not float32-ready on near-duplicate features (tau 0.81)",
     "knn": "issue 21: kNN accuracy (92ef565) in float32 reorders a near-duplicate zoo (tau 0.87, + PED 0.49)",
-    "linear_probe": "issue 21: linear_probe (92ef565) in float32 differs by 4.5e-2 relative (D >> N), tau 0.95 + PED",
+    "linear_probe+ped": "issue 21: linear_probe (92ef565) + PED in float32 reorders a near-duplicate zoo (tau 0.95)",
+}
+#: the same for the slow tests (more synthetic kinds, shipped tasks), in addition to PENDING
+PENDING_SLOW = {
+    "linear_probe": "issue 21: linear_probe (92ef565) in float32 differs by up to 4.5e-2 relative (D >> N)",
 }
 PEDS = {"ped": PEDConfig(nsigma=0.6)}
 
 
-def _variants(metrics):
+def _variants(metrics, pending=PENDING, strict=True):
     out = []
     for m in metrics:
         for v in (m, f"{m}+ped"):
-            marks = [pytest.mark.xfail(strict=True, reason=PENDING[m])] if m in PENDING else []
+            why = pending.get(v) or pending.get(m)
+            marks = [pytest.mark.xfail(strict=strict, reason=why)] if why else []
             out.append(pytest.param(v, marks=marks, id=v))
     return out
 
@@ -151,7 +158,7 @@ def synthetic_more():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", _variants(F.feature_metrics()))
+@pytest.mark.parametrize("variant", _variants(F.feature_metrics(), {**PENDING, **PENDING_SLOW}, strict=False))
 def test_float32_targets_on_more_synthetic_zoos(synthetic_more, variant):
     assert variant in synthetic_more.variants
     failures = synthetic_more.failures([variant])
@@ -198,7 +205,8 @@ def _shipped_result(cache, task):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", _slow_tasks())
-@pytest.mark.parametrize("variant", _variants(F.feature_metrics()) + [pytest.param("leep", id="leep"), pytest.param("nce", id="nce")])
+@pytest.mark.parametrize("variant", _variants(F.feature_metrics(), {**PENDING, **PENDING_SLOW}, strict=False)
+                         + [pytest.param("leep", id="leep"), pytest.param("nce", id="nce")])
 def test_float32_targets_on_shipped_tasks(shipped, task, variant):
     res = _shipped_result(shipped, task)
     assert variant in res.variants
