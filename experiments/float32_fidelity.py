@@ -77,9 +77,13 @@ def synthetic_sets(scale: float, names=None):
     from pedjax.rank import fidelity as F
 
     out = []
-    for i, (name, (m, n, d, c, kind)) in enumerate(F.SYNTHETIC.items()):
-        if names and name not in names:
-            continue
+    # in the order given; by default the cheap ones first (a run stopped early has those)
+    order = list(names) if names else sorted(F.SYNTHETIC, key=lambda k: F.SYNTHETIC[k][1] * F.SYNTHETIC[k][2])
+    for name in order:
+        if name not in F.SYNTHETIC:
+            raise SystemExit(f"--synthetic: unknown set {name!r}; choose from {list(F.SYNTHETIC)}")
+        i = list(F.SYNTHETIC).index(name)
+        m, n, d, c, kind = F.SYNTHETIC[name]
         if scale != 1.0:
             n, d = max(4 * c, int(round(n * scale))), max(8, int(round(d * scale)))
         task = name if scale == 1.0 else f"{name}@{scale:g}"
