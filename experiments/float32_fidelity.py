@@ -97,11 +97,22 @@ def load_json(path: Path) -> dict:
     return {"sets": {}}
 
 
-def save_json(path: Path, data: dict) -> None:
+def save_json(path: Path, data: dict, task: str | None = None) -> None:
+    """Write ``data``; with ``task``, merge that set's entry into the file as it is now (another run
+    may have added sets since this one read it), under a lock."""
+    import fcntl
+
     from pedjax.util import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=True))
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if task is not None and path.is_file():
+            merged = json.loads(path.read_text())
+            merged["sets"][task] = data["sets"][task]
+            merged.update({k: v for k, v in data.items() if k != "sets"})
+            data = merged
+        atomic_write_text(path, json.dumps(data, indent=1, allow_nan=True))
 
 
 def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
@@ -128,7 +139,7 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
             "scores": {p: res.scores[p][fs.task] for p in F.PRECISIONS},
             "seconds": {"features": t_feat, **{p: res.seconds[p][fs.task] for p in F.PRECISIONS}},
         }
-        save_json(path, data)
+        save_json(path, data, task)
         bad = [v for v, r in rows.items() if r.nonfinite or not (r.tau >= F.TAU_TARGET)]
         print(f"{task}: {len(fs.models)} models, features {t_feat:.0f} s, float64 {res.seconds['float64'][fs.task]:.0f} s, "
               f"float32 {res.seconds['float32'][fs.task]:.0f} s; below target: {', '.join(bad) or 'none'}", flush=True)
