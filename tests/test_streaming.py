@@ -104,6 +104,25 @@ def test_fewer_samples_than_dimensions():
     assert rel(pedjax.metrics.hscore(X, y), got["hscore"]["model_0"]) <= TOL
 
 
+@pytest.mark.parametrize("N,D,C,seed,block", [(900, 12, 4, 0, 101), (50, 70, 3, 1, 16), (400, 20, 2, 2, 400)])
+def test_lfc_and_regularized_hscore_stream(N, D, C, seed, block):
+    """LFC (one pass, both norms) and the regularized H-score (a second pass for Ledoit–Wolf's
+    fourth moment) equal the in-memory metrics, statically and after PED (shifts added to the rows
+    of the second pass), including D > N and two classes."""
+    X, y, stats = make(N, D, C, seed)
+    cfg = pedjax.PEDConfig()
+    static, moved = streaming.score_stream({"m": X}, y, ["lfc", "hscore_reg"], ped=cfg, source_stats={"m": stats},
+                                           block_rows=block, with_and_without_ped=True)
+    moved_X = np.asarray(pedjax.ped(X, y, *stats, cfg).features)
+    for metric, fn in (("lfc", pedjax.metrics.lfc), ("hscore_reg", pedjax.metrics.hscore_reg)):
+        assert rel(fn(X, y), static[metric]["m"]) <= TOL, (metric, fn(X, y), static[metric]["m"])
+        assert rel(fn(moved_X, y), moved[metric]["m"]) <= 1e-7, (metric, "ped", fn(moved_X, y), moved[metric]["m"])
+    spectral = streaming.score_stream(X, y, "lfc", metric_options={"norm": "spectral"}, block_rows=block)
+    assert rel(pedjax.metrics.lfc(X, y, norm="spectral"), spectral["model_0"]) <= TOL
+    with pytest.raises(ValueError, match="twice"):
+        streaming.score_stream({"m": iter([(X, y)])}, None, "hscore_reg", classes=np.unique(y))
+
+
 @pytest.mark.slow
 def test_memmap_npy_and_iterator_sources(tmp_path):
     X, y, stats = make(2100, 16, 5, 8)

@@ -10,17 +10,20 @@ from .metrics_from_stats import (
     MULTI_PASS,
     SUPPORTED,
     gbc_stats,
+    hscore_reg_stream,
     hscore_stats,
+    lfc_stats,
     logme_stats,
     require_streamable,
     score_from_stats,
     sfda_stream,
+    stream_pass_metric,
 )
 from .ped_stats import ped_shifts, ped_stats
 from .stats import ArraySource, ClassStats, Engine, IterSource, NpyFileSource, accumulate, as_source
 
 __all__ = [
     "ArraySource", "ClassStats", "Engine", "NpyFileSource", "distributed", "FROM_STATS", "IterSource", "MULTI_PASS", "SUPPORTED", "accumulate", "as_source",
-    "compute_stats", "gbc_stats", "hscore_stats", "logme_stats", "ped_shifts", "ped_stats", "require_streamable",
-    "score_from_stats", "score_stream", "sfda_stream", "subsample",
+    "compute_stats", "gbc_stats", "hscore_reg_stream", "hscore_stats", "lfc_stats", "logme_stats", "ped_shifts", "ped_stats", "require_streamable",
+    "score_from_stats", "score_stream", "sfda_stream", "stream_pass_metric", "subsample",
 ]

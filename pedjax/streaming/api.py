@@ -10,7 +10,7 @@ from .._precision import entry_point
 from ..metrics._registry import UNINFORMATIVE
 from ..physics.ped import PEDConfig
 from ..util import Progress
-from .metrics_from_stats import MULTI_PASS, require_streamable, score_from_stats, sfda_stream
+from .metrics_from_stats import MULTI_PASS, require_streamable, score_from_stats, stream_pass_metric
 from .ped_stats import ped_shifts
 from .stats import ArraySource, ClassStats, Engine, IterSource, accumulate, as_source
 
@@ -76,10 +76,12 @@ def score_stream(
         blocks (or a callable returning a fresh one per pass, for SFDA) with ``classes``.
       labels: target labels [N] shared by the array sources (array or ``.npy`` path).
       metric: a name, or a list of names (then the result is ``{metric: {name: score}}``):
-        ``logme``, ``gbc``, ``hscore`` (one pass), ``sfda`` (three passes).
+        ``logme``, ``gbc``, ``hscore``, ``lfc`` (one pass), ``hscore_reg`` (two passes), ``sfda``
+        (three passes).
       ped: a :class:`PEDConfig` to move the classes with PED first (no extra pass), or ``None``.
       source_stats: ``{name: (mean [D], std [D])}``; ``None`` with PED: the target's own.
-      metric_options: keyword options of the metric (``gaussian_type`` for GBC, ``rcond`` for H-score).
+      metric_options: keyword options of the metric (``gaussian_type`` for GBC, ``rcond`` for the
+        H-scores, ``norm`` for LFC).
       block_rows: rows per block (default: 64 MiB of float64 per block).
       devices: ``None`` (every local device), ``"global"`` (every process; see
         :mod:`pedjax.streaming.distributed`) or a list of devices.
@@ -132,7 +134,7 @@ def score_stream(
                     if degenerate:
                         out[m][name] = UNINFORMATIVE
                     elif m in MULTI_PASS:
-                        out[m][name] = sfda_stream(src, st, delta, engine=engine, progress=bar)
+                        out[m][name] = stream_pass_metric(m, src, st, delta, engine=engine, progress=bar, **m_opts)
                     else:
                         out[m][name] = score_from_stats(st, m, **m_opts)
     result = moved if ped is not None else static
@@ -142,7 +144,7 @@ def score_stream(
     return pick(result)
 
 
-_OPTIONS = {"gbc": ("gaussian_type",), "hscore": ("rcond",)}
+_OPTIONS = {"gbc": ("gaussian_type",), "hscore": ("rcond",), "hscore_reg": ("rcond",), "lfc": ("norm",)}
 
 
 def subsample(features, labels, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

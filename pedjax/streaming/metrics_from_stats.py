@@ -9,6 +9,10 @@ metric    what it needs                                              passes over
 logme     FᵀF, Fᵀy_c (class sums), n_c                               1 (the statistics pass)
 gbc       class means, per-dimension class variances                 1
 hscore    centred Gram, centred class sums, n_c, max|x|              1
+lfc       centred Gram, centred class sums, n_c, mean                1
+hscore_   centred Gram, centred class sums, n_c, and Ledoit–Wolf's   2: statistics; Σ_i ‖x̃_i‖⁴
+reg       fourth moment Σ_i ‖x_i − mean‖⁴, which needs the mean      of the rows as they stream by
+          first
 sfda      pass 1: Gram, class sums, n_c → shrinkage-LDA posterior;   3: statistics; prediction +
           ConfMix needs each sample's posterior of its own class,    ConfMix statistics; prediction
           so pass 2 streams the posteriors and accumulates the       of the mixed features
@@ -17,7 +21,12 @@ sfda      pass 1: Gram, class sums, n_c → shrinkage-LDA posterior;   3: statis
 ========  =========================================================  ==============================
 
 PED never adds a pass: it moves the statistics (:mod:`pedjax.streaming.ped_stats`); SFDA's
-passes 2 and 3 add each class's translation to the rows as they stream by.
+passes 2 and 3 and the regularized H-score's pass 2 add each class's translation to the rows as
+they stream by.
+
+LogME, LFC and the regularized H-score are finished from the statistics in float64 on the host
+CPU whatever the precision of the passes (:func:`host_float64`): that part is O(D³) (O(D²) for
+LFC's Frobenius form) and independent of N.
 
 SFDA keeps one number per sample between passes 2 and 3 (its ConfMix weight p_i, 8·N bytes:
 1/D of the features' float64 size) instead of recomputing the first posterior.
@@ -39,14 +48,16 @@ from .._linalg import host_kernels_enabled
 from ..metrics._registry import UNINFORMATIVE
 from ..metrics.gbc import VAR_FLOOR, gbc_from_gaussians
 from ..metrics.hscore import hscore_from_moments
+from ..metrics.hscore_reg import fourth_moment_block, hscore_reg_from_moments
+from ..metrics.lfc import lfc_from_moments
 from ..metrics.logme import _eigh, _fixed_point, _tri_solve, _tridiagonal_spectrum
 from ..metrics.sfda import shrinkage_for, shrunk
 from .stats import ClassStats, Engine, block_stats, combine, init_stats
 
 #: metrics computed from the statistics alone
-FROM_STATS = ("logme", "gbc", "hscore")
-#: metrics that stream further passes over the features after the statistics pass
-MULTI_PASS = {"sfda": 3}
+FROM_STATS = ("logme", "gbc", "hscore", "lfc")
+#: metrics that stream further passes over the features after the statistics pass: name -> passes
+MULTI_PASS = {"sfda": 3, "hscore_reg": 2}
 SUPPORTED = FROM_STATS + tuple(MULTI_PASS)
 
 
@@ -149,6 +160,62 @@ def hscore_stats(stats: ClassStats, rcond=None) -> float:
     noise = n * d * (4.0 * eps * float(np.max(stats.max_abs()))) ** 2
     Gc, csums = stats.centered()
     return float(_hscore_jit(jnp.asarray(Gc), jnp.asarray(csums), jnp.asarray(stats.counts), rcond, noise))
+
+
+_lfc_jit = jax.jit(lfc_from_moments, static_argnames=("norm",))
+
+
+def lfc_stats(stats: ClassStats, norm: str = "frobenius") -> float:
+    """LFC from the centred Gram, the centred class sums, the counts and the mean, finished in
+    float64 on the host (:func:`host_float64`)."""
+    Gc, csums = stats.centered()
+    mean = stats.mean()
+    with host_float64():
+        f64 = [jnp.asarray(a, jnp.float64) for a in (Gc, csums, stats.counts, mean)]
+        return float(_lfc_jit(*f64, norm=norm))
+
+
+# ----------------------------------------------------------------------------------------------
+# Regularized H-score: two passes
+
+
+def fourth_moment_step(acc, rows, params, num_classes):
+    """Pass 2 of the regularized H-score: Σ_i ‖x_i + δ_{y_i} − mean‖⁴ over the block's rows."""
+    X, codes, mask = rows
+    mean, delta = params
+    return {"score": acc["score"] + fourth_moment_block(X, codes, mask, mean, delta)}, None
+
+
+def hscore_reg_stream(source, stats: ClassStats, delta: np.ndarray | None = None, *, rcond=None,
+                      engine: Engine | None = None, progress=None) -> float:
+    """Regularized H-score of ``source``'s features (translated per class by ``delta`` [C, D] —
+    PED's shifts — when given) from their statistics ``stats`` (of the translated features) and a
+    second pass for Ledoit–Wolf's fourth moment; finished in float64 on the host."""
+    if not getattr(source, "reiterable", False):
+        raise ValueError(f"{source.name}: the regularized H-score reads the features twice; pass an array, a .npy file "
+                         "or a callable returning a fresh iterator of blocks per pass")
+    engine = engine or Engine()
+    C, D = stats.num_classes, stats.dim
+    dt = stats.gram.dtype
+    delta = np.zeros((C, D), dt) if delta is None else np.asarray(delta, dt)
+    mean = stats.mean().astype(dt)
+    acc, _ = engine.run(source, fourth_moment_step, init_score, engine.params((mean, delta)), C, D,
+                        progress=progress, pass_name="regularized H-score fourth moment")
+    Gc, csums = stats.centered()
+    with host_float64():
+        return float(hscore_reg_from_moments(jnp.asarray(Gc, jnp.float64), jnp.asarray(csums, jnp.float64),
+                                             jnp.asarray(stats.counts, jnp.float64),
+                                             jnp.asarray(float(acc["score"]), jnp.float64), rcond))
+
+
+def stream_pass_metric(metric: str, source, stats: ClassStats, delta=None, *, engine=None, progress=None,
+                       **options) -> float:
+    """A :data:`MULTI_PASS` metric of ``source`` (statistics ``stats`` of the translated features)."""
+    if metric == "sfda":
+        return sfda_stream(source, stats, delta, engine=engine, progress=progress)
+    if metric == "hscore_reg":
+        return hscore_reg_stream(source, stats, delta, engine=engine, progress=progress, **options)
+    raise ValueError(f"metric: {metric!r} is not one of the multi-pass metrics {sorted(MULTI_PASS)}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,4 +333,6 @@ def score_from_stats(stats: ClassStats, metric: str, **options) -> float:
         return logme_stats(stats)
     if metric == "gbc":
         return gbc_stats(stats, **options)
+    if metric == "lfc":
+        return lfc_stats(stats, **options)
     return hscore_stats(stats, **options)
