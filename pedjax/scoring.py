@@ -376,7 +376,8 @@ def score_zoo(
       features: ``{name: [N, D_m]}`` or an array ``[M, N, D]`` (names ``model_0``…). For a
         metric with ``input="probs"`` these are source-model probabilities; for ``"labels"``,
         integer source labels ``[N]``.
-      labels: target labels ``[N]`` shared by all models (any integers).
+      labels: target labels ``[N]`` shared by all models (any integers); for a metric of real
+        targets (``Metric.target == "real"``, e.g. ``logme_reg``) the targets ``[N]`` or ``[N, K]``.
       metric: a name in :data:`pedjax.metrics.REGISTRY`.
       ped: a :class:`PEDConfig` to move the features with PED before scoring, or ``None``.
       source_stats: ``{name: (mean [D], std [D])}`` or ``(means [M, D], stds [M, D])``; with PED
@@ -394,6 +395,8 @@ def score_zoo(
     scores the metric's ``uninformative`` value, ``-inf``, with or without PED; a NaN from a
     metric is returned as NaN (both rank last: :func:`pedjax.rank.ranking`).
     """
+    if _resolve_metric(metric).target == "real":
+        return _score_real_targets(features, labels, _resolve_metric(metric), ped, metric_options, progress)
     streamed = _stream_if_large(features, labels, metric, ped, source_stats, metric_options, batch_size, memory_budget, progress)
     if streamed is not None:
         return streamed
@@ -420,6 +423,29 @@ def score_zoo(
         scores.update({k: float(m.uninformative) for k in plan.degenerate})
     names = plan.names
     return {k: scores[k] for k in names}
+
+
+def _score_real_targets(features, targets, m: Metric, ped, metric_options, progress) -> dict[str, float]:
+    """:func:`score_zoo` for a metric of real-valued targets (``Metric.target == "real"``): the
+    targets validated once, the core vmapped over each group of models of equal width, degenerate
+    models ``-inf``. PED moves classes and does not apply."""
+    if ped is not None:
+        raise ValueError(f"ped: PED moves class clusters; metric {m.name!r} takes real-valued targets, pass ped=None")
+    from .metrics.logme_reg import as_targets
+
+    Y = as_targets(targets, "labels")
+    named = _as_named(features)
+    arrays = {k: as_float_matrix(v, f"features[{k!r}]", n=Y.shape[0]) for k, v in named.items()}
+    scores = {k: float(m.uninformative) for k, v in named.items() if is_degenerate(v)}
+    groups: dict[int, list[str]] = {}
+    for k, v in arrays.items():
+        if k not in scores:
+            groups.setdefault(v.shape[1], []).append(k)
+    fn = jax.jit(jax.vmap(functools.partial(m.core, **dict(metric_options or {})), in_axes=(0, None)))
+    for members in tracked(list(groups.values()), progress, f"scoring {len(named)} models ({m.name})"):
+        out = np.asarray(fn(jnp.asarray(np.stack([arrays[k] for k in members])), jnp.asarray(Y)))
+        scores.update({k: float(v) for k, v in zip(members, out, strict=True)})
+    return {k: scores[k] for k in named}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -452,10 +478,13 @@ DEFAULT_LOAD_BUDGET = 2 << 30
 def feature_metric(metric: str) -> str:
     """The registry name of a feature metric (what a zoo's features can be scored with), or a
     ``ValueError`` naming ``--metric``."""
-    feature_metrics = sorted(k for k, v in REGISTRY.items() if v.input == "features")
+    feature_metrics = sorted(k for k, v in REGISTRY.items() if v.input == "features" and v.target == "classes")
     name = metric.lower() if isinstance(metric, str) else metric
     if name not in REGISTRY:
         raise ValueError(f"--metric: unknown metric {metric!r}; feature metrics: {feature_metrics}")
+    if REGISTRY[name].target != "classes":
+        raise ValueError(f"--metric: {name!r} takes real-valued regression targets, not a task's class labels; use "
+                         f"one of {feature_metrics} (or pedjax.score_zoo with the targets from Python)")
     if REGISTRY[name].input != "features":
         raise ValueError(
             f"--metric: {name!r} takes source-model {REGISTRY[name].input}, not features, and a zoo "

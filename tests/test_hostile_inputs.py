@@ -28,7 +28,7 @@ from pedjax.scoring import ped_zoo, score_zoo
 from pedjax.util import LOCK_FILE, OutputLocked, dumps_json, output_lock
 
 REPO = Path(__file__).resolve().parents[1]
-FEATURE_METRICS = sorted(k for k, m in REGISTRY.items() if m.input == "features")
+FEATURE_METRICS = sorted(k for k, m in REGISTRY.items() if m.input == "features" and m.target == "classes")
 N, D, C = 60, 5, 3
 
 

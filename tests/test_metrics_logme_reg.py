@@ -15,9 +15,7 @@ from pedjax.metrics.logme import logme_core
 
 
 def lr():
-    """``pedjax.metrics.logme_reg``, imported when a test first runs: importing registers the
-    metric, and registry-wide tests collected alongside (tests/test_metrics_properties.py) do not
-    yet know a metric whose target is real-valued (see the module's docstring)."""
+    """The ``pedjax.metrics.logme_reg`` module (the package attribute of that name is the function)."""
     import importlib
 
     return importlib.import_module("pedjax.metrics.logme_reg")
@@ -134,4 +132,28 @@ def test_validation_and_registry():
     assert lr().logme_reg(np.full((200, 4), 2.5), y) == float("-inf")
     assert lr().logme_reg(X, y.reshape(-1, 1)) == lr().logme_reg(X, y)
     m = REGISTRY["logme_reg"]
-    assert m.input == "regression" and m.core is lr().logme_reg_core and "thuml" in m.citation
+    assert m.input == "features" and m.target == "real" and m.core is lr().logme_reg_core and "thuml" in m.citation
+    assert "logme_reg" in pedjax.metrics.names(target=None) and "logme_reg" in pedjax.metrics.names("real")
+    assert "logme_reg" not in pedjax.metrics.names()  # classification tasks (demo, benchmark) do not run it
+
+
+def test_score_zoo_vmaps_real_targets():
+    """score_zoo with real targets: each model equals logme_reg, models of two widths and a
+    degenerate one (-inf); PED (which moves classes) and a task's class metric name refused."""
+    rng = np.random.default_rng(5)
+    Y = rng.normal(size=(150, 2))
+    zoo = {f"m{i}": rng.normal(size=(150, d)) + Y[:, :1] * (i + 1) for i, d in enumerate((6, 6, 9))}
+    zoo["flat"] = np.full((150, 6), 3.0)
+    got = pedjax.score_zoo(zoo, Y, "logme_reg")
+    assert list(got) == list(zoo) and got["flat"] == float("-inf")
+    for k in ("m0", "m1", "m2"):
+        assert got[k] == pytest.approx(lr().logme_reg(zoo[k], Y), rel=1e-12)
+    assert got["m0"] < got["m1"]  # the more predictive features score higher
+    with pytest.raises(ValueError, match="ped"):
+        pedjax.score_zoo(zoo, Y, "logme_reg", ped=pedjax.PEDConfig())
+    with pytest.raises(ValueError, match="labels"):
+        pedjax.score_zoo(zoo, np.full(150, np.nan), "logme_reg")
+    from pedjax.scoring import feature_metric
+
+    with pytest.raises(ValueError, match="real-valued"):
+        feature_metric("logme_reg")

@@ -44,9 +44,10 @@ def _cmd_metrics(args) -> int:
     from ..streaming.metrics_from_stats import SUPPORTED
 
     rows = []
-    for name in metrics.names():
+    for name in metrics.names(target=None):
         m = metrics.REGISTRY[name]
-        rows.append({"name": name, "input": m.input, "PED": "yes" if m.input == "features" else "no",
+        ped = m.input == "features" and m.target == "classes"
+        rows.append({"name": name, "input": m.input, "target": m.target, "PED": "yes" if ped else "no",
                      "streams": "yes" if name in SUPPORTED else "no", "citation": m.citation})
     printing.metrics_table(rows)
     return 0

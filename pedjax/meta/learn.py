@@ -98,8 +98,8 @@ def make_objective(tasks: Sequence[FeatureSet], metric: str = "logme", base: PED
     (see :class:`MetaLearner`). ``remat`` rematerialises each model's PED + metric in the
     backward pass (less memory for large zoos, ~1.3× time).
     """
-    if metric not in REGISTRY or REGISTRY[metric].input != "features":
-        feats = sorted(k for k, v in REGISTRY.items() if v.input == "features")
+    if metric not in REGISTRY or REGISTRY[metric].input != "features" or REGISTRY[metric].target != "classes":
+        feats = sorted(k for k, v in REGISTRY.items() if v.input == "features" and v.target == "classes")
         raise ValueError(f"metric: {metric!r} is not a feature metric; choose one of {feats}")
     core = REGISTRY[metric].core
     opts = dict(metric_options or {})

@@ -11,6 +11,7 @@ from .leep import leep, leep_core
 from .lfc import lfc, lfc_core, lfc_from_moments
 from .linear_probe import linear_probe, linear_probe_core, linear_probe_fit
 from .logme import logme, logme_core
+from .logme_reg import logme_reg, logme_reg_core
 from .nce import nce, nce_core
 from .ncti import ncti, ncti_combine, ncti_components, ncti_components_core, ncti_core, ncti_zoo
 from .nleep import GMMResult, gmm_fit, kmeans_plusplus, nleep, nleep_core, nleep_pca_components
@@ -36,12 +37,14 @@ __all__ = [
     "ncti_components_core", "ncti_combine", "ncti_zoo", "knn", "knn_core", "stratified_folds",
     "linear_probe", "linear_probe_core", "linear_probe_fit", "GaussianFit", "pactran_dirichlet",
     "pactran_dirichlet_core", "pactran_gamma", "pactran_gamma_core", "pactran_gaussian", "pactran_gaussian_core",
-    "pactran_gaussian_fit", "leep", "leep_core", "logme", "logme_core", "nce", "nce_core",
+    "pactran_gaussian_fit", "leep", "leep_core", "logme", "logme_core", "logme_reg", "logme_reg_core", "nce", "nce_core",
     "nleep", "nleep_core", "nleep_pca_components", "gmm_fit", "GMMResult", "kmeans_plusplus",
     "parc", "parc_core", "spearman_binary", "rankdata_average", "sfda", "sfda_core", "transrate", "transrate_core",
 ]
 
 
-def names() -> list[str]:
-    """Registered metric names, sorted."""
-    return sorted(REGISTRY)
+def names(target: str | None = "classes") -> list[str]:
+    """Registered metric names, sorted: those whose ``y`` is ``target`` (:attr:`Metric.target`:
+    ``"classes"``, the default, for classification tasks; ``"real"`` for regression targets;
+    ``None`` for every metric)."""
+    return sorted(k for k, m in REGISTRY.items() if target is None or m.target == target)

@@ -34,6 +34,8 @@ UNINFORMATIVE = float("-inf")
 
 #: name -> :class:`Metric`
 REGISTRY: dict[str, Metric] = {}
+#: what a metric's ``y`` holds (:attr:`Metric.target`)
+TARGETS = ("classes", "real")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +49,9 @@ class Metric:
       input: what ``X`` holds: ``"features"`` (embeddings; PED applies), ``"probs"`` (source-model
         class probabilities, e.g. LEEP) or ``"labels"`` (source-model hard labels, e.g. NCE; the
         core receives them one-hot).
+      target: what ``y`` holds: ``"classes"`` (class labels, any values; the core receives them
+        coded 0..C-1 with ``num_classes``) or ``"real"`` (real-valued regression targets [N] or
+        [N, K]; the core is ``core(X, Y [N, K])`` and PED, which moves classes, does not apply).
       static: names of options that change shapes or control flow (passed as static to jit).
       higher_is_better: all built-in metrics rank "higher score = better model".
       uninformative: the score of degenerate features (``-inf`` for feature metrics); ``None``
@@ -66,6 +71,7 @@ class Metric:
     fn: Callable[..., float]
     core: Callable[..., Any]
     input: str = "features"
+    target: str = "classes"
     static: tuple[str, ...] = ()
     higher_is_better: bool = True
     batch: str = "vmap"
@@ -77,8 +83,9 @@ class Metric:
         return self.fn(*args, **kwargs)
 
 
-def register(name: str, core: Callable, *, input: str = "features", static: tuple[str, ...] = (), batch: str = "vmap",
-             citation: str = "", zoo: tuple[Callable[..., Any], Callable[..., dict]] | None = None):
+def register(name: str, core: Callable, *, input: str = "features", target: str = "classes",
+             static: tuple[str, ...] = (), batch: str = "vmap", citation: str = "",
+             zoo: tuple[Callable[..., Any], Callable[..., dict]] | None = None):
     """Decorator for a public metric function: records it with its JAX core in :data:`REGISTRY`.
 
     ``citation``: the paper and the published code it matches (shown by ``pedjax metrics``).
@@ -89,12 +96,14 @@ def register(name: str, core: Callable, *, input: str = "features", static: tupl
     """
     if batch not in ("vmap", "host"):
         raise ValueError(f"batch: 'vmap' or 'host', got {batch!r}")
+    if target not in TARGETS:
+        raise ValueError(f"target: one of {TARGETS}, got {target!r}")
 
     def deco(fn):
         fn = entry_point(fn)
-        if input == "features":
+        if input == "features" and target == "classes":  # a real-target metric validates its own y
             fn = _uninformative_guard(fn)
-        REGISTRY[name] = Metric(name=name, fn=fn, core=core, input=input, static=tuple(static), batch=batch,
+        REGISTRY[name] = Metric(name=name, fn=fn, core=core, input=input, target=target, static=tuple(static), batch=batch,
                                 uninformative=UNINFORMATIVE if input == "features" else None, citation=citation, zoo=zoo)
         fn.core = core
         return fn

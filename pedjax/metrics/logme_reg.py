@@ -27,11 +27,11 @@ columns of ``y`` as given (no centring, no scaling: a target's units change the 
 Input: ``y`` is not a label vector, so the registry's label coding (``encode_labels``) does not
 apply. The public :func:`logme_reg` validates ``y`` itself (:func:`as_targets`: finite, numeric,
 [N] or [N, K] with K ≥ 1), validates ``X`` as every metric does and returns ``-inf`` for
-degenerate features like every feature metric; it is registered with ``input="regression"``
-(features in, a real target), its core :func:`logme_reg_core` ``(X, Y)`` takes the target
-matrix (no ``num_classes``). ``pedjax.score_zoo`` codes its ``labels`` as classes and therefore
-cannot run it; call ``logme_reg`` per model or ``jax.vmap(logme_reg_core, (0, None))`` on a
-stacked zoo. PED needs classes and does not apply.
+degenerate features like every feature metric; it is registered with ``input="features"``,
+``target="real"`` (:class:`~pedjax.metrics.Metric`), its core :func:`logme_reg_core` ``(X, Y)``
+takes the target matrix (no ``num_classes``). ``pedjax.score_zoo(features, targets, "logme_reg")``
+validates the targets with :func:`as_targets` and vmaps the core over the models of equal width.
+PED needs classes and does not apply.
 """
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def as_targets(y, name: str = "y", *, n: int | None = None) -> np.ndarray:
 _jit_core = jax.jit(logme_reg_core)
 
 
-@register("logme_reg", logme_reg_core, input="regression", citation=_CITATION)
+@register("logme_reg", logme_reg_core, target="real", citation=_CITATION)
 def logme_reg(X, y) -> float:
     """Regression LogME of features ``X`` [N, D] for real-valued targets ``y`` [N] or [N, K]
     (higher is better; the mean over target columns). ``-inf`` for degenerate features."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..features import FeatureSet
-from ..metrics import REGISTRY
+from ..metrics import REGISTRY, names
 from ..physics.ped import PEDConfig
 from ..scoring import ped_set, precompile, score_set
 from .measures import weighted_tau
@@ -83,10 +83,11 @@ def _check(sets: FeatureSet | Sequence[FeatureSet], metrics: Sequence[str] | Non
     sets = [sets] if isinstance(sets, FeatureSet) else list(sets)
     if not sets:
         raise ValueError("sets: give at least one FeatureSet")
-    metrics = list(metrics) if metrics is not None else sorted(REGISTRY)
-    unknown = [m for m in metrics if m not in REGISTRY]
+    metrics = list(metrics) if metrics is not None else names()
+    unknown = [m for m in metrics if m not in names()]
     if unknown:
-        raise ValueError(f"--metric: unknown metric {unknown[0]!r}; choose one of {sorted(REGISTRY)}")
+        why = "takes real-valued targets, not class labels" if unknown[0] in REGISTRY else "is unknown"
+        raise ValueError(f"--metric: metric {unknown[0]!r} {why}; choose one of {names()}")
     peds = dict(peds or {})
     for k, cfg in peds.items():
         if not isinstance(cfg, PEDConfig):

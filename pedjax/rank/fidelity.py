@@ -324,7 +324,7 @@ def fidelity(sets, metrics: Sequence[str] | None = None, peds: Mapping[str, PEDC
 
 def feature_metrics() -> list[str]:
     """Every registered metric that reads features (PED applies), sorted."""
-    return sorted(k for k, m in REGISTRY.items() if m.input == "features")
+    return sorted(k for k, m in REGISTRY.items() if m.input == "features" and m.target == "classes")
 
 
 # ----------------------------------------------------------------------------------------------
