@@ -86,7 +86,10 @@ def _check_fraction(f):
     return float(f)
 
 
-@register("etran", etran_core, static=("energy_fraction",))
+@register("etran", etran_core, static=("energy_fraction",),
+          citation=(
+          "Gholami, Akbari, Wang, Kamranian & Zhang, ICCV 2023 (ETran); github.com/mgholamikn/ETran "
+          "metrics.py Energy_Score + LDA_Score (classification variant)"))
 def etran(X, y, energy_weight: float = 1.0, lda_weight: float = 1.0, energy_fraction: float = 0.005) -> float:
     """ETran of features ``X`` [N, D] for labels ``y`` [N]: ``energy_weight · S_en +
     lda_weight · S_lda`` (higher is better). See :func:`etran_combine` for the repository's

@@ -35,7 +35,9 @@ def leep_core(P: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
     return jnp.mean(jnp.log(eep))
 
 
-@register("leep", leep_core, input="probs")
+@register("leep", leep_core, input="probs",
+          citation=(
+          "Nguyen, Hassner, Seeger & Archambeau, ICML 2020 (LEEP); github.com/thuml/LogME LEEP.py"))
 def leep(source_probs, y) -> float:
     """LEEP transferability from source-model probabilities ``source_probs`` [N, C_s] and target
     labels ``y`` [N] (higher is better; ≤ 0 for probability rows).

@@ -34,7 +34,9 @@ def nce_core(Z: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
     return jnp.sum(xlogy(joint, joint)) - jnp.sum(xlogy(pz, pz))
 
 
-@register("nce", nce_core, input="labels")
+@register("nce", nce_core, input="labels",
+          citation=(
+          "Tran, Nguyen & Hassner, ICCV 2019 (NCE); github.com/thuml/LogME NCE.py"))
 def nce(source_labels, y) -> float:
     """NCE transferability from source-model hard labels ``source_labels`` [N] and target labels
     ``y`` [N] (higher is better; ≤ 0).

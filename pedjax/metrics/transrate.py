@@ -70,7 +70,10 @@ def transrate_core(X: jax.Array, y: jax.Array, num_classes: int, eps: float = 1e
     return rz - rzy / num_classes
 
 
-@register("transrate", transrate_core, static=())
+@register("transrate", transrate_core, static=(),
+          citation=(
+          "Huang, Huang, Rong, Yang & Wei, ICML 2022 (TransRate); the authors' published "
+          "coding-rate formulation (eps = 1e-4)"))
 def transrate(X, y, eps: float = 1e-4) -> float:
     """TransRate of features ``X`` [N, D] for labels ``y`` [N] (higher is better)."""
     if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0):
