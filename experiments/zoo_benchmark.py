@@ -138,13 +138,16 @@ def meta_loto(sets, metric: str, steps: int, verbose: bool = True) -> dict:
 
 
 def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool = True, meta=(), meta_steps: int = 20,
-        meta_min_ceiling: float = MIN_CEILING) -> dict:
+        meta_min_ceiling: float = MIN_CEILING, resume: Path | None = None, keep: bool = False) -> dict:
     """Scores and weighted τ of every (metric variant, task) through the one benchmark loop
-    (``pedjax.rank.benchmark``); see the module docstring."""
+    (``pedjax.rank.benchmark``); see the module docstring. ``resume``: a JSON file of finished
+    tasks (written after each task; a task is reused when its metrics, nsigmas and the scoring
+    code's fingerprint match, or whatever the fingerprint with ``keep``)."""
     import pedjax
     from pedjax.features import extract_features
-    from pedjax.metrics import REGISTRY
+    from pedjax.metrics import names
     from pedjax.rank import benchmark
+    from pedjax.rank.benchmark import BenchmarkResult
     from pedjax.zoo import TRUTH_FILE, load_zoo
 
     t_all = time.time()
@@ -153,21 +156,49 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
     if truth is None:
         raise FileNotFoundError(f"zoo: no {TRUTH_FILE} in {zoo.path}; build it with `pedjax zoo build --zoo {zoo.path}`")
     tasks = list(tasks) if tasks else list(truth["datasets"])
-    metrics = list(metrics) if metrics else sorted(REGISTRY)
-    unknown = [m for m in metrics if m not in REGISTRY]
+    metrics = list(metrics) if metrics else names()  # the metrics of class labels
+    unknown = [m for m in metrics if m not in names()]
     if unknown:
-        raise ValueError(f"--metrics: unknown {unknown}; registered: {sorted(REGISTRY)}")
+        raise ValueError(f"--metrics: unknown or not for class labels: {unknown}; choose from {names()}")
     for task in tasks:
         zoo.task_truth(task, "--tasks")
     peds = {f"PED({s:g})": pedjax.PEDConfig(nsigma=s) for s in nsigmas}
     sets = []
+    show = (lambda t, v, tau, sec: print(f"  {t} {v:22s} tau_w {tau:+.3f}  ({sec:.1f} s)", flush=True)) if verbose else None
+    done = _load_partial(resume) if resume else {}
+    fp = _fingerprint()
+    res = None
     for task in tasks:
         fs = extract_features(zoo, task, "train", with_truth=True)
         if verbose:
             print(f"{task}: features of {len(fs.models)} members on {fs.n_samples} images in {fs.seconds:.1f} s", flush=True)
         sets.append(fs)
-    show = (lambda t, v, tau, sec: print(f"  {t} {v:22s} tau_w {tau:+.3f}  ({sec:.1f} s)", flush=True)) if verbose else None
-    res = benchmark(sets, metrics, peds, on_variant=show)
+        entry = done.get(task)
+        if not (entry and entry["metrics"] == metrics and entry["nsigmas"] == list(nsigmas)
+                and (keep or entry["fingerprint"] == fp)):
+            one = benchmark([fs], metrics, peds, on_variant=show)
+            entry = {"fingerprint": fp, "metrics": metrics, "nsigmas": list(nsigmas), "scores": one.scores[task],
+                     "tau": {v: one.tau.get(v, {}).get(task, math.nan) for v in one.variants},
+                     "errors": {v: e[task] for v, e in one.errors.items() if task in e},
+                     "unscored": {v: u[task] for v, u in one.unscored.items() if task in u},
+                     "seconds": one.seconds, "feature_seconds": one.feature_seconds[task], "variants": one.variants}
+            if resume:
+                done[task] = entry
+                _save_partial(resume, done)
+        elif verbose:
+            print(f"  {task}: reused from {resume}", flush=True)
+        res = res or BenchmarkResult([], entry["variants"])
+        res.tasks.append(task)
+        res.scores[task] = entry["scores"]
+        for v, tau in entry["tau"].items():
+            res.tau.setdefault(v, {})[task] = tau
+        for v, e in entry["errors"].items():
+            res.errors.setdefault(v, {})[task] = e
+        for v, u in entry["unscored"].items():
+            res.unscored.setdefault(v, {})[task] = u
+        for v, sec in entry["seconds"].items():
+            res.seconds[v] = res.seconds.get(v, 0.0) + sec
+        res.feature_seconds[task] = entry["feature_seconds"]
     metas = {}
     # learned and judged on the tasks above the noise-ceiling bar only (as experiments/meta_study.py):
     # a task whose seeds disagree gives the meta-gradient noise to fit; the others get no meta row
@@ -212,6 +243,24 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
         "wall_seconds": round(time.time() - t_all, 2),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _fingerprint() -> str:
+    """The scoring code's fingerprint (as experiments/float32_fidelity.py)."""
+    from float32_fidelity import fingerprint
+
+    return fingerprint()
+
+
+def _load_partial(path: Path) -> dict:
+    return json.loads(Path(path).read_text()) if Path(path).is_file() else {}
+
+
+def _save_partial(path: Path, done: dict) -> None:
+    from pedjax.util import atomic_write_text
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(path), json.dumps(done, indent=1, allow_nan=True))
 
 
 # ------------------------------------------------------------------------------------ report
@@ -489,6 +538,11 @@ def main(argv=None) -> int:
     p.add_argument("--from-json", default=None, metavar="FILE",
                    help="render the report from the JSON of an earlier run (its --json) instead of computing; the page "
                    "keeps that run's command, date, machine and commit")
+    p.add_argument("--resume", default=str(ROOT / "runs" / "zoo_benchmark_tasks.json"), metavar="FILE",
+                   help="finished tasks, written after each (default runs/zoo_benchmark_tasks.json): a rerun reuses "
+                        "the tasks scored with the same metrics, nsigmas and scoring code")
+    p.add_argument("--fresh", action="store_true", help="recompute every task (ignore --resume)")
+    p.add_argument("--keep", action="store_true", help="reuse finished tasks even if the scoring code changed since")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
 
@@ -501,7 +555,8 @@ def main(argv=None) -> int:
         result = load_result(args.from_json)
     else:
         result = run(args.zoo, args.tasks, args.metrics, tuple(args.nsigma), verbose=not args.quiet, meta=args.meta,
-                     meta_steps=args.meta_steps, meta_min_ceiling=args.min_ceiling)
+                     meta_steps=args.meta_steps, meta_min_ceiling=args.min_ceiling,
+                     resume=None if args.fresh else Path(args.resume), keep=args.keep)
         result["command"] = "python experiments/zoo_benchmark.py" + (
             "" if argv is None and len(sys.argv) == 1 else " " + " ".join(argv if argv is not None else sys.argv[1:]))
         result["machine"], result["commit"] = machine(), git_commit()
