@@ -9,8 +9,9 @@ Definition (every choice fixed, so a score is reproducible bit for bit):
   stratified folds with scikit-learn's ``StratifiedKFold(shuffle=True)`` allocation, drawn in an
   order that does not depend on the order of the samples or the names of the labels:
 
-  1. the samples are put in the canonical order of :func:`pedjax.metrics.nleep.canonical_order`
-     (sorted by row sum, row sum of squares, first feature);
+  1. the samples are put in the canonical order of :func:`canonical_order` (sorted by row sum,
+     row sum of squares, first feature; :func:`pedjax.metrics.nleep.canonical_order` in float64,
+     exact sums in float32 — see "float32" below);
   2. classes are ordered by their first appearance in that order (scikit-learn orders them by
      first appearance in the data order); class c then owns the slots
      ``start_c … start_c + n_c − 1`` of the list of samples grouped by class;
@@ -46,7 +47,31 @@ Definition (every choice fixed, so a score is reproducible bit for bit):
   ``KNeighborsClassifier`` does (``argmax`` over sorted classes).
 * **Score**: the mean over folds of the held-out accuracy in each fold (what
   ``cross_val_score(KNeighborsClassifier(k), X, y, cv=folds).mean()`` reports), in [0, 1],
-  higher is better.
+  higher is better; computed as one rounding of the exact fraction (:func:`fold_accuracy`), so
+  that equal accuracies are equal floats.
+
+**float32** (issue 21). Two things made float32 scores differ from float64 ones by more than the
+rounding of the distances, both fixed without changing what float64 computes:
+
+* *The canonical order.* Its first key, the row sum, is ill-conditioned when the rows' sums are
+  (nearly) constant: LayerNorm outputs without affine terms (a randomly initialised ViT) sum to
+  ~1e−7, zero up to rounding. A float32 row sum is then rounding noise, and the float32 order —
+  hence the fold of ~80 % of the samples (shipped zoo, vit-random) — differed from the float64
+  one: knn 0.680 against 0.658 on fashion-blur. In float32 :func:`canonical_order` sorts by the
+  *exact* row sums (:func:`exact_row_sums`: every entry cut into 12-bit chunks on one power-of-two
+  grid, the chunks summed as int32 and the carries propagated, giving integer digits whose
+  lexicographic order is the order of the exact sums) and the exact sums of squares (each square
+  split exactly into three float32 products, :func:`_exact_squares`). A float64 sum of float32
+  features is exact (or within 2^−53 of it), so float32 features give the float64 order, ties
+  included. Features that are not float32 numbers (float64 input) round differently anyway, and
+  after PED (computed in each precision) the rows are not the same numbers: where row sums are
+  constant up to rounding, no precision can reproduce the other's order (docs/precision.md).
+* *Ties between models.* Accuracies are fractions; a float sum of per-fold means rounds the same
+  fraction differently for different per-fold counts (0.711 and 0.7110000000000001), and float32
+  broke such ties in another direction than float64 (weighted τ 0.993 between two rankings with
+  the same fractions). The score is now one division of integers (fold sizes n and n + 1:
+  Σ_f h_f·w_f / (n(n+1)K')), so equal fractions are equal floats in both precisions. This moves
+  float64 scores by at most an ulp or two.
 
 Where pedjax differs from the scikit-learn pipeline, on purpose:
 
@@ -77,9 +102,10 @@ from .._linalg import host_kernels_enabled
 from .._validate import check_choice, encode_labels
 from ._registry import evaluate, register
 from .nleep import _matmul as _host_matmul
-from .nleep import canonical_order
+from .nleep import canonical_order as _canonical_order64
 
-__all__ = ["knn", "knn_core", "stratified_folds", "canonical_folds", "slot_keys", "knn_predictions"]
+__all__ = ["knn", "knn_core", "stratified_folds", "canonical_folds", "canonical_order", "exact_row_sums", "slot_keys",
+           "knn_predictions", "fold_accuracy"]
 
 TIES = ("nearest", "sklearn")
 #: elements of one [block, N] distance block (float64: 32 MiB)
@@ -119,6 +145,66 @@ def slot_keys(seed, n: int) -> jax.Array:
     compilation) and is the same on every backend and in either precision."""
     s = _mix32(jnp.asarray(seed).astype(jnp.uint32))
     return _mix32(s ^ jnp.arange(n, dtype=jnp.uint32))
+
+
+#: bits per chunk and chunks of the exact row sums of :func:`exact_row_sums` (72 bits below the
+#: largest term; int32 chunk sums hold up to 2^19 terms per row)
+_CHUNK_BITS = 12
+_CHUNKS = 6
+
+
+def exact_row_sums(T: jax.Array) -> list[jax.Array]:
+    """The exact row sums of ``T`` [N, M] as integer digits: int32 arrays ``[S_0, …, S_{K−1}]`` [N]
+    with Σ_j T_ij = 2^e · Σ_k S_k[i] · 2^(−12(k+1)) (e the exponent of max|T|), S_1… in
+    [0, 2^12) — so the lexicographic order of the digits is the numerical order of the exact sums
+    and exactly equal sums have equal digits. Every entry is cut into 12-bit chunks on one grid
+    (scaling by a power of two and ``trunc`` are exact), the chunks are summed as integers and the
+    carries propagated. Exact for every entry above 2^−49 of max|T| in float32 (2^−72 in
+    float64): what a float64 sum of float32 numbers resolves. Pure JAX."""
+    m = jnp.max(jnp.abs(T))
+    _, e = jnp.frexp(m)  # max|T| < 2^e
+    u = jnp.ldexp(T, -e)  # in (−1, 1), exact
+    scale = jnp.asarray(float(1 << _CHUNK_BITS), T.dtype)
+    digits = []
+    for _ in range(_CHUNKS):
+        u = u * scale
+        c = jnp.trunc(u)
+        u = u - c  # exact: the fractional part
+        digits.append(jnp.sum(c.astype(jnp.int32), axis=1))
+    for k in range(_CHUNKS - 1, 0, -1):  # carries, lowest digit first (>> is a floor division)
+        digits[k - 1] = digits[k - 1] + (digits[k] >> _CHUNK_BITS)
+        digits[k] = digits[k] & ((1 << _CHUNK_BITS) - 1)
+    return digits
+
+
+def _exact_squares(X: jax.Array) -> jax.Array:
+    """[N, 3D] float32 terms that sum, per row, exactly to the row's sum of squares: x = h + l with
+    h the top 12 bits of x's significand (a bit mask, so no compiler can reassociate it) and l the
+    rest, and x² = h² + 2hl + l², each product exact (12 × 12 bits)."""
+    bits = jax.lax.bitcast_convert_type(X, jnp.int32)
+    h = jax.lax.bitcast_convert_type(bits & jnp.int32(-(1 << 12)), X.dtype)
+    lo = X - h  # exact
+    return jnp.concatenate([h * h, 2.0 * h * lo, lo * lo], axis=1)
+
+
+def canonical_order(X: jax.Array) -> jax.Array:
+    """The canonical sample order: sorted by (row sum, row sum of squares, first feature), then
+    position (:func:`pedjax.metrics.nleep.canonical_order`).
+
+    float64: exactly that function (float64 sums). float32: the same keys, but the two sums are
+    *exact* (:func:`exact_row_sums`) rather than float32 sums, so that float32 features give the
+    order of float64 sums of the same numbers (a float64 sum of float32 features is exact or
+    within 2^−53). This matters whenever the row sums are nearly constant — LayerNorm outputs
+    (ViTs) have row sums of ~1e−7, zero up to rounding: there float32 rounding alone decided the
+    order, hence the folds of most samples, and the score (module docstring, "float32").
+    """
+    X = _float(X)
+    if X.dtype == jnp.float64:
+        return _canonical_order64(X)
+    keys = [*exact_row_sums(X), *exact_row_sums(_exact_squares(X)), X[:, 0]]
+    iota = jnp.arange(X.shape[0], dtype=jnp.int32)
+    *_, order = jax.lax.sort((*keys, iota), num_keys=len(keys))
+    return order
 
 
 def canonical_folds(X: jax.Array, y: jax.Array, num_classes: int, folds: int, seed=0):
@@ -215,6 +301,32 @@ def fold_mean(values: jax.Array, fold: jax.Array, folds: int) -> jax.Array:
     return jnp.sum(jnp.where(size > 0, per, 0.0)) / jnp.sum(size > 0)
 
 
+#: above this many samples the fold accuracy's integer numerator/denominator could pass int32
+_EXACT_ACCURACY_MAX_N = 65000
+
+
+def fold_accuracy(correct: jax.Array, fold: jax.Array, folds: int, dtype) -> jax.Array:
+    """Mean over the non-empty folds of the per-fold accuracy of ``correct`` (bool [N]), as one
+    rounding of an exact fraction: with fold sizes n and n + 1 (always, for the stratified draw),
+    (1/K')·Σ_f h_f/n_f = Σ_f h_f·w_f / (n(n+1)K') with w_f = n + 1 − [n_f = n + 1] in integers, then
+    one division. Equal accuracies then give equal floats in either precision (a sum of per-fold
+    means rounds differently for different per-fold counts of the same mean, and float32 and float64
+    ordered such ties differently: the "tau" of two tied models). Other fold sizes (``fold_ids``) or
+    N > 65000: :func:`fold_mean`."""
+    N = correct.shape[0]
+    fallback = fold_mean(correct.astype(dtype), fold, folds)
+    if N > _EXACT_ACCURACY_MAX_N:
+        return fallback
+    size = jax.ops.segment_sum(jnp.ones((N,), jnp.int32), fold, folds)
+    hits = jax.ops.segment_sum(correct.astype(jnp.int32), fold, folds)
+    nonempty = size > 0
+    n = jnp.min(jnp.where(nonempty, size, N))
+    regular = jnp.all(~nonempty | (size == n) | (size == n + 1))
+    num = jnp.sum(hits * jnp.where(size == n, n + 1, n))
+    den = n * (n + 1) * jnp.sum(nonempty.astype(jnp.int32))  # ≤ N(N + 2)/2 < 2^31
+    return jnp.where(regular, num.astype(dtype) / den.astype(dtype), fallback)
+
+
 def knn_core(X: jax.Array, y: jax.Array, num_classes: int, k: int = 5, folds: int = 5, seed=0,
              ties: str = "nearest", fold_ids=None) -> jax.Array:
     """Cross-validated kNN accuracy of features ``X`` [N, D] for coded labels ``y`` [N] (pure JAX).
@@ -230,7 +342,7 @@ def knn_core(X: jax.Array, y: jax.Array, num_classes: int, k: int = 5, folds: in
         fold = jnp.asarray(fold_ids, jnp.int32)[order]
     yo = y[order].astype(jnp.int32)
     pred = knn_predictions(X[order], yo, fold, num_classes, k, ties)
-    return fold_mean((pred == yo).astype(X.dtype), fold, folds)
+    return fold_accuracy(pred == yo, fold, folds, X.dtype)
 
 
 def check_folds(folds, seed, fold_ids, n: int):
