@@ -50,6 +50,21 @@ class PEDConfig:
 
     Dynamic (differentiable) fields: ``time_step`` (Δt), ``nsigma`` (λ), ``constant`` (k),
     ``exit_ratio`` (ε), ``eps`` (σ̂ floor). Static fields: ``max_steps`` (M), ``variant``, ``mass``.
+    A frozen dataclass registered as a JAX pytree (the dynamic fields are its leaves), so it can be
+    passed through ``jit``, ``vmap`` and ``grad``. Construction does not check the values;
+    :meth:`validate` does (every entry point calls it).
+
+    Attributes:
+      time_step: Δt ≥ 0; a step moves a centre by ½·Δt²·F (``"released"``: min(½Δt², 1/k)·F).
+      nsigma: λ, the factor on the class radii ρ_j (≥ 0; ``"released"`` uses |nsigma|).
+      exit_ratio: ε; the loop stops once a step's size ω falls to ε·ω₀ (``"released"``: the
+        candidate step is dropped; ``"paper"``: applied, then the loop stops).
+      constant: k ≥ 0, the spring constant of :func:`soft_sphere_energy`.
+      eps: ≥ 0, the floor on the source standard deviation σ̂ in the rescaling Z = (X − μ̂)/σ̂.
+      max_steps: M ≥ 1, the most steps applied (static).
+      variant: ``"released"`` (the public evaluation code) or ``"paper"`` (Algorithm 1); static.
+      mass: ``"unit"`` or ``"class_size"`` (each class's mass is its sample count); static, used
+        by the ``"paper"`` variant only.
     """
 
     time_step: float = 0.1
@@ -62,6 +77,17 @@ class PEDConfig:
     mass: str = dataclasses.field(default="unit", metadata=dict(static=True))
 
     def validate(self) -> PEDConfig:
+        """Check every field (traced values inside ``jit``/``grad`` are skipped).
+
+        Returns:
+          ``self``, unchanged, so that ``cfg = PEDConfig(...).validate()`` chains.
+
+        Raises:
+          ValueError: (a :class:`pedjax.ParamError` for ``variant`` and ``mass``) naming the field
+            ``PEDConfig.<field>``: an unknown ``variant`` or ``mass``; ``max_steps`` not an integer
+            ≥ 1; a dynamic field that is not a finite real scalar; ``time_step``, ``nsigma``,
+            ``constant`` or ``eps`` below 0.
+        """
         check_choice(self.variant, "PEDConfig.variant", VARIANTS)
         check_choice(self.mass, "PEDConfig.mass", MASSES)
         if not (isinstance(self.max_steps, (int, np.integer)) and self.max_steps >= 1):
@@ -87,11 +113,32 @@ class PEDConfig:
         return self
 
     def replace(self, **changes) -> PEDConfig:
+        """A copy with the given fields changed (``dataclasses.replace``; not validated).
+
+        Args:
+          **changes: new values by field name.
+
+        Returns:
+          A new :class:`PEDConfig`.
+
+        Raises:
+          TypeError: for a name that is not a field.
+        """
         return dataclasses.replace(self, **changes)
 
 
 class PEDState(NamedTuple):
-    """Immutable simulator state (all arrays)."""
+    """Immutable simulator state (all arrays), as :func:`simulator`'s functions pass it on.
+
+    Attributes:
+      centers: [C, D] current class centres, in the rescaled space.
+      step: int32 scalar, the number of steps applied so far.
+      first_change: scalar ω₀, the size Σ|Δc| of step 0 (the reference of the exit rule).
+      done: bool scalar; a done state is a fixed point of ``step_fn``.
+      change: [M] ω of each applied step (0 after the last).
+      energy: [M + 1] the energy U before step 0 and after each applied step (the final value
+        repeated after the last).
+    """
 
     centers: jax.Array  # [C, D] current class centres, rescaled space
     step: jax.Array  # int, steps applied so far
@@ -102,9 +149,17 @@ class PEDState(NamedTuple):
 
 
 class PEDResult(NamedTuple):
-    """Result of :func:`ped`. ``features`` [N, D] are the moved features in the original space;
-    ``steps`` the number of applied steps; ``change`` [max_steps] and ``energy`` [max_steps + 1]
-    the per-step traces (entries beyond ``steps`` are 0 / the final energy)."""
+    """Result of :func:`ped` and :func:`ped_core`.
+
+    Attributes:
+      features: [N, D] the moved features, in the original (not rescaled) space.
+      steps: int scalar, the number of applied steps.
+      change: [max_steps] the size ω = Σ|Δc| of each applied step (0 beyond ``steps``).
+      energy: [max_steps + 1] the energy U before step 0 and after each applied step (the final
+        energy beyond ``steps``).
+      centers: [C, D] the final class centres (rescaled space).
+      radii: [C] the ball radii (rescaled space, ``nsigma`` applied).
+    """
 
     features: jax.Array
     steps: jax.Array
@@ -115,7 +170,17 @@ class PEDResult(NamedTuple):
 
 
 def class_balls(Z: jax.Array, y: jax.Array, num_classes: int):
-    """Centres [C, D], radii ρ_j = sqrt(Σ_d var_jd) [C] (ddof 0) and counts [C] of each class."""
+    """Centres [C, D], radii ρ_j = sqrt(Σ_d var_jd) [C] (ddof 0) and counts [C] of each class.
+
+    Args:
+      Z: (rescaled) features [N, D].
+      y: coded labels [N] in 0..num_classes-1.
+      num_classes: C (static under ``jit``).
+
+    Returns:
+      ``(centers [C, D], radii [C], counts [C])`` in ``Z``'s dtype; a class without samples has
+      centre 0, radius 0 and count 0.
+    """
     counts = jax.ops.segment_sum(jnp.ones(Z.shape[0], Z.dtype), y, num_classes)
     n = jnp.maximum(counts, 1.0)[:, None]
     centers = jax.ops.segment_sum(Z, y, num_classes) / n
@@ -129,6 +194,16 @@ def simulator(radii: jax.Array, counts: jax.Array, cfg: PEDConfig):
 
     ``init_fn(centers) -> PEDState``; ``step_fn(state) -> state`` evaluates one candidate step and
     applies it or stops according to the variant's rule. A stopped state is a fixed point.
+
+    Args:
+      radii: the classes' radii ρ [C] before ``nsigma`` (:func:`class_balls`); the simulator scales
+        them by ``cfg.nsigma`` (``|nsigma|`` for ``"released"``).
+      counts: samples per class [C] (the masses with ``mass="class_size"``).
+      cfg: the :class:`PEDConfig` (not validated here).
+
+    Returns:
+      ``(init_fn, step_fn)``: ``init_fn`` maps centres [C, D] to the initial :class:`PEDState`;
+      ``step_fn`` maps a :class:`PEDState` to the next.
     """
     k = cfg.constant
     dt2 = cfg.time_step ** 2
@@ -197,7 +272,21 @@ def ped_core(X, y, num_classes: int, source_mean, source_std, cfg: PEDConfig = P
     """Pure-JAX PED: features [N, D], coded labels [N], source mean/std [D] → :class:`PEDResult`.
 
     jit-able (``num_classes``, ``path`` and the static config fields static) and vmap-able over
-    a model axis of (X, source_mean, source_std).
+    a model axis of (X, source_mean, source_std). Nothing is validated (:func:`ped` does that).
+    Dimensions that are constant over the samples up to rounding are left unmoved.
+
+    Args:
+      X: features [N, D].
+      y: coded labels [N] in 0..num_classes-1.
+      num_classes: C, the number of classes (static).
+      source_mean: the source mean μ̂ [D].
+      source_std: the source standard deviation σ̂ [D] (floored at ``cfg.eps``).
+      cfg: the :class:`PEDConfig` (released defaults).
+      path: ``"while"`` (``lax.while_loop``, stops early) or ``"scan"`` (fixed length,
+        reverse-differentiable); static.
+
+    Returns:
+      A :class:`PEDResult` in ``X``'s dtype.
     """
     X = jnp.asarray(X)
     std = jnp.maximum(source_std, cfg.eps)
@@ -216,7 +305,15 @@ def ped_core(X, y, num_classes: int, source_mean, source_std, cfg: PEDConfig = P
 
 def dead_dimensions_core(X: jax.Array) -> jax.Array:
     """Boolean [D], the JAX form of :func:`pedjax._validate.dead_dimensions` in ``X``'s dtype
-    (no gradient flows through it)."""
+    (no gradient flows through it).
+
+    Args:
+      X: features [N, D].
+
+    Returns:
+      Boolean array [D]: True where the column, scaled by its largest magnitude, has a standard
+      deviation within a few ulps of 0 (constant up to rounding).
+    """
     X = jax.lax.stop_gradient(jnp.asarray(X))
     scale = jnp.max(jnp.abs(X), axis=0)
     Z = X / jnp.where(scale > 0, scale, 1.0)
@@ -228,7 +325,20 @@ _ped_jit = jax.jit(ped_core, static_argnames=("num_classes", "path"))
 
 @entry_point
 def source_statistics(features, eps: float | None = None):
-    """Mean and std (ddof 0) of a model's features on the source set, as the released code takes them."""
+    """Mean and std (ddof 0) of a model's features on the source set, as the released code takes them.
+
+    Args:
+      features: the model's features on the source set [N_s, D].
+      eps: unused (the floor on σ̂ is applied by PED, ``PEDConfig.eps``).
+
+    Returns:
+      ``(mean [D], std [D])`` as NumPy arrays, in the entry point's precision (see
+      :func:`pedjax.precision`; the wrapper also takes a ``precision=`` keyword).
+
+    Raises:
+      ValueError: (:class:`pedjax.ParamError`, ``source_features``) when ``features`` is not a
+        finite, non-empty numeric 2-D array.
+    """
     F = as_float_matrix(features, "source_features")
     return F.mean(axis=0), F.std(axis=0)
 
@@ -237,17 +347,29 @@ def source_statistics(features, eps: float | None = None):
 def ped(X, y, source_mean=None, source_std=None, cfg: PEDConfig | None = None, *, path: str = "while") -> PEDResult:
     """Run PED on features ``X`` [N, D] with labels ``y`` [N].
 
+    The call computes in the precision of :func:`pedjax.precision` (or of the extra keyword
+    ``precision="auto" | "float64" | "float32"``; docs/precision.md).
+
     Args:
       X: target features [N, D].
-      y: integer labels [N] (any values; coded 0..C-1).
-      source_mean, source_std: the model's feature statistics on a general source set [D] (the
-        paper's ImageNet-val statistics). ``None`` uses the target features' own mean/std
-        (documented fallback; the released code requires source features).
-      cfg: :class:`PEDConfig` (released defaults).
+      y: integer labels [N] (any values; coded 0..C-1; at least two classes).
+      source_mean: the model's feature mean on a general source set [D] (the paper's
+        ImageNet-val statistics). ``None`` (with ``source_std``) uses the target features' own
+        mean/std (documented fallback; the released code requires source features).
+      source_std: the matching standard deviation [D] (≥ 0; floored at ``cfg.eps``), or ``None``.
+      cfg: :class:`PEDConfig` (``None``: the released defaults).
       path: ``"while"`` (fast, early exit) or ``"scan"`` (fixed length, reverse-differentiable).
 
     Returns:
       :class:`PEDResult` with moved features (same dtype as the computation), steps and traces.
+
+    Raises:
+      ValueError: naming the argument (for the input checks a :class:`pedjax.ParamError`): a bad
+        ``cfg`` field (:meth:`PEDConfig.validate`) or ``path``; ``y`` not 1-D integer labels with
+        at least two classes; ``X`` not a finite numeric 2-D array with one row per label;
+        ``source_mean`` and ``source_std`` not both given or both ``None``, of the wrong length or
+        not finite; a negative ``source_std``, or one that is 0 in every dimension (unless ``X``
+        itself is degenerate).
     """
     cfg = (cfg or PEDConfig()).validate()
     check_choice(path, "path", ("while", "scan"))
