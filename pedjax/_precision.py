@@ -42,7 +42,17 @@ _local = threading.local()
 
 
 def check(precision: str) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`, else a ``ValueError`` naming the fix."""
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ``ValueError`` naming the fix.
+
+    Args:
+      precision: the value to check.
+
+    Returns:
+      ``precision``, unchanged.
+
+    Raises:
+      ValueError: ``precision`` is not ``"auto"``, ``"float64"`` or ``"float32"``.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision: one of {', '.join(repr(p) for p in PRECISIONS)}, got {precision!r}")
     return precision
@@ -50,32 +60,74 @@ def check(precision: str) -> str:
 
 def x64_enabled() -> bool:
     """Whether ``jax_enable_x64`` holds here (scoped and thread-local: what ``jax.enable_x64`` set).
-    JAX's ``Config`` creates its option attributes at run time, hence the ``cast``."""
+
+    JAX's ``Config`` creates its option attributes at run time, hence the ``cast``.
+
+    Returns:
+      ``True`` when 64-bit types are enabled in this thread's scope.
+    """
     return bool(cast(Any, jax.config).jax_enable_x64)
 
 
 def setting() -> str:
-    """The precision asked for in this thread: the innermost :func:`precision` block's, else ``"auto"``."""
+    """The precision asked for in this thread: the innermost :func:`precision` block's, else ``"auto"``.
+
+    Returns:
+      One of :data:`PRECISIONS` (unresolved: ``"auto"`` stays ``"auto"``).
+    """
     return getattr(_local, "setting", None) or "auto"
 
 
 def auto_choice(backend: str | None = None) -> str:
-    """What ``"auto"`` means on ``backend`` (default: JAX's default backend): float64 on CPU,
-    float32 on GPU and TPU."""
+    """What ``"auto"`` means on ``backend``: float64 on CPU, float32 on GPU and TPU.
+
+    Args:
+      backend: a JAX platform name (``"cpu"``, ``"gpu"``, ``"tpu"``, …); ``None``: JAX's default
+        backend.
+
+    Returns:
+      ``"float64"`` for ``"cpu"``, else ``"float32"``.
+    """
     backend = jax.default_backend() if backend is None else backend
     return "float64" if backend == "cpu" else "float32"
 
 
 def resolve(precision: str | None = None) -> str:
-    """``"float64"`` or ``"float32"``: ``precision`` (``None``: :func:`setting`) with ``"auto"`` resolved."""
+    """``"float64"`` or ``"float32"``: ``precision`` (``None``: :func:`setting`) with ``"auto"`` resolved.
+
+    Args:
+      precision: one of :data:`PRECISIONS`, or ``None`` for the surrounding :func:`precision`
+        block's setting (``"auto"`` outside any block).
+
+    Returns:
+      ``"float64"`` or ``"float32"`` (``"auto"`` through :func:`auto_choice`).
+
+    Raises:
+      ValueError: ``precision`` is not one of :data:`PRECISIONS`.
+    """
     p = check(setting() if precision is None else precision)
     return auto_choice() if p == "auto" else p
 
 
 @contextlib.contextmanager
 def precision(value: str):
-    """Within this block pedjax's entry points compute in ``value`` (``"auto"``, ``"float64"``,
-    ``"float32"``) unless a call passes its own ``precision=``. Thread-local, nestable."""
+    """Within this block pedjax's entry points compute in ``value`` unless a call passes its own ``precision=``.
+
+    Thread-local and nestable (the innermost block wins; the previous setting is restored on exit).
+    It changes no JAX setting itself: each entry point applies it when called.
+
+    >>> with pedjax.precision("float32"):
+    ...     scores = pedjax.score_zoo(features, labels, "logme")
+
+    Args:
+      value: ``"auto"``, ``"float64"`` or ``"float32"``.
+
+    Returns:
+      A context manager (a ``with`` block) that yields ``None``.
+
+    Raises:
+      ValueError: ``value`` is not one of :data:`PRECISIONS` (raised on entering the block).
+    """
     check(value)
     prev = getattr(_local, "setting", None)
     _local.setting = value
@@ -89,19 +141,36 @@ _setting_block = precision  # the keyword ``precision`` shadows the function ins
 
 
 def float32():
-    """``precision("float32")``: pedjax's entry points compute in float32 within this block."""
+    """``precision("float32")``: pedjax's entry points compute in float32 within this block.
+
+    Returns:
+      The context manager of :func:`precision` with ``"float32"``.
+    """
     return precision("float32")
 
 
 def wanted() -> bool:
-    """Whether pedjax's entry points compute in float64 here (the resolved setting)."""
+    """Whether pedjax's entry points compute in float64 here (the resolved setting).
+
+    Returns:
+      ``True`` when :func:`resolve` gives ``"float64"``.
+    """
     return resolve() == "float64"
 
 
 @contextlib.contextmanager
 def scope(x64: bool | None = None):
-    """The context an entry point (or a worker thread it starts) computes in: ``jax.enable_x64(x64)``
-    (``None``: the resolved setting) and matmul precision "highest"."""
+    """The context an entry point (or a worker thread it starts) computes in.
+
+    That is ``jax.enable_x64(x64)`` (entered only when it changes the current value) and
+    ``jax.default_matmul_precision("highest")``.
+
+    Args:
+      x64: whether to compute with 64-bit types; ``None``: :func:`wanted` (the resolved setting).
+
+    Returns:
+      A context manager that yields ``None``.
+    """
     if x64 is None:
         x64 = wanted()
     with contextlib.ExitStack() as stack:
@@ -113,7 +182,16 @@ def scope(x64: bool | None = None):
 
 def entry_point(fn):
     """Decorator of a public entry point: an optional ``precision=`` keyword, the call run in
-    :func:`scope` of the resolved precision (see the module docstring)."""
+    :func:`scope` of the resolved precision (see the module docstring).
+
+    Args:
+      fn: the function to wrap.
+
+    Returns:
+      The wrapper (``functools.wraps`` of ``fn``) with the extra keyword-only argument
+      ``precision: str | None = None``; with a value, nested entry points inherit it. The wrapper
+      raises ``ValueError`` for a ``precision`` that is not one of :data:`PRECISIONS`.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, precision: str | None = None, **kwargs):
@@ -131,7 +209,13 @@ def entry_point(fn):
 def environment() -> dict:
     """What ``pedjax info`` reports: JAX's backend and devices, what ``"auto"`` picks there, and
     whether float64 works on the default device (a float64 product and symmetric eigendecomposition
-    are run and checked: TPUs lack native float64, and some backends refuse or emulate it)."""
+    are run and checked: TPUs lack native float64, and some backends refuse or emulate it).
+
+    Returns:
+      A dict with ``backend``, ``devices`` (``"platform:id kind"`` strings), ``device_count``,
+      ``process_count``, ``auto_precision``, ``float64_available`` (``"yes"`` or ``"no (…)"``),
+      ``jax`` and ``jaxlib`` (versions).
+    """
     import jax.numpy as jnp
     import numpy as np
 
