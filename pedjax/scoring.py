@@ -12,8 +12,9 @@ Degenerate models (features constant over the target up to rounding,
 run: :func:`score_zoo` gives them the metric's ``uninformative`` score (``-inf``) and
 :func:`ped_zoo` returns their features unmoved (docs/design.md, "Degenerate models and NaN scores").
 
-Size: every path that turns a zoo into scores (stacked and vmapped, stores loaded in batches, and
-the switch to streamed statistics above the memory budgets) is kept together.
+Every path that turns a zoo into scores lives here: stacked and vmapped (:func:`score_zoo`,
+:func:`ped_zoo`), feature sets (:func:`score_set`, :func:`ped_set`), stores loaded in batches
+(:func:`score_store`), and the switch to streamed statistics above the memory budgets.
 """
 from __future__ import annotations
 
@@ -186,7 +187,27 @@ def ped_zoo(
     ``memory_budget``, sharded over devices). ``score_zoo(ped_zoo(F, y, cfg, s), y, metric)``
     equals ``score_zoo(F, y, metric, ped=cfg, source_stats=s)`` to rounding; move once and score
     many metrics when several are wanted (the moved features do not depend on the metric).
-    ``ped=None`` means the released defaults, ``PEDConfig()``.
+    Computes in the precision of :func:`pedjax.precision` (or of the extra keyword ``precision=``).
+
+    Args:
+      features: ``{name: [N, D_m]}`` or an array ``[M, N, D]`` (names ``model_0``…).
+      labels: target labels ``[N]`` shared by all models (any integers, at least two classes).
+      ped: the :class:`PEDConfig`; ``None`` means the released defaults, ``PEDConfig()``.
+      source_stats: ``{name: (mean [D], std [D])}`` or ``(means [M, D], stds [M, D])``; ``None``:
+        each model's own target statistics.
+      batch_size: models per compiled call; ``None``: as many as ``memory_budget`` allows.
+      memory_budget: bytes for one chunk's stacked features and temporaries.
+      progress: show a progress bar over chunks.
+
+    Returns:
+      ``{name: moved features [N, D_m]}`` (NumPy arrays) in the zoo's order; degenerate models'
+      features are returned as given, unmoved.
+
+    Raises:
+      ValueError: naming the argument: an empty zoo or ``features`` of the wrong shape; bad
+        ``labels``; a model's features not a finite [N, D] array; ``ped`` not a valid
+        :class:`PEDConfig`; ``source_stats`` of the wrong shape, missing a model, or with a bad
+        mean or std (see :func:`pedjax.ped`).
     """
     plan = _plan(features, labels, None, PEDConfig() if ped is None else ped, source_stats, None, batch_size, memory_budget)
     out: dict[str, np.ndarray] = {}
@@ -266,14 +287,30 @@ def _plan(features, labels, metric, ped, source_stats, metric_options, batch_siz
 
 
 class Compiling:
-    """Compilations started by :func:`precompile`, per metric; :meth:`wait` before scoring."""
+    """Compilations started by :func:`precompile`, per metric; :meth:`wait` before scoring.
+
+    Args:
+      futures: ``{metric name: [concurrent.futures.Future]}``, one future per compiled program.
+
+    Attributes:
+      futures: as given.
+    """
 
     def __init__(self, futures: dict):
         self.futures = futures
 
     def wait(self, metric: str | None = None) -> int:
-        """Block until ``metric``'s programs (all, with ``None``) are compiled; re-raises a
-        compilation error. Returns how many programs were waited for."""
+        """Block until ``metric``'s programs (all, with ``None``) are compiled.
+
+        Args:
+          metric: a metric's registry name, or ``None`` for every metric.
+
+        Returns:
+          How many programs were waited for (0 for a metric with nothing compiled ahead).
+
+        Raises:
+          Exception: whatever a compilation raised, re-raised here.
+        """
         keys = list(self.futures) if metric is None else [metric]
         fs = [f for k in keys for f in self.futures.get(k, ())]
         for f in fs:
@@ -295,7 +332,25 @@ def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_s
     finds its programs in JAX's cache. The same programs serve any features of the same shapes
     (e.g. PED-moved ones from :func:`ped_zoo`). Metrics with ``batch="host"`` compile per model
     inside their own function and are skipped (with ``ped``, their PED program is compiled).
-    Inputs are validated here, before returning.
+    Inputs are validated here, before returning. The programs are compiled in this call's
+    precision (:func:`pedjax.precision`, or the extra keyword ``precision=``).
+
+    Args:
+      features: the zoo, as for :func:`score_zoo`.
+      labels: target labels ``[N]``, as for :func:`score_zoo`.
+      metrics: a metric (registry name or :class:`pedjax.metrics.Metric`) or a sequence of them.
+      ped: a :class:`PEDConfig` when the scoring will move features with PED, else ``None``.
+      source_stats: as for :func:`score_zoo`.
+      metric_options: as for :func:`score_zoo`.
+      batch_size: as for :func:`score_zoo` (it decides the programs' shapes).
+      memory_budget: as for :func:`score_zoo`.
+      workers: the number of compiling threads (values below 1 count as 1).
+
+    Returns:
+      A :class:`Compiling` holding one future per program.
+
+    Raises:
+      ValueError: as :func:`score_zoo` for an unknown metric or bad inputs.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -372,28 +427,44 @@ def score_zoo(
 ) -> dict[str, float]:
     """Score every model of a zoo; returns ``{name: score}`` in the zoo's order.
 
+    When one model's features (with the metric's temporaries) exceed ``memory_budget``, no
+    ``batch_size`` is given and the metric can be computed from sufficient statistics
+    (``pedjax.streaming.SUPPORTED``: LogME, SFDA, GBC, H-score, regularized H-score, LFC), the zoo
+    is scored through :func:`pedjax.streaming.score_stream` instead (a warning says so): same
+    scores, memory O(C·D + D²) per model (docs/streaming.md).
+
+    A model whose features are degenerate (constant over the target samples up to rounding)
+    scores the metric's ``uninformative`` value, ``-inf``, with or without PED; a NaN from a
+    metric is returned as NaN (both rank last: :func:`pedjax.rank.ranking`).
+
+    Computes in the precision of :func:`pedjax.precision` (or of the extra keyword
+    ``precision="auto" | "float64" | "float32"``; docs/precision.md).
+
     Args:
       features: ``{name: [N, D_m]}`` or an array ``[M, N, D]`` (names ``model_0``…). For a
         metric with ``input="probs"`` these are source-model probabilities; for ``"labels"``,
         integer source labels ``[N]``.
       labels: target labels ``[N]`` shared by all models (any integers); for a metric of real
         targets (``Metric.target == "real"``, e.g. ``logme_reg``) the targets ``[N]`` or ``[N, K]``.
-      metric: a name in :data:`pedjax.metrics.REGISTRY`.
+      metric: a name in :data:`pedjax.metrics.REGISTRY`, or a :class:`pedjax.metrics.Metric`.
       ped: a :class:`PEDConfig` to move the features with PED before scoring, or ``None``.
       source_stats: ``{name: (mean [D], std [D])}`` or ``(means [M, D], stds [M, D])``; with PED
-        and ``None``, each model's own target statistics are used.
+        and ``None``, each model's own target statistics are used (ignored without PED).
       metric_options: extra keyword options for the metric core (static, hashable values).
       batch_size: models per compiled call; default from ``memory_budget``.
+      memory_budget: bytes for one compiled call's stacked features and the metric's temporaries
+        (default 1 GiB); it sets the chunk size and the switch to streaming.
       progress: show a progress bar over chunks.
 
-    When one model's features (with the metric's temporaries) exceed ``memory_budget`` and the
-    metric can be computed from sufficient statistics (LogME, SFDA, GBC, H-score), the zoo is
-    scored through :func:`pedjax.streaming.score_stream` instead (a warning says so): same scores,
-    memory O(C·D + D²) per model (docs/streaming.md).
+    Returns:
+      ``{name: score}`` (Python floats) in the zoo's order.
 
-    A model whose features are degenerate (constant over the target samples up to rounding)
-    scores the metric's ``uninformative`` value, ``-inf``, with or without PED; a NaN from a
-    metric is returned as NaN (both rank last: :func:`pedjax.rank.ranking`).
+    Raises:
+      ValueError: naming the argument: an unknown ``metric``; an empty zoo or ``features`` of the
+        wrong shape; bad ``labels`` (or real targets); a model's inputs not finite, of the wrong
+        length, or negative probabilities; ``ped`` not a valid :class:`PEDConfig`, or given with a
+        metric that does not read features; ``source_stats`` of the wrong shape, missing a model,
+        or with a bad mean or std (see :func:`pedjax.ped`).
     """
     if _resolve_metric(metric).target == "real":
         return _score_real_targets(features, labels, _resolve_metric(metric), ped, metric_options, progress)
@@ -453,17 +524,49 @@ def _score_real_targets(features, targets, m: Metric, ped, metric_options, progr
 
 
 def score_set(fs: FeatureSet, metric: str = "logme", ped: PEDConfig | None = None, **kwargs) -> dict[str, float]:
-    """:func:`score_zoo` on a :class:`FeatureSet`: probability metrics (LEEP) read its
-    ``source_probs``, label metrics (NCE) their argmax, feature metrics its features; PED uses its
-    ``source_stats`` (``None``: the target's own statistics)."""
+    """:func:`score_zoo` on a :class:`FeatureSet`.
+
+    Probability metrics (LEEP) read its ``source_probs``, label metrics (NCE) their argmax, feature
+    metrics its features; PED uses its ``source_stats`` (``None``: the target's own statistics).
+
+    Args:
+      fs: the :class:`pedjax.features.FeatureSet`.
+      metric: a metric's registry name (or a :class:`pedjax.metrics.Metric`).
+      ped: a :class:`PEDConfig` to move the features with first, or ``None``.
+      **kwargs: further keyword arguments of :func:`score_zoo` (``metric_options``,
+        ``batch_size``, ``memory_budget``, ``progress``, ``precision``).
+
+    Returns:
+      ``{model: score}`` in the set's model order.
+
+    Raises:
+      ValueError: an unknown metric; a probability or label metric on a set without
+        ``source_probs``; anything :func:`score_zoo` rejects.
+    """
     m = _resolve_metric(metric)
     return score_zoo(fs.inputs(m.input), fs.labels, metric=m, ped=ped,
                      source_stats=fs.source_stats if ped is not None else None, **kwargs)
 
 
 def ped_set(fs: FeatureSet, ped: PEDConfig | None = None, **kwargs) -> FeatureSet:
-    """The same :class:`FeatureSet` with its features moved by PED (:func:`ped_zoo`): score many
-    metrics + PED while running PED once."""
+    """The same :class:`FeatureSet` with its features moved by PED (:func:`ped_zoo`).
+
+    Scores many metrics + PED while running PED once.
+
+    Args:
+      fs: the :class:`pedjax.features.FeatureSet` (its ``source_stats`` are PED's statistics;
+        ``None``: the target's own).
+      ped: the :class:`PEDConfig` (``None``: the released defaults).
+      **kwargs: further keyword arguments of :func:`ped_zoo` (``batch_size``, ``memory_budget``,
+        ``progress``, ``precision``).
+
+    Returns:
+      A new :class:`pedjax.features.FeatureSet` with the moved features and PED's wall time added
+      to ``seconds``.
+
+    Raises:
+      ValueError: anything :func:`ped_zoo` rejects.
+    """
     import time
 
     t0 = time.perf_counter()
@@ -476,8 +579,18 @@ DEFAULT_LOAD_BUDGET = 2 << 30
 
 
 def feature_metric(metric: str) -> str:
-    """The registry name of a feature metric (what a zoo's features can be scored with), or a
-    ``ValueError`` naming ``--metric``."""
+    """The registry name of a feature metric (what a zoo's features can be scored with).
+
+    Args:
+      metric: a metric name (any case).
+
+    Returns:
+      The registry name (lower case).
+
+    Raises:
+      ValueError: naming ``--metric``: an unknown metric, a metric of real-valued targets, or one
+        that reads source probabilities or labels instead of features.
+    """
     feature_metrics = sorted(k for k, v in REGISTRY.items() if v.input == "features" and v.target == "classes")
     name = metric.lower() if isinstance(metric, str) else metric
     if name not in REGISTRY:
@@ -525,7 +638,27 @@ def score_store(store: FeatureStore, metric: str = "logme", ped=None, *, progres
     Equals ``pedjax.score_zoo(features, labels, metric, ped, source_stats)`` on the arrays the zoo
     holds (features as float64, source statistics = mean/std of the source features, ddof 0).
     Models are loaded in batches of at most ``load_budget`` bytes of features and scored one batch
-    (and one label set) at a time, so a store larger than memory scores with a progress bar.
+    (and one label set) at a time, so a store larger than memory scores with a progress bar. A
+    results-folder model whose float64 features alone exceed ``load_budget`` is scored from
+    streamed statistics (:mod:`pedjax.streaming`, with a warning) when the metric supports it.
+    Computes in the precision of :func:`pedjax.precision` (or of the extra keyword ``precision=``).
+
+    Args:
+      store: the :class:`pedjax.features.FeatureStore` (an ``.npz`` zoo or a results folder).
+      metric: a feature metric's name (:func:`feature_metric`).
+      ped: a :class:`PEDConfig` to move the features with first, or ``None``.
+      progress: show a progress bar over the models.
+      load_budget: bytes of features loaded at once (default 2 GiB).
+      **score_zoo_kwargs: further keyword arguments of :func:`score_zoo` (``metric_options``,
+        ``batch_size``, ``memory_budget``).
+
+    Returns:
+      ``{model: score}`` (floats) in the store's model order.
+
+    Raises:
+      ValueError: ``metric`` is not a feature metric (:func:`feature_metric`), or what
+        :func:`score_zoo` rejects.
+      FileNotFoundError: with ``ped``, the store lacks a model's source-set features.
     """
     metric = feature_metric(metric)
     if ped is not None:
