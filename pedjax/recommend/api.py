@@ -28,9 +28,19 @@ SHIPPED_NSIGMA = 0.6
 
 
 def shipped_weight(variant: str, task: str) -> tuple[float | None, str]:
-    """The learned hybrid weight of ``variant`` (e.g. ``"nleep+PED"``) for ``task`` from
-    ``pedjax/assets/recommend_weights.json``: the leave-one-task-out weight when ``task`` is a
-    shipped task, else the one learned on every shipped task; ``(None, why)`` when there is none."""
+    """The learned hybrid weight of a metric variant for a task, from the shipped weights.
+
+    Read from ``pedjax/assets/recommend_weights.json``: the leave-one-task-out weight when
+    ``task`` is a shipped task (learned without it), else the weight learned on every shipped task.
+
+    Args:
+      variant: the hybrid's metric variant, e.g. ``"nleep+PED"`` or ``"logme"``.
+      task: the task being ranked.
+
+    Returns:
+      ``(weight, why)``: the weight in [0, 1] and where it comes from, or ``(None, why)`` when
+      no weight is shipped for ``variant`` (or no weights file is installed).
+    """
     f = resources.files("pedjax").joinpath("assets", "recommend_weights.json")
     if not f.is_file():
         return None, "no shipped weights"
@@ -45,22 +55,48 @@ def shipped_weight(variant: str, task: str) -> tuple[float | None, str]:
 def recommend(zoo: Zoo, data: TaskData, history: History, *, task: str | None = None, proxy: str = "mlp-dae",
               k: int = 2, nonneg: bool = True, meta: bool = True, seed: int = 0, metric: str | None = None,
               ped: PEDConfig | None = None, weight: float | None = None) -> dict:
-    """Rank ``zoo``'s members for the task ``data`` (its training images; labels only with ``metric``).
+    """Rank ``zoo``'s members for the task ``data``: history + one proxy (Fennec) ± a metric (the hybrid).
 
     ``history`` (covering every member) is factorised with ``task`` left out when it holds it (a
     task's own ground truth never informs its ranking); the ``proxy`` member embeds the task's
     images among the past tasks (``k`` nearest); archi2vec meta-features add a meta score unless
     ``meta=False``. With ``metric`` (± ``ped``) every member's features are scored and the final
     ranking is the hybrid ``(1 − w)·z(history) + w·z(metric)``, ``w = weight`` or the shipped,
-    leave-one-task-out learned one (:func:`shipped_weight`; 0.5 without one).
+    leave-one-task-out learned one (:func:`shipped_weight`; 0.5 without one, or with a PED
+    setting other than the shipped ``nsigma``).
 
-    Returns a JSON-ready dict: ``ranking`` (best first), ``final`` (``"fennec"`` or ``"hybrid"``),
-    every component's scores, the neighbours, the factorisation and the seconds spent;
-    ``fallback``: ``None``, or why the neighbours are uniform instead of read from the task's images
-    (the proxy could not embed the history's tasks, e.g. tasks pedjax has no images of).
+    Args:
+      zoo: the loaded model zoo whose members are ranked.
+      data: the task; its training images ``x_train`` [N, H, W, C] are read (and its labels
+        ``y_train`` only with ``metric``).
+      history: a (model × task) :class:`~pedjax.recommend.history.History` with a row
+        for every zoo member and at least 2 tasks besides the one ranked.
+      task: the task's name in the history (default ``data.name``); left out of the history
+        when present.
+      proxy: the zoo member whose features embed the task's images (default ``"mlp-dae"``).
+      k: the number of nearest past tasks that build the task's latent vector (≥ 1).
+      nonneg: non-negative factorisation (``True``, Fennec's) or plain low-rank.
+      meta: add the archi2vec meta score to the Fennec score.
+      seed: seed of the factorisation.
+      metric: a feature metric's name (e.g. ``"logme"``) for the hybrid; ``None``: the Fennec
+        ranking alone.
+      ped: a :class:`~pedjax.physics.ped.PEDConfig` to move the features before ``metric``, or
+        ``None``; needs ``metric``.
+      weight: the hybrid's metric weight ``w`` in [0, 1]; ``None``: the shipped learned one.
 
-    Raises :class:`~pedjax._validate.ParamError` (a ``ValueError``) naming the parameter
-    (``history``, ``k``, ``weight``, ``ped``, ``proxy``, ``images``) for a bad argument.
+    Returns:
+      A JSON-ready dict: ``ranking`` (best first), ``final`` (``"fennec"`` or ``"hybrid"``),
+      ``components`` (every component's ``{model: score}``), ``neighbours`` (``{past task:
+      weight}``), ``factorisation``, ``history``, ``hybrid`` (with ``metric``), ``seconds`` spent,
+      and ``fallback``: ``None``, or why the neighbours are uniform instead of read from the
+      task's images (the proxy could not embed the history's tasks, e.g. tasks pedjax has no
+      images of).
+
+    Raises:
+      ParamError: a ``ValueError`` naming the parameter: ``history`` (does not cover the zoo, or
+        fewer than 2 other tasks), ``k`` (< 1), ``weight`` (outside [0, 1]), ``ped`` (without
+        ``metric``), ``proxy`` (not a member), ``images`` (shape does not fit the zoo).
+      ValueError: an unknown or non-feature ``metric`` (named ``--metric``).
     """
     t_all = time.perf_counter()
     name = task or data.name

@@ -35,8 +35,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Graph:
-    """An attributed DAG: ``labels[i]`` (primitive/rank), ``sizes[i]`` (per-sample output size),
-    ``edges`` (src, dst) pairs."""
+    """An attributed DAG (:func:`arch_graph`).
+
+    Attributes:
+      labels: each node's label, ``"primitive/rank"`` (``param``, ``input`` and ``const`` for
+        input nodes).
+      sizes: each node's per-sample output size (elements).
+      edges: ``(src, dst)`` node index pairs of the data flow, without repeats.
+    """
 
     labels: tuple[str, ...]
     sizes: tuple[int, ...]
@@ -56,7 +62,17 @@ def _sub_jaxprs(eqn):
 
 
 def arch_graph(module, input_shape: Sequence[int] = (28, 28, 1)) -> Graph:
-    """The attributed DAG of ``module.apply({"params": p}, x)`` for one image (see the module docstring)."""
+    """The attributed DAG of ``module.apply({"params": p}, x)`` for one image (the module docstring).
+
+    Traced abstractly (``jax.eval_shape`` / ``jax.make_jaxpr``): no parameter is materialised.
+
+    Args:
+      module: a Flax module taking images ``[1, *input_shape]``.
+      input_shape: one image's shape (H, W, C).
+
+    Returns:
+      The :class:`Graph`.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -118,7 +134,15 @@ def _h(s: str) -> str:
 
 
 def wl_labels(graph: Graph, iterations: int = 3) -> list[str]:
-    """Every node's label at every WL round 0 … ``iterations`` (the bag of rooted subtrees)."""
+    """Every node's label at every Weisfeiler–Lehman round 0 … ``iterations``.
+
+    Args:
+      graph: the :class:`Graph`.
+      iterations: WL relabelling rounds.
+
+    Returns:
+      The bag of rooted subtrees: ``(iterations + 1) · n_nodes`` hex hash labels.
+    """
     preds, succs = defaultdict(list), defaultdict(list)
     for s, d in graph.edges:
         succs[s].append(d)
@@ -133,7 +157,19 @@ def wl_labels(graph: Graph, iterations: int = 3) -> list[str]:
 
 
 def embed(graph: Graph, *, dim: int = 128, iterations: int = 3, shape_bins: int = 24, shape_weight: float = 0.25) -> np.ndarray:
-    """The archi2vec vector ``[dim + shape_bins]`` of ``graph`` (see the module docstring)."""
+    """The archi2vec vector of ``graph`` (the module docstring).
+
+    Args:
+      graph: the :class:`Graph` (:func:`arch_graph`).
+      dim: buckets of the hashed structural block.
+      iterations: WL relabelling rounds (:func:`wl_labels`).
+      shape_bins: bins of the log2 per-sample-size histogram (the shape block).
+      shape_weight: weight of the L2-normalised shape block.
+
+    Returns:
+      ``[dim + shape_bins]`` float64: the L2-normalised structural block, then
+      ``shape_weight`` times the L2-normalised shape block.
+    """
     counts: dict[str, int] = defaultdict(int)
     for lab in wl_labels(graph, iterations):
         counts[lab] += 1
@@ -153,7 +189,16 @@ def embed(graph: Graph, *, dim: int = 128, iterations: int = 3, shape_bins: int 
 
 
 def embed_module(module, input_shape: Sequence[int] = (28, 28, 1), **kw) -> np.ndarray:
-    """:func:`embed` of :func:`arch_graph` of ``module``."""
+    """:func:`embed` of :func:`arch_graph` of ``module``.
+
+    Args:
+      module: a Flax module taking images ``[1, *input_shape]``.
+      input_shape: one image's shape (H, W, C).
+      **kw: ``dim``, ``iterations``, ``shape_bins``, ``shape_weight`` of :func:`embed`.
+
+    Returns:
+      The archi2vec vector ``[dim + shape_bins]``.
+    """
     return embed(arch_graph(module, input_shape), **kw)
 
 
@@ -161,8 +206,15 @@ def embed_module(module, input_shape: Sequence[int] = (28, 28, 1), **kw) -> np.n
 
 
 def zoo_meta(zoo) -> dict[str, dict]:
-    """``{member: {"arch_vec", "n_params", "feature_dim", "method"}}`` for a loaded zoo (one graph
-    per distinct architecture)."""
+    """The meta-features of every member of a loaded zoo (one graph per distinct architecture).
+
+    Args:
+      zoo: a loaded :class:`~pedjax.zoo.Zoo`.
+
+    Returns:
+      ``{member: {"arch_vec": archi2vec vector, "n_params": int, "feature_dim": int,
+      "method": pretraining objective}}``, the ``meta`` of :func:`meta_scores`.
+    """
     import json
 
     cache: dict[str, np.ndarray] = {}
@@ -177,7 +229,18 @@ def zoo_meta(zoo) -> dict[str, dict]:
 
 
 def meta_features(meta: Mapping[str, dict], models: Sequence[str]) -> np.ndarray:
-    """``[M, F]`` meta-features: archi2vec, log parameter count, log feature width, one-hot objective."""
+    """The meta-feature matrix: archi2vec, log parameter count, log feature width, one-hot objective.
+
+    Args:
+      meta: ``{model: meta-features}`` (:func:`zoo_meta`).
+      models: the rows, each a key of ``meta``.
+
+    Returns:
+      ``[M, F]`` float64 (the one-hot columns are the objectives of ``models``, sorted).
+
+    Raises:
+      KeyError: a model of ``models`` has no entry in ``meta``.
+    """
     methods = sorted({meta[m]["method"] for m in models})
     rows = []
     for m in models:
@@ -190,11 +253,26 @@ def meta_features(meta: Mapping[str, dict], models: Sequence[str]) -> np.ndarray
 
 def meta_scores(meta: Mapping[str, dict], history, alphas: Sequence[float] = (0.01, 0.1, 1.0, 10.0, 100.0), *,
                 cold_start: bool = False) -> dict[str, float]:
-    """A ridge model from meta-features to each model's mean per-task z-score on ``history`` (a
-    :class:`~pedjax.recommend.history.History`), penalty chosen by leave-one-model-out error;
-    returns the fitted model's prediction per model, or with ``cold_start`` each model's
-    leave-one-model-out prediction (the score a model new to the history would get: its own
-    history does not set its own meta score)."""
+    """The meta score: a ridge model from meta-features to each model's mean per-task z-score.
+
+    The ridge penalty is chosen from ``alphas`` by leave-one-model-out error (ties: the larger
+    penalty). Models without any observed entry are left out.
+
+    Args:
+      meta: ``{model: meta-features}`` (:func:`zoo_meta`), covering every model of ``history``.
+      history: the :class:`~pedjax.recommend.history.History` whose per-task z-scores
+        (:meth:`~pedjax.recommend.history.History.standardized`) are the target.
+      alphas: the ridge penalties to choose from.
+      cold_start: return each model's leave-one-model-out prediction (the score a model new to
+        the history would get: its own history does not set its own meta score) instead of the
+        fitted model's prediction.
+
+    Returns:
+      ``{model: predicted mean z-score}`` over the models with an observed entry.
+
+    Raises:
+      KeyError: a model of ``history`` has no entry in ``meta``.
+    """
     models = list(history.models)
     X = meta_features(meta, models)
     y = np.nanmean(history.standardized(), axis=1)

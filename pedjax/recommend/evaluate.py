@@ -23,7 +23,14 @@ from .history import History
 
 
 class Measures(TypedDict):
-    """What :func:`measures` returns."""
+    """What :func:`measures` returns.
+
+    Attributes:
+      tau_w: weighted Kendall τ of the scores against the truth.
+      rel1: truth of the pick over the best truth.
+      regret1: best truth − truth of the pick (the truth's unit).
+      pick: the model scored highest.
+    """
 
     tau_w: float
     rel1: float
@@ -32,8 +39,18 @@ class Measures(TypedDict):
 
 
 def measures(scores: Mapping[str, float | None], truth: Mapping[str, float]) -> Measures:
-    """``{"tau_w", "rel1", "regret1", "pick"}`` of ``scores`` against ``truth`` over the models of
-    both (``pick``: the model scored highest); non-finite scores rank last."""
+    """How well one ranking picks: τ_w, rel@1 and regret@1 of ``scores`` against ``truth``.
+
+    Args:
+      scores: ``{model: score}``; ``None`` and non-finite scores rank last.
+      truth: ``{model: ground truth}``; judged over the models of both.
+
+    Returns:
+      :class:`Measures` ``{"tau_w", "rel1", "regret1", "pick"}``.
+
+    Raises:
+      ValueError: ``scores`` and ``truth`` share no model.
+    """
     models = [m for m in truth if m in scores]
     s = [float(v) if (v := scores[m]) is not None and math.isfinite(v) else -1e300 for m in models]
     t = [float(truth[m]) for m in models]
@@ -43,15 +60,36 @@ def measures(scores: Mapping[str, float | None], truth: Mapping[str, float]) -> 
 
 
 def paired_se(a: Sequence[float], b: Sequence[float]) -> float:
-    """Standard error of mean(a − b) over paired per-task values (NaN with fewer than 2 tasks)."""
+    """Standard error of mean(a − b) over paired per-task values.
+
+    Args:
+      a: one method's per-task values.
+      b: the other method's, in the same task order (same length).
+
+    Returns:
+      ``std(a − b, ddof=1) / sqrt(n)``; NaN with fewer than 2 tasks.
+    """
     d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     return float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
 
 
 def heldout_baselines(Y, *, frac: float = 0.2, splits: int = 3, seed: int = 0) -> dict[str, float]:
-    """RMSE of two trivial predictors on the held-out entries of :func:`heldout_errors`' splits:
-    ``"zero"`` (the task's mean: 0 in z-scores) and ``"model mean"`` (the model's mean over its
-    training entries)."""
+    """RMSE of two trivial predictors on the held-out entries of the factorisation's splits.
+
+    The splits are those :func:`pedjax.recommend.factorize.heldout_errors` uses for the same
+    ``frac``, ``splits`` and ``seed``.
+
+    Args:
+      Y: ``[M, T]`` preprocessed history (:func:`pedjax.recommend.factorize.prepare`), NaN
+        where missing.
+      frac: fraction of the observed entries held out per split.
+      splits: number of splits.
+      seed: seed of the splits.
+
+    Returns:
+      ``{"task mean": RMSE, "model mean": RMSE}``: predicting each entry by its task's (or
+      model's) mean over the training entries.
+    """
     Y = np.asarray(Y, np.float64)
     mask = np.isfinite(Y).astype(np.float64)
     Yz = np.where(mask > 0, Y, 0.0)
@@ -68,11 +106,24 @@ def heldout_baselines(Y, *, frac: float = 0.2, splits: int = 3, seed: int = 0) -
 
 def published_study(history: History, *, evaluate: Sequence[str] | None = None, nonneg_options=(True, False),
                     seed: int = 0) -> dict:
-    """Leave-one-task-out on a history without images. ``evaluate``: the tasks to judge (default
-    all; every task stays in the others' histories). Returns per-task τ_w of history mean rank
-    and of the factorisation (``"factorised (non-negative)"`` / ``"factorised (plain)"``), their
-    means, the chosen ranks, and the held-out entry errors (RMSE on the preprocessed scale, with
-    the baselines of :func:`heldout_baselines`)."""
+    """Leave-one-task-out study of a history without images (a published table).
+
+    Args:
+      history: the :class:`~pedjax.recommend.history.History`.
+      evaluate: the tasks to judge (default all; every task stays in the others' histories).
+      nonneg_options: the factorisation variants to run (``True``: non-negative, ``False``:
+        plain).
+      seed: seed of the factorisations and splits.
+
+    Returns:
+      ``{"tasks", "tau", "rank", "heldout", "mean"}``: per-task τ_w of history mean rank and of
+      each factorisation (``"factorised (non-negative)"`` / ``"factorised (plain)"``), their
+      means, the chosen ranks, and the held-out entry errors (RMSE on the preprocessed scale,
+      with the baselines of :func:`heldout_baselines`).
+
+    Raises:
+      KeyError: a task of ``evaluate`` is not in the history.
+    """
     tasks = list(evaluate) if evaluate is not None else list(history.tasks)
     out: dict[str, Any] = {"tasks": tasks, "tau": {"history mean rank": {}}, "rank": {}, "heldout": {}}
     for t in tasks:

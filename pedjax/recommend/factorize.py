@@ -31,7 +31,19 @@ from .history import History
 
 @dataclass(frozen=True)
 class Factors:
-    """A fitted factorisation: ``U`` [M, r] (models), ``V`` [T, r] (tasks), and what produced it."""
+    """A fitted factorisation of a history, and what produced it.
+
+    Attributes:
+      U: ``[M, r]`` latent model vectors (rows in the order of ``models``).
+      V: ``[T, r]`` latent task vectors (rows in the order of ``tasks``).
+      rank: the rank r.
+      reg: the regularisation weight of the fit.
+      nonneg: whether U and V were constrained to be non-negative.
+      models: the model names of U's rows.
+      tasks: the task names of V's rows.
+      heldout_error: RMSE on held-out entries at the chosen (rank, reg), on the preprocessed
+        scale (:func:`prepare`); NaN when not measured.
+    """
 
     U: np.ndarray
     V: np.ndarray
@@ -40,22 +52,38 @@ class Factors:
     nonneg: bool
     models: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
-    heldout_error: float = float("nan")  # RMSE on held-out entries at the chosen (rank, reg), preprocessed scale
+    heldout_error: float = float("nan")
 
     def reconstruct(self) -> np.ndarray:
+        """The fitted matrix ``U Vᵀ`` [M, T] (preprocessed scale)."""
         return self.U @ self.V.T
 
     def task_vector(self, task: str) -> np.ndarray:
+        """The latent vector ``v`` [r] of ``task``; a ``ValueError`` when ``task`` is not in :attr:`tasks`."""
         return self.V[self.tasks.index(task)]
 
     def scores(self, v) -> dict[str, float]:
-        """``{model: u_mᵀ v}`` for a task vector ``v`` [r]."""
+        """Every model's score on a task with latent vector ``v``.
+
+        Args:
+          v: a task vector [r] (e.g. :func:`pedjax.recommend.proxy.latent_vector`).
+
+        Returns:
+          ``{model: u_mᵀ v}``.
+        """
         return dict(zip(self.models, map(float, self.U @ np.asarray(v, np.float64)), strict=True))
 
 
 def prepare(values: np.ndarray, nonneg: bool) -> np.ndarray:
-    """Per-task preprocessing: min–max to [0, 1] (``nonneg``) or z-scores; NaN stays NaN; a
-    constant task becomes 0.5 or 0."""
+    """Per-task preprocessing of a history's values before factorising.
+
+    Args:
+      values: ``[M, T]`` transfer values, NaN where missing.
+      nonneg: min–max each task to [0, 1] (``True``, for the non-negative fit) or z-score it.
+
+    Returns:
+      ``[M, T]`` float64; NaN stays NaN, a constant task becomes 0.5 (min–max) or 0 (z-scores).
+    """
     v = np.asarray(values, np.float64)
     if nonneg:
         lo, hi = np.nanmin(v, axis=0, keepdims=True), np.nanmax(v, axis=0, keepdims=True)
@@ -118,8 +146,24 @@ def _check(Y, mask):
 @entry_point
 def factorize(Y, mask=None, *, rank: int = 2, reg: float = 1e-2, nonneg: bool = False, seed: int = 0,
               steps: int = 1500) -> tuple[np.ndarray, np.ndarray]:
-    """Fit Y ≈ U Vᵀ on the observed entries (``mask``, default: the finite ones); returns
-    ``(U [M, rank], V [T, rank])`` as NumPy arrays. Deterministic for ``seed``."""
+    """Fit Y ≈ U Vᵀ on the observed entries (module docstring). Deterministic for ``seed``.
+
+    Args:
+      Y: ``[M, T]`` matrix (preprocessed, :func:`prepare`); NaN entries are unobserved.
+      mask: ``[M, T]`` boolean, True where observed (and finite); default: the finite entries.
+      rank: the rank r (a positive integer).
+      reg: regularisation weight (finite, ≥ 0).
+      nonneg: project U and V onto U, V ≥ 0 after every step.
+      seed: seed of the initialisation.
+      steps: Adam steps.
+
+    Returns:
+      ``(U [M, rank], V [T, rank])`` as NumPy arrays.
+
+    Raises:
+      ValueError: ``Y`` is not 2-D or has no observed entry, ``rank`` is not a positive
+        integer, or ``reg`` is negative or not finite.
+    """
     Yz, m = _check(Y, mask)
     if not (isinstance(rank, (int, np.integer)) and rank >= 1):
         raise ValueError(f"rank: a positive integer, got {rank!r}")
@@ -155,8 +199,29 @@ def _holdout_masks(mask: np.ndarray, frac: float, splits: int, seed: int) -> np.
 def heldout_errors(Y, mask=None, *, ranks: Sequence[int] = (1, 2, 3, 4), regs: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0),
                    nonneg: bool = False, frac: float = 0.2, splits: int = 3, seed: int = 0,
                    steps: int = 1500) -> dict[tuple[int, float], float]:
-    """Held-out RMSE for every (rank, reg): ``splits`` seeded random splits hold out ``frac`` of
-    the observed entries; the fit sees the rest. ``{(rank, reg): RMSE}`` (mean over splits)."""
+    """Held-out RMSE of the factorisation for every (rank, reg).
+
+    ``splits`` seeded random splits each hold out ``frac`` of the observed entries (never a
+    row's or a column's last one); the fit sees the rest. All fits run as one compiled program.
+
+    Args:
+      Y: ``[M, T]`` matrix (preprocessed, :func:`prepare`); NaN entries are unobserved.
+      mask: ``[M, T]`` boolean, True where observed; default: the finite entries.
+      ranks: the ranks to try (positive integers).
+      regs: the regularisation weights to try.
+      nonneg: non-negative factorisation.
+      frac: fraction of the observed entries held out per split.
+      splits: number of random splits.
+      seed: seed of the splits and of the initialisations.
+      steps: Adam steps per fit.
+
+    Returns:
+      ``{(rank, reg): RMSE}``, the RMSE on the held-out entries (root of the mean over splits
+      of the squared error).
+
+    Raises:
+      ValueError: ``Y`` is not 2-D or has no observed entry.
+    """
     Yz, m = _check(Y, mask)
     held = _holdout_masks(m, frac, splits, seed)
     reg_values = np.asarray(regs, np.float64)
@@ -180,8 +245,27 @@ def heldout_errors(Y, mask=None, *, ranks: Sequence[int] = (1, 2, 3, 4), regs: S
 def select(history: History, *, nonneg: bool = False, ranks: Sequence[int] | None = None,
            regs: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0), frac: float = 0.2, splits: int = 3, seed: int = 0,
            steps: int = 1500) -> Factors:
-    """Factorise ``history`` with the (rank, reg) of least held-out error, refitted on every
-    observed entry. ``ranks`` default: 1 … min(4, T − 1, M − 1)."""
+    """Factorise ``history`` with the (rank, reg) of least held-out error, refitted on every observed entry.
+
+    Ties in the held-out error go to the smaller rank, then the larger ``reg``.
+
+    Args:
+      history: the :class:`~pedjax.recommend.history.History` to factorise (preprocessed with
+        :func:`prepare`).
+      nonneg: non-negative factorisation (min–max preprocessing) or plain low-rank (z-scores).
+      ranks: the ranks to try; default 1 … min(4, T − 1, M − 1) (at least 1).
+      regs: the regularisation weights to try.
+      frac: fraction of the observed entries held out per split (:func:`heldout_errors`).
+      splits: number of held-out splits.
+      seed: seed of the splits and the fits.
+      steps: Adam steps per fit.
+
+    Returns:
+      The refitted :class:`Factors`, with ``heldout_error`` the chosen pair's held-out RMSE.
+
+    Raises:
+      ValueError: the history has no observed entry.
+    """
     Y = prepare(history.values, nonneg)
     M, T = Y.shape
     if ranks is None:

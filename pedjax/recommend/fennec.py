@@ -40,8 +40,13 @@ from .proxy import latent_vector, neighbour_weights
 
 
 class Scores(NamedTuple):
-    """What :meth:`Recommender.scores` returns: ``components`` ``{component: {model: score}}`` and
-    ``neighbours`` ``{past task: weight}`` (the weights that built the task's latent vector)."""
+    """What :meth:`Recommender.scores` returns.
+
+    Attributes:
+      components: ``{component: {model: score}}`` (``history``, ``transfer``, ``meta`` with
+        meta-features, ``fennec``).
+      neighbours: ``{past task: weight}``, the weights that built the task's latent vector.
+    """
 
     components: dict[str, dict[str, float]]
     neighbours: dict[str, float]
@@ -55,8 +60,21 @@ def _readonly(a) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Recommender:
-    """See the module docstring. ``reps``: ``{history task: proxy representation}`` (may be empty:
-    then every past task weighs alike, as on the published tables without images)."""
+    """The Fennec-style recommender (the module docstring describes the scores).
+
+    Attributes:
+      history: the :class:`~pedjax.recommend.history.History` it learns from.
+      reps: ``{history task: proxy representation [2·D]}``
+        (:func:`~pedjax.recommend.proxy.task_representation`); may be empty: then every past
+        task weighs alike, as on the published tables without images. Stored as read-only copies.
+      meta: ``{model: meta-features}`` (:func:`~pedjax.recommend.archi2vec.zoo_meta`) for the
+        meta score, or ``None`` (no meta score; ``fennec`` is then ``transfer``).
+      nonneg: non-negative factorisation (Fennec's) or plain low-rank.
+      k: number of nearest past tasks that build a new task's latent vector.
+      meta_weight: β, the meta score's weight in the Fennec score.
+      seed: seed of the factorisation.
+      steps: Adam steps per factorisation fit.
+    """
 
     history: History
     reps: Mapping[str, np.ndarray] = field(default_factory=dict)
@@ -83,8 +101,19 @@ class Recommender:
         return (sha1_arrays(history.values), history.models, history.tasks, self.nonneg, self.seed, self.steps)
 
     def factors(self, exclude: Sequence[str] = ()) -> Factors:
-        """The factorisation of the history without ``exclude`` (fitted once per distinct history
-        content, ``nonneg``, ``seed`` and ``steps``)."""
+        """The factorisation of the history without ``exclude`` (:func:`~pedjax.recommend.factorize.select`).
+
+        Fitted once per distinct history content, ``nonneg``, ``seed`` and ``steps``, then cached.
+
+        Args:
+          exclude: task names left out of the history.
+
+        Returns:
+          The :class:`~pedjax.recommend.factorize.Factors`.
+
+        Raises:
+          ValueError: no observed entry is left.
+        """
         h = self.history.without(*exclude)
         key = self._key(h)
         with self._lock:
@@ -96,8 +125,19 @@ class Recommender:
         return got
 
     def neighbours(self, rep, exclude: Sequence[str] = ()) -> dict[str, float]:
-        """``{past task: weight}``: the ``k`` nearest past tasks to ``rep`` (uniform weights over every
-        past task when ``rep`` is ``None`` or there are no representations)."""
+        """The ``k`` past tasks nearest to ``rep`` and their weights (:func:`~pedjax.recommend.proxy.neighbour_weights`).
+
+        Args:
+          rep: the new task's proxy representation, or ``None``.
+          exclude: task names left out of the past tasks.
+
+        Returns:
+          ``{past task: weight}``; uniform weights over every past task when ``rep`` is
+          ``None`` or :attr:`reps` is empty.
+
+        Raises:
+          ValueError: a past task has no representation in :attr:`reps`.
+        """
         past = [t for t in self.history.tasks if t not in set(exclude)]
         if rep is None or not self.reps:
             return {t: 1.0 / len(past) for t in past}
@@ -107,9 +147,19 @@ class Recommender:
         return neighbour_weights(rep, {t: self.reps[t] for t in past}, self.k)
 
     def scores(self, rep=None, exclude: Sequence[str] = ()) -> Scores:
-        """:class:`Scores` for a new task with proxy representation ``rep`` (``None``: uniform
-        weights over the past tasks), the history without ``exclude``: ``components``
-        ``{component: {model: score}}`` and the ``neighbours`` weights used."""
+        """Rank the models for a new task from its proxy representation.
+
+        Args:
+          rep: the new task's proxy representation; ``None``: uniform weights over the past tasks.
+          exclude: task names left out of the history (leave-one-task-out).
+
+        Returns:
+          :class:`Scores`: ``components`` ``{component: {model: score}}`` and the
+          ``neighbours`` weights used.
+
+        Raises:
+          ValueError: a past task has no representation, or no observed entry is left.
+        """
         f = self.factors(exclude)
         w = self.neighbours(rep, exclude)
         out = {"history": self.history.mean_rank(exclude), "transfer": f.scores(latent_vector(w, f))}

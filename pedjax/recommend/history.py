@@ -39,10 +39,17 @@ class History:
     """Transfer performance of ``models`` (rows) on ``tasks`` (columns); NaN = not observed.
 
     Attributes:
-      values: ``[M, T]`` float64 (higher is better).
-      models, tasks: names of the rows and columns.
+      values: ``[M, T]`` float64 (higher is better; NaN where missing).
+      models: names of the M rows (unique).
+      tasks: names of the T columns (unique).
       kind: ``"finetune"`` (fine-tuned accuracies) or ``"metric:NAME"`` (cheap scores).
       source: where the values come from (for reports).
+      meta: free-form extra facts about the history (carried along by :meth:`without` and
+        :meth:`select_models`).
+
+    Raises:
+      ValueError: ``values`` is not ``[len(models), len(tasks)]`` or holds an infinite entry, or
+        a model or task name repeats.
     """
 
     values: np.ndarray
@@ -70,7 +77,17 @@ class History:
         return np.isfinite(self.values)
 
     def column(self, task: str) -> dict[str, float]:
-        """``{model: value}`` of ``task`` (observed entries only)."""
+        """The observed entries of one task.
+
+        Args:
+          task: a name in :attr:`tasks`.
+
+        Returns:
+          ``{model: value}`` over the models observed on ``task``.
+
+        Raises:
+          KeyError: ``task`` is not in the history.
+        """
         j = self._task_index(task)
         return {m: float(v) for m, v in zip(self.models, self.values[:, j], strict=True) if np.isfinite(v)}
 
@@ -80,12 +97,30 @@ class History:
         return self.tasks.index(task)
 
     def without(self, *tasks: str) -> History:
-        """The history with ``tasks`` left out (leave-one-task-out)."""
+        """The history with ``tasks`` left out (leave-one-task-out).
+
+        Args:
+          *tasks: task names to drop; names not in the history are ignored.
+
+        Returns:
+          A new :class:`History` over the remaining tasks (same models, kind and source).
+        """
         keep = [j for j, t in enumerate(self.tasks) if t not in tasks]
         return History(self.values[:, keep], self.models, tuple(self.tasks[j] for j in keep), self.kind, self.source,
                        dict(self.meta))
 
     def select_models(self, models: Sequence[str]) -> History:
+        """The history restricted to ``models``, in that order.
+
+        Args:
+          models: model names, each in :attr:`models`.
+
+        Returns:
+          A new :class:`History` with one row per name of ``models``.
+
+        Raises:
+          KeyError: a name of ``models`` is not in the history.
+        """
         idx = []
         for m in models:
             if m not in self.models:
@@ -94,16 +129,25 @@ class History:
         return History(self.values[idx], tuple(models), self.tasks, self.kind, self.source, dict(self.meta))
 
     def standardized(self) -> np.ndarray:
-        """Per-task z-scores over the observed models (NaN stays NaN; a constant task becomes 0)."""
+        """Per-task z-scores over the observed models (NaN stays NaN; a constant task becomes 0).
+
+        Returns:
+          ``[M, T]`` float64 array.
+        """
         v = self.values
         mu = np.nanmean(v, axis=0, keepdims=True)
         sd = np.nanstd(v, axis=0, keepdims=True)
         return (v - mu) / np.where(sd > 0, sd, 1.0)
 
     def ranks(self) -> np.ndarray:
-        """Per-task ranks normalised to [0, 1] over the observed models (1 = best; ties averaged);
-        NaN where missing. Normalising makes tasks with different numbers of observed models
-        comparable."""
+        """Per-task ranks normalised to [0, 1] over the observed models (1 = best; ties averaged).
+
+        Normalising makes tasks with different numbers of observed models comparable; a task
+        with one observed model gives it 0.5.
+
+        Returns:
+          ``[M, T]`` float64 array, NaN where missing.
+        """
         out = np.full(self.values.shape, np.nan)
         for j in range(len(self.tasks)):
             ok = np.isfinite(self.values[:, j])
@@ -115,10 +159,18 @@ class History:
         return out
 
     def mean_rank(self, exclude: Sequence[str] = ()) -> dict[str, float]:
-        """**History mean rank**: each model's mean normalised rank over the tasks not in
-        ``exclude`` (higher = better). With every task fully observed this orders the models as
-        their mean rank does (the baseline of ../shared/DESIGN.md), ties included. A model never
-        observed gets NaN."""
+        """**History mean rank**: each model's mean normalised rank (:meth:`ranks`) over the tasks.
+
+        With every task fully observed this orders the models as their mean rank does (the
+        baseline of ../shared/DESIGN.md), ties included.
+
+        Args:
+          exclude: task names left out first (leave-one-task-out).
+
+        Returns:
+          ``{model: mean normalised rank}`` (higher = better); NaN for a model never observed
+          on the remaining tasks.
+        """
         h = self.without(*exclude) if exclude else self
         r = h.ranks()
         with np.errstate(all="ignore"):
@@ -128,6 +180,7 @@ class History:
         return dict(zip(h.models, map(float, s), strict=True))
 
     def to_table(self) -> dict[str, dict[str, float]]:
+        """The history as ``{task: {model: value}}`` over the observed entries (:meth:`column`)."""
         return {t: self.column(t) for t in self.tasks}
 
 
@@ -136,8 +189,25 @@ class History:
 
 def from_table(table: Mapping[str, Mapping[str, float | None]], *, kind: str = "finetune", source: str = "",
                models: Sequence[str] | None = None, strict: bool = False) -> History:
-    """A history from ``{task: {model: value}}`` (``None``/NaN = missing). ``strict`` (a user's
-    file): only ``None`` or an absent entry is missing; a NaN or infinite value is an error."""
+    """A history from a ``{task: {model: value}}`` table.
+
+    Args:
+      table: ``{task: {model: value}}``; ``None`` (or NaN unless ``strict``) or an absent entry
+        is missing.
+      kind: the history's kind (``"finetune"`` or ``"metric:NAME"``).
+      source: where the values come from (for reports and error messages).
+      models: the row names and their order; default every model that occurs, in order of
+        first appearance (then models not in a task's mapping are missing there).
+      strict: a user's file: only ``None`` or an absent entry is missing, a NaN or infinite
+        value is an error.
+
+    Returns:
+      The :class:`History`.
+
+    Raises:
+      ValueError: ``table`` is empty or not a mapping of mappings, an entry is not a number (a
+        bool counts as not one), or (``strict``) an entry is not finite.
+    """
     if not isinstance(table, Mapping) or not table:
         raise ValueError("table: expected a non-empty {task: {model: value}} mapping")
     tasks = [str(t) for t in table]
@@ -164,8 +234,19 @@ def from_table(table: Mapping[str, Mapping[str, float | None]], *, kind: str = "
 
 
 def from_zoo(zoo=None) -> History:
-    """The fine-tuning ground truth of a zoo (``None``: the shipped zoo) as a history, members in
-    manifest order."""
+    """The fine-tuning ground truth of a zoo as a history (``kind="finetune"``).
+
+    Args:
+      zoo: a loaded :class:`~pedjax.zoo.Zoo`, a zoo folder, or ``None`` (the shipped zoo).
+
+    Returns:
+      The :class:`History` of ``ground_truth.json``, members in manifest order.
+
+    Raises:
+      FileNotFoundError: the zoo has no ground truth (or, from :func:`pedjax.zoo.load_zoo`, no
+        manifest).
+      ValueError: the zoo cannot be read (:func:`pedjax.zoo.load_zoo`).
+    """
     from ..zoo import Zoo, load_zoo
 
     z = zoo if isinstance(zoo, Zoo) else load_zoo(zoo)
@@ -178,8 +259,19 @@ def from_zoo(zoo=None) -> History:
 
 
 def published(name: str) -> History:
-    """A published fine-tuning table shipped with pedjax (:data:`PUBLISHED`; ``ssl-transfer`` is
-    an alias of ``ssl-resnet50``). Values are top-1 accuracies in percent."""
+    """A published fine-tuning table shipped with pedjax.
+
+    Args:
+      name: one of :data:`PUBLISHED` (``"supervised-cnn"``, ``"ssl-resnet50"``) or the alias
+        ``"ssl-transfer"`` (of ``"ssl-resnet50"``).
+
+    Returns:
+      The table as a :class:`History` (``kind="finetune"``); values are top-1 accuracies in
+      percent, ``source`` cites the paper.
+
+    Raises:
+      ValueError: ``name`` is not a published table.
+    """
     key = _ALIASES.get(name, name)
     if key not in PUBLISHED:
         raise ValueError(f"history: no published table {name!r}; choose one of {list(PUBLISHED) + list(_ALIASES)}")
@@ -188,16 +280,40 @@ def published(name: str) -> History:
 
 
 def from_scores(scores: Mapping[str, Mapping[str, float]], label: str) -> History:
-    """A history of cheap scores ``{task: {model: score}}`` of one metric (± PED), e.g. from
-    :func:`pedjax.rank.benchmark`. Non-finite scores (degenerate models) are missing entries."""
+    """A history of cheap scores of one metric (± PED), e.g. from :func:`pedjax.rank.benchmark`.
+
+    Args:
+      scores: ``{task: {model: score}}``; ``None`` or non-finite scores (degenerate models)
+        become missing entries.
+      label: the metric variant's name (e.g. ``"logme+PED"``); the kind is ``"metric:LABEL"``.
+
+    Returns:
+      The :class:`History`.
+
+    Raises:
+      ValueError: ``scores`` is empty (:func:`from_table`).
+    """
     clean = {t: {m: (float(v) if v is not None and np.isfinite(v) else None) for m, v in col.items()}
              for t, col in scores.items()}
     return from_table(clean, kind=f"metric:{label}", source=f"{label} scores over (model, task) pairs")
 
 
 def from_metric(sets, metric: str, ped=None) -> History:
-    """Score every :class:`~pedjax.features.FeatureSet` in ``sets`` (one per task) with ``metric``
-    (after PED with config ``ped`` if given) and return the scores as a history."""
+    """Score every :class:`~pedjax.features.FeatureSet` of ``sets`` and return the scores as a history.
+
+    Args:
+      sets: feature sets, one per task (their ``task`` names the columns).
+      metric: a metric's registry name (:func:`pedjax.scoring.score_set`).
+      ped: a :class:`~pedjax.physics.ped.PEDConfig` to move the features first, or ``None``.
+
+    Returns:
+      A :class:`History` of kind ``"metric:NAME"`` (``NAME`` is ``metric``, with ``+PED``
+      when ``ped`` is given).
+
+    Raises:
+      ValueError: ``sets`` is empty, or ``metric`` is unknown or does not fit the sets
+        (:func:`pedjax.scoring.score_set`).
+    """
     from ..scoring import ped_set, score_set
 
     table = {}
@@ -207,7 +323,22 @@ def from_metric(sets, metric: str, ped=None) -> History:
 
 
 def from_file(path, table: str | None = None) -> History:
-    """A history from a JSON or CSV file (see the module docstring), or a published table's name."""
+    """A history from a JSON or CSV file (formats: the module docstring), or a published table's name.
+
+    Args:
+      path: a ``.csv`` or JSON file, or a name of :data:`PUBLISHED` (or ``"ssl-transfer"``).
+      table: the table to read from a JSON file with a ``"tables"`` key (needed when it holds
+        several).
+
+    Returns:
+      The :class:`History` (``kind="finetune"``; missing cells are NaN).
+
+    Raises:
+      FileNotFoundError: ``path`` is neither a file nor a published table's name.
+      ValueError: the file is neither CSV nor valid JSON, ``table`` is missing or unknown,
+        a row has the wrong number of cells, or an entry is not a finite number (the messages
+        name ``--history``).
+    """
     if isinstance(path, str) and (path in PUBLISHED or path in _ALIASES):
         return published(path)
     p = Path(path)

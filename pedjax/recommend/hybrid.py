@@ -29,7 +29,15 @@ META_WEIGHT = 0.5
 
 
 def zscore(scores: Mapping[str, float | None]) -> dict[str, float]:
-    """Standardise ``{model: score}`` over the models (see the module docstring for non-finite scores)."""
+    """Standardise scores over the models (z-scores; the module docstring treats non-finite ones).
+
+    Args:
+      scores: ``{model: score}``; ``None``, NaN and ±inf count as not finite.
+
+    Returns:
+      ``{model: z-score}``: a non-finite score gets one standard deviation below the lowest
+      finite one; all zeros when no score is finite; a constant score's spread counts as 1.
+    """
     vals = np.array([np.nan if v is None else float(v) for v in scores.values()])
     ok = np.isfinite(vals)
     if not ok.any():
@@ -41,7 +49,19 @@ def zscore(scores: Mapping[str, float | None]) -> dict[str, float]:
 
 
 def combine(components: Mapping[str, Mapping[str, float]], weights: Mapping[str, float]) -> dict[str, float]:
-    """Σ_c weights[c] · z(components[c]) over the models of the first component."""
+    """The weighted sum of standardised components, Σ_c weights[c] · z(components[c]).
+
+    Args:
+      components: ``{component: {model: score}}``; the models are those of the first
+        component (a model missing from another component counts as not finite there).
+      weights: ``{component: weight}``; components of weight 0 are skipped.
+
+    Returns:
+      ``{model: combined score}``.
+
+    Raises:
+      KeyError: ``weights`` names a component not in ``components``.
+    """
     models = list(next(iter(components.values())))
     out = dict.fromkeys(models, 0.0)
     for c, w in weights.items():
@@ -54,14 +74,40 @@ def combine(components: Mapping[str, Mapping[str, float]], weights: Mapping[str,
 
 
 def merge(history_score: Mapping[str, float], metric_score: Mapping[str, float], w: float) -> dict[str, float]:
-    """The hybrid score ``(1 − w)·z(history) + w·z(metric)``."""
+    """The hybrid score ``(1 − w)·z(history) + w·z(metric)`` (:func:`combine`).
+
+    Args:
+      history_score: ``{model: score}`` from the history (Fennec or history mean rank).
+      metric_score: ``{model: score}`` of the metric (± PED); models as in ``history_score``.
+      w: the metric's weight in [0, 1].
+
+    Returns:
+      ``{model: hybrid score}`` over the models of ``history_score``.
+    """
     return combine({"history": history_score, "metric": metric_score}, {"history": 1.0 - w, "metric": w})
 
 
 def learn_weight(history_scores: Mapping[str, Mapping[str, float]], metric_scores: Mapping[str, Mapping[str, float]],
                  truth: Mapping[str, Mapping[str, float]], grid: Sequence[float] = WEIGHT_GRID) -> tuple[float, dict]:
-    """The weight of :data:`WEIGHT_GRID` with the best mean τ_w over the tasks of ``history_scores``
-    (each ``{model: score}``, computed without that task's ground truth); returns ``(w, {w: mean τ_w})``."""
+    """The hybrid weight with the best mean weighted τ over the given tasks.
+
+    Ties between grid points (within 1e-12) resolve to their mean.
+
+    Args:
+      history_scores: ``{task: {model: score}}``, each task's history score computed without
+        that task's ground truth.
+      metric_scores: ``{task: {model: score}}`` of the metric, for every task of
+        ``history_scores``.
+      truth: ``{task: {model: ground truth}}``; each task is judged over the models it holds.
+      grid: the candidate weights (default :data:`WEIGHT_GRID`).
+
+    Returns:
+      ``(w, {w: mean τ_w})``: the chosen weight and the curve over ``grid``.
+
+    Raises:
+      ValueError: ``history_scores`` holds no task.
+      KeyError: a task of ``history_scores`` is missing from ``metric_scores`` or ``truth``.
+    """
     tasks = list(history_scores)
     if not tasks:
         raise ValueError("history_scores: no tasks to learn the weight on")
@@ -81,9 +127,26 @@ def learn_weight(history_scores: Mapping[str, Mapping[str, float]], metric_score
 def loto_hybrid(tasks: Sequence[str], history_score: Callable[[str, frozenset], Mapping[str, float]],
                 metric_scores: Mapping[str, Mapping[str, float]], truth: Mapping[str, Mapping[str, float]],
                 grid: Sequence[float] = WEIGHT_GRID) -> dict[str, dict]:
-    """Leave-one-task-out hybrid over ``tasks``: ``history_score(task, excluded)`` gives a task's
-    history score from a history without the tasks in ``excluded`` (which holds ``task``).
-    Returns ``{task: {"scores": {model: hybrid}, "weight": w, "curve": {w: mean τ_w on the others}}}``."""
+    """Leave-one-task-out hybrid over ``tasks`` (nested: the module docstring).
+
+    For each held-out task the weight is learned (:func:`learn_weight`) on the other tasks,
+    whose history scores are computed without them and without the held-out task.
+
+    Args:
+      tasks: the task names (at least 2).
+      history_score: ``history_score(task, excluded)`` gives ``task``'s ``{model: score}``
+        from a history without the tasks of ``excluded`` (which holds ``task``).
+      metric_scores: ``{task: {model: score}}`` of the metric.
+      truth: ``{task: {model: ground truth}}``.
+      grid: the candidate weights.
+
+    Returns:
+      ``{task: {"scores": {model: hybrid score}, "weight": w, "curve": {w: mean τ_w on the
+      other tasks}}}``.
+
+    Raises:
+      ValueError: fewer than 2 tasks (no other task to learn the weight on).
+    """
     out = {}
     for t in tasks:
         others = [s for s in tasks if s != t]
@@ -94,16 +157,32 @@ def loto_hybrid(tasks: Sequence[str], history_score: Callable[[str, frozenset], 
 
 
 def finite(x) -> bool:
+    """Whether ``x`` is a finite number (``None`` is not)."""
     return x is not None and math.isfinite(x)
 
 
 def loto_hybrid_select(tasks: Sequence[str], history_score: Callable[[str, frozenset], Mapping[str, float]],
                        metric_scores: Mapping[str, Mapping[str, Mapping[str, float]]],
                        truth: Mapping[str, Mapping[str, float]], grid: Sequence[float] = WEIGHT_GRID) -> dict[str, dict]:
-    """:func:`loto_hybrid` that also picks the metric: ``metric_scores`` is ``{variant: {task:
-    {model: score}}}``; for each held-out task the (variant, weight) with the best mean τ_w on the
-    other tasks is used (the first variant in the given order wins ties). Returns ``{task:
-    {"scores", "weight", "variant", "curve"}}``."""
+    """:func:`loto_hybrid` that also picks the metric variant per held-out task.
+
+    For each held-out task the (variant, weight) with the best mean τ_w on the other tasks is
+    used (the first variant in the given order wins ties).
+
+    Args:
+      tasks: the task names (at least 2).
+      history_score: ``history_score(task, excluded)`` as in :func:`loto_hybrid`.
+      metric_scores: ``{variant: {task: {model: score}}}``.
+      truth: ``{task: {model: ground truth}}``.
+      grid: the candidate weights.
+
+    Returns:
+      ``{task: {"scores": {model: hybrid score}, "weight": w, "variant": name, "curve": {w:
+      mean τ_w}}}``.
+
+    Raises:
+      ValueError: ``metric_scores`` is empty, or fewer than 2 tasks.
+    """
     out: dict[str, dict] = {}
     for t in tasks:
         others = [s for s in tasks if s != t]

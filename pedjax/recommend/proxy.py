@@ -35,13 +35,31 @@ class Backbone(Protocol):
 
 @dataclass(frozen=True)
 class Proxy:
-    """A fixed proxy backbone: ``features(x) -> [N, D]`` plus its source statistics (or ``None``)."""
+    """A fixed proxy backbone: ``features(x) -> [N, D]`` plus its source statistics (or ``None``).
+
+    Attributes:
+      name: the proxy's name (for reports).
+      member: the backbone: a :class:`pedjax.zoo.ZooMember`, or anything with ``features(x)``
+        (and optionally ``source_mean``/``source_std`` [D], which standardise its features).
+    """
 
     name: str
-    member: Backbone  # a pedjax.zoo.ZooMember (anything with .features(x) and .source_mean/.source_std)
+    member: Backbone
 
     @classmethod
     def from_zoo(cls, zoo, name: str) -> Proxy:
+        """The member ``name`` of ``zoo`` as a proxy.
+
+        Args:
+          zoo: a loaded :class:`~pedjax.zoo.Zoo`.
+          name: the member's name.
+
+        Returns:
+          The :class:`Proxy`.
+
+        Raises:
+          KeyError: ``zoo`` has no member ``name``.
+        """
         return cls(name, zoo[name])
 
 
@@ -53,8 +71,22 @@ def _subset(x: np.ndarray, max_images: int | None, seed: int) -> np.ndarray:
 
 
 def task_representation(proxy: Proxy, images, *, max_images: int | None = 1000, seed: int = 0) -> np.ndarray:
-    """The proxy's representation of a task from its images ``[N, H, W, C]`` (no labels): the mean
-    and standard deviation of its source-standardised features, ``[2·D]``."""
+    """The proxy's representation of a task from its images (no labels).
+
+    Args:
+      proxy: the :class:`Proxy`.
+      images: the task's images ``[N, H, W, C]``, as the proxy's backbone reads them.
+      max_images: read at most this many images (a seeded subset, kept in order); ``None``:
+        all of them.
+      seed: seed of the subset.
+
+    Returns:
+      ``[2·D]`` float64: the per-dimension mean, then standard deviation, of the proxy's
+      features, standardised with its source statistics when it has them (std floored at 1e-3).
+
+    Raises:
+      ValueError: ``images`` is empty.
+    """
     x = _subset(np.asarray(images), max_images, seed)
     if len(x) == 0:
         raise ValueError("images: the task has no images")
@@ -67,7 +99,19 @@ def task_representation(proxy: Proxy, images, *, max_images: int | None = 1000, 
 
 
 def neighbour_weights(rep, past: Mapping[str, np.ndarray], k: int = 2) -> dict[str, float]:
-    """``{past task: weight}`` over the ``k`` nearest past tasks (see the module docstring)."""
+    """Weights of the ``k`` past tasks nearest to a representation (the module docstring's rule).
+
+    Args:
+      rep: the new task's representation [2·D] (:func:`task_representation`).
+      past: ``{past task: representation [2·D]}``.
+      k: number of neighbours (clipped to 1 … ``len(past)``).
+
+    Returns:
+      ``{past task: weight}`` over the ``k`` nearest, nearest first, weights summing to 1.
+
+    Raises:
+      ValueError: ``past`` is empty.
+    """
     if not past:
         raise ValueError("past: no past tasks to compare with")
     rep = np.asarray(rep, np.float64)
@@ -83,12 +127,35 @@ def neighbour_weights(rep, past: Mapping[str, np.ndarray], k: int = 2) -> dict[s
 
 
 def latent_vector(weights: Mapping[str, float], factors) -> np.ndarray:
-    """Σ_k w_k v_k with the neighbours' latent vectors from ``factors`` (:class:`.factorize.Factors`)."""
+    """The new task's latent vector Σ_k w_k v_k.
+
+    Args:
+      weights: ``{past task: weight}`` (:func:`neighbour_weights`).
+      factors: the history's :class:`~pedjax.recommend.factorize.Factors` (holding every task of
+        ``weights``).
+
+    Returns:
+      The latent vector [r].
+    """
     return sum(w * factors.task_vector(t) for t, w in weights.items())
 
 
 def task_images(task: str, split: str = "train", fashion_root=None, data_dir=None) -> np.ndarray:
-    """The images of a registered task (``pedjax tasks``, ``tfds:NAME``, ``folder:PATH``); labels are not returned."""
+    """The images of a task (labels are not returned).
+
+    Args:
+      task: a registered task (``pedjax tasks``), ``tfds:NAME`` or ``folder:PATH``.
+      split: ``"train"``, else the test split.
+      fashion_root: folder of the Fashion-MNIST files (default: :func:`pedjax.data.load_fashion_mnist`'s).
+      data_dir: TFDS data folder for ``tfds:NAME``.
+
+    Returns:
+      The images ``[N, H, W, C]`` float32.
+
+    Raises:
+      ValueError: an unknown task (:func:`pedjax.data.load_task`).
+      FileNotFoundError: the task's data is not installed.
+    """
     from ..data import load_task
 
     d = load_task(task, fashion_root=fashion_root, data_dir=data_dir)
@@ -96,5 +163,18 @@ def task_images(task: str, split: str = "train", fashion_root=None, data_dir=Non
 
 
 def representations(proxy: Proxy, tasks: Sequence[str], **kw) -> dict[str, np.ndarray]:
-    """:func:`task_representation` of every named task's training images."""
+    """:func:`task_representation` of every named task's training images.
+
+    Args:
+      proxy: the :class:`Proxy`.
+      tasks: task names (:func:`task_images`).
+      **kw: ``max_images`` and ``seed`` of :func:`task_representation`.
+
+    Returns:
+      ``{task: representation [2·D]}``.
+
+    Raises:
+      ValueError: an unknown task, or one without images.
+      FileNotFoundError: a task's data is not installed.
+    """
     return {t: task_representation(proxy, task_images(t), **kw) for t in tasks}
