@@ -32,6 +32,15 @@ from .measures import weighted_tau
 
 
 def variant_name(metric: str, suffix: str | None) -> str:
+    """The name of a benchmark variant: ``metric`` (static) or ``metric+suffix`` (after PED).
+
+    Args:
+      metric: a metric's registry name.
+      suffix: the PED configuration's key in ``peds``, or ``None`` for the static score.
+
+    Returns:
+      ``metric`` or ``f"{metric}+{suffix}"``.
+    """
     return metric if suffix is None else f"{metric}+{suffix}"
 
 
@@ -47,7 +56,9 @@ class BenchmarkResult:
       errors: ``{variant: {task: message}}`` (a variant with no finite score at all).
       unscored: ``{variant: {task: [models]}}`` whose score is ``-inf`` (degenerate) or NaN: they
         rank last, tied, in τ (the ranking rule of :func:`pedjax.rank.ranking`).
-      seconds: ``{variant: wall seconds over all tasks}``; ``feature_seconds`` per task.
+      seconds: ``{variant: wall seconds over all tasks}``.
+      feature_seconds: ``{task: seconds}`` the feature set took to make (``FeatureSet.seconds``).
+      wall_seconds: the wall time of the whole :func:`benchmark` call.
     """
 
     tasks: list[str]
@@ -61,7 +72,11 @@ class BenchmarkResult:
     unscored: dict = field(default_factory=dict)
 
     def mean_tau(self) -> dict[str, float]:
-        """Mean τ over the tasks per variant (NaN if any task's τ is missing or NaN)."""
+        """Mean τ over the tasks per variant (NaN if any task's τ is missing or NaN).
+
+        Returns:
+          ``{variant: mean weighted τ}`` for the variants in :attr:`tau`.
+        """
         out = {}
         for v, by_task in self.tau.items():
             vals = [by_task.get(t, math.nan) for t in self.tasks]
@@ -99,9 +114,33 @@ def _check(sets: FeatureSet | Sequence[FeatureSet], metrics: Sequence[str] | Non
 def benchmark(sets: FeatureSet | Sequence[FeatureSet], metrics: Sequence[str] | None = None,
               peds: Mapping[str, PEDConfig] | None = None, *, compile_ahead: bool = True,
               on_variant: Callable[[str, str, float, float], None] | None = None) -> BenchmarkResult:
-    """Score every set with every metric, static and after each PED configuration; see the module
-    docstring. ``metrics=None``: every registered metric. ``on_variant(task, variant, tau,
-    seconds)`` is called after each variant (progress printing)."""
+    """Score every set with every metric, static and after each PED configuration (module docstring).
+
+    A variant that raises ``ValueError`` or ``FloatingPointError`` on a set, or gives no finite
+    score at all, is recorded in :attr:`BenchmarkResult.errors` rather than raised.
+
+    Args:
+      sets: a :class:`pedjax.features.FeatureSet` or a sequence of them (τ is computed on sets
+        with a truth table).
+      metrics: registry names of class-label metrics; ``None``: every registered one
+        (:func:`pedjax.metrics.names`). Probability and label metrics need the sets'
+        ``source_probs``.
+      peds: ``{suffix: PEDConfig}``: each feature metric is also scored after each configuration
+        (variant ``metric+suffix``).
+      compile_ahead: compile the feature metrics' programs on background threads first
+        (:func:`pedjax.scoring.precompile`).
+      on_variant: called as ``on_variant(task, variant, tau, seconds)`` after each variant
+        (progress printing).
+
+    Returns:
+      A :class:`BenchmarkResult`.
+
+    Raises:
+      ValueError: ``sets`` empty; (``--metric``) an unknown metric or one of real-valued targets;
+        (``peds[key]``) a value that is not a valid :class:`pedjax.PEDConfig`; a set's inputs that
+        :func:`pedjax.scoring.precompile` or :func:`pedjax.scoring.ped_set` reject (they run
+        before the per-variant recording).
+    """
     sets, metrics, peds = _check(sets, metrics, peds)
     t_all = time.perf_counter()
     # host-batched metrics (NLEEP) compile inline: they go first, while the threads compile the rest

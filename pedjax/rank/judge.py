@@ -47,7 +47,19 @@ BUILTIN_TRUTH = {"ssl-transfer": "ssl_transfer.json"}
 
 
 def score_problem(value) -> str | None:
-    """Why ``value`` is not a usable score (``None`` for a finite number)."""
+    """Why ``value`` is not a usable score (``None`` for a finite number).
+
+    Args:
+      value: a score (a number) or ``None`` (a score pedjax could not give).
+
+    Returns:
+      ``None`` for a finite number, else the reason: ``REASON_MISSING`` (``None``), ``REASON_NAN``,
+      ``REASON_UNINFORMATIVE`` (``-inf``, a degenerate model) or ``REASON_INF``.
+
+    Raises:
+      TypeError: ``value`` is neither ``None`` nor convertible by ``float``.
+      ValueError: ``value`` is a string that ``float`` cannot read.
+    """
     if value is None:
         return REASON_MISSING
     v = float(value)
@@ -62,8 +74,16 @@ def score_problem(value) -> str | None:
 
 def ranking(scores: Mapping[str, float | None]) -> list[str]:
     """Models best first: finite scores by value (ties in the given order), then ``-inf``
-    (uninformative), then any other non-finite or missing score (NaN, +inf, ``None``): a score
-    that is not a number is never recommended."""
+    (uninformative), then any other non-finite or missing score (NaN, +inf, ``None``).
+
+    A score that is not a number is never recommended.
+
+    Args:
+      scores: ``{model: score or None}``.
+
+    Returns:
+      The model names, best first.
+    """
     def key(item):
         i, (k, v) = item
         problem = score_problem(v)
@@ -75,7 +95,15 @@ def ranking(scores: Mapping[str, float | None]) -> list[str]:
 
 
 def score_problems(scores: Mapping[str, float | None]) -> dict[str, str]:
-    """``{model: reason}`` for every score that is not a finite number."""
+    """``{model: reason}`` for every score that is not a finite number.
+
+    Args:
+      scores: ``{model: score or None}``.
+
+    Returns:
+      ``{model: reason}`` (:func:`score_problem`), in the scores' order; empty when every score
+      is finite.
+    """
     return {k: p for k, v in scores.items() if (p := score_problem(v)) is not None}
 
 
@@ -104,7 +132,22 @@ def _numeric_table(d: Mapping, where: str, allow_null: bool = False) -> dict[str
 
 
 def load_scores(path) -> dict[str, tuple[dict[str, float | None], str | None]]:
-    """Read a scores file: ``{label: ({model: score}, dataset or None)}`` (see the module docstring)."""
+    """Read a scores file (any of the formats of the module docstring).
+
+    Args:
+      path: the file: ``pedjax score --json`` or ``--csv`` output, ``pedjax demo --json`` output,
+        or a published ``{metric}/{dataset}_metrics.json``.
+
+    Returns:
+      ``{label: ({model: score}, dataset or None)}``: one entry per metric the file holds; the
+      label is the metric's name (``+ped`` appended for a PED run) or the file's name; a score
+      pedjax could not give is ``None`` (JSON ``null``; an empty or ``null`` CSV cell is NaN).
+
+    Raises:
+      FileNotFoundError: (``--scores``) no such file.
+      ValueError: (``--scores``) not valid JSON or CSV of the known layouts, a non-numeric score,
+        or no model scores in it.
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"--scores: no file {p}; write one with `pedjax score ... --json > {p.name}`")
@@ -143,7 +186,22 @@ def load_scores(path) -> dict[str, tuple[dict[str, float | None], str | None]]:
 
 
 def truth_tables(truth: str) -> tuple[dict[str, dict[str, float]] | dict[str, float], str]:
-    """Read ``T``: ``({dataset: {model: value}}`` or ``{model: value}``, a description)."""
+    """Read a ground-truth table ``T``.
+
+    Args:
+      truth: a built-in table name (:data:`BUILTIN_TRUTH`, e.g. ``"ssl-transfer"``) or the path of
+        a JSON file holding ``{dataset: {model: value}}``, ``{"datasets": {…}}`` or
+        ``{model: value}``.
+
+    Returns:
+      ``(tables, description)``: ``{dataset: {model: value}}`` or ``{model: value}``, and a
+      description of the source (the repository and file for a built-in table, else the path).
+
+    Raises:
+      FileNotFoundError: (``--truth``) neither a built-in name nor an existing file.
+      ValueError: (``--truth``) not valid JSON, not an object of the layouts above, or a value
+        that is not a number.
+    """
     if truth in BUILTIN_TRUTH:
         obj = json.loads((Path(__file__).resolve().parents[1] / "assets" / BUILTIN_TRUTH[truth]).read_text())
         return obj["datasets"], f"{truth} ({obj['source']['repository']} {obj['source']['file']})"
@@ -160,7 +218,21 @@ def truth_tables(truth: str) -> tuple[dict[str, dict[str, float]] | dict[str, fl
 
 
 def load_truth(truth: str, dataset: str | None) -> tuple[dict[str, float], str]:
-    """The ground truth ``{model: value}`` of ``dataset`` in ``T`` and a description."""
+    """The ground truth ``{model: value}`` of ``dataset`` in ``T`` and a description.
+
+    Args:
+      truth: a built-in table name or a JSON file (:func:`truth_tables`).
+      dataset: the table's dataset (matched exactly, else case-insensitively); ``None`` when ``T``
+        holds a single dataset or is a flat ``{model: value}`` table (then ``dataset`` is ignored).
+
+    Returns:
+      ``({model: value}, description)``; the description names the dataset.
+
+    Raises:
+      FileNotFoundError: as :func:`truth_tables`.
+      ValueError: as :func:`truth_tables`; (``--dataset``) ``dataset`` is ``None`` while ``T``
+        holds several datasets, or ``T`` has no such dataset.
+    """
     tables, desc = truth_tables(truth)
     if tables and all(isinstance(v, dict) for v in tables.values()):
         tables = cast(dict[str, dict[str, float]], tables)  # the check above, which mypy cannot follow
@@ -182,9 +254,27 @@ def load_truth(truth: str, dataset: str | None) -> tuple[dict[str, float], str]:
 
 def evaluate_scores(scores: Mapping[str, float], truth: Mapping[str, float], where: str = "--scores") -> dict:
     """All measures for one metric, on the models present in both with a finite score (in the
-    scores' order). Models without ground truth are listed in ``"dropped"``, models whose score is
-    not a finite number (NaN, ``-inf`` for degenerate features, ``None``) in ``"unscored"``
-    ``{model: reason}``; ``where`` names the scores in error messages."""
+    scores' order).
+
+    Args:
+      scores: ``{model: score or None}``.
+      truth: ``{model: ground truth}`` (finite numbers).
+      where: how error messages name the scores (the command line's flag by default).
+
+    Returns:
+      A dict with ``models`` (how many were judged), ``weighted_tau``, ``kendall_tau``,
+      ``pearson``, ``top1``, ``top3``, ``rel1``, ``rel3`` (k = min(3, models)), ``pick`` (the
+      top-scored model, first of ties), ``pick_truth``, ``pick_truth_rank`` (1 = best),
+      ``best`` and ``best_truth``; with ``dropped`` (models without ground truth) and
+      ``unscored`` (``{model: reason}`` for scores that are not finite numbers: NaN, ``-inf`` for
+      degenerate features, ``None``) when there are any.
+
+    Raises:
+      ValueError: (``--truth``) a ground truth that is not a finite number; fewer than two models
+        with both a finite score and a ground truth (named by ``where`` when non-finite scores are
+        the cause, else ``--scores/--truth``); (``truth``) the best ground truth is 0 (rel@k is
+        undefined).
+    """
     unscored = score_problems(scores)
     bad_truth = [m for m, v in truth.items() if v is None or not math.isfinite(float(v))]
     if bad_truth:

@@ -50,7 +50,14 @@ def _finite(v) -> bool:
 
 
 def mean_finite(values) -> float:
-    """Mean of the values (NaN if there are none or any is not finite)."""
+    """Mean of the values (NaN if there are none or any is not finite).
+
+    Args:
+      values: an iterable of numbers (``None`` counts as not finite).
+
+    Returns:
+      The mean as a float, or NaN.
+    """
     vals = list(values)
     if not vals or not all(_finite(v) for v in vals):
         return math.nan
@@ -67,8 +74,14 @@ MIN_CEILING = 0.6
 def noise_ceiling(per_seed: Mapping[str, Sequence[float | None]]) -> dict:
     """The noise ceiling of one task from per-seed accuracies ``{model: [acc per seed]}``.
 
-    Returns ``{"ceiling", "pairs": [[i, j, τ_w, n_models]], "seeds", "models"}``; ``ceiling`` is NaN
-    when fewer than two seeds have at least two models each.
+    Args:
+      per_seed: ``{model: [accuracy of seed 0, seed 1, …]}`` (``None`` where a seed is missing).
+
+    Returns:
+      ``{"ceiling", "pairs": [[i, j, τ_w, n_models]], "seeds", "models"}``: the mean τ_w over the
+      seed pairs, each pair's τ_w and model count, the number of seeds and of models. ``ceiling``
+      is NaN when no seed pair has at least two models with both accuracies (or no pair's τ_w is
+      finite).
     """
     models = list(per_seed)
     S = max((len(v) for v in per_seed.values()), default=0)
@@ -86,11 +99,16 @@ def noise_ceiling(per_seed: Mapping[str, Sequence[float | None]]) -> dict:
 
 def headline(per_seed: Mapping[str, Mapping[str, Sequence[float | None]]], tasks: Sequence[str],
              min_ceiling: float = MIN_CEILING) -> dict:
-    """Which of ``tasks`` a headline mean keeps: each task's noise ceiling from the per-seed
-    accuracies ``{task: {model: [acc per seed]}}`` (NaN for a task without them: unavailable, kept),
-    and the tasks whose ceiling is below ``min_ceiling`` (left out, with the reason).
+    """Which of ``tasks`` a headline mean keeps, by each task's noise ceiling.
 
-    Returns ``{"ceiling": {task: c}, "excluded": {task: reason}, "tasks": [kept, in task order]}``.
+    Args:
+      per_seed: ``{task: {model: [acc per seed]}}``; a task without them has ceiling NaN
+        (unavailable) and is kept.
+      tasks: the tasks, in order.
+      min_ceiling: tasks whose ceiling is below this are left out, with the reason.
+
+    Returns:
+      ``{"ceiling": {task: c}, "excluded": {task: reason}, "tasks": [kept, in task order]}``.
     """
     ceiling, excluded = {}, {}
     for t in tasks:
@@ -104,7 +122,13 @@ def headline(per_seed: Mapping[str, Mapping[str, Sequence[float | None]]], tasks
 def task_agreement(truth: Mapping[str, Mapping[str, float]]) -> dict:
     """Mean pairwise Kendall τ-b between the tasks' ground-truth rankings (common models of each pair).
 
-    Returns ``{"mean", "pairs": {"a | b": τ}}`` (``mean`` NaN with fewer than two tasks)."""
+    Args:
+      truth: ``{task: {model: accuracy}}``.
+
+    Returns:
+      ``{"mean", "pairs": {"a | b": τ}}`` over the task pairs with at least two common models
+      (``mean`` over the finite τ; NaN when there are none, e.g. with fewer than two tasks).
+    """
     tasks = list(truth)
     pairs = {}
     for a, b in itertools.combinations(tasks, 2):
@@ -119,7 +143,17 @@ def task_agreement(truth: Mapping[str, Mapping[str, float]]) -> dict:
 
 
 def random_expected_tau(truth: Mapping[str, float], *, exact_limit: int = 7, draws: int = 2000, seed: int = 0) -> float:
-    """Expected τ_w of a uniformly random ranking of the models against ``truth`` {model: acc}."""
+    """Expected τ_w of a uniformly random ranking of the models against ``truth`` {model: acc}.
+
+    Args:
+      truth: ``{model: accuracy}``.
+      exact_limit: up to this many models the mean is exact, over all permutations.
+      draws: the number of random permutations above ``exact_limit`` (a Monte-Carlo mean).
+      seed: the seed of the random permutations.
+
+    Returns:
+      The mean τ_w over the finite values; NaN for fewer than two models (or none finite).
+    """
     t = np.asarray(list(truth.values()), dtype=float)
     n = t.size
     if n < 2:
@@ -134,7 +168,14 @@ def random_expected_tau(truth: Mapping[str, float], *, exact_limit: int = 7, dra
 
 
 def random_expected_pick(truth: Mapping[str, float]) -> dict:
-    """Expected rel@1 and regret@1 of a uniformly random pick: mean truth / best, best − mean truth."""
+    """Expected rel@1 and regret@1 of a uniformly random pick: mean truth / best, best − mean truth.
+
+    Args:
+      truth: ``{model: accuracy}`` (at least one model).
+
+    Returns:
+      ``{"rel1": mean / best (NaN when best is 0), "regret1": best − mean}``.
+    """
     t = np.asarray(list(truth.values()), dtype=float)
     best = float(t.max())
     return {"rel1": float(t.mean()) / best if best else math.nan, "regret1": best - float(t.mean())}
@@ -143,9 +184,21 @@ def random_expected_pick(truth: Mapping[str, float]) -> dict:
 def history_scores(truth: Mapping[str, Mapping[str, float]], task: str, history: Sequence[str] | None = None) -> dict[str, float]:
     """History mean rank, leave-one-task-out: ``{model: −mean rank on the other tasks}`` for ``task``.
 
-    ``history``: the tasks the ranks come from (default: every task of ``truth``); ``task`` itself is
-    always left out. Only models that have a ground truth on every history task and on ``task`` are
-    scored. Ranks: 1 = best accuracy, ties averaged.
+    Only models that have a ground truth on every history task and on ``task`` are scored. Ranks:
+    1 = best accuracy, ties averaged.
+
+    Args:
+      truth: ``{task: {model: accuracy}}`` (holding ``task``).
+      task: the task to score.
+      history: the tasks the ranks come from (default: every task of ``truth``); ``task`` itself is
+        always left out.
+
+    Returns:
+      ``{model: −mean rank}`` (higher = better), in ``truth[task]``'s order.
+
+    Raises:
+      ValueError: (``history``) no task other than ``task`` to take ranks from.
+      KeyError: ``task`` or a history task is not in ``truth``.
     """
     others = [o for o in (history if history is not None else list(truth)) if o != task]
     if not others:
@@ -156,13 +209,29 @@ def history_scores(truth: Mapping[str, Mapping[str, float]], task: str, history:
 
 
 def constant_scores(values: Mapping[str, float], tasks: Sequence[str]) -> dict[str, dict[str, float]]:
-    """A task-independent baseline (parameter count, source probe accuracy) as ``{task: {model: score}}``."""
+    """A task-independent baseline (parameter count, source probe accuracy) as ``{task: {model: score}}``.
+
+    Args:
+      values: ``{model: value}``, the models' own number.
+      tasks: the tasks to repeat it for.
+
+    Returns:
+      ``{task: {model: value}}`` (a copy per task).
+    """
     return {t: dict(values) for t in tasks}
 
 
 def tau_per_task(scores: Mapping[str, Mapping[str, float]], truth: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """τ_w per task of one method's ``{task: {model: score}}`` against ``truth``, over the models with
-    both a finite score and a ground truth (NaN where fewer than two)."""
+    """τ_w per task of one method's scores against ``truth``.
+
+    Args:
+      scores: ``{task: {model: score}}`` (a task may be missing).
+      truth: ``{task: {model: accuracy}}``.
+
+    Returns:
+      ``{task: τ_w}`` for every task of ``truth``, over the models with both a finite score and a
+      ground truth (NaN where fewer than two).
+    """
     out = {}
     for task, tr in truth.items():
         sc = scores.get(task) or {}
@@ -172,8 +241,16 @@ def tau_per_task(scores: Mapping[str, Mapping[str, float]], truth: Mapping[str, 
 
 
 def paired_difference(a: Mapping[str, float], b: Mapping[str, float]) -> dict:
-    """Per-task differences ``a − b`` (tasks where both are finite): ``{"mean", "se", "n"}``; ``se`` is
-    std(ddof=1)/√n (NaN for n < 2)."""
+    """Per-task differences ``a − b`` (tasks where both are finite): mean and paired standard error.
+
+    Args:
+      a: ``{task: τ}`` of method A.
+      b: ``{task: τ}`` of method B.
+
+    Returns:
+      ``{"mean", "se", "n"}``: the mean difference, its standard error std(ddof=1)/√n (NaN for
+      n < 2) and the number of tasks n (mean NaN for n = 0).
+    """
     d = np.array([float(a[t]) - float(b[t]) for t in a if t in b and _finite(a[t]) and _finite(b[t])])
     if d.size == 0:
         return {"mean": math.nan, "se": math.nan, "n": 0}
@@ -182,7 +259,15 @@ def paired_difference(a: Mapping[str, float], b: Mapping[str, float]) -> dict:
 
 
 def best_baseline(taus: Mapping[str, Mapping[str, float]], baselines: Sequence[str]) -> str | None:
-    """The baseline with the highest mean τ_w over tasks (those with a finite mean)."""
+    """The baseline with the highest mean τ_w over tasks (those with a finite mean).
+
+    Args:
+      taus: ``{method: {task: τ_w}}``.
+      baselines: the candidate methods (those missing from ``taus`` are skipped).
+
+    Returns:
+      The baseline's name, or ``None`` when none has a finite mean.
+    """
     means = {b: mean_finite(taus[b].values()) for b in baselines if b in taus}
     means = {b: v for b, v in means.items() if math.isfinite(v)}
     return max(means, key=means.__getitem__) if means else None
@@ -199,20 +284,45 @@ def _pick(scores: Mapping[str, float], truth: Mapping[str, float]) -> str | None
 
 
 def rel_at_1(scores: Mapping[str, float], truth: Mapping[str, float]) -> float:
-    """Truth of the top-scored model / the best truth (1 = the best model was picked)."""
+    """Truth of the top-scored model / the best truth (1 = the best model was picked).
+
+    Args:
+      scores: ``{model: score}``; only models with a finite score and a ground truth compete
+        (the first of tied maxima wins).
+      truth: ``{model: accuracy}`` (at least one model).
+
+    Returns:
+      The ratio, or NaN when no model can be picked or the best truth is 0.
+    """
     m = _pick(scores, truth)
     best = max(float(v) for v in truth.values())
     return math.nan if m is None or best == 0 else float(truth[m]) / best
 
 
 def regret_at_1(scores: Mapping[str, float], truth: Mapping[str, float]) -> float:
-    """Best truth − truth of the top-scored model (accuracy lost by following the method)."""
+    """Best truth − truth of the top-scored model (accuracy lost by following the method).
+
+    Args:
+      scores: ``{model: score}`` (the pick as in :func:`rel_at_1`).
+      truth: ``{model: accuracy}`` (at least one model).
+
+    Returns:
+      The regret (0 = the best model was picked), or NaN when no model can be picked.
+    """
     m = _pick(scores, truth)
     return math.nan if m is None else max(float(v) for v in truth.values()) - float(truth[m])
 
 
 def pick_quality(scores: Mapping[str, Mapping[str, float]], truth: Mapping[str, Mapping[str, float]]) -> dict:
-    """rel@1 and regret@1 per task of one method: ``{"rel1": {task: …}, "regret1": {task: …}}``."""
+    """rel@1 and regret@1 per task of one method.
+
+    Args:
+      scores: ``{task: {model: score}}`` (a missing task picks nothing: NaN).
+      truth: ``{task: {model: accuracy}}``.
+
+    Returns:
+      ``{"rel1": {task: …}, "regret1": {task: …}}`` over the tasks of ``truth``.
+    """
     return {"rel1": {t: rel_at_1(scores.get(t) or {}, truth[t]) for t in truth},
             "regret1": {t: regret_at_1(scores.get(t) or {}, truth[t]) for t in truth}}
 
@@ -224,10 +334,23 @@ def setup_stability(scores: Mapping[str, Mapping[str, Mapping[str, float]]], tru
                     *, halves: int = 50, seed: int = 0) -> dict:
     """How often the winning method (highest mean τ_w) stays the winner when the setup changes.
 
-    Perturbations: each task left out in turn, and ``halves`` random halves of the models (seeded;
-    τ_w recomputed on the half). Returns ``{"winner", "leave_one_task_out": {"same", "of", "winners"},
-    "half_zoo": {"same", "of", "winners"}, "stability"}`` where ``stability`` is the fraction of all
-    perturbed setups with the same winner (1 = the ranking of methods does not hinge on the setup).
+    Perturbations: each task left out in turn (with more than one task), and ``halves`` random
+    halves of the models (seeded; τ_w recomputed on the half).
+
+    Args:
+      scores: ``{method: {task: {model: score}}}``.
+      truth: ``{task: {model: accuracy}}``.
+      halves: how many random halves of the zoo to try.
+      seed: the seed of the halves.
+
+    Returns:
+      ``{"winner", "leave_one_task_out": {"same", "of", "winners"}, "half_zoo": {"same", "of",
+      "winners"}, "stability"}`` where ``stability`` is the fraction of all perturbed setups with
+      the same winner (1 = the ranking of methods does not hinge on the setup; NaN with no
+      perturbation).
+
+    Raises:
+      ValueError: (``scores/truth``) no method or no task.
     """
     methods = list(scores)
     tasks = list(truth)

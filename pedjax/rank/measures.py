@@ -148,12 +148,19 @@ def weighted_tau(x, y) -> float:
     symmetric in x and y). Ties are handled as in SciPy (tied pairs are neither concordant nor
     discordant and are removed from the normalisation). Only the order of the values matters.
 
+    Cost O(n²) time, O(n·1024) memory.
+
     Args:
       x: a sequence, or a dict ``{model: value}``.
       y: a sequence aligned with ``x`` by position, or a dict aligned with it by key.
 
-    Returns NaN when either input is constant (as SciPy does). Unlike SciPy, NaN values raise.
-    Cost O(n²) time, O(n·1024) memory.
+    Returns:
+      τ_w in [−1, 1] as a float; NaN when either input is constant (as SciPy does).
+
+    Raises:
+      ValueError: naming ``x`` or ``y``: non-numeric, not 1-D, NaN or infinite values; a dict
+        with a sequence; dicts with different keys or sequences of different lengths; fewer than
+        two models. Unlike SciPy, NaN values raise.
     """
     xv, yv, _ = _align(x, y, "x", "y")
     counts = _pair_counts(xv, yv)  # symmetric in the roles of x and y
@@ -168,7 +175,20 @@ def weighted_tau(x, y) -> float:
 
 
 def kendall_tau(x, y) -> float:
-    """Kendall's τ-b, ``scipy.stats.kendalltau(x, y).statistic`` (NaN for a constant input)."""
+    """Kendall's τ-b, ``scipy.stats.kendalltau(x, y).statistic``.
+
+    Args:
+      x: a sequence, or a dict ``{model: value}``.
+      y: a sequence aligned with ``x`` by position, or a dict aligned with it by key.
+
+    Returns:
+      τ-b in [−1, 1] as a float; NaN for a constant input.
+
+    Raises:
+      ValueError: naming ``x`` or ``y``: non-numeric, not 1-D, NaN or infinite values; a dict
+        with a sequence; dicts with different keys or sequences of different lengths; fewer than
+        two models.
+    """
     xv, yv, _ = _align(x, y, "x", "y")
     import scipy.stats  # imported on use: scipy.stats costs ~1 s at start-up
 
@@ -176,7 +196,20 @@ def kendall_tau(x, y) -> float:
 
 
 def pearson(x, y) -> float:
-    """Pearson's r, ``scipy.stats.pearsonr(x, y).statistic`` (NaN for a constant input)."""
+    """Pearson's r, ``scipy.stats.pearsonr(x, y).statistic``.
+
+    Args:
+      x: a sequence, or a dict ``{model: value}``.
+      y: a sequence aligned with ``x`` by position, or a dict aligned with it by key.
+
+    Returns:
+      r in [−1, 1] as a float; NaN for a constant input.
+
+    Raises:
+      ValueError: naming ``x`` or ``y``: non-numeric, not 1-D, NaN or infinite values; a dict
+        with a sequence; dicts with different keys or sequences of different lengths; fewer than
+        two models.
+    """
     xv, yv, _ = _align(x, y, "x", "y")
     import scipy.stats  # imported on use: scipy.stats costs ~1 s at start-up
 
@@ -184,7 +217,20 @@ def pearson(x, y) -> float:
 
 
 def spearman(x, y) -> float:
-    """Spearman's ρ, ``scipy.stats.spearmanr(x, y).statistic`` (NaN for a constant input)."""
+    """Spearman's ρ, ``scipy.stats.spearmanr(x, y).statistic``.
+
+    Args:
+      x: a sequence, or a dict ``{model: value}``.
+      y: a sequence aligned with ``x`` by position, or a dict aligned with it by key.
+
+    Returns:
+      ρ in [−1, 1] as a float; NaN for a constant input.
+
+    Raises:
+      ValueError: naming ``x`` or ``y``: non-numeric, not 1-D, NaN or infinite values; a dict
+        with a sequence; dicts with different keys or sequences of different lengths; fewer than
+        two models.
+    """
     xv, yv, _ = _align(x, y, "x", "y")
     import scipy.stats  # imported on use: scipy.stats costs ~1 s at start-up
 
@@ -214,6 +260,19 @@ def top_k(scores, truth, k: int) -> float:
     PED's ``recall_k``. Ties are broken by order (position, or each dict's own insertion order),
     like the reference's stable ``sorted(..., reverse=True)``. ``k`` larger than the zoo means
     "all models" (always 1.0).
+
+    Args:
+      scores: the metric's scores, a sequence or a dict ``{model: score}``.
+      truth: the ground truth, aligned with ``scores`` by position or by key.
+      k: how many of the best models by ground truth count as a hit (a positive integer).
+
+    Returns:
+      1.0 or 0.0.
+
+    Raises:
+      ValueError: naming the argument: ``k`` not a positive integer; ``scores`` or ``truth``
+        non-numeric, not 1-D, not finite, not aligned (a dict with a sequence, different keys or
+        lengths); fewer than two models.
     """
     k = _check_k(k)
     s, t, t_pos = _align(scores, truth, "scores", "truth")
@@ -226,8 +285,21 @@ def rel_k(scores, truth, k: int) -> float:
     """Best ground truth among the ``k`` top-scored models divided by the overall best ground truth.
 
     PED's ``rel_k`` (1.0 = the best model is in the metric's top k). Ties in the scores are broken
-    by order, like the reference. Raises ``ValueError`` when the best ground truth is 0 (the ratio
-    is undefined); it is meant for positive accuracies.
+    by order, like the reference. It is meant for positive accuracies.
+
+    Args:
+      scores: the metric's scores, a sequence or a dict ``{model: score}``.
+      truth: the ground truth (positive), aligned with ``scores`` by position or by key.
+      k: how many top-scored models to take the best ground truth among (a positive integer).
+
+    Returns:
+      The ratio as a float (1.0 = the best model is among the top ``k``).
+
+    Raises:
+      ValueError: naming the argument: ``k`` not a positive integer; ``scores`` or ``truth``
+        non-numeric, not 1-D, not finite, not aligned (a dict with a sequence, different keys or
+        lengths); fewer than two models.
+      ValueError: (``truth``) the best ground truth is 0, so the ratio is undefined.
     """
     k = _check_k(k)
     s, t, _ = _align(scores, truth, "scores", "truth")
@@ -267,9 +339,13 @@ def soft_weighted_tau(scores, truth, temperature=0.01):
     Args:
       scores: [n] array (JAX or NumPy; the differentiable argument).
       truth: [n] ground truth (constant).
-      temperature: > 0.
+      temperature: > 0, in the units of ``scores`` (not checked).
 
-    Returns: a 0-d JAX array in [−1, 1].
+    Returns:
+      A 0-d JAX array in [−1, 1].
+
+    Raises:
+      ValueError: ``scores`` and ``truth`` are not two 1-D arrays of the same length ≥ 2.
     """
     import jax
     import jax.numpy as jnp
