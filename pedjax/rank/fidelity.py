@@ -31,10 +31,10 @@ The targets (issue 21; ../shared/DESIGN.md "Precision on accelerators") are chec
 :meth:`FidelityResult.failures`: ``nonfinite == 0``, ``tau >= TAU_TARGET`` and ``worst_rel``
 within the metric's documented bound :data:`REL_BOUNDS` (docs/precision.md).
 
-Precision scopes: float64 is what pedjax's entry points compute in by default; float32 is
-``pedjax.float32()`` with JAX's x64 switch off for the calling thread (a process that turned x64
-on — the command line, the test suite — would otherwise still compute in float64 inside
-``float32()``). When :mod:`pedjax._precision` offers ``precision(name)`` it is used for both.
+Precision scopes (:func:`computing_in`): each run sits in a ``pedjax.precision(name)`` block;
+the float32 run also turns JAX's x64 switch off for the calling thread, so that nothing in it,
+inside or outside the entry points, computes in float64 in a process that turned x64 on (the
+command line, the test suite).
 
 :func:`synthetic_set` makes the synthetic zoos the targets are stated on (published scale
 12 × 5000 × 2048 with C = 100, D ≫ N, near-duplicate dimensions) at any size.
@@ -90,26 +90,57 @@ REL_BOUNDS: dict[str, tuple[float, str]] = {
 
 
 def rel_bound(variant: str) -> float:
-    """The documented worst relative difference of a variant (its metric's :data:`REL_BOUNDS`)."""
+    """The documented worst relative difference of a variant (its metric's :data:`REL_BOUNDS`).
+
+    Args:
+      variant: ``metric`` or ``metric+SUFFIX``.
+
+    Returns:
+      The metric's bound in :data:`REL_BOUNDS`, or :data:`REL_TARGET` for a metric not listed.
+    """
     return REL_BOUNDS.get(variant.split("+", 1)[0], (REL_TARGET, ""))[0]
 
 
 def zoo_level(variant: str) -> bool:
-    """Whether the variant's metric is defined over a whole zoo (``Metric.zoo``; module docstring)."""
+    """Whether the variant's metric is defined over a whole zoo (``Metric.zoo``; module docstring).
+
+    Args:
+      variant: ``metric`` or ``metric+SUFFIX``.
+
+    Returns:
+      ``True`` for a registered zoo-level metric (NCTI), else ``False`` (unknown names included).
+    """
     m = REGISTRY.get(variant.split("+", 1)[0])
     return m is not None and getattr(m, "zoo", None) is not None
 
 
 def bounded_difference(variant: str, row: VariantFidelity) -> float:
-    """The difference a variant's bound applies to: ``worst_rel``, or ``worst_spread`` for a
-    zoo-level metric (:func:`zoo_level`)."""
+    """The difference a variant's bound applies to.
+
+    Args:
+      variant: ``metric`` or ``metric+SUFFIX``.
+      row: the variant's :class:`VariantFidelity` on one set (or a summary).
+
+    Returns:
+      ``row.worst_rel``, or ``row.worst_spread`` for a zoo-level metric (:func:`zoo_level`).
+    """
     return row.worst_spread if zoo_level(variant) else row.worst_rel
 
 
 @contextlib.contextmanager
 def computing_in(precision: str):
-    """pedjax's entry points compute in ``precision`` (``"float64"`` or ``"float32"``) inside this
-    block, whatever the process's JAX settings (module docstring)."""
+    """pedjax's entry points compute in ``precision`` inside this block, whatever the process's JAX
+    settings (module docstring).
+
+    Args:
+      precision: ``"float64"`` or ``"float32"``.
+
+    Yields:
+      ``None``, inside the block.
+
+    Raises:
+      ValueError: ``precision`` is not ``"float64"`` or ``"float32"`` (on entering the block).
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision: one of {list(PRECISIONS)}, got {precision!r}")
     setting = getattr(_precision, "precision", None)  # the issue-21 setting, once it exists
@@ -125,7 +156,19 @@ def computing_in(precision: str):
 
 @dataclass
 class VariantFidelity:
-    """One variant on one set: float32 against float64 (module docstring)."""
+    """One variant on one set: float32 against float64 (module docstring).
+
+    Attributes:
+      tau: weighted τ between the float64 and the float32 ranking (non-finite scores last, tied).
+      worst_rel: the worst ``|s32 − s64| / |s64|`` over the models with a finite float64 score.
+      worst_spread: the worst ``|s32 − s64|`` over the spread of the float64 scores.
+      nonfinite: models with a non-finite float32 score where the float64 one is finite.
+      n_models: the number of models compared.
+      worst_model: the model of ``worst_rel`` (``task/model`` in a summary), or ``None``.
+      error: the float32 run's error, if it raised (``"float64: …"`` if the reference did).
+      tied: the float64 scores do not rank the zoo beyond float32 resolution (:data:`TIE_LEVEL`).
+      underflow: float64 scores below float32's range (0 < |s| < :data:`TINY32`).
+    """
 
     tau: float
     worst_rel: float
@@ -138,6 +181,7 @@ class VariantFidelity:
     underflow: int = 0  # float64 scores below float32's range (|s| < :data:`TINY32`, not 0)
 
     def as_dict(self) -> dict:
+        """The fields as a plain dict (JSON-able)."""
         return dict(self.__dict__)
 
 
@@ -146,7 +190,8 @@ class FidelityResult:
     """What :func:`fidelity` measured.
 
     Attributes:
-      tasks, variants: in order.
+      tasks: the sets' task names, in order.
+      variants: the variant names, in order.
       rows: ``{task: {variant: VariantFidelity}}``.
       scores: ``{precision: {task: {variant: {model: score} or None}}}``.
       seconds: ``{precision: {task: wall seconds}}``.
@@ -160,7 +205,14 @@ class FidelityResult:
 
     def summary(self) -> dict[str, VariantFidelity]:
         """Per variant over all sets: the smallest τ, the largest differences, the total of
-        non-finite scores (``n_models`` summed; ``worst_model`` as ``task/model``)."""
+        non-finite scores.
+
+        Returns:
+          ``{variant: VariantFidelity}``: τ the smallest over the sets that are not ``tied`` (NaN
+          counts as the worst), ``worst_rel`` and ``worst_spread`` the largest, ``nonfinite``,
+          ``n_models`` and ``underflow`` summed, ``worst_model`` as ``task/model``, the errors
+          joined, ``tied`` when every set is.
+        """
         out = {}
         for v in self.variants:
             rs = [(t, self.rows[t][v]) for t in self.tasks if v in self.rows.get(t, {})]
@@ -183,7 +235,14 @@ class FidelityResult:
 
     def failures(self, variants: Sequence[str] | None = None, *, rel_bounds: Mapping[str, float] | None = None) -> list[str]:
         """One line per missed target (module docstring); empty when every target holds.
-        ``rel_bounds``: ``{variant or metric: bound}`` overriding :data:`REL_BOUNDS`."""
+
+        Args:
+          variants: the variants to check (default: all).
+          rel_bounds: ``{variant or metric: bound}`` overriding :data:`REL_BOUNDS`.
+
+        Returns:
+          The failure messages, one per missed target per set.
+        """
         out = []
         for t in self.tasks:
             for v, r in self.rows.get(t, {}).items():
@@ -202,18 +261,34 @@ class FidelityResult:
         return out
 
     def as_dict(self) -> dict:
+        """The result as a plain, JSON-able dict (:meth:`from_dict` reads it back)."""
         return {"tasks": self.tasks, "variants": self.variants,
                 "rows": {t: {v: r.as_dict() for v, r in rs.items()} for t, rs in self.rows.items()},
                 "scores": self.scores, "seconds": self.seconds}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> FidelityResult:
+        """The result :meth:`as_dict` wrote.
+
+        Args:
+          d: the dict (``tasks``, ``variants``, ``rows``; optionally ``scores``, ``seconds``).
+
+        Returns:
+          A :class:`FidelityResult`.
+        """
         return cls(list(d["tasks"]), list(d["variants"]),
                    {t: {v: VariantFidelity(**r) for v, r in rs.items()} for t, rs in d["rows"].items()},
                    dict(d.get("scores", {})), dict(d.get("seconds", {})))
 
     def merge(self, other: FidelityResult) -> FidelityResult:
-        """Both results' sets (``other`` wins on a task both hold)."""
+        """Both results' sets (``other`` wins on a task both hold).
+
+        Args:
+          other: another result.
+
+        Returns:
+          A new :class:`FidelityResult`; tasks and variants in first-seen order.
+        """
         tasks = self.tasks + [t for t in other.tasks if t not in self.tasks]
         variants = self.variants + [v for v in other.variants if v not in self.variants]
         scores = {p: {**self.scores.get(p, {}), **other.scores.get(p, {})} for p in PRECISIONS}
@@ -238,8 +313,17 @@ def _nan_low_neg(x: float) -> float:
 
 
 def compare(s64: Mapping[str, float] | None, s32: Mapping[str, float] | None, error: str | None = None) -> VariantFidelity:
-    """float32 scores against float64 scores of one variant on one set (module docstring);
-    ``None`` for a run that raised (``error`` says why)."""
+    """float32 scores against float64 scores of one variant on one set (module docstring).
+
+    Args:
+      s64: the float64 run's ``{model: score}``, or ``None`` if it raised.
+      s32: the float32 run's ``{model: score}`` (the models of ``s64``), or ``None`` if it raised
+        (every model then counts as non-finite).
+      error: why a run raised, recorded in the result.
+
+    Returns:
+      A :class:`VariantFidelity` (all NaN, with the error, when ``s64`` is ``None``).
+    """
     if s64 is None:
         return VariantFidelity(math.nan, math.nan, math.nan, 0, 0, None, error or "float64 run failed")
     models = list(s64)
@@ -265,8 +349,21 @@ def compare(s64: Mapping[str, float] | None, s32: Mapping[str, float] | None, er
 
 
 def as_feature_set(data: Any, task: str = "set") -> FeatureSet:
-    """A :class:`FeatureSet` from one, or from a mapping with ``features`` (``{model: [N, D]}``),
-    ``labels`` and optionally ``source_stats``, ``source_probs`` and ``task``."""
+    """A :class:`FeatureSet` from one, or from a mapping of its parts.
+
+    Args:
+      data: a :class:`pedjax.features.FeatureSet` (returned as is), or a mapping with
+        ``features`` (``{model: [N, D]}``), ``labels`` and optionally ``source_stats``,
+        ``source_probs`` and ``task``.
+      task: the task name when the mapping has none.
+
+    Returns:
+      The :class:`pedjax.features.FeatureSet`.
+
+    Raises:
+      ValueError: (``sets``) ``data`` is neither a FeatureSet nor a mapping with ``features`` and
+        ``labels``.
+    """
     if isinstance(data, FeatureSet):
         return data
     if isinstance(data, Mapping) and "features" in data and "labels" in data:
@@ -287,6 +384,15 @@ def fidelity(sets, metrics: Sequence[str] | None = None, peds: Mapping[str, PEDC
       peds: ``{suffix: PEDConfig}``: feature metrics are also scored after each (variant
         ``metric+suffix``); PED itself runs in the precision being measured.
       on_set: called after each set with ``(task, {variant: VariantFidelity}, {precision: seconds})``.
+      compile_ahead: compile the feature metrics' programs on background threads first (as
+        :func:`pedjax.rank.benchmark`).
+
+    Returns:
+      A :class:`FidelityResult` (the sets' ground truth is not used).
+
+    Raises:
+      ValueError: a set that :func:`as_feature_set` rejects, or what :func:`pedjax.rank.benchmark`
+        rejects (unknown metrics, invalid PED configurations).
     """
     if isinstance(sets, (FeatureSet, Mapping)):
         sets = [sets]
@@ -323,7 +429,11 @@ def fidelity(sets, metrics: Sequence[str] | None = None, peds: Mapping[str, PEDC
 
 
 def feature_metrics() -> list[str]:
-    """Every registered metric that reads features (PED applies), sorted."""
+    """Every registered metric that reads features (PED applies), sorted.
+
+    Returns:
+      The registry names of the feature metrics of class labels.
+    """
     return sorted(k for k, m in REGISTRY.items() if m.input == "features" and m.target == "classes")
 
 
@@ -351,6 +461,25 @@ def synthetic_set(models: int, n: int, d: int, classes: int, kind: str = "lowran
     bias), the hard case for Gram products. (At a 1e-4 perturbation the duplicates' differences
     would be near the float32 rounding of the offset features themselves: no float32
     computation could resolve them.)
+
+    Args:
+      models: the number of models.
+      n: target samples N (every class gets at least one when ``n > classes``).
+      d: the feature width D.
+      classes: the number of classes C.
+      kind: ``"lowrank"`` or ``"near-duplicate"``.
+      seed: the random seed.
+      n_source: samples of the "source" set the statistics come from (default
+        ``min(max(n, 200), 1000)``).
+      task: the task name (default ``synthetic-{kind}-{models}x{n}x{d}-C{classes}``).
+      rank: the latent rank of every model (default: drawn per model in 16–64).
+
+    Returns:
+      A :class:`pedjax.features.FeatureSet` with models ``model_00``, ``model_01``, …, int32
+      labels and float32 source statistics; no ground truth.
+
+    Raises:
+      ValueError: (``kind``) not ``"lowrank"`` or ``"near-duplicate"``.
     """
     if kind not in ("lowrank", "near-duplicate"):
         raise ValueError(f"kind: 'lowrank' or 'near-duplicate', got {kind!r}")
@@ -386,8 +515,17 @@ def synthetic_set(models: int, n: int, d: int, classes: int, kind: str = "lowran
 
 
 def synthetic_sets(scale: float = 1.0, *, seed: int = 0) -> list[FeatureSet]:
-    """The sets of :data:`SYNTHETIC`; ``scale < 1`` shrinks N and D (models and classes kept
-    small enough that every class has samples), e.g. for a fast test."""
+    """The sets of :data:`SYNTHETIC`, optionally shrunk (e.g. for a fast test).
+
+    Args:
+      scale: the factor on N and D (N at least 4·C and D at least 8; models and classes kept);
+        1 gives the sets at :data:`SYNTHETIC`'s sizes.
+      seed: the seed of the first set (set i uses ``seed + i``).
+
+    Returns:
+      One :class:`pedjax.features.FeatureSet` per entry of :data:`SYNTHETIC`, named as there (with
+      ``@scale`` appended when ``scale != 1``).
+    """
     out = []
     for i, (name, (m, n, d, c, kind)) in enumerate(SYNTHETIC.items()):
         if scale != 1.0:
