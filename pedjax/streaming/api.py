@@ -30,11 +30,26 @@ def _n_blocks(source, engine: Engine) -> int | None:
 @entry_point
 def compute_stats(features, labels=None, *, classes=None, block_rows: int | None = None, devices=None,
                   progress: bool = False) -> ClassStats:
-    """One pass over ``features`` (an array/memmap [N, D] with ``labels``, a ``.npy`` path, or an
-    iterable of ``(features, labels)`` blocks with ``classes``) → :class:`ClassStats` in float64.
+    """One statistics pass over ``features`` → :class:`~pedjax.streaming.stats.ClassStats` in float64.
 
-    ``devices``: ``None`` every local device (rows of each block split over them), ``"global"``
-    every process's devices (:mod:`pedjax.streaming.distributed`), or a list of devices.
+    Args:
+      features: an array / memmap [N, D] (with ``labels``), a ``.npy`` path (read block by
+        block), or an iterable of ``(features, labels)`` blocks (or a callable returning one)
+        with ``classes``.
+      labels: ``[N]`` labels (array or ``.npy`` path) for an array or file.
+      classes: every label value, for an iterable.
+      block_rows: rows per block (default: 64 MiB of float64 per block).
+      devices: ``None`` every local device (rows of each block split over them), ``"global"``
+        every process's devices (:mod:`pedjax.streaming.distributed`), or a list of devices.
+      progress: a progress bar over blocks (random-access sources only).
+
+    Returns:
+      The :class:`~pedjax.streaming.stats.ClassStats`.
+
+    Raises:
+      ValueError: bad features, labels or classes (:func:`~pedjax.streaming.stats.as_source`),
+        NaN/inf in a block, or a class of ``classes`` without samples.
+      OSError: a ``.npy`` file cannot be read.
     """
     source = as_source(features, labels, classes=classes)
     engine = _engine(devices, block_rows)
@@ -80,6 +95,8 @@ def score_stream(
         (three passes).
       ped: a :class:`PEDConfig` to move the classes with PED first (no extra pass), or ``None``.
       source_stats: ``{name: (mean [D], std [D])}``; ``None`` with PED: the target's own.
+      classes: every label value, for iterable sources (their labels are not known before the
+        pass).
       metric_options: keyword options of the metric (``gaussian_type`` for GBC, ``rcond`` for the
         H-scores, ``norm`` for LFC).
       block_rows: rows per block (default: 64 MiB of float64 per block).
@@ -89,8 +106,18 @@ def score_stream(
       with_and_without_ped: also return the scores without PED, ``(static, moved)``, from the
         same statistics pass.
 
-    Returns ``{name: score}`` equal to :func:`pedjax.score_zoo` on the same data (to ~1e-12
-    relative in float64); degenerate features score ``-inf``.
+    Returns:
+      ``{name: score}`` equal to :func:`pedjax.score_zoo` on the same data (to ~1e-12 relative
+      in float64; docs/streaming.md); degenerate features score ``-inf``. With a list of
+      metrics, ``{metric: {name: score}}``; with ``with_and_without_ped`` (and ``ped``), the
+      pair ``(static, moved)`` of these.
+
+    Raises:
+      ValueError: a metric that needs the samples (:func:`require_streamable`); ``ped`` not a
+        valid :class:`PEDConfig`; an empty ``features`` mapping; ``source_stats`` (with ``ped``)
+        missing a model or not matching its features; a multi-pass metric over a one-shot
+        iterable; bad features, labels or classes, or NaN/inf in a block.
+      OSError: a ``.npy`` file cannot be read.
     """
     metrics = [metric] if isinstance(metric, str) else list(metric)
     for m in metrics:
@@ -148,9 +175,26 @@ _OPTIONS = {"gbc": ("gaussian_type",), "hscore": ("rcond",), "hscore_reg": ("rco
 
 
 def subsample(features, labels, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A uniform random subset of ``n`` rows (without replacement, in file order) of an array /
-    memmap / ``.npy`` file, as float64 in memory: the documented path for metrics that need samples
-    (NLEEP, PARC, ETran, TransRate). Reads only the chosen rows."""
+    """A uniform random subset of rows, as float64 in memory: the path for metrics that need samples.
+
+    NLEEP, PARC, ETran and TransRate cannot be computed from sufficient statistics; score them
+    on a subsample. Reads only the chosen rows.
+
+    Args:
+      features: an array / memmap [N, D] or a ``.npy`` path.
+      labels: ``[N]`` labels (array or ``.npy`` path).
+      n: rows to keep (at least 2; all N when N ≤ n), chosen without replacement and kept in
+        file order.
+      seed: seed of the choice.
+
+    Returns:
+      ``(X float64 [n, D], y [n])``, ``y`` the original label values.
+
+    Raises:
+      ValueError: ``features`` is not random-access (an iterable), ``n`` < 2, or bad features
+        or labels.
+      OSError: a ``.npy`` file cannot be read.
+    """
     src = as_source(features, labels)
     if not isinstance(src, ArraySource):
         raise ValueError("features: subsample needs random access (an array or a .npy file)")

@@ -36,8 +36,16 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
                *, local_device_ids=None, cpu_collectives: str | None = "gloo", **kwargs) -> None:
     """``jax.distributed.initialize`` (call before any other JAX use in the process).
 
-    ``cpu_collectives``: the CPU backend's cross-process collectives (``"gloo"``; ``None`` keeps
-    JAX's setting). Other keyword arguments go to ``jax.distributed.initialize``.
+    Args:
+      coordinator_address: ``"host:port"`` of process 0; ``None``: read from the cluster
+        environment (SLURM, Open MPI, Kubernetes) by JAX.
+      num_processes: the number of processes; ``None``: from the environment.
+      process_id: this process's index 0 … ``num_processes`` − 1; ``None``: from the
+        environment.
+      local_device_ids: the local devices this process uses (JAX's argument); ``None``: all.
+      cpu_collectives: the CPU backend's cross-process collectives (``"gloo"``); ``None`` keeps
+        JAX's setting.
+      **kwargs: further keyword arguments of ``jax.distributed.initialize``.
     """
     if cpu_collectives is not None:
         jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
@@ -46,10 +54,15 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
 
 
 def shutdown() -> None:
+    """``jax.distributed.shutdown``: leave the multi-process runtime."""
     jax.distributed.shutdown()
 
 
 def process_info() -> dict:
-    """``{"process": index, "processes": count, "local_devices": n, "devices": n}``."""
+    """Where this process stands in the multi-process runtime.
+
+    Returns:
+      ``{"process": index, "processes": count, "local_devices": n, "devices": n}``.
+    """
     return {"process": jax.process_index(), "processes": jax.process_count(),
             "local_devices": jax.local_device_count(), "devices": jax.device_count()}

@@ -62,7 +62,15 @@ SUPPORTED = FROM_STATS + tuple(MULTI_PASS)
 
 
 def require_streamable(metric: str) -> None:
-    """A ``ValueError`` for metrics that need the samples themselves, with the subsampling path."""
+    """Check that ``metric`` can be scored from streamed statistics (returns ``None`` when it can).
+
+    Args:
+      metric: a metric's registry name.
+
+    Raises:
+      ValueError: ``metric`` is not one of :data:`SUPPORTED` (it needs the samples themselves);
+        the message gives the subsampling path (:func:`pedjax.streaming.subsample`).
+    """
     if metric in SUPPORTED:
         return
     raise ValueError(
@@ -115,7 +123,15 @@ def _logme_moments(G, B, yy, n: int, tridiagonal: bool):
 
 def logme_stats(stats: ClassStats) -> float:
     """LogME from the statistics, finished in float64 on the host CPU whatever the precision of
-    the pass (:func:`host_float64`)."""
+    the pass (:func:`host_float64`).
+
+    Args:
+      stats: the :class:`~pedjax.streaming.stats.ClassStats` (not degenerate:
+        :func:`score_from_stats` checks).
+
+    Returns:
+      The LogME score.
+    """
     G = stats.raw_gram()
     B = stats.raw_class_sums().T
     with host_float64():
@@ -125,14 +141,20 @@ def logme_stats(stats: ClassStats) -> float:
 
 @contextlib.contextmanager
 def host_float64():
-    """Float64 on the host CPU device: where LogME is finished from the statistics.
+    """Context manager: float64 on the host CPU device, where LogME, LFC and the regularized
+    H-score are finished from the statistics.
 
     The statistics pass is the N-proportional work and runs on the accelerator in the requested
     precision; what follows is O(D³) and independent of N, and every host has float64 (TPUs do
     not). LogME needs it: its evidence keeps every direction of the uncentred FᵀF, whose
-    condition number for features with a large mean (ReLU outputs: |μ| ≫ σ) reaches 1e8 and
-    more, beyond float32's 2²⁴ — in float32 the small eigenvalues, and with them the score, move
-    by up to 1e-2 even from exact statistics (measured; tests/test_streaming_float32.py)."""
+    condition number for features with a large mean (ReLU outputs: |μ| ≫ σ) can exceed
+    float32's 2²⁴, so in float32 the small eigenvalues, and with them the score, move even from
+    exact statistics (docs/streaming.md, "Float64 finish and block kernels").
+
+    Yields:
+      Nothing; inside the block ``jax_enable_x64`` is on and the default device is the first
+      host CPU device.
+    """
     with jax.enable_x64(True), jax.default_device(jax.local_devices(backend="cpu")[0]):
         yield
 
@@ -146,6 +168,16 @@ _hscore_jit = jax.jit(hscore_from_moments)
 
 
 def gbc_stats(stats: ClassStats, gaussian_type: str = "spherical") -> float:
+    """GBC from the class means and per-dimension class variances (floored as the in-memory GBC does).
+
+    Args:
+      stats: the :class:`~pedjax.streaming.stats.ClassStats`.
+      gaussian_type: ``"spherical"`` (default) or ``"diagonal"`` class Gaussians
+        (:func:`pedjax.metrics.gbc`).
+
+    Returns:
+      The GBC score.
+    """
     var = np.maximum(stats.class_var(), VAR_FLOOR)
     # GBC sees only differences of class means: centred in float64 first, so a float32 finish
     # does not round them at the scale of the features' mean
@@ -154,6 +186,16 @@ def gbc_stats(stats: ClassStats, gaussian_type: str = "spherical") -> float:
 
 
 def hscore_stats(stats: ClassStats, rcond=None) -> float:
+    """H-score from the centred Gram, the centred class sums and the counts (the N > D evaluation).
+
+    Args:
+      stats: the :class:`~pedjax.streaming.stats.ClassStats`.
+      rcond: relative eigenvalue cut-off of the covariance; ``None``: 10·max(N, D)·eps of
+        float64. The absolute noise floor comes from the features' largest magnitude.
+
+    Returns:
+      The H-score.
+    """
     n, d = stats.n, stats.dim
     eps = float(np.finfo(np.float64).eps)
     rcond = 10.0 * max(n, d) * eps if rcond is None else float(rcond)
@@ -167,7 +209,15 @@ _lfc_jit = jax.jit(lfc_from_moments, static_argnames=("norm",))
 
 def lfc_stats(stats: ClassStats, norm: str = "frobenius") -> float:
     """LFC from the centred Gram, the centred class sums, the counts and the mean, finished in
-    float64 on the host (:func:`host_float64`)."""
+    float64 on the host (:func:`host_float64`).
+
+    Args:
+      stats: the :class:`~pedjax.streaming.stats.ClassStats`.
+      norm: ``"frobenius"`` (default) or ``"spectral"`` (:func:`pedjax.metrics.lfc`).
+
+    Returns:
+      The LFC score.
+    """
     Gc, csums = stats.centered()
     mean = stats.mean()
     with host_float64():
@@ -180,7 +230,11 @@ def lfc_stats(stats: ClassStats, norm: str = "frobenius") -> float:
 
 
 def fourth_moment_step(acc, rows, params, num_classes):
-    """Pass 2 of the regularized H-score: Σ_i ‖x_i + δ_{y_i} − mean‖⁴ over the block's rows."""
+    """Pass 2 of the regularized H-score: Σ_i ‖x_i + δ_{y_i} − mean‖⁴ over the block's rows.
+
+    An :class:`~pedjax.streaming.stats.Engine` step: ``rows`` is ``(X, codes, mask)``,
+    ``params`` is ``(mean [D], delta [C, D])``; returns ``({"score": running sum}, None)``.
+    """
     X, codes, mask = rows
     mean, delta = params
     return {"score": acc["score"] + fourth_moment_block(X, codes, mask, mean, delta)}, None
@@ -188,9 +242,28 @@ def fourth_moment_step(acc, rows, params, num_classes):
 
 def hscore_reg_stream(source, stats: ClassStats, delta: np.ndarray | None = None, *, rcond=None,
                       engine: Engine | None = None, progress=None) -> float:
-    """Regularized H-score of ``source``'s features (translated per class by ``delta`` [C, D] —
-    PED's shifts — when given) from their statistics ``stats`` (of the translated features) and a
-    second pass for Ledoit–Wolf's fourth moment; finished in float64 on the host."""
+    """Regularized H-score of ``source``'s features from their statistics and a second pass.
+
+    The second pass accumulates Ledoit–Wolf's fourth moment; the score is finished in float64 on
+    the host.
+
+    Args:
+      source: the block source the statistics came from (re-readable:
+        :func:`~pedjax.streaming.stats.as_source`).
+      stats: the :class:`~pedjax.streaming.stats.ClassStats` of the (translated) features.
+      delta: ``[C, D]`` per-class translation of the rows (PED's shifts), or ``None``.
+      rcond: relative eigenvalue cut-off of the shrunk covariance; ``None``:
+        ``10·max(N, D)·eps`` of float64 (as :func:`pedjax.metrics.hscore_reg`).
+      engine: the :class:`~pedjax.streaming.stats.Engine` (default: every local device).
+      progress: a :class:`~pedjax.util.Progress` advanced per block, or ``None``.
+
+    Returns:
+      The regularized H-score.
+
+    Raises:
+      ValueError: ``source`` cannot be read twice (a one-shot iterable), or a block holds
+        NaN/inf.
+    """
     if not getattr(source, "reiterable", False):
         raise ValueError(f"{source.name}: the regularized H-score reads the features twice; pass an array, a .npy file "
                          "or a callable returning a fresh iterator of blocks per pass")
@@ -210,7 +283,23 @@ def hscore_reg_stream(source, stats: ClassStats, delta: np.ndarray | None = None
 
 def stream_pass_metric(metric: str, source, stats: ClassStats, delta=None, *, engine=None, progress=None,
                        **options) -> float:
-    """A :data:`MULTI_PASS` metric of ``source`` (statistics ``stats`` of the translated features)."""
+    """A :data:`MULTI_PASS` metric of ``source`` (:func:`sfda_stream`, :func:`hscore_reg_stream`).
+
+    Args:
+      metric: ``"sfda"`` or ``"hscore_reg"``.
+      source: the block source the statistics came from (re-readable).
+      stats: the :class:`~pedjax.streaming.stats.ClassStats` of the (translated) features.
+      delta: ``[C, D]`` per-class translation of the rows (PED's shifts), or ``None``.
+      engine: the :class:`~pedjax.streaming.stats.Engine` (default: every local device).
+      progress: a :class:`~pedjax.util.Progress` advanced per block, or ``None``.
+      **options: the metric's options (``rcond`` for ``hscore_reg``; SFDA takes none).
+
+    Returns:
+      The score.
+
+    Raises:
+      ValueError: ``metric`` is not a multi-pass metric, or ``source`` cannot be read again.
+    """
     if metric == "sfda":
         return sfda_stream(source, stats, delta, engine=engine, progress=progress)
     if metric == "hscore_reg":
@@ -238,7 +327,15 @@ def _host_matmul(a, b):
 
 def matmul(A, B):
     """``A @ B``; float64 on the CPU backend through the host BLAS (XLA:CPU's float64 product is
-    ~5× slower, :mod:`pedjax._linalg`): SFDA's per-block logits are an N·D·C product."""
+    slower: docs/design.md, "Float64 and the CPU"): SFDA's per-block logits are an N·D·C product.
+
+    Args:
+      A: ``[N, D]``.
+      B: ``[D, C]``.
+
+    Returns:
+      ``[N, C]``.
+    """
     if A.dtype == jnp.float64 and host_kernels_enabled() and A.shape[0] * A.shape[1] * B.shape[1] >= 5e7:
         out = jax.ShapeDtypeStruct((A.shape[0], B.shape[1]), A.dtype)
         return jax.pure_callback(_host_matmul, out, A, B, vmap_method="sequential")
@@ -256,7 +353,8 @@ def _posterior_own(X, codes, coef, intercept):
 
 
 def sfda_mix_step(acc, rows, params, num_classes):
-    """Pass 2: first posterior → ConfMix weight p_i (output), statistics of the mixed features."""
+    """SFDA's pass 2 (an :class:`~pedjax.streaming.stats.Engine` step): first posterior →
+    ConfMix weight p_i (the per-row output), statistics of the mixed features."""
     X, codes, mask = rows
     shift, delta, coef, intercept, outer = params
     Xm = X.astype(delta.dtype) + delta[codes]
@@ -268,7 +366,8 @@ def sfda_mix_step(acc, rows, params, num_classes):
 
 
 def sfda_score_step(acc, rows, params, num_classes):
-    """Pass 3: the second posterior of each sample's own class, summed."""
+    """SFDA's pass 3 (an :class:`~pedjax.streaming.stats.Engine` step): the second posterior of
+    each sample's own class, summed."""
     X, codes, mask, p = rows
     delta, outer, coef, intercept = params
     X2 = _mixed(X, codes, delta, p[:, None], outer)
@@ -277,10 +376,12 @@ def sfda_score_step(acc, rows, params, num_classes):
 
 
 def init_mix(num_classes, dim, dtype):
+    """Empty accumulators of SFDA's pass 2 (counts, sums, Gram; no moments)."""
     return init_stats(num_classes, dim, dtype, moments=False)
 
 
 def init_score(num_classes, dim, dtype):
+    """An empty scalar accumulator ``{"score": 0}``."""
     return {"score": jnp.zeros((), dtype)}
 
 
@@ -293,8 +394,23 @@ def _scatter(counts, sums, G):
 
 def sfda_stream(source, stats: ClassStats, delta: np.ndarray | None = None, *, engine: Engine | None = None,
                 progress=None) -> float:
-    """SFDA of ``source``'s features (translated per class by ``delta`` [C, D] — PED's shifts —
-    when given) from their statistics ``stats`` (of the translated features) and two more passes."""
+    """SFDA of ``source``'s features from their statistics and two more passes.
+
+    Args:
+      source: the block source the statistics came from (re-readable:
+        :func:`~pedjax.streaming.stats.as_source`).
+      stats: the :class:`~pedjax.streaming.stats.ClassStats` of the (translated) features.
+      delta: ``[C, D]`` per-class translation of the rows (PED's shifts), or ``None``.
+      engine: the :class:`~pedjax.streaming.stats.Engine` (default: every local device).
+      progress: a :class:`~pedjax.util.Progress` advanced per block, or ``None``.
+
+    Returns:
+      The SFDA score.
+
+    Raises:
+      ValueError: ``source`` cannot be read three times (a one-shot iterable), or a block holds
+        NaN/inf.
+    """
     if not getattr(source, "reiterable", False):
         raise ValueError(f"{source.name}: SFDA reads the features three times; pass an array, a .npy file or a callable "
                          "returning a fresh iterator of blocks per pass")
@@ -322,7 +438,22 @@ def sfda_stream(source, stats: ClassStats, delta: np.ndarray | None = None, *, e
 
 
 def score_from_stats(stats: ClassStats, metric: str, **options) -> float:
-    """A one-pass metric from statistics (``sfda`` needs the source: :func:`sfda_stream`)."""
+    """A one-pass metric (:data:`FROM_STATS`) from statistics alone.
+
+    Args:
+      stats: the :class:`~pedjax.streaming.stats.ClassStats` (of the PED-moved features for
+        PED: :func:`~pedjax.streaming.ped_stats.ped_stats`).
+      metric: ``"logme"``, ``"gbc"``, ``"hscore"`` or ``"lfc"``.
+      **options: the metric's options (``gaussian_type`` for GBC, ``rcond`` for the H-score,
+        ``norm`` for LFC).
+
+    Returns:
+      The score; ``-inf`` for degenerate features.
+
+    Raises:
+      ValueError: a metric that needs the samples, or a multi-pass one (``sfda``,
+        ``hscore_reg``: :func:`pedjax.streaming.score_stream`).
+    """
     require_streamable(metric)
     if metric in MULTI_PASS:
         raise ValueError(f"metric: {metric!r} streams {MULTI_PASS[metric]} passes over the features; use "

@@ -32,7 +32,23 @@ def _simulate(centers0, rho, counts, cfg):
 
 
 def resolve_source_stats(stats: ClassStats, source_mean=None, source_std=None, degenerate: bool = False):
-    """(μ̂, σ̂) as the in-memory path takes them: given ones validated, ``None`` → the target's own."""
+    """(μ̂, σ̂) as the in-memory path takes them: given ones validated, ``None`` → the target's own.
+
+    Args:
+      stats: the target's :class:`~pedjax.streaming.stats.ClassStats`.
+      source_mean: ``[D]`` source mean, or ``None`` (with ``source_std``).
+      source_std: ``[D]`` source standard deviation (≥ 0), or ``None``.
+      degenerate: allow an all-zero ``source_std`` (a model whose target features are
+        degenerate too).
+
+    Returns:
+      ``(mean [D], std [D])``.
+
+    Raises:
+      ValueError: only one of ``source_mean``/``source_std`` given; a
+        :class:`~pedjax._validate.ParamError` for a wrong length, NaN/inf, a negative std or
+        (unless ``degenerate``) an all-zero std.
+    """
     if (source_mean is None) != (source_std is None):
         raise ValueError("source_mean/source_std: give both or neither")
     if source_mean is None:
@@ -43,9 +59,23 @@ def resolve_source_stats(stats: ClassStats, source_mean=None, source_std=None, d
 
 @entry_point
 def ped_shifts(stats: ClassStats, source_mean=None, source_std=None, cfg: PEDConfig | None = None):
-    """PED's class translations in the original feature space, δ [C, D], and the applied step count.
+    """PED's class translations in the original feature space, from the statistics alone.
 
     Matches :func:`pedjax.ped` / ``ped_core`` on the full matrix to rounding (tests).
+
+    Args:
+      stats: the target's :class:`~pedjax.streaming.stats.ClassStats`.
+      source_mean: ``[D]`` mean of the model's features on its source set; ``None`` (with
+        ``source_std``): the target's own.
+      source_std: ``[D]`` their standard deviation (ddof 0), or ``None``.
+      cfg: the :class:`~pedjax.physics.ped.PEDConfig` (default ``PEDConfig()``).
+
+    Returns:
+      ``(delta [C, D], steps)``: each class's translation (zero on dead dimensions) and the
+      number of simulation steps applied.
+
+    Raises:
+      ValueError: an invalid ``cfg``, or bad source statistics (:func:`resolve_source_stats`).
     """
     cfg = (cfg or PEDConfig()).validate()
     mean, std = resolve_source_stats(stats, source_mean, source_std, stats.is_degenerate())
@@ -61,7 +91,19 @@ def ped_shifts(stats: ClassStats, source_mean=None, source_std=None, cfg: PEDCon
 
 @entry_point
 def ped_stats(stats: ClassStats, source_mean=None, source_std=None, cfg: PEDConfig | None = None) -> ClassStats:
-    """The statistics of the PED-moved features (:func:`ped_shifts`, then
-    :meth:`ClassStats.translated`)."""
+    """The statistics of the PED-moved features (:func:`ped_shifts`, then :meth:`ClassStats.translated`).
+
+    Args:
+      stats: the target's :class:`~pedjax.streaming.stats.ClassStats`.
+      source_mean: ``[D]`` source mean, or ``None`` (the target's own).
+      source_std: ``[D]`` source standard deviation, or ``None``.
+      cfg: the :class:`~pedjax.physics.ped.PEDConfig` (default ``PEDConfig()``).
+
+    Returns:
+      The moved :class:`~pedjax.streaming.stats.ClassStats`.
+
+    Raises:
+      ValueError: an invalid ``cfg``, or bad source statistics.
+    """
     delta, _ = ped_shifts(stats, source_mean, source_std, cfg)
     return stats.translated(delta)

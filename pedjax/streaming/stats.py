@@ -90,13 +90,21 @@ class ClassStats:
     """Sufficient statistics of one model's features on a labelled target set (module docstring).
 
     All arrays are float64 NumPy (accumulated on the device in the computation's precision).
-    ``shift`` [C, D] holds each class's shift a_c (``sums``, ``sumsq`` and ``gram`` are taken
-    around it); ``classes`` are the sorted label values (class c ↔ ``classes[c]``);
-    ``input_eps`` is the rounding unit of the features' own dtype (float32 files: float32's), used
-    to call a model degenerate exactly as the in-memory path does.
-
     Consumers should use the derived quantities below (they are formed in float64 without
     cancellation at the scale of the mean), not combine the raw fields themselves.
+
+    Attributes:
+      counts: ``[C]`` samples per class n_c.
+      sums: ``[C, D]`` S_c = Σ_{i∈c} (x_i − a_c).
+      sumsq: ``[C, D]`` Q_c = Σ_{i∈c} (x_i − a_c)², per dimension.
+      gram: ``[D, D]`` G = Σ_i (x_i − a_{y_i})(x_i − a_{y_i})ᵀ (symmetric).
+      cmax: ``[C, D]`` per-class maxima of the features.
+      cmin: ``[C, D]`` per-class minima of the features.
+      shift: ``[C, D]`` each class's shift a_c (``sums``, ``sumsq`` and ``gram`` are taken
+        around it).
+      classes: ``[C]`` the sorted label values (class c ↔ ``classes[c]``).
+      input_eps: the rounding unit of the features' own dtype (float32 files: float32's), used
+        to call a model degenerate exactly as the in-memory path does.
     """
 
     counts: np.ndarray
@@ -112,18 +120,22 @@ class ClassStats:
     # sizes ------------------------------------------------------------------------------------
     @property
     def n(self) -> int:
+        """The number of samples N."""
         return int(round(float(self.counts.sum())))
 
     @property
     def dim(self) -> int:
+        """The feature dimension D."""
         return int(self.gram.shape[0])
 
     @property
     def num_classes(self) -> int:
+        """The number of classes C."""
         return int(self.counts.shape[0])
 
     @property
     def nbytes(self) -> int:
+        """Bytes held by the array fields."""
         return sum(int(getattr(self, f).nbytes) for f in ("counts", "sums", "sumsq", "gram", "cmax", "cmin", "shift"))
 
     # derived quantities (float64, no cancellation at the scale of the mean) -----------------------
@@ -147,6 +159,7 @@ class ClassStats:
         return self.counts @ (self.class_var() + d * d) / self.n
 
     def std(self) -> np.ndarray:
+        """Per-dimension standard deviation over all samples (ddof 0) [D]."""
         return np.sqrt(self.var())
 
     def within_gram(self) -> np.ndarray:
@@ -182,7 +195,14 @@ class ClassStats:
         return np.maximum(np.max(np.abs(self.cmax), axis=0), np.max(np.abs(self.cmin), axis=0))
 
     def dead_dimensions(self, eps: float | None = None) -> np.ndarray:
-        """:func:`pedjax._validate.dead_dimensions` from the statistics (std ≤ 64·eps·max|x|)."""
+        """:func:`pedjax._validate.dead_dimensions` from the statistics (std ≤ 64·eps·max|x|).
+
+        Args:
+          eps: the rounding unit; default :attr:`input_eps`.
+
+        Returns:
+          Boolean ``[D]``, True where the dimension is dead.
+        """
         eps = self.input_eps if eps is None else float(eps)
         scale = self.max_abs()
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -194,17 +214,33 @@ class ClassStats:
         return bool(np.all(self.dead_dimensions()))
 
     def translated(self, delta: np.ndarray) -> ClassStats:
-        """The statistics after translating every sample of class c by ``delta[c]`` [C, D]:
-        each class's shift moves with it (a_c + δ_c), so S, Q and G — sums of x − a_c — are
+        """The statistics after translating every sample of class c by ``delta[c]``.
+
+        Each class's shift moves with it (a_c + δ_c), so S, Q and G — sums of x − a_c — are
         unchanged; max/min + δ_c. Exact (no rounding beyond the shift's own addition); no
-        feature is touched (this is how PED acts on statistics)."""
+        feature is touched (this is how PED acts on statistics).
+
+        Args:
+          delta: ``[C, D]`` per-class translations.
+
+        Returns:
+          A new :class:`ClassStats`.
+        """
         d = np.asarray(delta, np.float64)
         return dataclasses.replace(self, shift=self.shift + d, cmax=self.cmax + d, cmin=self.cmin + d)
 
     def recentred(self, shift: np.ndarray) -> ClassStats:
-        """The same statistics taken around other class shifts ``shift`` [C, D] (with d_c = a_c −
-        a'_c: S'_c = S_c + n_c d_c, Q'_c = Q_c + 2 d_c ⊙ S_c + n_c d_c², G' = G + Σ_c (S_c d_cᵀ +
-        d_c S_cᵀ + n_c d_c d_cᵀ))."""
+        """The same statistics taken around other class shifts.
+
+        With d_c = a_c − a'_c: S'_c = S_c + n_c d_c, Q'_c = Q_c + 2 d_c ⊙ S_c + n_c d_c²,
+        G' = G + Σ_c (S_c d_cᵀ + d_c S_cᵀ + n_c d_c d_cᵀ).
+
+        Args:
+          shift: ``[C, D]`` the new shifts a'_c.
+
+        Returns:
+          A new :class:`ClassStats`.
+        """
         a = np.asarray(shift, np.float64)
         sums, sumsq, gram = _recentre(self.counts, self.sums, self.sumsq, self.gram, self.shift - a)
         return dataclasses.replace(self, sums=sums, sumsq=sumsq, gram=0.5 * (gram + gram.T), shift=a)
@@ -229,6 +265,24 @@ class ArraySource:
 
     Random access: any process can read any row range, so it serves every execution mode and
     every pass. The labels are read whole (N integers).
+
+    Args:
+      X: the features ``[N, D]``, real numbers (or bools); not copied.
+      y: integer labels ``[N]`` (at least 2 classes).
+      name: the features' name in error messages.
+
+    Attributes:
+      X: the features (``None`` for a :class:`NpyFileSource`).
+      codes: ``[N]`` int32 class indices into ``classes``.
+      classes: ``[C]`` the sorted label values.
+      n: rows N.
+      dim: columns D.
+      eps: the rounding unit of ``X``'s dtype.
+      name: as given.
+
+    Raises:
+      ValueError: ``X`` is not a non-empty 2-D real array, the labels are not valid
+        (:func:`pedjax._validate.encode_labels`), or their count differs from ``X``'s rows.
     """
 
     def __init__(self, X, y, name: str = "X"):
@@ -248,18 +302,34 @@ class ArraySource:
         self.reiterable = True
 
     def rows(self, start: int, stop: int):
+        """Rows ``[start, stop)``: ``(features [k, D] in their own dtype, class codes [k])``."""
         return np.asarray(self.X[start:stop]), self.codes[start:stop]
 
     def blocks(self, rows: int, start: int = 0, stop: int | None = None):
+        """Yield :meth:`rows` blocks of ``rows`` rows over ``[start, stop)`` (``stop`` default N)."""
         stop = self.n if stop is None else stop
         for i in range(start, stop, rows):
             yield self.rows(i, min(i + rows, stop))
 
 
 class NpyFileSource(ArraySource):
-    """A ``.npy`` file [N, D] read row block by row block with plain file reads (no memory map:
-    pages of a mapped file count in the process's resident memory until it is unmapped, so
-    reading a 2 GB file through a map shows ~2 GB resident; here only the current block is)."""
+    """A ``.npy`` file [N, D] read row block by row block with plain file reads.
+
+    No memory map: pages of a mapped file count in the process's resident memory until it is
+    unmapped, so reading a whole file through a map shows the file's size resident; here only
+    the current block is.
+
+    Args:
+      path: the ``.npy`` file (C order).
+      y: integer labels ``[N]`` (or of the first ``n_rows`` rows).
+      name: the features' name in error messages (default: the path).
+      n_rows: read only the first ``n_rows`` rows.
+
+    Raises:
+      OSError: the file cannot be read.
+      ValueError: the file is not a valid ``.npy`` array, is stored in Fortran order, or does
+        not fit the labels (:class:`ArraySource`); a block read later is truncated.
+    """
 
     def __init__(self, path, y, name: str | None = None, n_rows: int | None = None):
         from ..features.files import load_npy
@@ -278,6 +348,7 @@ class NpyFileSource(ArraySource):
         self._f = open(path, "rb")  # noqa: SIM115 - the source reads rows from it until close()
 
     def rows(self, start: int, stop: int):
+        """Rows ``[start, stop)`` read from the file: ``(features [k, D], class codes [k])``."""
         self._f.seek(self.offset + start * self.dim * self.dtype.itemsize)
         k = stop - start
         X = np.fromfile(self._f, dtype=self.dtype, count=k * self.dim)
@@ -293,8 +364,19 @@ class NpyFileSource(ArraySource):
 
 class IterSource:
     """Blocks ``(features [b, D], labels [b])`` from an iterable, or from a callable returning a
-    fresh iterable per pass (needed by multi-pass metrics, SFDA). ``classes``: every label value
-    that occurs (the labels are not known before the pass)."""
+    fresh iterable per pass (needed by multi-pass metrics: SFDA, the regularized H-score).
+
+    Args:
+      blocks: an iterable of ``(features [b, D], labels [b])``, or a callable returning a fresh
+        one per pass.
+      classes: every label value that occurs (the labels are not known before the pass).
+      name: the features' name in error messages.
+
+    Raises:
+      ValueError: ``classes`` is ``None`` or has fewer than 2 values; while iterating
+        (:meth:`blocks`), a block that is not 2-D, has another width, a label count other than
+        its rows, or a label not in ``classes``, or a one-shot iterable read a second time.
+    """
 
     def __init__(self, blocks, classes, name: str = "blocks"):
         if classes is None:
@@ -313,6 +395,8 @@ class IterSource:
         self.eps = float(np.finfo(np.float64).eps)
 
     def blocks(self, rows: int | None = None, start: int = 0, stop: int | None = None):
+        """Yield ``(features, class codes)`` blocks of at most ``rows`` rows (``start``/``stop``
+        are ignored: an iterable has no random access)."""
         if self.factory is not None:
             it = iter(self.factory())
         elif self._once is not None:
@@ -344,12 +428,23 @@ class IterSource:
 
 
 def as_source(features, labels=None, *, classes=None, name: str = "features"):
-    """An :class:`ArraySource` or :class:`IterSource` from what the caller has:
+    """A block source (:class:`ArraySource`, :class:`NpyFileSource` or :class:`IterSource`) from what the caller has.
 
-    * an array or memmap [N, D] with ``labels`` [N] (array, or a ``.npy`` path);
-    * a path to a ``.npy`` file (memory-mapped, never loaded whole) with ``labels``;
-    * an iterable of ``(features, labels)`` blocks, or a callable returning one per pass, with
-      ``classes`` (every label value).
+    Args:
+      features: an array or memmap [N, D]; a path to a ``.npy`` file (read block by block,
+        never loaded whole); an iterable of ``(features, labels)`` blocks, or a callable
+        returning one per pass; or a source (returned as is).
+      labels: ``[N]`` labels (an array or a ``.npy`` path) for an array or file.
+      classes: every label value, for an iterable.
+      name: the features' name in error messages.
+
+    Returns:
+      The source.
+
+    Raises:
+      ValueError: ``labels`` missing for an array or file, ``classes`` missing for an
+        iterable, or ``features`` of another kind (and the sources' own checks).
+      OSError: a ``.npy`` file cannot be read.
     """
     if isinstance(features, (ArraySource, IterSource)):
         return features
@@ -372,6 +467,8 @@ def as_source(features, labels=None, *, classes=None, name: str = "features"):
 
 
 def default_block_rows(dim: int, n_dev: int = 1) -> int:
+    """Rows per block when none are given: :data:`DEFAULT_BLOCK_BYTES` of float64 (at least 256),
+    rounded up to a multiple of ``n_dev``."""
     rows = max(256, DEFAULT_BLOCK_BYTES // (8 * max(dim, 1)))
     return -(-rows // n_dev) * n_dev
 
@@ -410,13 +507,24 @@ def _block_gram(Xs):
 
 
 def block_stats(X, codes, mask, shift, num_classes: int, moments: bool = True) -> dict:
-    """Statistics of one block around ``shift`` ([D], or [C, D] per class); rows with ``mask``
-    False contribute nothing.
+    """Statistics of one block around ``shift``; rows with ``mask`` False contribute nothing.
 
-    Speed on XLA:CPU (a 8192 × 1024 float32 block, 1 000 classes): the class extrema are taken on
-    the input's own floating dtype and then widened (exact: widening is monotone; 10× cheaper
-    than on the widened copy), and the widened, shifted block is materialised once
-    (``optimization_barrier``) instead of being recomputed inside every segment reduction."""
+    The class extrema are taken on the input's own floating dtype and then widened (exact:
+    widening is monotone; cheaper than on the widened copy), and the widened, shifted block is
+    materialised once (``optimization_barrier``) instead of being recomputed inside every
+    segment reduction (the cost: docs/streaming.md).
+
+    Args:
+      X: ``[b, D]`` features.
+      codes: ``[b]`` int class codes.
+      mask: ``[b]`` bool, True for real (not padding) rows.
+      shift: ``[D]`` (one for all rows) or ``[C, D]`` (per class); its dtype is the accumulators'.
+      num_classes: C.
+      moments: also ``sumsq``, ``cmax`` and ``cmin`` (else counts, sums and the Gram only).
+
+    Returns:
+      ``{"counts", "sums", "gram"[, "sumsq", "cmax", "cmin"]}`` of the block.
+    """
     ids = jnp.where(mask, codes, num_classes)  # out of range: dropped by the segment ops
     dt = shift.dtype
     m = mask.astype(dt)
@@ -549,9 +657,19 @@ class Engine:
     """Runs a per-block step ``step(acc, rows, params, num_classes) -> (acc, row_output)`` over a
     source's row blocks, then reduces the accumulators (sum / max / min per field, :data:`REDUCE`).
 
-    ``devices``: ``None`` = every local device (one device: no sharding); ``"global"`` = every
-    device of every process (after :func:`pedjax.streaming.distributed.initialize`): each process
-    reads its own row range (:meth:`row_range`).
+    Args:
+      devices: ``None`` = every local device (one device: no sharding); ``"global"`` = every
+        device of every process (after :func:`pedjax.streaming.distributed.initialize`): each
+        process reads its own row range (:meth:`row_range`); or a list of devices.
+      block_rows: rows per block (default: :func:`default_block_rows`, 64 MiB of float64).
+
+    Attributes:
+      devices: the devices used.
+      n_dev: their number.
+      n_local: those of this process.
+      n_proc: processes taking part (1 unless ``"global"``).
+      mesh: the one-axis ``"rows"`` mesh, or ``None`` on one device.
+      block_rows: as given.
     """
 
     def __init__(self, devices=None, block_rows: int | None = None):
@@ -596,6 +714,8 @@ class Engine:
         return tuple(jax.make_array_from_process_local_data(rep, np.asarray(a), np.shape(a)) for a in arrays)
 
     def put_rows(self, arrays):
+        """This process's block arrays as global arrays sharded by rows over the mesh (or plain
+        device arrays on one device)."""
         if self.mesh is None:
             return tuple(jnp.asarray(a) for a in arrays)
         out = []
@@ -606,11 +726,28 @@ class Engine:
 
     def run(self, source, step: Callable, init: Callable, params: tuple, num_classes: int, dim: int, *,
             extra_rows: Callable | None = None, progress=None, pass_name: str = "") -> tuple[dict, list]:
-        """One pass; returns (reduced accumulators as NumPy, this process's row outputs per block).
-
-        ``extra_rows(block_index) -> tuple`` supplies additional per-row inputs (e.g. a previous
-        pass's outputs) for each block. Every product runs at precision HIGHEST (no TF32 or
+        """One pass over ``source``. Every product runs at precision HIGHEST (no TF32 or
         bfloat16 passes on accelerators).
+
+        Args:
+          source: a block source (:func:`as_source`).
+          step: ``step(acc, rows, params, num_classes) -> (acc, row_output or None)``, traced once.
+          init: ``init(num_classes, dim, dtype) -> acc``, the empty accumulators.
+          params: per-pass parameters (:meth:`params`).
+          num_classes: C.
+          dim: D.
+          extra_rows: ``extra_rows(block_index) -> tuple`` of additional per-row inputs (e.g.
+            a previous pass's outputs) for each block.
+          progress: a :class:`~pedjax.util.Progress` advanced once per block, or ``None``.
+          pass_name: the pass's name in error messages.
+
+        Returns:
+          ``(accumulators as float64 NumPy with compensations folded in, this process's row
+          outputs per block)``.
+
+        Raises:
+          ValueError: a block holds NaN/inf, or several processes are asked to read a source
+            without random access.
         """
         with jax.default_matmul_precision("highest"):
             return self._run(source, step, init, params, num_classes, dim, extra_rows=extra_rows, progress=progress,
@@ -650,12 +787,14 @@ class Engine:
         return fold({k: self.fetch(v) for k, v in reduced.items()}), outs
 
     def local_rows(self, arr) -> np.ndarray:
+        """This process's rows of a row-sharded array, in order, as NumPy."""
         if self.mesh is None:
             return np.asarray(arr)
         shards = sorted(arr.addressable_shards, key=lambda s: s.index[0].start or 0)
         return np.concatenate([np.asarray(s.data) for s in shards])
 
     def fetch(self, arr) -> np.ndarray:
+        """A replicated array's value as NumPy (from this process's first shard)."""
         if self.mesh is None:
             return np.asarray(arr)
         return np.asarray(arr.addressable_shards[0].data)
@@ -711,9 +850,23 @@ class _Chain:
 
 
 def accumulate(source, *, engine: Engine | None = None, progress=None) -> ClassStats:
-    """One pass over ``source`` (:func:`as_source`) → :class:`ClassStats`, accumulated in the
-    caller's precision (float64 under ``jax_enable_x64``, else float32 with compensated sums;
-    module docstring) and returned as float64 NumPy arrays."""
+    """One statistics pass over ``source`` → :class:`ClassStats`.
+
+    Accumulated in the caller's precision (float64 under ``jax_enable_x64``, else float32 with
+    compensated sums; module docstring) and returned as float64 NumPy arrays.
+
+    Args:
+      source: a block source (:func:`as_source`).
+      engine: the :class:`Engine` (default: every local device, default block size).
+      progress: a :class:`~pedjax.util.Progress` advanced once per block, or ``None``.
+
+    Returns:
+      The :class:`ClassStats`.
+
+    Raises:
+      ValueError: an iterable yields no block, a block holds NaN/inf, or a class of the
+        source's ``classes`` has no sample (and the source's own checks).
+    """
     engine = engine or Engine()
     dim = source.dim
     src = source
