@@ -48,10 +48,27 @@ class TaskData:
         class_names: tuple[str, ...] | None = None,
         provenance: dict | None = None,
     ) -> TaskData:
-        """Validate and build. Images may be [N, H, W] (a channel axis is added) or [N, H, W, C].
+        """Validate arrays and build a :class:`TaskData`.
 
-        Raises ``ValueError`` naming the argument for empty splits, mismatched shapes, labels out
-        of ``0..num_classes-1`` and non-finite pixels.
+        Args:
+          x_train: training images ``[N, H, W]`` (a channel axis is added) or ``[N, H, W, C]``,
+            numeric, finite (8-bit integer images are scaled by 1/255).
+          y_train: integer labels ``[N_train]`` in ``0..num_classes-1``.
+          x_test: test images, the same image shape as ``x_train``.
+          y_test: integer labels ``[N_test]``.
+          num_classes: C (at least 2); default ``max(label) + 1``.
+          name: the task's name.
+          class_names: C names; default ``"0"`` … ``"C-1"``.
+          provenance: where the samples come from (copied).
+
+        Returns:
+          The :class:`TaskData`, images float32 and labels int32.
+
+        Raises:
+          ValueError: naming the argument: non-numeric, empty or wrongly shaped images,
+            non-finite pixels, image shapes that differ between the splits, label counts that
+            differ from the images', non-integer labels or labels outside ``0..num_classes-1``,
+            fewer than 2 classes, or ``class_names`` of the wrong length.
         """
         xtr = _images(x_train, "x_train")
         xte = _images(x_test, "x_test")
@@ -83,9 +100,11 @@ class TaskData:
 
     @property
     def image_shape(self) -> tuple[int, ...]:
+        """One image's shape ``(H, W, C)``."""
         return tuple(self.x_train.shape[1:])
 
     def summary(self) -> str:
+        """One line: name, classes, split sizes and image shape."""
         return (
             f"{self.name}: {self.num_classes} classes, train {self.x_train.shape[0]}, "
             f"test {self.x_test.shape[0]}, images {self.image_shape}"

@@ -13,9 +13,20 @@ import numpy as np
 
 
 def resize_images(images: np.ndarray, size: int = 28, method: str = "linear") -> np.ndarray:
-    """Resize float images [N, H, W] or [N, H, W, C] to ``size``×``size`` with ``jax.image.resize``.
+    """Resize float images to ``size``×``size`` with ``jax.image.resize``.
 
-    Computed in float32 whatever ``jax_enable_x64`` says; returns a NumPy float32 array.
+    Computed in float32 whatever ``jax_enable_x64`` says.
+
+    Args:
+      images: ``[N, H, W]`` or ``[N, H, W, C]``.
+      size: the output height and width.
+      method: ``jax.image.resize``'s method (default ``"linear"``, bilinear).
+
+    Returns:
+      NumPy float32 ``[N, size, size]`` or ``[N, size, size, C]`` (the input's layout).
+
+    Raises:
+      ValueError: ``images`` is not 3-D or 4-D.
     """
     x = jnp.asarray(images, dtype=jnp.float32)
     squeeze = x.ndim == 3
@@ -32,7 +43,8 @@ def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits as ``(images [1797, 8, 8] of 0..16, labels [1797])``, read from the
     CSV file scikit-learn ships (``sklearn/datasets/data/digits.csv.gz``: 64 pixels and the label
     per row, the file ``sklearn.datasets.load_digits`` parses) without importing scikit-learn,
-    whose import costs ~0.8 s; falls back to ``load_digits`` when the file is not where it was."""
+    whose import is slow (docs/data.md, "How the digits are read"); falls back to
+    ``load_digits`` when the file is not where it was."""
     import gzip
     import importlib.util
     from pathlib import Path
@@ -53,7 +65,14 @@ def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=2)
 def load_digits(size: int = 28) -> tuple[np.ndarray, np.ndarray]:
-    """All digits as ``(images float32 [1797, size, size, 1] in [0, 1], labels int32 [1797])``."""
+    """All 1 797 scikit-learn digits, upsampled (cached per ``size``).
+
+    Args:
+      size: output height and width (8: the original images, no resizing).
+
+    Returns:
+      ``(images float32 [1797, size, size, 1] in [0, 1], labels int32 [1797])``, read-only.
+    """
     images, target = _digits_raw()
     x = (images.astype(np.float32) / np.float32(16.0))[..., None]
     if size != 8:

@@ -88,13 +88,30 @@ def _n_test_emoji() -> int:
 
 
 def counts(spec: EmojiSpec) -> tuple[int, int]:
-    """``(n_train, n_test)`` of the task without listing its items (the registry's sizes)."""
+    """The task's split sizes without listing its items (the registry's sizes).
+
+    Args:
+      spec: the :class:`EmojiSpec`.
+
+    Returns:
+      ``(n_train, n_test)``.
+    """
     return spec.n_train_per * len(GROUPS), len(GROUPS) * _n_test_emoji() * len(spec.test_fonts) * COPIES
 
 
 @functools.lru_cache(maxsize=8)
 def plan(spec: EmojiSpec) -> tuple[list, list]:
-    """``(train, test)`` items ``(emoji index, font, copy, label)`` from the frozen list alone."""
+    """The task's items, from the frozen list alone (no font file is read).
+
+    Args:
+      spec: the :class:`EmojiSpec`.
+
+    Returns:
+      ``(train, test)``, each a list of ``(emoji index, font, copy, label)``.
+
+    Raises:
+      ValueError: a group has fewer training items than ``spec.n_train_per``.
+    """
     entries = emoji_list()
     rng = np.random.default_rng(zlib.crc32(f"emoji/{spec.name}".encode()))
     n_test_emoji = _n_test_emoji()
@@ -123,7 +140,20 @@ def _font(name: str):
 
 
 def render(font: str, text: str, copy: int = 0) -> np.ndarray:
-    """One emoji image, uint8 [28, 28]; ``ValueError`` when the font draws it empty."""
+    """One emoji image (grey, normalised as the module docstring says).
+
+    Args:
+      font: a key of :data:`FONTS` (``"noto"``, ``"symbola"``).
+      text: the emoji.
+      copy: the copy index (0: plain; > 0: jittered).
+
+    Returns:
+      uint8 ``[28, 28]``.
+
+    Raises:
+      ValueError: the font draws ``text`` empty.
+      OSError: the font file cannot be read.
+    """
     from PIL import Image, ImageDraw
 
     _, path, size, colour = FONTS[font]
@@ -144,7 +174,17 @@ def render(font: str, text: str, copy: int = 0) -> np.ndarray:
 
 
 def build(spec: EmojiSpec) -> TaskData:
-    """Render the task. ``FileNotFoundError`` (one line) when a font is missing."""
+    """Render the task.
+
+    Args:
+      spec: the :class:`EmojiSpec`.
+
+    Returns:
+      The :class:`~pedjax.data.TaskData` (images float32 [N, 28, 28, 1] in [0, 1]).
+
+    Raises:
+      FileNotFoundError: a font file is missing (one line naming the package).
+    """
     why = missing()
     if why is not None:
         raise FileNotFoundError(why)

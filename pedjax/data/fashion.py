@@ -28,7 +28,14 @@ _SIZES = {"train": 60000, "test": 10000}
 
 
 def fashion_root(root: str | os.PathLike | None = None) -> Path:
-    """The folder the IDX files are read from (argument, then env var, then the Debian path)."""
+    """The folder the IDX files are read from.
+
+    Args:
+      root: the folder; ``None``: ``$PEDJAX_FASHION_MNIST``, else the Debian path.
+
+    Returns:
+      The folder's path (not checked).
+    """
     return Path(root if root is not None else os.environ.get(ENV_VAR) or DEFAULT_ROOT)
 
 
@@ -43,7 +50,19 @@ def _find(root: Path, stem: str) -> Path:
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (optionally gzipped) into a uint8 array of its declared shape."""
+    """Read one IDX file (optionally gzipped) into a uint8 array of its declared shape.
+
+    Args:
+      path: the IDX file; gzipped when its name ends in ``.gz``.
+
+    Returns:
+      A read-only uint8 array of the shape in the file's header.
+
+    Raises:
+      OSError: the file cannot be read (``FileNotFoundError`` when missing).
+      ValueError: a bad magic number, an element type other than unsigned bytes, or a size that
+        does not match the header.
+    """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
@@ -81,11 +100,14 @@ def _load_raw(root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One split of Fashion-MNIST as ``(images uint8 [N, 28, 28], labels uint8 [N])`` (read-only).
+    """One split of Fashion-MNIST (read once per root and split, then cached).
 
     Args:
       split: ``"train"`` (60 000 images) or ``"test"`` (10 000).
       root: folder of the IDX files; default ``$PEDJAX_FASHION_MNIST`` or the Debian path.
+
+    Returns:
+      ``(images uint8 [N, 28, 28], labels uint8 [N])``, read-only.
 
     Raises:
       FileNotFoundError: one line naming ``apt-get install dataset-fashion-mnist``.
@@ -97,7 +119,14 @@ def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = No
 
 
 def available(root: str | os.PathLike | None = None) -> bool:
-    """Whether the Fashion-MNIST IDX files can be found."""
+    """Whether the Fashion-MNIST IDX files can be found.
+
+    Args:
+      root: the folder (default as :func:`fashion_root`).
+
+    Returns:
+      ``True`` when all four files (plain or gzipped) exist.
+    """
     r = fashion_root(root)
     try:
         for stems in _FILES.values():

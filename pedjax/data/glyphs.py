@@ -175,7 +175,14 @@ def _items(spec: GlyphSpec, test: bool) -> dict[int, list[tuple[int, str, int]]]
 
 
 def counts(spec: GlyphSpec) -> tuple[int, int]:
-    """``(n_train, n_test)`` of the task without listing its items (the registry's sizes)."""
+    """The task's split sizes without listing its items (the registry's sizes).
+
+    Args:
+      spec: the :class:`GlyphSpec`.
+
+    Returns:
+      ``(n_train, n_test)``.
+    """
     per = [0] * len(spec.classes)
     for _, classes in _eligible(spec, True):
         for c in classes:
@@ -185,8 +192,17 @@ def counts(spec: GlyphSpec) -> tuple[int, int]:
 
 @functools.lru_cache(maxsize=32)
 def plan(spec: GlyphSpec) -> tuple[list, list]:
-    """The task's items, ``(train, test)``, each a list of ``(font index, character, copy, label)``
-    (computed from the font list alone: the registry's sizes come from here)."""
+    """The task's items, computed from the font list alone (no font file is read).
+
+    Args:
+      spec: the :class:`GlyphSpec`.
+
+    Returns:
+      ``(train, test)``, each a list of ``(font index, character, copy, label)``.
+
+    Raises:
+      ValueError: a class has fewer training items than ``spec.n_train_per``.
+    """
     rng = np.random.default_rng(zlib.crc32(f"glyphs/{spec.name}".encode()))
     train: list = []
     test: list = []
@@ -210,7 +226,20 @@ def _font(path: str, size: int):
 
 
 def render(path: str, char: str, copy: int = 0) -> np.ndarray:
-    """One glyph image, uint8 [28, 28] (white on black); ``ValueError`` when the font draws it empty."""
+    """One glyph image (white on black, normalised as the module docstring says).
+
+    Args:
+      path: the font file, relative to :data:`FONT_ROOT`.
+      char: the character.
+      copy: the copy index (0: plain; > 0: jittered).
+
+    Returns:
+      uint8 ``[28, 28]``.
+
+    Raises:
+      ValueError: the font draws ``char`` empty.
+      OSError: the font file cannot be read.
+    """
     from PIL import Image, ImageDraw
 
     img = Image.new("L", (RENDER_PX * 5 // 2, RENDER_PX * 5 // 2), 0)
@@ -227,7 +256,17 @@ def _render_items(items) -> np.ndarray:
 
 
 def build(spec: GlyphSpec) -> TaskData:
-    """Render the task (a few seconds). ``FileNotFoundError`` (one line) when the fonts are missing."""
+    """Render the task.
+
+    Args:
+      spec: the :class:`GlyphSpec`.
+
+    Returns:
+      The :class:`~pedjax.data.TaskData` (images float32 [N, 28, 28, 1] in [0, 1]).
+
+    Raises:
+      FileNotFoundError: a listed font file is missing (one line naming the packages).
+    """
     why = missing()
     if why is not None:
         raise FileNotFoundError(why)

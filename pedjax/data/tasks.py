@@ -7,15 +7,14 @@ Fashion-MNIST's official train set (60 000 images) is cut once, by index:
 
 Every Fashion task's *test* split is as large as the data allows, balanced over its classes: it
 draws from the official test set (10 000 images) **and** the task pool's images outside the task's
-own train split (~9 000 more). A 3 000-image test set left most of the seed-to-seed spread of the
-fine-tuned accuracies to the test sample itself (docs/zoo.md, "Test-set size"). The digits tasks
+own train split (~9 000 more); docs/zoo.md, "Test-set size", says why. The digits tasks
 come from another dataset altogether, so the source split overlaps no task's test split (nor any
 task's train split); ``tests/test_data.py`` checks this by index and by content. Every selection
 uses a fixed seed, so a task is the same array on every machine.
 
-Benchmark v3 adds target domains the zoo never saw (:mod:`.glyphs`: characters rendered from
-Debian's font packages, split by font design; :mod:`.emoji`: Unicode's emoji groups drawn by two
-emoji fonts, split by emoji). Every task names its ``domain`` ("fashion", "digits", "glyphs",
+The glyph and emoji tasks (benchmark v3) are target domains the zoo never saw (:mod:`.glyphs`:
+characters rendered from Debian's font packages, split by font design; :mod:`.emoji`: Unicode's
+emoji groups drawn by two emoji fonts, split by emoji). Every task names its ``domain`` ("fashion", "digits", "glyphs",
 "emoji"): the unit a leave-one-domain-out protocol holds out.
 """
 from __future__ import annotations
@@ -53,7 +52,23 @@ COARSE_GROUPS = (
 
 @dataclass(frozen=True)
 class Task:
-    """A registered task: metadata known without loading, and a loader."""
+    """A registered task: metadata known without loading, and a loader.
+
+    Attributes:
+      name: the registry name (``pedjax tasks``).
+      description: one line for listings.
+      num_classes: number of classes C.
+      n_train: training images.
+      n_test: test images.
+      dataset: the source dataset (``"fashion-mnist"``, ``"digits"``, ``"debian-fonts"``,
+        ``"debian-emoji"``).
+      builder: ``builder(fashion_root)`` for Fashion tasks, ``builder()`` otherwise → the
+        :class:`~pedjax.data.TaskData`.
+      domain: the target domain (``"fashion"``, ``"digits"``, ``"glyphs"``, ``"emoji"``):
+        leave-one-domain-out groups by it.
+      missing: ``() -> None`` when the task's source is installed, else the one-line reason it
+        is not; ``None``: always available (Fashion-MNIST is checked by :meth:`unavailable`).
+    """
 
     name: str
     description: str
@@ -62,19 +77,33 @@ class Task:
     n_test: int
     dataset: str
     builder: Callable[..., TaskData]
-    #: the target domain ("fashion", "digits", "glyphs", "emoji"): leave-one-domain-out groups by it
     domain: str = ""
-    #: ``() -> None`` when the task's source is installed, else the one-line reason it is not
     missing: Callable[[], str | None] | None = None
 
     def unavailable(self) -> str | None:
-        """Why the task cannot be loaded here (``None`` when its data is installed)."""
+        """Why the task cannot be loaded here.
+
+        Returns:
+          A one-line reason (with the install command), or ``None`` when its data is installed.
+        """
         if self.dataset == "fashion-mnist":
             return None if fashion.available() else "Fashion-MNIST not installed: apt-get install dataset-fashion-mnist"
         return self.missing() if self.missing is not None else None
 
     def load(self, fashion_root: str | os.PathLike | None = None) -> TaskData:
-        """The task's arrays (cached per Fashion-MNIST root)."""
+        """The task's arrays (cached per Fashion-MNIST root).
+
+        Args:
+          fashion_root: folder of the Fashion-MNIST IDX files (Fashion tasks); default
+            ``$PEDJAX_FASHION_MNIST`` or the Debian path.
+
+        Returns:
+          The :class:`~pedjax.data.TaskData`.
+
+        Raises:
+          FileNotFoundError: the task's data (Fashion-MNIST, fonts) is not installed.
+          ValueError: the installed files are corrupt.
+        """
         root = str(fashion.fashion_root(fashion_root)) if self.dataset == "fashion-mnist" else None
         return _load_cached(self.name, root)
 
@@ -278,9 +307,22 @@ TASKS: dict[str, Task] = _registry()
 
 
 def task_data_sha1(name: str, fashion_root: str | os.PathLike | None = None) -> str:
-    """The content hash of a registered task's arrays (train and test images and labels; the
-    ``data_sha1`` of :func:`pedjax.models.finetune.finetune`'s provenance): what a ground-truth
-    result keys on, so a changed task definition invalidates it."""
+    """The content hash of a registered task's arrays (train and test images and labels).
+
+    The ``data_sha1`` of :func:`pedjax.models.finetune.finetune`'s provenance: what a
+    ground-truth result keys on, so a changed task definition invalidates it.
+
+    Args:
+      name: a registered task (or ``tfds:NAME`` / ``folder:PATH``: :func:`load_task`).
+      fashion_root: folder of the Fashion-MNIST IDX files.
+
+    Returns:
+      The SHA-1 hex digest.
+
+    Raises:
+      ValueError: an unknown task.
+      FileNotFoundError: the task's data is not installed.
+    """
     return _data_sha1_cached(name, None if fashion_root is None else str(fashion_root))
 
 
@@ -291,12 +333,20 @@ def _data_sha1_cached(name: str, root: str | None) -> str:
 
 
 def task_names() -> list[str]:
-    """Registered task names, sorted."""
+    """Registered task names.
+
+    Returns:
+      The names, sorted.
+    """
     return sorted(TASKS)
 
 
 def task_domains() -> dict[str, list[str]]:
-    """``{domain: [task names, sorted]}`` over the registry (leave-one-domain-out's groups)."""
+    """The registry's tasks grouped by domain (leave-one-domain-out's groups).
+
+    Returns:
+      ``{domain: [task names, sorted]}``.
+    """
     out: dict[str, list[str]] = {}
     for name in task_names():
         out.setdefault(TASKS[name].domain, []).append(name)
@@ -304,7 +354,17 @@ def task_domains() -> dict[str, list[str]]:
 
 
 def get_task(name: str) -> Task:
-    """The registered task ``name``; an unknown name raises ``ValueError`` listing the known ones."""
+    """The registered task ``name`` (its metadata; nothing is loaded).
+
+    Args:
+      name: a registered task name.
+
+    Returns:
+      The :class:`Task`.
+
+    Raises:
+      ValueError: an unknown name (the message lists the known ones).
+    """
     if name not in TASKS:
         raise ValueError(
             f"task: unknown task {name!r}; known tasks: {', '.join(task_names())} "
@@ -314,7 +374,22 @@ def get_task(name: str) -> Task:
 
 
 def load_task(name: str, *, fashion_root: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> TaskData:
-    """Load a task by name: a registered name, ``tfds:NAME`` (with ``data_dir``) or ``folder:PATH``."""
+    """Load a task by name.
+
+    Args:
+      name: a registered name (``pedjax tasks``), ``tfds:NAME`` (a locally prepared TFDS
+        dataset) or ``folder:PATH`` (``PATH/split/label/*.png``).
+      fashion_root: folder of the Fashion-MNIST IDX files, for Fashion tasks.
+      data_dir: TFDS data folder, for ``tfds:NAME``.
+
+    Returns:
+      The :class:`~pedjax.data.TaskData`.
+
+    Raises:
+      ValueError: ``name`` is not a string or not a registered task.
+      FileNotFoundError: the task's data is not installed (or ``folder:PATH`` is not a folder).
+      ImportError: ``tfds:``/``folder:`` without tensorflow-datasets installed.
+    """
     if not isinstance(name, str):
         raise ValueError(f"task: expected a task name string, got {type(name).__name__}")
     if name.startswith("tfds:"):
@@ -329,15 +404,30 @@ def load_task(name: str, *, fashion_root: str | os.PathLike | None = None, data_
 
 
 def source_indices() -> np.ndarray:
-    """Indices into Fashion-MNIST's official *train* set that form the zoo's source split."""
+    """Indices into Fashion-MNIST's official *train* set that form the zoo's source split.
+
+    Returns:
+      ``np.arange(0, 50000)`` (:data:`SOURCE_RANGE`).
+    """
     return np.arange(*SOURCE_RANGE)
 
 
 def load_source(fashion_root: str | os.PathLike | None = None, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The zoo pretraining source split: Fashion-MNIST train[0:50000], 10 classes.
 
-    Returns ``(images float32 [N, 28, 28, 1] in [0, 1], labels int32 [N])``; ``n`` keeps the first
-    ``n`` images. Never overlaps a task's test (or train) split.
+    Never overlaps a task's test (or train) split.
+
+    Args:
+      fashion_root: folder of the Fashion-MNIST IDX files; default ``$PEDJAX_FASHION_MNIST``
+        or the Debian path.
+      n: keep the first ``n`` images (positive); ``None``: all 50 000.
+
+    Returns:
+      ``(images float32 [N, 28, 28, 1] in [0, 1], labels int32 [N])``.
+
+    Raises:
+      ValueError: ``n`` ≤ 0, or corrupt files.
+      FileNotFoundError: Fashion-MNIST is not installed.
     """
     x, y = fashion.load_fashion_mnist("train", fashion_root)
     idx = source_indices()

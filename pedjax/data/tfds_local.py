@@ -37,7 +37,11 @@ def _import_tfds():
 
 
 def tfds_available() -> bool:
-    """Whether tensorflow-datasets (and TensorFlow) can be imported."""
+    """Whether tensorflow-datasets (and TensorFlow) can be imported.
+
+    Returns:
+      ``True`` when both import.
+    """
     try:
         _import_tfds()
     except ImportError:
@@ -115,9 +119,26 @@ def load_tfds(
 ) -> TaskData:
     """A locally prepared TFDS dataset as a task (``tfds.builder(name, data_dir=data_dir)``).
 
-    ``data_dir`` defaults to TFDS's own (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``). Splits
-    may use TFDS slicing (``"train[:1000]"``). Nothing is downloaded: a dataset that is not
-    prepared raises the TFDS error.
+    Nothing is downloaded: a dataset that is not prepared raises the TFDS error.
+
+    Args:
+      name: the TFDS dataset name (with an optional ``:version``).
+      data_dir: the TFDS data folder; default TFDS's own (``$TFDS_DATA_DIR`` or
+        ``~/tensorflow_datasets``).
+      train_split: the training split; TFDS slicing allowed (``"train[:1000]"``).
+      test_split: the test split.
+      image_key: the image feature's name.
+      label_key: the label feature's name (a ``ClassLabel`` gives the class count and names).
+      size: output height and width (bilinear, antialiased).
+      channels: 1 (grey) or 3 (RGB) output channels; ``None`` keeps the dataset's.
+
+    Returns:
+      The :class:`~pedjax.data.TaskData` (images float32 in [0, 1]), named ``tfds:NAME``.
+
+    Raises:
+      ImportError: tensorflow-datasets or TensorFlow is not installed.
+      ValueError: ``image_key``, ``label_key``, ``train_split`` or ``test_split`` not in the
+        dataset, or invalid arrays (:meth:`~pedjax.data.TaskData.from_arrays`).
     """
     _, tfds = _import_tfds()
     builder = tfds.builder(name, data_dir=None if data_dir is None else str(data_dir))
@@ -140,6 +161,21 @@ def load_image_folder(
 
     Labels are the folder names, mapped to ``0..C-1`` in sorted order; examples are ordered by
     file name so the result is deterministic.
+
+    Args:
+      root: the folder holding one sub-folder per split.
+      train_split: the training split's folder name.
+      test_split: the test split's folder name.
+      size: output height and width (bilinear, antialiased).
+      channels: 1 (grey) or 3 (RGB) output channels; ``None`` keeps the images'.
+
+    Returns:
+      The :class:`~pedjax.data.TaskData` (images float32 in [0, 1]), named ``folder:ROOT``.
+
+    Raises:
+      FileNotFoundError: ``root`` is not a folder.
+      ImportError: tensorflow-datasets or TensorFlow is not installed.
+      ValueError: a split not found, or invalid arrays (:meth:`~pedjax.data.TaskData.from_arrays`).
     """
     root = Path(root)
     if not root.is_dir():
