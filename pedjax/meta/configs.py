@@ -11,14 +11,31 @@ from pathlib import Path
 from ..physics.ped import PEDConfig
 from ..util import atomic_write_json
 
+#: the ``"format"`` entry of a saved configuration
 FORMAT = "pedjax.PEDConfig"
 
 
 def save_config(path, cfg: PEDConfig, **meta) -> Path:
-    """Write ``cfg`` (and JSON-able ``meta``) atomically: as a JSON file when ``path`` ends in
-    ``.json`` (temp file + ``os.replace``), otherwise as an orbax checkpoint directory (orbax's JSON
-    handler: written to a temporary directory and committed by rename, overwriting ``path``).
-    Both forms hold the same object and load with :func:`load_config`."""
+    """Write ``cfg`` (and JSON-able ``meta``) atomically, as a JSON file or an orbax checkpoint.
+
+    As a JSON file when ``path`` ends in ``.json`` (temp file + ``os.replace``), otherwise as an
+    orbax checkpoint directory (orbax's JSON handler: written to a temporary directory and
+    committed by rename, overwriting ``path``). Both forms hold the same object,
+    ``{"format": FORMAT, "version": 1, "config": {field: value}, "meta": meta}``, and load with
+    :func:`load_config`. Missing parent folders are created.
+
+    Args:
+      path: the file (``*.json``) or checkpoint directory to write.
+      cfg: the :class:`pedjax.PEDConfig` (validated first).
+      **meta: JSON-able notes stored with it (e.g. the tasks and metric it was learned on).
+
+    Returns:
+      ``path`` as a ``pathlib.Path``.
+
+    Raises:
+      ValueError: ``cfg`` is not a valid configuration (:meth:`pedjax.PEDConfig.validate`).
+      TypeError: ``meta`` is not JSON-serialisable.
+    """
     cfg.validate()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,8 +50,21 @@ def save_config(path, cfg: PEDConfig, **meta) -> Path:
 
 
 def load_config(path) -> PEDConfig:
-    """Read a config written by :func:`save_config` — a JSON file (or a bare JSON object of
-    PEDConfig fields) or an orbax checkpoint directory."""
+    """Read a config written by :func:`save_config`.
+
+    Args:
+      path: a JSON file (as written, or a bare JSON object of PEDConfig fields) or an orbax
+        checkpoint directory.
+
+    Returns:
+      The validated :class:`pedjax.PEDConfig` (fields missing from the file keep their defaults).
+
+    Raises:
+      FileNotFoundError: (``--ped-config``) no such file or directory.
+      ValueError: (``--ped-config``) a directory that is not an orbax config checkpoint, invalid
+        JSON, not an object of PEDConfig fields, an unknown field, a non-numeric value of a
+        numeric field, or values :meth:`pedjax.PEDConfig.validate` rejects.
+    """
     p = Path(path)
     if p.is_dir():
         import orbax.checkpoint as ocp

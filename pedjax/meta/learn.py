@@ -95,8 +95,27 @@ def make_objective(tasks: Sequence[FeatureSet], metric: str = "logme", base: PED
     is the tasks' packed arrays (features, statistics, labels, truth) — an argument rather than
     closed-over constants, so that compiling ``fn`` does not constant-fold the whole zoo;
     ``scores`` is a list over tasks of the scores [M_k] in ``names[k]``'s model order. Not jitted
-    (see :class:`MetaLearner`). ``remat`` rematerialises each model's PED + metric in the
-    backward pass (less memory for large zoos, ~1.3× time).
+    (see :class:`MetaLearner`). PED runs on the scan path. Only the models of a task that have a
+    ground truth are used.
+
+    Args:
+      tasks: the K tasks, :class:`pedjax.features.FeatureSet` s with ground truth (``source_stats``
+        ``None``: each model's target statistics).
+      metric: a feature metric of class labels (registry name).
+      base: the configuration whose other fields stay fixed (``None``: the released defaults).
+      temperature: the soft τ's temperature, on the per-task standardised scores.
+      remat: rematerialise each model's PED + metric in the backward pass (less memory for large
+        zoos, at some extra time; docs/design.md, "Meta-learning").
+      metric_options: extra keyword options of the metric's core.
+
+    Returns:
+      ``(fn, names, data)``: the objective, ``names[k]`` the models of task k in score order, and
+      ``data`` the packed arrays to pass as ``fn``'s third argument.
+
+    Raises:
+      ValueError: (``metric``) not a feature metric of class labels; an invalid ``base``;
+        (``tasks``) no task, a task without a truth table or with fewer than two models that have
+        both features and a truth value, features that are not finite [N, D], bad labels.
     """
     if metric not in REGISTRY or REGISTRY[metric].input != "features" or REGISTRY[metric].target != "classes":
         feats = sorted(k for k, v in REGISTRY.items() if v.input == "features" and v.target == "classes")
@@ -131,6 +150,17 @@ def make_objective(tasks: Sequence[FeatureSet], metric: str = "logme", base: PED
 
 @dataclasses.dataclass
 class MetaResult:
+    """What :meth:`MetaLearner.fit` (and :func:`learn`) returns.
+
+    Attributes:
+      config: the :class:`pedjax.PEDConfig` with the best training objective seen (the start
+        included).
+      history: one dict per evaluated step: ``step``, ``loss``, ``soft_tau`` (per task) and the
+        learned hyperparameters' values.
+      seconds: wall time of the fit.
+      compile_seconds: wall time of the first step (compilation included).
+    """
+
     config: PEDConfig
     history: list[dict]  # per step: loss, soft τ per task, the hyperparameters
     seconds: float
@@ -143,6 +173,33 @@ class MetaLearner:
     >>> ml = MetaLearner(tasks, metric="logme")
     >>> res = ml.fit(steps=30)               # all tasks
     >>> res = ml.fit(steps=30, weights=w)    # e.g. leave one task out: w[k] = 0
+
+    Args:
+      tasks: the tasks (:func:`make_objective`).
+      metric: a feature metric of class labels (registry name).
+      base: the starting configuration; its fields not learned stay fixed (``None``: the released
+        defaults).
+      learn: the fields to learn, among :data:`LEARNABLE` (log-parametrised).
+      temperature: the soft τ's temperature (> 0).
+      learning_rate: Adam's learning rate (on the log values).
+      remat: rematerialise PED + metric in the backward pass (:func:`make_objective`).
+      metric_options: extra keyword options of the metric's core.
+
+    Attributes:
+      base: the validated starting configuration.
+      tasks: the tasks, as a list.
+      metric: the metric's name.
+      learn: the learned fields, as a tuple.
+      temperature: the soft τ's temperature.
+      names: per task, its models in score order.
+      opt: the optax optimizer (Adam).
+      traces: how often the objective was traced (compiled): once per learner while the arguments
+        keep their shapes and types.
+
+    Raises:
+      ValueError: ``learn`` empty or naming a field not in :data:`LEARNABLE`; ``temperature`` not
+        > 0; an invalid ``base`` or a learned field of it not > 0; what :func:`make_objective`
+        rejects.
     """
 
     def __init__(self, tasks: Sequence[FeatureSet], metric: str = "logme", base: PEDConfig | None = None, *,
@@ -176,32 +233,88 @@ class MetaLearner:
         self._update = update
 
     def value_and_grad(self, theta, weights):
-        """The one expensive compiled function: ``(theta, weights) -> ((loss, (soft τ [K], scores)), grad)``."""
+        """The one expensive compiled function: ``(theta, weights) -> ((loss, (soft τ [K], scores)), grad)``.
+
+        Args:
+          theta: ``{field: log value}`` of the learned fields (:meth:`theta0`).
+          weights: [K] task weights (:meth:`weights`).
+
+        Returns:
+          ``((loss, (soft_taus [K], scores)), grad)`` with ``grad`` shaped like ``theta``.
+        """
         return self._vg(theta, weights, self._data)
 
     def step(self, theta, opt_state, weights):
-        """One meta-gradient step: ``(theta, opt_state, loss, soft_taus, grad)``."""
+        """One meta-gradient step.
+
+        Args:
+          theta: ``{field: log value}``.
+          opt_state: the optax state (``self.opt.init(theta)`` to start).
+          weights: [K] task weights.
+
+        Returns:
+          ``(theta, opt_state, loss, soft_taus, grad)``: the updated parameters and state, and the
+          loss, soft τ per task and gradient at the parameters given.
+        """
         (loss, (taus, _)), g = self.value_and_grad(theta, weights)
         theta, opt_state = self._update(theta, opt_state, g)
         return theta, opt_state, loss, taus, g
 
     def theta0(self, cfg: PEDConfig | None = None) -> dict:
+        """The parameters of a configuration.
+
+        Args:
+          cfg: the configuration (``None``: the base configuration).
+
+        Returns:
+          ``{field: log value}`` of the learned fields (float64 scalars).
+        """
         cfg = cfg or self.base
         # strongly typed float64 scalars (a weak-typed start would retrace after the first update)
         return {k: jnp.asarray(np.log(np.float64(getattr(cfg, k)))) for k in self.learn}
 
     def weights(self, holdout: int | None = None) -> jax.Array:
+        """Task weights: 1 for every task, 0 for the held-out one.
+
+        Args:
+          holdout: the index of the task to leave out, or ``None``.
+
+        Returns:
+          A [K] array.
+        """
         w = np.ones(len(self.tasks))
         if holdout is not None:
             w[holdout] = 0.0
         return jnp.asarray(w)
 
     def config(self, theta) -> PEDConfig:
+        """The configuration of parameters ``theta``.
+
+        Args:
+          theta: ``{field: log value}``.
+
+        Returns:
+          The base :class:`pedjax.PEDConfig` with the learned fields set to ``exp(theta)``.
+        """
         return self.base.replace(**{k: float(np.exp(np.asarray(v))) for k, v in theta.items()})
 
     def fit(self, steps: int = 30, weights=None, theta=None) -> MetaResult:
-        """Run ``steps`` optax steps from ``theta`` (default: the base config); returns the config
-        with the best training objective seen (the start included)."""
+        """Run ``steps`` optax steps from ``theta`` (default: the base config).
+
+        The last iterate is evaluated too; the result is the configuration with the best finite
+        training objective seen (the start included).
+
+        Args:
+          steps: the number of optax steps (an integer ≥ 1).
+          weights: [K] task weights (``None``: every task weighs 1).
+          theta: the start ``{field: log value}`` (``None``: :meth:`theta0`).
+
+        Returns:
+          A :class:`MetaResult`.
+
+        Raises:
+          ValueError: (``steps``) not an integer ≥ 1.
+        """
         if not (isinstance(steps, int) and steps >= 1):
             raise ValueError(f"steps: must be an integer ≥ 1, got {steps!r}")
         weights = self.weights() if weights is None else jnp.asarray(weights, jnp.float64)
@@ -228,13 +341,27 @@ class MetaLearner:
         return MetaResult(self.config(best[1]), history, time.perf_counter() - t0, compile_s)
 
     def scores(self, cfg: PEDConfig | None = None) -> list[dict[str, float]]:
-        """Per task ``{model: score}`` with PED at ``cfg`` (the base config by default)."""
+        """Per task ``{model: score}`` with PED at ``cfg``.
+
+        Args:
+          cfg: the configuration (``None``: the base configuration).
+
+        Returns:
+          One ``{model: score}`` per task, in task order.
+        """
         theta = self.theta0(cfg)
         (_, (_, scores)), _ = self.value_and_grad(theta, self.weights())
         return [dict(zip(n, map(float, np.asarray(s)), strict=True)) for n, s in zip(self.names, scores, strict=True)]
 
     def taus(self, cfg: PEDConfig | None = None) -> list[float]:
-        """Exact weighted τ (SciPy's) per task at ``cfg``."""
+        """Exact weighted τ (SciPy's) per task at ``cfg``.
+
+        Args:
+          cfg: the configuration (``None``: the base configuration).
+
+        Returns:
+          The weighted τ of each task's scores against its ground truth, in task order.
+        """
         out: list[float] = []
         for t, sc in zip(self.tasks, self.scores(cfg), strict=True):
             assert t.truth is not None  # checked by _pack
@@ -243,5 +370,22 @@ class MetaLearner:
 
 
 def learn(tasks: Sequence[FeatureSet], metric: str = "logme", base: PEDConfig | None = None, *, steps: int = 30, **kwargs) -> MetaResult:
-    """Learn PED hyperparameters maximising the mean soft weighted τ over ``tasks`` (see module doc)."""
+    """Learn PED hyperparameters maximising the mean soft weighted τ over ``tasks`` (see module doc).
+
+    ``MetaLearner(tasks, metric, base, **kwargs).fit(steps)``.
+
+    Args:
+      tasks: the tasks (:class:`pedjax.features.FeatureSet` s with ground truth).
+      metric: a feature metric of class labels (registry name).
+      base: the starting configuration (``None``: the released defaults).
+      steps: the number of optax steps.
+      **kwargs: further arguments of :class:`MetaLearner` (``learn``, ``temperature``,
+        ``learning_rate``, ``remat``, ``metric_options``).
+
+    Returns:
+      A :class:`MetaResult`.
+
+    Raises:
+      ValueError: what :class:`MetaLearner` or :meth:`MetaLearner.fit` reject.
+    """
     return MetaLearner(tasks, metric, base, **kwargs).fit(steps)
