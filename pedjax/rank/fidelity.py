@@ -135,8 +135,8 @@ def computing_in(precision: str):
     Args:
       precision: ``"float64"`` or ``"float32"``.
 
-    Yields:
-      ``None``, inside the block.
+    Returns:
+      A context manager (a ``with`` block) that yields ``None``.
 
     Raises:
       ValueError: ``precision`` is not ``"float64"`` or ``"float32"`` (on entering the block).
