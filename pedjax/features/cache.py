@@ -38,21 +38,47 @@ def _software() -> dict:
 
 
 def feature_key(params_sha1: str, arch: str, arch_kwargs: dict, images_sha1: str, batch_size: int) -> str:
-    """The cache key of one member's features on one image set."""
+    """The cache key of one member's features on one image set.
+
+    Args:
+      params_sha1: the member's parameter hash (the zoo manifest's).
+      arch: the architecture's name.
+      arch_kwargs: its arguments.
+      images_sha1: the images' content hash (:func:`pedjax.util.sha1_arrays`).
+      batch_size: the forward pass's batch size.
+
+    Returns:
+      A SHA-1 hex digest over those, the cache format and the software versions and backend.
+    """
     return sha1_json({"format": FORMAT, "params": params_sha1, "arch": arch, "arch_kwargs": arch_kwargs,
                       "images": images_sha1, "batch_size": int(batch_size), "software": _software()})
 
 
 class FeatureCache:
-    """``get(key)`` → the cached float32 ``[N, D]`` array or ``None``; ``put(key, array)``."""
+    """A folder of cached features: ``get(key)`` → the float32 ``[N, D]`` array or ``None``; ``put(key, array)``.
+
+    Args:
+      root: the cache folder (created on the first :meth:`put`).
+    """
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 
     def path(self, key: str) -> Path:
+        """The file of ``key``: ``ROOT/<key>.npy``."""
         return self.root / f"{key}.npy"
 
     def get(self, key: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+        """The cached array of ``key``.
+
+        Args:
+          key: a :func:`feature_key`.
+          shape: the expected ``(N, D)``; an entry of another shape is a miss.
+
+        Returns:
+          The float32 ``[N, D]`` array, or ``None`` on a miss (absent, unreadable, or not a
+          float32 2-D array of ``shape``).
+        """
         p = self.path(key)
         if not p.is_file():
             return None
@@ -65,6 +91,8 @@ class FeatureCache:
         return a
 
     def put(self, key: str, array: np.ndarray) -> None:
+        """Store ``array`` (as float32) under ``key``, atomically; a cache that cannot be written
+        is skipped silently (it only costs speed)."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             atomic_save_npy(self.path(key), np.asarray(array, np.float32))

@@ -22,7 +22,19 @@ from .featureset import FeatureSet
 
 
 def digits_zoo(seed: int = 0):
-    """Return (features {name: [N, D]}, labels [N], source_stats {name: (mean, std)}, truth {name: acc})."""
+    """Build the digits stand-in zoo (module docstring) and its linear-probe ground truth.
+
+    Needs scikit-learn, Flax and optax; trains two small MLPs (100 steps each).
+
+    Args:
+      seed: seed of the source/target split, the random features and the MLPs.
+
+    Returns:
+      ``(features {name: [N, D]}, labels [N], source_stats {name: (mean [D], std [D])},
+      truth {name: accuracy})``: float64 features of the scored two thirds of the target half,
+      source statistics on the source half, and each model's linear-probe accuracy on the last
+      third.
+    """
     import flax.linen as nn
     import jax
     import jax.numpy as jnp
@@ -96,7 +108,14 @@ def digits_zoo(seed: int = 0):
 
 
 def digits_feature_set(seed: int = 0) -> FeatureSet:
-    """:func:`digits_zoo` as a :class:`FeatureSet` (truth: the linear-probe stand-in)."""
+    """:func:`digits_zoo` as a :class:`FeatureSet` (truth: the linear-probe stand-in).
+
+    Args:
+      seed: as in :func:`digits_zoo`.
+
+    Returns:
+      The :class:`FeatureSet` (with source statistics and truth; no source probabilities).
+    """
     features, y, stats, truth = digits_zoo(seed)
     return FeatureSet(features, y, stats, truth=truth, task="digits (scikit-learn), target half",
                       info={m: {"dim": int(X.shape[1])} for m, X in features.items()})

@@ -19,21 +19,39 @@ from .featureset import FeatureSet
 def extract_features(zoo: Zoo | str | os.PathLike | None, task, split: str = "train", *, batch_size: int = 500,
                      fashion_root=None, data_dir=None, workers: int = 2, with_truth: bool = False,
                      cache: FeatureCache | str | os.PathLike | None = None) -> FeatureSet:
-    """Every member's features on ``split`` (``"train"`` or ``"test"``) of ``task``.
+    """Every zoo member's features on one split of a task, as a :class:`FeatureSet`.
 
-    ``task`` is a task name (``pedjax tasks``, ``tfds:NAME``, ``folder:PATH``) or a
-    :class:`pedjax.data.TaskData`; ``zoo`` a :class:`Zoo` or a zoo folder (``None``: the shipped
-    zoo). One compiled forward pass per architecture (members sharing an architecture reuse it);
-    the architectures compile on ``workers`` background threads while the main thread computes
+    One compiled forward pass per architecture (members sharing an architecture reuse it); the
+    architectures compile on ``workers`` background threads while the main thread computes
     (compiling only: concurrent executions on the CPU backend can deadlock).
 
-    The result carries each member's source statistics (PED), its probe's source-class
-    probabilities (LEEP/NCE) and, with ``with_truth``, the zoo's fine-tuning ground truth on the
-    task (checked before any feature is computed; a missing table or task raises an error).
+    Args:
+      zoo: a loaded :class:`~pedjax.zoo.Zoo`, a zoo folder, or ``None`` (the shipped zoo).
+      task: a task name (``pedjax tasks``, ``tfds:NAME``, ``folder:PATH``) or a
+        :class:`pedjax.data.TaskData`.
+      split: ``"train"`` or ``"test"``.
+      batch_size: images per forward-pass batch.
+      fashion_root: folder of the Fashion-MNIST files, for Fashion tasks named by ``task``.
+      data_dir: TFDS data folder, for ``tfds:NAME``.
+      workers: background threads that compile the architectures.
+      with_truth: attach the zoo's fine-tuning ground truth on the task (checked before any
+        feature is computed).
+      cache: a :class:`~pedjax.features.cache.FeatureCache` or its folder: reuses features
+        computed before for the same member parameters, architecture, images and software
+        (content-addressed: never stale); members it holds skip the forward pass. ``None``: no
+        cache.
 
-    ``cache`` (a :class:`~pedjax.features.cache.FeatureCache` or its folder) reuses features
-    computed before for the same member parameters, architecture, images and software
-    (content-addressed: never stale); members it holds skip the forward pass.
+    Returns:
+      The :class:`FeatureSet`: float32 features ``{member: [N, D_m]}`` in manifest order, int32
+      labels, each member's source statistics (PED) and its probe's source-class probabilities
+      (LEEP/NCE), the ground truth with ``with_truth``, per-member ``info`` and the seconds spent.
+
+    Raises:
+      ValueError: ``split`` is not ``"train"``/``"test"``, the images do not fit a member's
+        input shape, an unknown task, a bad zoo, or (``with_truth``) a ground truth without the
+        task or a member.
+      FileNotFoundError: the zoo, the task's data or (``with_truth``) the ground-truth table is
+        missing.
     """
     t0 = time.time()
     if not isinstance(zoo, Zoo):

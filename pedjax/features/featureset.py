@@ -32,9 +32,14 @@ class FeatureSet:
         argmax), or ``None``.
       truth: ``{model: fine-tuned score}`` ground truth, or ``None``; models without an entry are
         left out of judging (:meth:`judged`).
-      task, split: names for reports.
+      task: the task's name, for reports.
+      split: the split's name, for reports.
       info: ``{model: {...}}`` per-model facts for reports (architecture, method, parameters, …).
       seconds: wall time spent producing the set (extraction, PED).
+
+    Raises:
+      ValueError: ``features`` is empty or not a mapping, a model's features are not ``[N, D]``
+        with N the labels' length, or ``source_stats``/``source_probs`` lacks a model.
     """
 
     features: Mapping[str, Any]
@@ -67,6 +72,7 @@ class FeatureSet:
 
     @property
     def n_samples(self) -> int:
+        """The number of samples N."""
         return int(np.shape(self.labels)[0])
 
     def judged(self) -> list[str]:
@@ -74,11 +80,23 @@ class FeatureSet:
         return [m for m in self.features if self.truth is not None and m in self.truth]
 
     def dims(self) -> dict[str, int]:
+        """``{model: D_m}``, each model's feature width."""
         return {m: int(np.shape(X)[1]) for m, X in self.features.items()}
 
     def inputs(self, kind: str) -> dict[str, Any]:
-        """What a metric of input ``kind`` reads: the features, the source probabilities
-        (``"probs"``) or their argmax (``"labels"``, NCE's source labels)."""
+        """What a metric of input ``kind`` reads.
+
+        Args:
+          kind: one of :data:`INPUT_KINDS`: ``"features"``, ``"probs"`` (the source
+            probabilities) or ``"labels"`` (their argmax, NCE's source labels).
+
+        Returns:
+          ``{model: array}``.
+
+        Raises:
+          ValueError: an unknown ``kind``, or ``"probs"``/``"labels"`` without
+            :attr:`source_probs`.
+        """
         if kind == "features":
             return dict(self.features)
         if kind not in INPUT_KINDS:
@@ -91,10 +109,20 @@ class FeatureSet:
         return {m: np.argmax(np.asarray(p), axis=1) for m, p in self.source_probs.items()}
 
     def replace(self, **changes) -> FeatureSet:
+        """A copy with the given fields changed (``dataclasses.replace``; validated again)."""
         return dataclasses.replace(self, **changes)
 
     def select(self, mask, task: str | None = None, truth: Mapping[str, float] | None = None) -> FeatureSet:
-        """The samples where boolean ``mask`` [N] holds (source statistics unchanged)."""
+        """The samples where a boolean mask holds (source statistics unchanged).
+
+        Args:
+          mask: boolean ``[N]``.
+          task: a new task name (default: unchanged).
+          truth: a new ground truth (default: unchanged).
+
+        Returns:
+          The smaller :class:`FeatureSet` (features, labels and source probabilities masked).
+        """
         mask = np.asarray(mask, bool)
         return self.replace(
             features={m: np.asarray(X)[mask] for m, X in self.features.items()},

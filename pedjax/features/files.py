@@ -62,9 +62,19 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 
 def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
-    """``np.load`` of one ``.npy`` file (no pickles) with every failure as one error naming the
-    file: an ``OSError`` of the same kind when it cannot be read (missing, a folder, no
-    permission), a ``ValueError`` when it is empty, not a ``.npy`` file, or corrupt/truncated."""
+    """``np.load`` of one ``.npy`` file (no pickles) with every failure as one error naming the file.
+
+    Args:
+      path: the ``.npy`` file.
+      mmap: memory-map it read-only instead of loading it.
+
+    Returns:
+      The array (a read-only ``np.memmap`` with ``mmap``).
+
+    Raises:
+      OSError: of the same kind, when it cannot be read (missing, a folder, no permission).
+      ValueError: it is empty, not a ``.npy`` file, corrupt or truncated, or holds Python objects.
+    """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a folder; expected a .npy array file")
@@ -152,26 +162,42 @@ class FeatureStore:
     """A zoo's features on disk: model names, and per model its target features, labels and source statistics.
 
     Nothing is loaded until asked for. Subclasses: :class:`ResultsStore`, :class:`NpzStore`.
+
+    Attributes:
+      dataset: the target dataset's name, or ``None``.
+      models: the model names (after the ``models``/``exclude`` selection).
+      where: the folder or file, for messages.
     """
 
     dataset: str | None
     models: list[str]
     where: str
 
-    def features(self, model: str) -> np.ndarray:  # [N, D] float64, finite
+    def features(self, model: str) -> np.ndarray:
+        """The target features of ``model``: float64 ``[N, D]``, finite (checked on reading)."""
         raise NotImplementedError
 
-    def labels(self, model: str) -> np.ndarray:  # [N]
+    def labels(self, model: str) -> np.ndarray:
+        """The target labels of ``model``: ``[N]``."""
         raise NotImplementedError
 
-    def source_stats(self, model: str):  # (mean [D], std [D]) float64
+    def source_stats(self, model: str):
+        """``(mean [D], std [D])`` float64 of ``model``'s source features (PED's rescaling)."""
         raise NotImplementedError
 
     def check_source(self) -> None:
-        """Raise a ``ValueError`` listing what PED's source statistics would need and is missing."""
+        """Raise an error (``FileNotFoundError`` or ``ValueError``) listing what PED's source
+        statistics would need and is missing; nothing when all is there."""
 
     def load(self, *, source: bool = False):
-        """Everything in memory: ``(features {model: [N, D]}, labels {model: [N]}, stats or None)``."""
+        """Everything in memory.
+
+        Args:
+          source: also load the source statistics (checked first: :meth:`check_source`).
+
+        Returns:
+          ``(features {model: [N, D]}, labels {model: [N]}, stats {model: (mean, std)} or None)``.
+        """
         if source:
             self.check_source()
         feats = {m: self.features(m) for m in self.models}
@@ -180,13 +206,31 @@ class FeatureStore:
         return feats, labels, stats
 
     def feature_set(self, *, source: bool = False, truth=None) -> FeatureSet:
-        """Everything in memory as a :class:`FeatureSet` (every model must share its labels);
-        ``source`` loads the source statistics PED needs; ``truth`` ``{model: value}`` is attached."""
+        """Everything in memory as a :class:`FeatureSet` (every model must share its labels).
+
+        Args:
+          source: load the source statistics PED needs.
+          truth: ``{model: value}`` ground truth to attach, or ``None``.
+
+        Returns:
+          The :class:`FeatureSet`, named after the dataset (or the store's place).
+
+        Raises:
+          ValueError: models with different labels, invalid arrays, or missing source statistics.
+          FileNotFoundError: missing source feature files.
+        """
         feats, _, stats = self.load(source=source)
         return FeatureSet(feats, self.shared_labels(), stats, truth=truth, task=self.dataset or self.where)
 
     def shared_labels(self) -> np.ndarray:
-        """The labels, when every model has the same ones (else a ``ValueError``)."""
+        """The labels, when every model has the same ones.
+
+        Returns:
+          The shared labels ``[N]``.
+
+        Raises:
+          ValueError: a model's labels (or sample order) differ from the first model's.
+        """
         first = self.labels(self.models[0])
         for m in self.models[1:]:
             if not np.array_equal(self.labels(m), first):
@@ -276,7 +320,22 @@ def _select(found: list[str], models: Iterable[str] | None, exclude: Iterable[st
 
 
 class ResultsStore(FeatureStore):
-    """The published layout (a folder, or an .npz whose keys are the file names without ``.npy``)."""
+    """The published layout (a folder, or an .npz whose keys are the file names without ``.npy``).
+
+    Use :func:`open_store` rather than the constructor.
+
+    Args:
+      store: the folder's or ``.npz``'s files (internal accessor).
+      dataset: the target dataset (the ``{dataset}`` of ``{model}_{dataset}_feature.npy``).
+      source: the source set's name (default :data:`DEFAULT_SOURCE`); :data:`TARGET_SOURCE`
+        rescales with the target features' own statistics.
+      models: only these models (default all found).
+      exclude: leave these models out.
+
+    Raises:
+      FileNotFoundError: no features for ``dataset``, or a feature file without its label file.
+      ValueError: ``models``/``exclude`` name unknown models, or leave none.
+    """
 
     def __init__(self, store, dataset: str, source: str = DEFAULT_SOURCE, models=None, exclude=None):
         self.store, self.dataset, self.source, self.where = store, dataset, source, store.where
@@ -349,7 +408,21 @@ class ResultsStore(FeatureStore):
 
 
 class NpzStore(FeatureStore):
-    """The pedjax npz layout (see the module docstring and :func:`save_npz_zoo`)."""
+    """The pedjax npz layout (see the module docstring and :func:`save_npz_zoo`).
+
+    Use :func:`open_store` rather than the constructor.
+
+    Args:
+      store: the ``.npz``'s arrays (internal accessor).
+      dataset: the expected dataset name, or ``None`` (the file's ``dataset`` entry, if any).
+      source: the source set (:data:`TARGET_SOURCE`: the target's own statistics).
+      models: only these models (default all found).
+      exclude: leave these models out.
+
+    Raises:
+      ValueError: ``dataset`` differs from the file's, the file has no labels, or
+        ``models``/``exclude`` name unknown models or leave none.
+    """
 
     def __init__(self, store: _NpzFiles, dataset: str | None = None, source: str = DEFAULT_SOURCE, models=None, exclude=None):
         self.store, self.where = store, store.where
@@ -399,8 +472,15 @@ class NpzStore(FeatureStore):
 
 
 def datasets_in(keys: Iterable[str]) -> list[str]:
-    """Target datasets of a results layout: ``{model}_{dataset}_feature`` keys that have a label
-    partner (the dataset is read as the part after the last ``_``)."""
+    """The target datasets of a results layout.
+
+    Args:
+      keys: file names without ``.npy`` (or ``.npz`` keys).
+
+    Returns:
+      The datasets, sorted: of every ``{model}_{dataset}_feature`` key that has its
+      ``{model}_{dataset}_label`` partner (the dataset is read as the part after the last ``_``).
+    """
     keys = set(keys)
     out = set()
     for k in keys:
@@ -412,7 +492,27 @@ def datasets_in(keys: Iterable[str]) -> list[str]:
 
 
 def open_store(results_dir=None, zoo=None, dataset: str | None = None, source: str = DEFAULT_SOURCE, models=None, exclude=None) -> FeatureStore:
-    """Open a results folder (``results_dir`` + ``dataset``) or an ``.npz`` zoo (``zoo``)."""
+    """Open a results folder (``results_dir`` + ``dataset``) or an ``.npz`` zoo (``zoo``).
+
+    Args:
+      results_dir: a folder in the published layout (give ``dataset`` too).
+      zoo: an ``.npz`` zoo, in the pedjax or the results layout.
+      dataset: the target dataset; needed with ``results_dir``, and with an ``.npz`` in the
+        results layout holding several.
+      source: the source set's name (default :data:`DEFAULT_SOURCE`); :data:`TARGET_SOURCE`
+        rescales with the target features' own statistics.
+      models: only these models (default all found).
+      exclude: leave these models out.
+
+    Returns:
+      A :class:`ResultsStore` or :class:`NpzStore` (nothing loaded yet).
+
+    Raises:
+      ValueError: both or neither of ``results_dir`` and ``zoo``; ``dataset`` missing or
+        ambiguous; an unreadable ``.npz`` or one in neither layout; a bad model selection.
+      FileNotFoundError: ``results_dir`` is not a folder, ``zoo`` not a file, or files of the
+        layout are missing.
+    """
     if (results_dir is None) == (zoo is None):
         raise ValueError("give either --results-dir DIR (with --dataset) or --zoo FILE.npz")
     if results_dir is not None:
@@ -447,9 +547,19 @@ def open_store(results_dir=None, zoo=None, dataset: str | None = None, source: s
 
 
 def write_results_dir(directory, dataset: str, features: Mapping[str, Any], labels, source_features: Mapping[str, Any] | None = None, source: str = DEFAULT_SOURCE) -> Path:
-    """Write a zoo in the published layout (``{model}_{dataset}_feature.npy`` …); returns the folder.
+    """Write a zoo in the published layout (``{model}_{dataset}_feature.npy`` …), atomically per file.
 
-    ``labels`` is one array for every model, or ``{model: labels}``.
+    Args:
+      directory: the folder (created if missing).
+      dataset: the target dataset's name.
+      features: ``{model: [N, D]}``.
+      labels: ``[N]`` for every model, or ``{model: labels}``.
+      source_features: ``{model: [S, D]}`` source-set features, written as
+        ``{model}_{source}_feature.npy``; ``None``: none.
+      source: the source set's name in the file names.
+
+    Returns:
+      The folder's path.
     """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
@@ -463,8 +573,21 @@ def write_results_dir(directory, dataset: str, features: Mapping[str, Any], labe
 
 
 def save_npz_zoo(path, features: Mapping[str, Any], labels, source_stats: Mapping[str, Any] | None = None, dataset: str | None = None) -> Path:
-    """Write an npz zoo (pedjax layout): ``features {model: [N, D]}``, ``labels [N]``, optional
-    ``source_stats {model: (mean, std)}`` and dataset name."""
+    """Write an npz zoo in the pedjax layout (the module docstring), atomically.
+
+    Args:
+      path: the file (``.npz`` appended when missing).
+      features: ``{model: [N, D]}``.
+      labels: ``[N]`` shared by every model.
+      source_stats: ``{model: (mean [D], std [D])}`` for PED, or ``None``.
+      dataset: the target dataset's name, or ``None``.
+
+    Returns:
+      The written file's path.
+
+    Raises:
+      ValueError: a model name contains ``/``.
+    """
     arrays: dict[str, np.ndarray] = {"labels": np.asarray(labels)}
     for m, X in features.items():
         if "/" in m:
