@@ -12,9 +12,10 @@ Degenerate models (features constant over the target up to rounding,
 run: :func:`score_zoo` gives them the metric's ``uninformative`` score (``-inf``) and
 :func:`ped_zoo` returns their features unmoved (docs/design.md, "Degenerate models and NaN scores").
 
-Every path that turns a zoo into scores lives here: stacked and vmapped (:func:`score_zoo`,
-:func:`ped_zoo`), feature sets (:func:`score_set`, :func:`ped_set`), stores loaded in batches
-(:func:`score_store`), and the switch to streamed statistics above the memory budgets.
+Size: every path that turns a zoo into scores is kept together: stacked and vmapped
+(:func:`score_zoo`, :func:`ped_zoo`), feature sets (:func:`score_set`, :func:`ped_set`), stores
+loaded in batches (:func:`score_store`), and the switch to streamed statistics above the memory
+budgets.
 """
 from __future__ import annotations
 

@@ -38,6 +38,9 @@ command line, the test suite).
 
 :func:`synthetic_set` makes the synthetic zoos the targets are stated on (published scale
 12 × 5000 × 2048 with C = 100, D ≫ N, near-duplicate dimensions) at any size.
+
+Size: the comparison, its result types and the synthetic zoos it is stated on are one unit, shared
+by a test and two experiments; the documented arguments of the public functions make up much of it.
 """
 from __future__ import annotations
 
