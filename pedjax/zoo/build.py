@@ -4,7 +4,8 @@
 resumes from its last orbax checkpoint; a finished member, recognised by its fingerprint, is
 skipped) and stores it with its source statistics and linear probe; :func:`build_truth` fine-tunes
 every (member, task) pair over the lr × wd grid and records the result in ``ground_truth.json``
-after each pair; :func:`build` does both. ``pedjax zoo build`` is the command line.
+after each pair (:func:`build_truth_units`: unit by unit); :func:`build` does both. ``pedjax zoo
+build`` is the command line.
 
 The v2 zoo adds pretraining-amount members (:func:`snapshot_member`: a checkpoint of another
 member's run, kept by :func:`pretrain_member` as the run passes that step), source-subset members
@@ -85,9 +86,19 @@ MEMBER_POLL = 2.0
 
 @dataclass(frozen=True)
 class Shard:
-    """Worker ``index`` of ``count`` (``--shard I/N``): it builds the ground-truth units whose stable
-    hash (the first 8 bytes of the SHA-1 of ``task/member/seed``) is ``index`` modulo ``count``, and helps pretrain members.
-    ``claim_timeout``: seconds after which another host's claim without a heartbeat is stale."""
+    """Worker ``index`` of ``count`` in a sharded build (``--shard I/N``).
+
+    It builds the ground-truth units whose stable hash (the first 8 bytes of the SHA-1 of
+    ``task/member/seed``) is ``index`` modulo ``count`` (:meth:`owns`), and helps pretrain members.
+
+    Attributes:
+      index: this worker's index I, 0 ≤ I < N.
+      count: the number of workers N (≥ 1).
+      claim_timeout: seconds after which another host's claim without a heartbeat is stale.
+
+    Raises:
+      ValueError: not 0 ≤ ``index`` < ``count`` (integers), or ``claim_timeout`` ≤ 0.
+    """
 
     index: int = 0
     count: int = 1
@@ -101,7 +112,19 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str, claim_timeout: float = DEFAULT_CLAIM_TIMEOUT) -> Shard:
-        """``"I/N"`` (e.g. ``"0/4"``; a job array's ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``)."""
+        """A shard from its command-line form.
+
+        Args:
+          text: ``"I/N"`` (e.g. ``"0/4"``; a job array's
+            ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``).
+          claim_timeout: as the attribute.
+
+        Returns:
+          The :class:`Shard`.
+
+        Raises:
+          ValueError: ``text`` is not ``I/N`` with integers 0 ≤ I < N.
+        """
         try:
             i, n = (int(v) for v in str(text).split("/"))
         except ValueError:
@@ -111,6 +134,7 @@ class Shard:
         return cls(i, n, claim_timeout)
 
     def owns(self, task: str, member: str, seed: int) -> bool:
+        """Whether the ground-truth unit (``task``, ``member``, ``seed``) is this worker's."""
         digest = hashlib.sha1(f"{task}/{member}/{int(seed)}".encode()).digest()
         return int.from_bytes(digest[:8], "big") % self.count == self.index
 
@@ -142,11 +166,23 @@ def _claim_record() -> dict:
 
 
 def claim_stale(path, timeout: float = DEFAULT_CLAIM_TIMEOUT) -> str | None:
-    """Why the claim file ``path`` is stale (its owner is gone), or ``None`` when it is live.
+    """Why a claim file is stale (its owner is gone), or ``None`` when it is live.
 
     Stale when its owner ran on this host and its pid is gone (or now belongs to another process:
     the start time differs), or when it came from another host (or cannot be read) and its
-    heartbeat — the file's modification time — is older than ``timeout`` seconds."""
+    heartbeat — the file's modification time — is older than ``timeout`` seconds.
+
+    Args:
+      path: the claim file.
+      timeout: seconds without a heartbeat after which another host's claim is stale (an
+        unreadable one after at least 10 s).
+
+    Returns:
+      A one-line reason, or ``None``.
+
+    Raises:
+      FileNotFoundError: ``path`` does not exist (released meanwhile).
+    """
     path = Path(path)
     st = path.stat()
     age = time.time() - st.st_mtime
@@ -161,8 +197,16 @@ def claim_stale(path, timeout: float = DEFAULT_CLAIM_TIMEOUT) -> str | None:
 
 
 class Claim:
-    """A held claim: its heartbeat thread refreshes the file's mtime; :meth:`release` removes the
-    file if it is still this claim's (same inode)."""
+    """A held claim (:func:`try_claim`); a context manager that releases it on exit.
+
+    Its heartbeat thread refreshes the file's mtime every ``heartbeat`` seconds; :meth:`release`
+    removes the file if it is still this claim's (same inode).
+
+    Args:
+      path: the claim file.
+      ino: its inode number when this worker created it.
+      heartbeat: seconds between two heartbeats.
+    """
 
     def __init__(self, path: Path, ino: int, heartbeat: float = CLAIM_HEARTBEAT):
         self.path, self.ino = path, ino
@@ -177,6 +221,7 @@ class Claim:
                     os.utime(self.path)
 
     def release(self) -> None:
+        """Stop the heartbeat and remove the claim file if it is still this claim's."""
         self._stop.set()
         with contextlib.suppress(OSError):
             if os.stat(self.path).st_ino == self.ino:
@@ -190,8 +235,16 @@ class Claim:
 
 
 def try_claim(path, timeout: float = DEFAULT_CLAIM_TIMEOUT, verbose: bool = False) -> Claim | None:
-    """Claim ``path`` atomically (``O_CREAT|O_EXCL``), taking over a stale claim (see
-    :func:`claim_stale`) by an atomic rename; ``None`` when a live worker holds it."""
+    """Claim a unit atomically (``O_CREAT|O_EXCL``), taking over a stale claim by an atomic rename.
+
+    Args:
+      path: the claim file (:func:`claim_path`); its folder is created.
+      timeout: the staleness timeout (:func:`claim_stale`).
+      verbose: log a taken-over claim.
+
+    Returns:
+      The held :class:`Claim`, or ``None`` when a live worker holds it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(3):
@@ -227,8 +280,16 @@ def try_claim(path, timeout: float = DEFAULT_CLAIM_TIMEOUT, verbose: bool = Fals
 
 
 def claim_path(zoo_dir, *parts) -> Path:
-    """Where the claim of a unit lives: ``zoo/.claims/truth/<task>/<member>/seed<k>`` or
-    ``zoo/.claims/members/<name>``."""
+    """Where the claim of a unit lives.
+
+    Args:
+      zoo_dir: the zoo folder.
+      *parts: the unit's path parts: ``("truth", task, member, "seed<k>")`` or
+        ``("members", name)``.
+
+    Returns:
+      ``zoo_dir/.claims/<parts…>``.
+    """
     return Path(zoo_dir) / CLAIMS_DIR / Path(*[str(p) for p in parts])
 
 
@@ -238,8 +299,15 @@ _meta_guard = threading.Lock()
 
 @contextlib.contextmanager
 def meta_lock(zoo_dir):
-    """Serialise read-modify-writes of the manifest and the ground-truth aggregate across processes
-    (a blocking ``flock`` on ``zoo/.pedjax-meta.lock``; re-entrant within a process)."""
+    """Context manager: serialise read-modify-writes of the manifest and the ground-truth aggregate
+    across processes (a blocking ``flock`` on ``zoo/.pedjax-meta.lock``; re-entrant within a process).
+
+    Args:
+      zoo_dir: the zoo folder (created if missing).
+
+    Yields:
+      Nothing; the lock is held inside the block.
+    """
     import fcntl
 
     zoo_dir = Path(zoo_dir)
@@ -269,9 +337,22 @@ def meta_lock(zoo_dir):
 
 @contextlib.contextmanager
 def shared_output_lock(directory, what: str):
-    """A sharded worker's hold on an output folder: ``flock(LOCK_SH)`` on the folder's
-    ``.pedjax.lock``, which many workers share and an unsharded run's exclusive lock
-    (:func:`pedjax.util.output_lock`) excludes, both ways, at once."""
+    """Context manager: a sharded worker's hold on an output folder.
+
+    A non-blocking ``flock(LOCK_SH)`` on the folder's ``.pedjax.lock``, which many workers share
+    and an unsharded run's exclusive lock (:func:`pedjax.util.output_lock`) excludes, both ways,
+    at once.
+
+    Args:
+      directory: the output folder (created if missing).
+      what: its argument name in the error message.
+
+    Yields:
+      The folder's path.
+
+    Raises:
+      pedjax.util.OutputLocked: an unsharded run holds the folder.
+    """
     import fcntl
 
     d = Path(directory)
@@ -287,6 +368,23 @@ def shared_output_lock(directory, what: str):
 
 
 def member_fingerprint(spec: MemberSpec, config: BuildConfig, source_sha1: str, parent_fp: str | None = None) -> str:
+    """What a member's files depend on: the fingerprint that decides whether a build reuses it.
+
+    Args:
+      spec: the member's :class:`~pedjax.zoo.MemberSpec`.
+      config: the :class:`~pedjax.zoo.BuildConfig` (its pretraining settings for ``spec`` and
+        the source ranges).
+      source_sha1: the source arrays' hash (:attr:`SourceData.sha1`).
+      parent_fp: the parent's fingerprint, for a checkpoint member (``spec.parent``).
+
+    Returns:
+      A SHA-1 hex digest: of the spec, its objective, the pretraining settings, the source
+      ranges and data, and the probe; for a checkpoint member, of the parent's fingerprint, the
+      step and the spec.
+
+    Raises:
+      ValueError: an unknown pretraining method or option.
+    """
     from ..models import ssl as ssl_mod
 
     objective = ssl_mod.get_objective(spec.method, **dict(spec.method_kwargs))
@@ -301,7 +399,17 @@ def member_fingerprint(spec: MemberSpec, config: BuildConfig, source_sha1: str, 
 
 @dataclass(frozen=True, eq=False)
 class SourceData:
-    """The source-split arrays a build uses (see :class:`BuildConfig`)."""
+    """The source-split arrays a build uses (see :class:`~pedjax.zoo.BuildConfig`).
+
+    Attributes:
+      x_pretrain: the pretraining images [N, 28, 28, 1].
+      y_pretrain: their labels [N].
+      x_heldout: the held-out source images (source statistics, the probe's test set).
+      y_heldout: their labels.
+      probe_train: the linear probe's training images (the first of ``x_pretrain``).
+      ranges: the config's index ranges (:meth:`~pedjax.zoo.BuildConfig.ranges`).
+      sha1: the content hash of the four arrays.
+    """
 
     x_pretrain: np.ndarray
     y_pretrain: np.ndarray
@@ -313,6 +421,8 @@ class SourceData:
 
     @classmethod
     def load(cls, config: BuildConfig, fashion_root=None) -> SourceData:
+        """The source arrays of ``config`` from Fashion-MNIST (``fashion_root``: its folder);
+        ``FileNotFoundError`` when it is not installed."""
         from ..data import SOURCE_RANGE, load_source
 
         x, y = load_source(fashion_root)
@@ -366,7 +476,15 @@ SNAPSHOTS = "snapshots"
 
 
 def snapshot_path(run_dir, step: int) -> Path:
-    """Where the backbone of a pretraining run at ``step`` is kept (a v2 pretraining-amount member)."""
+    """Where the backbone of a pretraining run at ``step`` is kept (a v2 pretraining-amount member).
+
+    Args:
+      run_dir: the pretraining run's folder.
+      step: the step.
+
+    Returns:
+      ``run_dir/snapshots/step<step, 7 digits>.msgpack``.
+    """
     return Path(run_dir) / SNAPSHOTS / f"step{int(step):07d}.msgpack"
 
 
@@ -402,10 +520,23 @@ def pretrain_member(spec: MemberSpec, config: BuildConfig, run_dir, source: Sour
                     snapshot_steps: Sequence[int] = ()) -> dict:
     """Pretrain one member (resumable in ``run_dir``), then its source statistics and linear probe.
 
-    ``snapshot_steps``: keep the backbone at these steps too (``run_dir/snapshots/``; each must be a
-    multiple of ``config.checkpoint_every`` below the run's steps): the pretraining-amount members
-    that name this one as ``parent``. Returns ``{"params", "source_mean", "source_std", "probe",
-    "record", "passed"}`` — what :func:`add_member` stores.
+    Args:
+      spec: the member's :class:`~pedjax.zoo.MemberSpec`.
+      config: the :class:`~pedjax.zoo.BuildConfig`.
+      run_dir: the pretraining run's folder (checkpoints; a run there resumes).
+      source: the :class:`SourceData`.
+      progress: show a progress bar.
+      snapshot_steps: keep the backbone at these steps too (``run_dir/snapshots/``; each a
+        multiple of the run's ``checkpoint_every`` below its steps): the pretraining-amount
+        members that name this one as ``parent``.
+
+    Returns:
+      ``{"params", "source_mean", "source_std", "probe", "record", "passed"}`` — what
+      :func:`~pedjax.zoo.add_member` stores, and whether the probe passed the sanity bar.
+
+    Raises:
+      ValueError: a bad snapshot step, or an unknown architecture or method.
+      RuntimeError: a finished run in ``run_dir`` lacks a requested snapshot.
     """
     from ..models import pretrain as pt
     from ..models import ssl as ssl_mod
@@ -445,7 +576,22 @@ def pretrain_member(spec: MemberSpec, config: BuildConfig, run_dir, source: Sour
 
 def snapshot_member(spec: MemberSpec, parent_record: dict, config: BuildConfig, parent_run_dir, source: SourceData) -> dict:
     """A pretraining-amount member: the parent's run at ``spec.at_step`` (its saved snapshot), then
-    source statistics and linear probe. Nothing is re-trained."""
+    source statistics and linear probe. Nothing is re-trained.
+
+    Args:
+      spec: the member's :class:`~pedjax.zoo.MemberSpec` (with ``parent`` and ``at_step``).
+      parent_record: the parent's ``pretrain`` record from the manifest (loss curve, settings).
+      config: the :class:`~pedjax.zoo.BuildConfig`.
+      parent_run_dir: the parent's pretraining run folder.
+      source: the :class:`SourceData`.
+
+    Returns:
+      As :func:`pretrain_member`.
+
+    Raises:
+      FileNotFoundError: the parent's run has no snapshot at ``spec.at_step``.
+      ValueError: the snapshot does not fit the architecture.
+    """
     from ..models import nets
 
     t0 = time.time()
@@ -474,9 +620,28 @@ def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = V2_MEM
 
     Each member: pretrain (resumable, under ``work_dir/pretrain/<name>``), source statistics and
     linear probe on the held-out source set, write its files, update the manifest atomically
-    (under :func:`meta_lock`). ``order``: keep the manifest's members in this order (a sharded
-    build adds members in the order its workers finish them).
-    Returns ``{"built": [...], "skipped": [...], "below_bar": [...], "wall_seconds"}``.
+    (under :func:`meta_lock`). Holds the output locks of ``zoo_dir`` and ``work_dir``.
+
+    Args:
+      zoo_dir: the zoo folder.
+      work_dir: the build's work folder (default ``runs/zoo-v2-build``).
+      members: the member specs (unique names; a checkpoint member after its parent).
+      config: the :class:`~pedjax.zoo.BuildConfig`.
+      progress: progress bars.
+      verbose: print one line per member.
+      fashion_root: folder of the Fashion-MNIST files.
+      on_member: ``on_member(name)`` called after each member built.
+      order: keep the manifest's members in this order (a sharded build adds members in the
+        order its workers finish them).
+
+    Returns:
+      ``{"built": [...], "skipped": [...], "below_bar": [...], "wall_seconds"}``.
+
+    Raises:
+      ValueError: duplicate names, a checkpoint member whose parent is not an earlier
+        pretrained member with its architecture, method and seed, or a bad spec.
+      pedjax.util.OutputLocked: another run holds ``zoo_dir`` or ``work_dir``.
+      FileNotFoundError: Fashion-MNIST is not installed.
     """
     names = [s.name for s in members]
     if len(set(names)) != len(names):
@@ -571,11 +736,30 @@ def _members_done(zoo_dir, group: Sequence[MemberSpec], config: BuildConfig, sou
 
 def build_members_sharded(zoo_dir, work_dir, members: Sequence[MemberSpec], config: BuildConfig, shard: Shard, *,
                           progress: bool = True, verbose: bool = True, fashion_root=None) -> dict:
-    """The members of a sharded build: every worker claims whichever pretraining run (a member and
-    its checkpoint members) is neither done nor claimed by a live worker, builds it, and waits until
-    every member is in the manifest (taking over a run whose claim goes stale). The manifest keeps
-    the spec's order whatever the order of completion. Call it holding the folders shared
-    (:func:`shared_output_lock`); returns the report of :func:`build_members`, summed."""
+    """The members of a sharded build.
+
+    Every worker claims whichever pretraining run (a member and its checkpoint members) is
+    neither done nor claimed by a live worker, builds it, and waits until every member is in the
+    manifest (taking over a run whose claim goes stale). The manifest keeps the spec's order
+    whatever the order of completion. Call it holding the folders shared
+    (:func:`shared_output_lock`).
+
+    Args:
+      zoo_dir: the zoo folder.
+      work_dir: the build's work folder (``None``: ``runs/zoo-v2-build``).
+      members: the member specs.
+      config: the :class:`~pedjax.zoo.BuildConfig`.
+      shard: this worker's :class:`Shard` (its ``claim_timeout``).
+      progress: progress bars.
+      verbose: print progress lines.
+      fashion_root: folder of the Fashion-MNIST files.
+
+    Returns:
+      The report of :func:`build_members`, over the whole spec.
+
+    Raises:
+      ValueError: as :func:`build_members`.
+    """
     work = Path(work_dir) if work_dir is not None else DEFAULT_WORK
     source_sha1 = SourceData.load(config, fashion_root).sha1
     order = [s.name for s in members]
@@ -640,9 +824,29 @@ def build_truth(zoo_dir, work_dir=None, config: BuildConfig = V1_CONFIG, *, task
                 on_pair=None) -> dict:
     """Fine-tune every (member, task) pair the ground-truth table lacks; update it atomically after each.
 
-    Task-major order, so members sharing an architecture reuse one compiled trainer per task.
-    Each sweep resumes through :func:`pedjax.models.finetune.finetune` (``work_dir/truth/<member>/<task>``).
-    Returns the table (also written to ``zoo_dir/ground_truth.json``).
+    The first zoo's ground truth (one entry per pair, every seed in one sweep). Task-major order,
+    so members sharing an architecture reuse one compiled trainer per task. Each sweep resumes
+    through :func:`pedjax.models.finetune.finetune` (``work_dir/truth/<member>/<task>``). Holds
+    the output locks of ``zoo_dir`` and ``work_dir``.
+
+    Args:
+      zoo_dir: the zoo folder.
+      work_dir: the work folder (default ``runs/zoo-build``).
+      config: the :class:`~pedjax.zoo.BuildConfig` (its fine-tuning settings).
+      tasks: the tasks (default ``config.tasks``).
+      members: only these members (default all).
+      progress: progress bars.
+      verbose: print one line per pair.
+      fashion_root: folder of the Fashion-MNIST files.
+      on_pair: ``on_pair(member, task)`` called after each pair fine-tuned.
+
+    Returns:
+      The table (also written to ``zoo_dir/ground_truth.json``).
+
+    Raises:
+      ValueError: an existing ``ground_truth.json`` that is not a pedjax table, or a bad zoo or task.
+      FileNotFoundError: a task's data is not installed.
+      pedjax.util.OutputLocked: another run holds ``zoo_dir`` or ``work_dir``.
     """
     from ..models import finetune as ft
 
@@ -699,7 +903,17 @@ UNIT_FORMAT = "pedjax-zoo-truth-unit"
 
 
 def unit_path(zoo_dir, task: str, member: str, seed: int) -> Path:
-    """The file of one finished ground-truth unit (member, task, seed), inside the zoo folder."""
+    """The file of one finished ground-truth unit (member, task, seed), inside the zoo folder.
+
+    Args:
+      zoo_dir: the zoo folder.
+      task: the task.
+      member: the member.
+      seed: the fine-tuning seed.
+
+    Returns:
+      ``zoo_dir/truth_units/<task>/<member>/seed<seed>.json``.
+    """
     return Path(zoo_dir) / UNITS_DIR / task / member / f"seed{int(seed)}.json"
 
 
@@ -747,14 +961,35 @@ def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = V2_CONFIG, *
     ``work_dir/truth/<member>/<task>/seed<k>``) and writes ``zoo_dir/truth_units/<task>/<member>/seed<k>.json``:
     per-configuration test accuracies, the loss curves, the key (member parameters, task, settings,
     seed). A unit whose file holds the current key is skipped, so a killed build loses at most the
-    unit it was running (and that one resumes from its last checkpoint). ``max_units`` stops after
-    that many newly fine-tuned units (a session's share of the build). After every unit
+    unit it was running (and that one resumes from its last checkpoint). After every unit
     ``ground_truth.json`` is re-aggregated from the unit files (:func:`aggregate_units`).
     Task-major order: the members sharing an architecture reuse one compiled trainer per task.
+    Holds the output locks of ``zoo_dir`` and ``work_dir``.
 
-    ``shard``: build only the units :meth:`Shard.owns`, each under a claim (:func:`try_claim`;
-    a unit claimed by a live worker is left to it and counted in the log). Call the undecorated
-    function (``build_truth_units.__wrapped__``) holding the folders shared, as :func:`build` does.
+    Args:
+      zoo_dir: the zoo folder.
+      work_dir: the work folder (default ``runs/zoo-v2-build``).
+      config: the :class:`~pedjax.zoo.BuildConfig` (its fine-tuning settings and seeds).
+      tasks: the tasks (default ``config.tasks``).
+      members: only these members (default all).
+      progress: progress bars.
+      verbose: print one line per unit.
+      fashion_root: folder of the Fashion-MNIST files.
+      on_unit: ``on_unit(member, task, seed)`` called after each unit fine-tuned.
+      max_units: stop after this many newly fine-tuned units (one sitting's share of the
+        build); ``None``: no limit.
+      shard: build only the units :meth:`Shard.owns`, each under a claim (:func:`try_claim`; a
+        unit claimed by a live worker is left to it and counted in the log). Call the
+        undecorated function (``build_truth_units.__wrapped__``) holding the folders shared, as
+        :func:`build` does.
+
+    Returns:
+      The aggregated table (also written to ``zoo_dir/ground_truth.json``).
+
+    Raises:
+      ValueError: a bad zoo or task.
+      FileNotFoundError: a task's data is not installed.
+      pedjax.util.OutputLocked: another run holds ``zoo_dir`` or ``work_dir``.
     """
     zoo = load_zoo(zoo_dir, members)
     ftc = config.finetune_config()
@@ -871,13 +1106,29 @@ def _read_unit(path: Path) -> dict | None:
 
 def aggregate_units(zoo_dir, config: BuildConfig, *, tasks: Sequence[str] | None = None, members: Sequence[str] | None = None,
                     fashion_root=None) -> dict:
-    """``ground_truth.json`` from the unit files whose key matches the zoo's current members and the
-    settings: ``datasets[task][member]`` (mean over seeds of the best-of-grid accuracy, only for pairs
-    with every seed done), ``std``, ``per_seed[task][member]`` (best-of-grid accuracy per seed, in
-    ``seeds`` order, ``null`` where missing: the noise ceiling's input), ``curves[task][member]``
-    (per seed: the loss curve of its best configuration), ``runs``. Written atomically, reading the
-    unit files and writing the table under :func:`meta_lock` (so, of concurrent workers, the last to
-    aggregate has seen every unit written before it); returned."""
+    """``ground_truth.json`` from the unit files whose key matches the zoo's current members and the settings.
+
+    Written atomically, reading the unit files and writing the table under :func:`meta_lock`
+    (so, of concurrent workers, the last to aggregate has seen every unit written before it).
+
+    Args:
+      zoo_dir: the zoo folder (with its manifest).
+      config: the :class:`~pedjax.zoo.BuildConfig` (its fine-tuning settings and seeds).
+      tasks: the tasks (default ``config.tasks``).
+      members: the members (default every manifest member).
+      fashion_root: folder of the Fashion-MNIST files (the units' keys hash the task data).
+
+    Returns:
+      The table: ``datasets[task][member]`` (mean over seeds of the best-of-grid accuracy, only
+      for pairs with every seed done), ``std``, ``per_seed[task][member]`` (best-of-grid
+      accuracy per seed, in ``seeds`` order, ``null`` where missing: the noise ceiling's input),
+      ``curves[task][member]`` (per seed: the loss curve of its best configuration), ``runs``
+      and ``provenance`` (units done and in all).
+
+    Raises:
+      FileNotFoundError: no manifest, or a task's data is not installed.
+      ValueError: an invalid manifest.
+    """
     with meta_lock(zoo_dir):
         return _aggregate_units(zoo_dir, config, tasks=tasks, members=members, fashion_root=fashion_root)
 
@@ -956,10 +1207,20 @@ def _machine() -> str:
 
 
 def record_build(zoo_dir) -> dict:
-    """Write the build's cost into the manifest (``manifest["build"]``) and return it: pretraining
-    wall seconds (the members' ``pretrain.wall_seconds_member``: checkpoint members and random
-    inits cost seconds), ground-truth wall seconds (the finished units', from ``ground_truth.json``),
-    their sum, how many units are done, whether the build is complete, and the machine."""
+    """Write the build's cost into the manifest (``manifest["build"]``), under :func:`meta_lock`.
+
+    Args:
+      zoo_dir: the zoo folder.
+
+    Returns:
+      The record: pretraining wall seconds (the members' ``pretrain.wall_seconds_member``),
+      ground-truth wall seconds (the finished units', from ``ground_truth.json``), their sum,
+      how many units are done, whether the build is complete, and the machine.
+
+    Raises:
+      FileNotFoundError: the zoo has no manifest.
+      ValueError: an invalid manifest.
+    """
     with meta_lock(zoo_dir):
         return _record_build(Path(zoo_dir))
 
@@ -990,11 +1251,36 @@ def _record_build(zoo_dir: Path) -> dict:
 def build(zoo_dir=None, work_dir=None, members: Sequence[MemberSpec] = V2_MEMBERS, config: BuildConfig = V2_CONFIG,
           *, truth: bool = True, pretrain: bool = True, progress: bool = True, verbose: bool = True, fashion_root=None,
           max_units: int | None = None, shard: Shard | None = None) -> dict:
-    """Build (or finish building) a zoo and its ground truth: :func:`build_members` then :func:`build_truth`.
+    """Build (or finish building) a zoo and its ground truth.
 
-    ``shard``: one worker of a sharded build (see :class:`Shard`; unit-by-unit ground truth only):
-    the folders are held shared, members are claimed run by run (:func:`build_members_sharded`),
-    and the worker's share of the ground-truth units is claimed unit by unit."""
+    :func:`build_members`, then :func:`build_truth_units` (``config.truth_units``) or
+    :func:`build_truth`, then :func:`record_build`.
+
+    Args:
+      zoo_dir: the zoo folder (default: the shipped zoo's, ``pedjax/assets/zoo``).
+      work_dir: the work folder (default per builder: ``runs/zoo-v2-build``, or ``runs/zoo-build``
+        for :func:`build_truth`).
+      members: the member specs (default :data:`~pedjax.zoo.V2_MEMBERS`).
+      config: the :class:`~pedjax.zoo.BuildConfig` (default :data:`~pedjax.zoo.V2_CONFIG`).
+      truth: build the ground truth.
+      pretrain: build the members.
+      progress: progress bars.
+      verbose: print progress lines.
+      fashion_root: folder of the Fashion-MNIST files.
+      max_units: stop the unit-by-unit ground truth after this many new units.
+      shard: one worker of a sharded build (see :class:`Shard`; unit-by-unit ground truth only):
+        the folders are held shared, members are claimed run by run
+        (:func:`build_members_sharded`), and the worker's share of the ground-truth units is
+        claimed unit by unit.
+
+    Returns:
+      ``{"members": report, "truth": table, "build": cost record}`` (the parts that ran).
+
+    Raises:
+      ValueError: ``shard`` without ``config.truth_units``, or a bad spec.
+      pedjax.util.OutputLocked: another run holds a folder this one writes.
+      FileNotFoundError: Fashion-MNIST (or a task's data) is not installed.
+    """
     zoo_dir = Path(zoo_dir) if zoo_dir is not None else DEFAULT_ZOO
     if shard is not None:
         if not config.truth_units:

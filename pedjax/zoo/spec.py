@@ -4,8 +4,8 @@ A :class:`MemberSpec` names a backbone (:data:`ARCHITECTURES`), its pretraining 
 seed; a :class:`BuildConfig` says how every member is pretrained and how the fine-tuning ground
 truth is produced. The shipped zoo (:data:`DEFAULT_ZOO`) is built from :data:`V2_MEMBERS` /
 :data:`V2_CONFIG` (benchmark v2); :data:`TINY_V2_MEMBERS` / :data:`TINY_V2_CONFIG` are the CI chain's.
-:data:`V1_MEMBERS` / :data:`V1_CONFIG` (``pedjax zoo build --v1``) are the first zoo's spec, which
-shipped until benchmark v2 replaced it; :data:`TINY_MEMBERS` / :data:`TINY_CONFIG` its tiny chain.
+:data:`V1_MEMBERS` / :data:`V1_CONFIG` (``pedjax zoo build --v1``) are the first zoo's spec
+(docs/zoo.md, "The first zoo"); :data:`TINY_MEMBERS` / :data:`TINY_CONFIG` its tiny chain.
 :data:`V3_TASKS` / :data:`V3_CONFIG` (``pedjax zoo build --v3``) add benchmark v3's new target
 domains to the shipped zoo, with the v2 members and protocol.
 """
@@ -44,7 +44,18 @@ V1_TASKS = ("digits-10", "fashion-lowdata", "fashion-coarse", "fashion-rotated",
 
 
 def create_module(arch: str, arch_kwargs: Mapping[str, Any] | None = None):
-    """The backbone module of a member (JSON lists in ``arch_kwargs`` become tuples)."""
+    """The backbone module of a member.
+
+    Args:
+      arch: a key of :data:`ARCHITECTURES`.
+      arch_kwargs: the module's fields (JSON lists become tuples); ``None``: the defaults.
+
+    Returns:
+      The (unbound) Flax module.
+
+    Raises:
+      ValueError: an unknown ``arch``.
+    """
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch: unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in (arch_kwargs or {}).items()}
@@ -53,7 +64,32 @@ def create_module(arch: str, arch_kwargs: Mapping[str, Any] | None = None):
 
 @dataclass(frozen=True)
 class MemberSpec:
-    """What to pretrain for one member; ``None`` fields take the :class:`BuildConfig`'s value."""
+    """What to pretrain for one member; ``None`` fields take the :class:`BuildConfig`'s value.
+
+    Attributes:
+      name: the member's name (unique in a zoo).
+      arch: the backbone, a key of :data:`ARCHITECTURES`.
+      method: the pretraining objective (``supervised``, ``simclr``, ``byol``, ``barlow``,
+        ``vicreg``, ``rotation``, ``dae``, ``random``).
+      arch_kwargs: the backbone module's fields.
+      method_kwargs: the objective's options (e.g. projection head sizes).
+      seed: the pretraining seed.
+      steps: pretraining steps; ``None``: the config's.
+      batch_size: pretraining batch size; ``None``: the config's.
+      lr: pretraining learning rate; ``None``: the config's.
+      source_classes: pretrain only on these Fashion-MNIST classes 0..9 (a class-subset
+        source; stored sorted), or ``None``.
+      source_n: pretrain only on the first ``source_n`` (≥ 2) images of the pretraining part
+        (a low-data source), or ``None``.
+      parent: this member is the checkpoint of member ``parent``'s pretraining run at step
+        ``at_step`` (same architecture, method and seed; taken from the parent's run, never
+        re-run), or ``None``.
+      at_step: the parent run's step (a positive integer; with ``parent``).
+
+    Raises:
+      ValueError: invalid ``source_classes``, ``source_n`` or ``at_step``, or only one of
+        ``parent`` and ``at_step``.
+    """
 
     name: str
     arch: str
@@ -64,12 +100,8 @@ class MemberSpec:
     steps: int | None = None
     batch_size: int | None = None
     lr: float | None = None
-    #: v2: pretrain only on these source classes (a class-subset source) …
     source_classes: tuple[int, ...] | None = None
-    #: … and/or on the first ``source_n`` images of the pretraining part (a low-data source)
     source_n: int | None = None
-    #: v2: this member is the checkpoint of member ``parent``'s pretraining run at step ``at_step``
-    #: (same architecture, method and seed; taken from the parent's run, never re-run)
     parent: str | None = None
     at_step: int | None = None
 
@@ -87,6 +119,7 @@ class MemberSpec:
             raise ValueError(f"at_step: a positive integer, got {self.at_step!r}")
 
     def as_dict(self) -> dict:
+        """The spec as a JSON-ready dict (tuples as lists; the optional v2 fields only when set)."""
         d = dataclasses.asdict(self)
         d["arch_kwargs"] = {k: list(v) if isinstance(v, tuple) else v for k, v in dict(self.arch_kwargs).items()}
         d["method_kwargs"] = dict(self.method_kwargs)
@@ -102,7 +135,7 @@ class MemberSpec:
 _CNN = {"channels": (8, 16), "dense": 64}
 _RES = {"stages": (8, 16, 32)}
 
-#: the first zoo (shipped until benchmark v2): all eight methods on one CNN (as the paper's zoo is all
+#: the first zoo (docs/zoo.md, "The first zoo"): all eight methods on one CNN (as the paper's zoo is all
 #: ResNet-50s), plus a cheap ResNet and an MLP pretrained two ways each (three families, D = 64/32/128)
 V1_MEMBERS: tuple[MemberSpec, ...] = (
     MemberSpec("cnn-supervised", "cnn", "supervised", _CNN, seed=0),
@@ -134,6 +167,38 @@ class BuildConfig:
     its first ``source_n`` images; its last ``heldout`` images are the held-out source set
     (source statistics for PED, the linear probe's test set); the probe trains on its first
     ``probe_train`` images.
+
+    Attributes:
+      steps: pretraining steps per member (a member's own ``steps`` wins).
+      batch_size: pretraining batch size.
+      lr: pretraining learning rate.
+      checkpoint_every: pretraining steps between checkpoints (and per compiled call).
+      source_n: pretraining images (the first of the source split).
+      heldout: held-out source images (the last of the source split).
+      probe_train: the linear probe's training images (the first of the source split).
+      sanity_bar: the probe accuracy a member must reach to pass the sanity check.
+      params_format: how parameters are stored: ``"orbax"`` or ``"npz"``.
+      tasks: the ground-truth tasks (``pedjax tasks``).
+      ft_steps: fine-tuning steps per run.
+      ft_batch_size: fine-tuning batch size.
+      ft_seeds: fine-tuning seeds (the ground truth averages over them; at least one).
+      ft_checkpoint_every: fine-tuning steps per compiled call (and between checkpoints).
+      ft_eval_batch_size: test images per evaluation call.
+      ft_checkpoints: orbax checkpoints inside a fine-tuning run
+        (``FinetuneConfig.checkpoints``); the v2 units are short, so they go without (a killed
+        unit restarts; docs/zoo.md, "Ground truth, unit by unit").
+      ft_clip_norm: gradient clipping of the fine-tuning (``FinetuneConfig.clip_norm``), or
+        ``None``; the v2 truth uses 1.0.
+      ft_lrs: the fine-tuning learning rates; ``None``: the paper's grid.
+      ft_wds: the fine-tuning weight decays; ``None``: the paper's grid.
+      truth_units: build the ground truth unit by unit, one (member, task, seed) per file under
+        ``zoo/truth_units/`` (committable, skipped on restart), aggregated into
+        ``ground_truth.json`` (v2).
+
+    Raises:
+      ValueError: a size that is not a positive integer, ``source_n + heldout`` over the source
+        split, ``probe_train > source_n``, an unknown ``params_format``, ``sanity_bar`` outside
+        [0, 1], or no ``ft_seeds``.
     """
 
     steps: int = 2000
@@ -151,17 +216,10 @@ class BuildConfig:
     ft_seeds: tuple[int, ...] = (0, 1)
     ft_checkpoint_every: int = 50
     ft_eval_batch_size: int = 50
-    #: orbax checkpoints inside a fine-tuning run (``FinetuneConfig.checkpoints``); the v2 units
-    #: are short, so they go without: a killed unit restarts, and the saves cost more than a unit's
-    #: steps (measured: 3-10 s of a 5-25 s unit)
     ft_checkpoints: bool = True
-    #: gradient clipping of the fine-tuning (``FinetuneConfig.clip_norm``); the v2 truth uses 1.0
     ft_clip_norm: float | None = None
-    #: the fine-tuning grid (default: the paper's 4 × 4)
     ft_lrs: tuple[float, ...] | None = None
     ft_wds: tuple[float, ...] | None = None
-    #: v2: the ground truth is built unit by unit — one (member, task, seed) per file under
-    #: ``zoo/truth_units/`` (committable, skipped on restart) — and aggregated into ground_truth.json
     truth_units: bool = False
 
     def __post_init__(self):
@@ -186,6 +244,7 @@ class BuildConfig:
             raise ValueError("ft_seeds: need at least one seed")
 
     def finetune_config(self):
+        """The :class:`~pedjax.models.finetune.FinetuneConfig` of the ground truth's runs."""
         from ..models.finetune import FinetuneConfig
 
         grid = {}
@@ -200,6 +259,8 @@ class BuildConfig:
         )
 
     def pretrain_config(self, spec: MemberSpec):
+        """The :class:`~pedjax.models.pretrain.PretrainConfig` of ``spec`` (its own steps, batch
+        size and lr where set, else this config's)."""
         from ..models.pretrain import PretrainConfig
 
         return PretrainConfig(
@@ -210,6 +271,8 @@ class BuildConfig:
         )
 
     def ranges(self) -> dict:
+        """``{"pretrain", "probe_train", "heldout": [start, stop)}`` index ranges into
+        Fashion-MNIST's official train set."""
         from ..data import SOURCE_RANGE
 
         lo, hi = SOURCE_RANGE
@@ -291,17 +354,10 @@ V2_MEMBERS: tuple[MemberSpec, ...] = (
     MemberSpec("vitw-supervised", "vit", "supervised", _VITW, seed=27),
 )
 
-#: how the v2 zoo is built; sized by the timing probe (experiments/zoo_v2_probe.py, docs/zoo.md
-#: "Cost of the v2 build") to fit 4 hours of the 2-core machine, pretraining + ground truth
-#: fine-tuning: 400 steps (200 had not converged on the 1 000-image tasks: accuracies still rose by up
-#: to 0.03 and members swapped places, experiments/zoo_v2_length.py), 3 learning rates × one weight
-#: decay. One wd because in v1's 4×4 grid the per-seed best wd agreed between the two seeds of a
-#: (member, task) pair in 20 of 60 pairs — chance level for 4 values is 15 — against 47 of 60 for
-#: the best lr: at these lengths the wd axis mostly picks seed noise (and a max over noisy
-#: configurations inflates the ground truth), while a second wd would double the 4 h budget.
-#: Gradients are clipped to global norm 1.0: without clipping, lr 0.1 collapsed to chance (training
-#: loss stuck at log 10) in 91 of the first build's 275 units, lr 0.03 in 28, and 8 units collapsed at
-#: every lr — seed noise, not transferability (experiments/zoo_v2_clipping.py, docs/zoo.md).
+#: how the v2 zoo is built, pretraining + ground-truth fine-tuning within a 4-hour budget of the
+#: 2-core machine: 400 fine-tuning steps, 3 learning rates × one weight decay, 3 seeds, gradients
+#: clipped to global norm 1.0, unit by unit. Why each choice (length, grid, clipping), with the
+#: measurements: docs/zoo.md, "Ground truth, unit by unit", "Gradient clipping" and "Cost of the build".
 V2_CONFIG = BuildConfig(
     steps=1000, batch_size=128, checkpoint_every=100, tasks=V2_TASKS,
     ft_steps=400, ft_batch_size=32, ft_seeds=(0, 1, 2), ft_checkpoint_every=100, ft_eval_batch_size=500,

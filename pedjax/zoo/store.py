@@ -39,7 +39,22 @@ from .spec import DEFAULT_ZOO, FORMAT, MANIFEST, PARAM_FORMATS, TRUTH_FILE, VERS
 
 @dataclass(frozen=True, eq=False)
 class ZooMember:
-    """One loaded member: its backbone, parameters, source statistics and source-class probe."""
+    """One loaded member: its backbone, parameters, source statistics and source-class probe.
+
+    Attributes:
+      name: the member's name.
+      arch: the backbone's architecture (:data:`~pedjax.zoo.ARCHITECTURES`).
+      arch_kwargs: the backbone module's fields.
+      method: the pretraining objective.
+      feature_dim: the feature width D.
+      input_shape: one image's shape ``(H, W, C)``.
+      load_params: ``() -> params``, restores the parameters (:attr:`params` calls it once).
+      source_mean: ``[D]`` float64 feature mean on the held-out source set.
+      source_std: ``[D]`` float64 feature standard deviation there (ddof 0).
+      probe_W: ``[D, 10]`` the linear probe's weights (source classes).
+      probe_b: ``[10]`` its biases.
+      entry: the member's manifest entry.
+    """
 
     name: str
     arch: str
@@ -62,16 +77,32 @@ class ZooMember:
 
     @property
     def module(self):
+        """The backbone's Flax module (:func:`~pedjax.zoo.create_module`)."""
         return create_module(self.arch, self.arch_kwargs)
 
     def features(self, x, batch_size: int = 500) -> np.ndarray:
-        """Features ``[N, D]`` (float32) of images ``x`` [N, H, W, C]."""
+        """The backbone's features of a batch of images.
+
+        Args:
+          x: images ``[N, H, W, C]`` of the member's :attr:`input_shape`.
+          batch_size: images per forward-pass call.
+
+        Returns:
+          float32 ``[N, D]``.
+        """
         from ..models.pretrain import feature_fn
 
         return feature_fn(self.module)(self.params, x, batch_size)
 
     def source_probs(self, features) -> np.ndarray:
-        """The linear probe's source-class (Fashion-MNIST) probabilities ``[N, 10]`` of features."""
+        """The linear probe's source-class (Fashion-MNIST) probabilities of features.
+
+        Args:
+          features: ``[N, D]`` features of this member.
+
+        Returns:
+          float64 ``[N, 10]``, rows summing to 1 (a softmax).
+        """
         logits = np.asarray(features, np.float64) @ self.probe_W + self.probe_b
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
@@ -80,7 +111,13 @@ class ZooMember:
 
 @dataclass(frozen=True, eq=False)
 class Zoo:
-    """A loaded zoo: ``members`` in manifest order; index by name or position."""
+    """A loaded zoo (:func:`load_zoo`); index by name or position.
+
+    Attributes:
+      path: the zoo folder.
+      manifest: the parsed ``manifest.json``.
+      members: the loaded :class:`ZooMember` objects, in manifest order (or as asked).
+    """
 
     path: Path
     manifest: dict
@@ -88,6 +125,7 @@ class Zoo:
 
     @property
     def names(self) -> list[str]:
+        """The members' names, in order."""
         return [m.name for m in self.members]
 
     def __len__(self) -> int:
@@ -97,6 +135,7 @@ class Zoo:
         return iter(self.members)
 
     def __getitem__(self, key: str | int) -> ZooMember:
+        """The member named ``key``, or at position ``key``; ``KeyError`` for an unknown name."""
         if isinstance(key, int):
             return self.members[key]
         for m in self.members:
@@ -105,17 +144,37 @@ class Zoo:
         raise KeyError(f"member: no member {key!r} in the zoo at {self.path}; members: {self.names}")
 
     def source_stats(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """``{name: (mean [D], std [D])}``: the ``source_stats`` argument of :func:`pedjax.score_zoo`."""
+        """Every member's source statistics.
+
+        Returns:
+          ``{name: (mean [D], std [D])}``: the ``source_stats`` argument of :func:`pedjax.score_zoo`.
+        """
         return {m.name: (m.source_mean, m.source_std) for m in self.members}
 
     def truth(self) -> dict | None:
-        """The ground-truth table (``ground_truth.json``) if the zoo has one."""
+        """The ground-truth table.
+
+        Returns:
+          The parsed ``ground_truth.json`` (``{"datasets": {task: {member: score}}, …}``), or
+          ``None`` when the zoo has none.
+        """
         p = self.path / TRUTH_FILE
         return json.loads(p.read_text()) if p.is_file() else None
 
     def task_truth(self, task: str, arg: str = "task") -> dict[str, float]:
-        """``{member: fine-tuned score}`` on ``task`` from the ground-truth table, for every member;
-        a missing table, task or member raises an error naming ``arg``."""
+        """Every member's fine-tuned score on ``task`` from the ground-truth table.
+
+        Args:
+          task: a task of the ground truth.
+          arg: the argument name the errors name (e.g. ``"--task"``).
+
+        Returns:
+          ``{member: fine-tuned score}`` for every member.
+
+        Raises:
+          FileNotFoundError: the zoo has no ground-truth table.
+          ValueError: the table has no ``task``, or lacks a member on it.
+        """
         table = self.truth()
         if table is None:
             raise FileNotFoundError(f"{arg}: {self.path} has no {TRUTH_FILE}; build it with `pedjax zoo build --zoo {self.path}`")
@@ -169,7 +228,14 @@ def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
 
 
 def params_sha1(params) -> str:
-    """SHA-1 over a parameter tree's leaves (keys sorted), independent of the storage format."""
+    """SHA-1 over a parameter tree's leaves, independent of the storage format.
+
+    Args:
+      params: a nested mapping of arrays (Flax parameters).
+
+    Returns:
+      The hex digest over every leaf's path, shape and float32 bytes, paths sorted.
+    """
     h = hashlib.sha1()
     for k, v in sorted(_flatten(params).items()):
         h.update(k.encode())
@@ -179,7 +245,19 @@ def params_sha1(params) -> str:
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
-    """The manifest of the zoo folder ``path`` (validated: format, version, member fields)."""
+    """The manifest of a zoo folder, validated (format, version, member fields).
+
+    Args:
+      path: the zoo folder.
+
+    Returns:
+      The parsed ``manifest.json``.
+
+    Raises:
+      FileNotFoundError: the folder has no ``manifest.json``.
+      ValueError: invalid JSON, not a pedjax zoo manifest, a newer version than this pedjax
+        reads, no member list, or a member lacking a required field.
+    """
     p = Path(path) / MANIFEST
     m = load_json(p, "zoo", f"no {MANIFEST} in {path}; build a zoo with `pedjax zoo build --zoo {path}` "
                   "(or `python experiments/build_zoo.py`)")
@@ -199,11 +277,22 @@ def read_manifest(path: str | os.PathLike) -> dict:
 
 
 def load_zoo(path: str | os.PathLike | None = None, members: Iterable[str] | None = None, *, verify: bool = False) -> Zoo:
-    """Load a zoo folder (default: the shipped zoo, ``pedjax/assets/zoo``).
+    """Load a zoo folder. Parameters are restored on first use unless ``verify``.
 
     Args:
+      path: the zoo folder; ``None``: the shipped zoo (``pedjax/assets/zoo``).
       members: load only these members (in this order); default all, in manifest order.
-      verify: recompute each member's parameter SHA-1 and compare with the manifest.
+      verify: restore every member's parameters now, recompute their SHA-1 and compare it
+        with the manifest.
+
+    Returns:
+      The :class:`Zoo`.
+
+    Raises:
+      FileNotFoundError: no ``manifest.json`` in ``path``.
+      ValueError: an invalid manifest, an unknown member in ``members``, no member, missing
+        parameter files, source statistics that do not match ``feature_dim``, or (``verify``)
+        parameters that differ from the manifest's SHA-1.
     """
     root = Path(path) if path is not None else DEFAULT_ZOO
     manifest = read_manifest(root)
@@ -275,11 +364,32 @@ def _save_params(dest: Path, params, fmt: str) -> dict:
 
 def add_member(zoo_dir: str | os.PathLike, spec: MemberSpec, params, *, source_mean, source_std, probe: Mapping,
                record: Mapping, fingerprint: str, params_format: str = "orbax", config: BuildConfig | None = None) -> dict:
-    """Write one member's files into ``zoo_dir`` and put it in the manifest (atomically); returns its entry.
+    """Write one member's files into ``zoo_dir`` and put it in the manifest (atomically).
 
-    ``params`` is the backbone tree; ``probe`` holds ``W`` [D, K], ``b`` [K], ``accuracy``;
-    ``record`` is stored as the member's ``pretrain`` record. A member of the same name is replaced
-    (in place in the member order); its old files are removed after the manifest is written.
+    A member of the same name is replaced (in place in the member order); its old files are
+    removed after the manifest is written. Files the manifest references are never overwritten:
+    each write goes to a fresh ``members/<name>-<fp8>[-n]`` folder.
+
+    Args:
+      zoo_dir: the zoo folder (created if missing; a new manifest when it has none).
+      spec: the member's :class:`~pedjax.zoo.MemberSpec`.
+      params: the backbone's parameter tree (checked against the architecture).
+      source_mean: ``[D]`` feature mean on the held-out source set.
+      source_std: ``[D]`` feature standard deviation there.
+      probe: the linear probe: ``W`` [D, K], ``b`` [K], ``accuracy`` and other facts kept in the
+        manifest (``W``, ``b`` and ``classes`` are not).
+      record: stored as the member's ``pretrain`` record.
+      fingerprint: the member's build fingerprint (its first 8 characters name the folder).
+      params_format: ``"orbax"`` or ``"npz"``.
+      config: the :class:`~pedjax.zoo.BuildConfig` described in a new manifest (default
+        ``BuildConfig()``).
+
+    Returns:
+      The member's manifest entry.
+
+    Raises:
+      ValueError: ``params`` does not fit the architecture, an unknown ``arch``, or an invalid
+        existing manifest.
     """
     root = Path(zoo_dir)
     root.mkdir(parents=True, exist_ok=True)
