@@ -1,8 +1,8 @@
 """Host kernels shared by the metrics: dense products (and, in :mod:`pedjax.metrics.parc`, sorting).
 
 ``gram(X) = Xᵀ X`` dominates SFDA and LogME (an N·D² product). XLA's CPU backend computes
-float64 matrix products with Eigen, about 5× slower on this class of machine than the host's
-optimised BLAS that NumPy links (measured: 5000×2048 → 1.7 s vs 0.34 s). On the CPU backend, for
+float64 matrix products with Eigen, several times slower than the host's optimised BLAS that
+NumPy links (docs/design.md, "Float64 and the CPU", has the measurement). On the CPU backend, for
 float64 inputs large enough to matter, ``gram`` therefore calls the host BLAS through
 ``jax.pure_callback``; everywhere else (GPU/TPU, float32, small inputs) it is a plain XLA
 product. It stays jit-, vmap- and differentiation-friendly (custom JVP), and gives the same
@@ -40,9 +40,13 @@ _override: bool | None = None  # set only inside host_kernels(...)
 
 
 def host_kernels_enabled() -> bool:
-    """Whether host (NumPy/LAPACK) kernels may replace XLA ones: the CPU backend with one local
-    device, and :data:`HOST_BLAS` (``PEDJAX_HOST_BLAS`` at import) unless :func:`host_kernels`
-    says otherwise."""
+    """Whether host (NumPy/LAPACK) kernels may replace XLA ones.
+
+    Returns:
+      ``True`` on the CPU backend with one local device and ``jax_enable_x64`` on process-wide,
+      when :data:`HOST_BLAS` (``PEDJAX_HOST_BLAS`` at import) allows it, unless
+      :func:`host_kernels` says otherwise.
+    """
     enabled = HOST_BLAS if _override is None else _override
     # one CPU device only: host callbacks issued from several CPU devices at once can deadlock;
     # x64 on process-wide: JAX runs a callback in a thread that does not see an entry point's scoped
@@ -63,10 +67,18 @@ def _x64_process_wide() -> bool:
 
 @contextlib.contextmanager
 def host_kernels(enabled: bool) -> Iterator[None]:
-    """Within the block, host kernels are on (``True``, where the backend allows them) or off
-    (``False``), whatever ``PEDJAX_HOST_BLAS`` said. JAX's in-memory caches are cleared on entry
-    and on exit (:func:`jax.clear_caches`): a jitted function traced outside the block is traced
-    again inside it, and again after it. Process-wide; not for use while other threads run JAX."""
+    """Context manager: within the block, host kernels are on or off, whatever ``PEDJAX_HOST_BLAS`` said.
+
+    JAX's in-memory caches are cleared on entry and on exit (:func:`jax.clear_caches`): a jitted
+    function traced outside the block is traced again inside it, and again after it.
+    Process-wide; not for use while other threads run JAX.
+
+    Args:
+      enabled: ``True``: on (where the backend allows them); ``False``: off.
+
+    Yields:
+      Nothing.
+    """
     global _override
     previous = _override
     jax.clear_caches()
@@ -98,7 +110,14 @@ def _gram_jvp(primals, tangents):
 
 
 def gram(X: jax.Array) -> jax.Array:
-    """``Xᵀ X`` for X [N, D] → [D, D]."""
+    """``Xᵀ X``: through the host BLAS for large float64 inputs on the CPU backend, else XLA.
+
+    Args:
+      X: ``[N, D]``.
+
+    Returns:
+      ``[D, D]`` in ``X``'s dtype (differentiable: a custom JVP covers the host path).
+    """
     N, D = X.shape
     if X.dtype == jnp.float64 and N * D * D >= _HOST_BLAS_MIN_FLOPS and host_kernels_enabled():
         return _gram_callback(X)

@@ -43,9 +43,24 @@ def _default_float():
 
 
 def as_float_matrix(X: Any, name: str = "X", *, n: int | None = None) -> np.ndarray:
-    """Return ``X`` as a finite 2-D array [N, D] of the default float type: float64 when x64 is on
-    (pedjax's default; float32 features, e.g. from ``.npy`` files, are promoted, as the published
-    NumPy code does), float32 otherwise. One dtype per width also means one compiled program."""
+    """``X`` as a finite 2-D array [N, D] of the default float type.
+
+    The default float type is float64 when x64 is on (pedjax's default; float32 features, e.g.
+    from ``.npy`` files, are promoted, as the published NumPy code does), float32 otherwise. One
+    dtype per width also means one compiled program.
+
+    Args:
+      X: the features, array-like ``[N, D]`` (numeric or bool).
+      name: the argument's name in errors.
+      n: the expected number of rows (the labels' length), or ``None``.
+
+    Returns:
+      The array in the default float type (a copy when converted).
+
+    Raises:
+      ParamError: not convertible, not numeric, not 2-D, empty, ``n`` rows expected and not
+        found, or NaN/inf entries.
+    """
     try:
         arr = np.asarray(X)
     except Exception as exc:  # pragma: no cover - exotic inputs
@@ -76,8 +91,20 @@ def as_float_matrix(X: Any, name: str = "X", *, n: int | None = None) -> np.ndar
 def encode_labels(y: Any, name: str = "y", *, min_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Map any integer labels to ``0..C-1`` (sorted order, like ``np.unique``).
 
-    Returns ``(codes int32 [N], classes [C])``. Scores never depend on the label values, only on
-    the partition they define, so labels {3, 7, 42} score exactly as {0, 1, 2}.
+    Scores never depend on the label values, only on the partition they define, so labels
+    {3, 7, 42} score exactly as {0, 1, 2}.
+
+    Args:
+      y: labels ``[N]``: integers, bools, or integral finite floats.
+      name: the argument's name in errors.
+      min_classes: the fewest distinct classes accepted.
+
+    Returns:
+      ``(codes int32 [N], classes [C])``.
+
+    Raises:
+      ParamError: not 1-D, empty, non-integral or non-finite values, a non-integer dtype, or
+        fewer than ``min_classes`` classes.
     """
     arr = np.asarray(y)
     if arr.ndim != 1:
@@ -102,7 +129,19 @@ def encode_labels(y: Any, name: str = "y", *, min_classes: int = 2) -> tuple[np.
 
 
 def check_vector(v: Any, name: str, d: int) -> np.ndarray:
-    """A finite float vector of length ``d`` (source statistics)."""
+    """A finite float vector of length ``d`` (source statistics).
+
+    Args:
+      v: the vector, array-like.
+      name: the argument's name in errors.
+      d: the expected length (the feature dimension).
+
+    Returns:
+      The vector as a float array (integers converted to float64).
+
+    Raises:
+      ParamError: not of shape ``(d,)``, or NaN/inf entries.
+    """
     arr = np.asarray(v)
     if arr.ndim != 1 or arr.shape[0] != d:
         raise ParamError(
@@ -116,11 +155,25 @@ def check_vector(v: Any, name: str, d: int) -> np.ndarray:
 
 
 def check_std(v: Any, name: str, d: int, *, allow_all_zero: bool = False) -> np.ndarray:
-    """A finite, non-negative standard-deviation vector of length ``d`` (source statistics). A zero
-    entry is a dimension that is constant on the source set (a dead unit): PED floors it at
-    ``PEDConfig.eps``. All entries zero (the model's source features are constant: nothing to
-    rescale by) is an error unless ``allow_all_zero`` (for a model whose target features are
-    degenerate too, which is scored as uninformative anyway)."""
+    """A finite, non-negative standard-deviation vector of length ``d`` (source statistics).
+
+    A zero entry is a dimension that is constant on the source set (a dead unit): PED floors it
+    at ``PEDConfig.eps``.
+
+    Args:
+      v: the vector, array-like.
+      name: the argument's name in errors.
+      d: the expected length.
+      allow_all_zero: accept a vector that is zero everywhere (for a model whose target
+        features are degenerate too, which is scored as uninformative anyway).
+
+    Returns:
+      The vector as a float array.
+
+    Raises:
+      ParamError: as :func:`check_vector`, a negative entry, or (unless ``allow_all_zero``) all
+        entries zero (the model's source features are constant: nothing to rescale by).
+    """
     arr = check_vector(v, name, d)
     if np.any(arr < 0):
         raise ParamError(name, f"contains {int(np.count_nonzero(arr < 0))} negative value(s); a standard deviation is ≥ 0")
@@ -131,14 +184,39 @@ def check_std(v: Any, name: str, d: int, *, allow_all_zero: bool = False) -> np.
 
 
 def check_choice(value: str, name: str, choices) -> str:
+    """``value`` when it is one of ``choices``.
+
+    Args:
+      value: the given value.
+      name: the argument's name in errors.
+      choices: the accepted values.
+
+    Returns:
+      ``value``.
+
+    Raises:
+      ParamError: ``value`` is not in ``choices`` (the message lists them, sorted).
+    """
     if value not in choices:
         raise ParamError(name, f"unknown value {value!r}; choose one of {sorted(choices)}")
     return value
 
 
 def load_json(path, arg: str, missing: str):
-    """The JSON object in file ``path``; a ``FileNotFoundError`` "``arg``: ``missing``" when there is
-    no such file, a ``ValueError`` naming ``arg`` and the position when it is not valid JSON."""
+    """The JSON content of a file, with errors that name the argument.
+
+    Args:
+      path: the file.
+      arg: the argument (or flag) the errors name.
+      missing: what to say when there is no such file (the fix).
+
+    Returns:
+      The parsed JSON value.
+
+    Raises:
+      FileNotFoundError: "``arg``: ``missing``" when there is no such file.
+      ParamError: naming ``arg`` and the position when it is not valid JSON.
+    """
     import json
     from pathlib import Path
 
@@ -158,7 +236,14 @@ DEGENERATE_ULPS = 64
 
 
 def rounding_eps(X: Any) -> float:
-    """Machine epsilon of ``X``'s own float dtype (before any promotion); float64's for integers."""
+    """Machine epsilon of ``X``'s own float dtype (before any promotion).
+
+    Args:
+      X: an array (or anything with a ``dtype``).
+
+    Returns:
+      The dtype's epsilon; float64's for integers and objects without a float dtype.
+    """
     dt = getattr(X, "dtype", None)
     if dt is not None and np.issubdtype(np.dtype(dt), np.floating):
         return float(np.finfo(np.dtype(dt)).eps)
@@ -172,6 +257,16 @@ def dead_dimensions(X: Any, eps: float | None = None) -> np.ndarray:
     included), with ``eps`` the rounding unit of ``X``'s dtype. The test is scale-free: it is
     computed on ``X_d / max|X_d|``, so multiplying a dimension by any power of ten (even near the
     float range's ends, where ``var`` would underflow) does not change it.
+
+    Args:
+      X: features ``[N, D]``.
+      eps: the rounding unit; default :func:`rounding_eps` of ``X``.
+
+    Returns:
+      Boolean ``[D]``, True where the dimension is dead.
+
+    Raises:
+      ParamError: ``X`` is not 2-D.
     """
     eps = rounding_eps(X) if eps is None else float(eps)
     A = np.asarray(X, dtype=np.float64)
@@ -185,9 +280,19 @@ def dead_dimensions(X: Any, eps: float | None = None) -> np.ndarray:
 
 
 def is_degenerate(X: Any, eps: float | None = None) -> bool:
-    """``True`` when every dimension of features ``X`` [N, D] is dead (:func:`dead_dimensions`):
-    the model maps all target samples to one point up to rounding and carries no information.
-    Non-finite or non-numeric input is never called degenerate (validation reports it)."""
+    """Whether every dimension of features ``X`` is dead (:func:`dead_dimensions`).
+
+    Such a model maps all target samples to one point up to rounding and carries no information.
+    Non-finite, non-numeric, empty or non-2-D input is never called degenerate (validation
+    reports it).
+
+    Args:
+      X: features ``[N, D]``.
+      eps: the rounding unit; default :func:`rounding_eps` of ``X``.
+
+    Returns:
+      ``True`` when degenerate.
+    """
     try:
         A = np.asarray(X)
     except Exception:

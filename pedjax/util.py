@@ -61,12 +61,22 @@ def _create_temporary(folder: Path, prefix: str, suffix: str) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+    """Context manager: a temporary path beside ``path`` that replaces ``path`` atomically on success.
 
     The caller writes the temporary file (any writer: ``np.savez``, ``open``, …). On an
     exception the temporary file is removed and ``path`` is left as it was. The file ends up with
     the permissions ``open()`` gives a new file under the current umask (``0o666 & ~umask``); a
     missing parent folder is created as ``mkdir -p`` would (``0o777 & ~umask``).
+
+    Args:
+      path: the destination file.
+      suffix: the temporary file's suffix (some writers append their own otherwise).
+
+    Yields:
+      The temporary file's path (created empty).
+
+    Raises:
+      OSError: the folder cannot be created or written, or the rename fails.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,14 +93,37 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
 
 
 def atomic_save_npy(path: str | os.PathLike, array) -> Path:
-    """``np.save`` to ``path`` (ending in ``.npy``), atomically."""
+    """``np.save`` to ``path`` (ending in ``.npy``), atomically (:func:`atomic_path`).
+
+    Args:
+      path: the destination file.
+      array: the array (no pickles: object arrays fail).
+
+    Returns:
+      ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+      OSError: the file cannot be written.
+      ValueError: ``array`` holds Python objects.
+    """
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, np.asarray(array), allow_pickle=False)
     return Path(path)
 
 
 def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
-    """``np.savez`` to ``path`` (``.npz`` appended when missing, as NumPy does), atomically."""
+    """``np.savez`` to ``path`` (``.npz`` appended when missing, as NumPy does), atomically.
+
+    Args:
+      path: the destination file.
+      **arrays: the arrays, by key.
+
+    Returns:
+      The written file's path.
+
+    Raises:
+      OSError: the file cannot be written.
+    """
     path = Path(path)
     path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -99,14 +132,32 @@ def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`).
+
+    Args:
+      path: the destination file.
+      text: the content (UTF-8 as ``Path.write_text`` writes it).
+
+    Returns:
+      ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+      OSError: the file cannot be written.
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
 
 
 def to_jsonable(obj: Any) -> Any:
-    """``obj`` with NumPy scalars/arrays as Python values, tuples as lists and NaN/inf as ``None``."""
+    """``obj`` with NumPy scalars/arrays as Python values, tuples as lists and NaN/inf as ``None``.
+
+    Args:
+      obj: any nesting of dicts, lists, tuples, NumPy arrays and scalars (dict keys become strings).
+
+    Returns:
+      The converted object; other values are returned as they are.
+    """
     if isinstance(obj, dict):
         return {str(k) if not isinstance(k, str) else k: to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -121,17 +172,48 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def dumps_json(obj: Any, indent: int | None = 1) -> str:
-    """Strict JSON of :func:`to_jsonable` ``(obj)`` (never a bare ``NaN``)."""
+    """Strict JSON of :func:`to_jsonable` ``(obj)`` (never a bare ``NaN``).
+
+    Args:
+      obj: the object.
+      indent: ``json.dumps``' indent (``None``: one line).
+
+    Returns:
+      The JSON text.
+
+    Raises:
+      TypeError: a value JSON cannot represent.
+    """
     return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
-    """Write ``obj`` (through :func:`to_jsonable`) as strict JSON to ``path``, atomically."""
+    """Write ``obj`` (through :func:`to_jsonable`) as strict JSON to ``path``, atomically.
+
+    Args:
+      path: the destination file.
+      obj: the object.
+      indent: the JSON indent.
+
+    Returns:
+      ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+      TypeError: a value JSON cannot represent.
+      OSError: the file cannot be written.
+    """
     return atomic_write_text(path, dumps_json(obj, indent=indent) + "\n")
 
 
 def sha1_arrays(*arrays) -> str:
-    """SHA-1 over the shapes, dtypes and bytes of ``arrays``."""
+    """SHA-1 over the shapes, dtypes and bytes of ``arrays``.
+
+    Args:
+      *arrays: array-likes (hashed as C-contiguous arrays, in order).
+
+    Returns:
+      The hex digest.
+    """
     h = hashlib.sha1()
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -141,13 +223,23 @@ def sha1_arrays(*arrays) -> str:
 
 
 def sha1_json(obj: Any) -> str:
-    """SHA-1 of ``json.dumps(obj, sort_keys=True, default=str)``: the fingerprint of a configuration
-    record."""
+    """SHA-1 of ``json.dumps(obj, sort_keys=True, default=str)``: the fingerprint of a configuration record.
+
+    Args:
+      obj: a JSON-like record (values JSON cannot hold are hashed by their ``str``).
+
+    Returns:
+      The hex digest.
+    """
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def git_commit() -> str:
-    """The commit of the pedjax checkout (``unknown`` outside a git work tree)."""
+    """The commit of the pedjax checkout, for provenance records.
+
+    Returns:
+      The ``HEAD`` commit's hash, or ``"unknown"`` outside a git work tree (or without git).
+    """
     try:
         return subprocess.check_output(
             ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, text=True, stderr=subprocess.DEVNULL
@@ -157,7 +249,17 @@ def git_commit() -> str:
 
 
 class Progress:
-    """A rich progress bar (to stderr) over ``total`` units; every method is a no-op when disabled."""
+    """A rich progress bar (to stderr) over ``total`` units; every method is a no-op when disabled.
+
+    A context manager that closes the bar on exit.
+
+    Args:
+      enabled: show a bar (``False``: nothing is imported or drawn).
+      total: the number of units.
+      label: the bar's description.
+      unit: the units' name shown beside the count.
+      transient: remove the bar when it closes.
+    """
 
     def __init__(self, enabled: bool, total: int, label: str, unit: str = "steps", transient: bool = False):
         self._p = None
@@ -175,10 +277,12 @@ class Progress:
             self._task = self._p.add_task(label, total=total)
 
     def advance(self, n: int = 1) -> None:
+        """Advance the bar by ``n`` units."""
         if self._p is not None and n:
             self._p.advance(self._task, n)
 
     def close(self) -> None:
+        """Stop the bar (idempotent)."""
         if self._p is not None:
             self._p.stop()
             self._p = None
@@ -191,8 +295,17 @@ class Progress:
 
 
 def tracked(items, enabled: bool, label: str, unit: str = "chunks"):
-    """Iterate over ``items`` with a :class:`Progress` bar advancing per item (plain iteration
-    when disabled)."""
+    """Iterate over ``items`` with a :class:`Progress` bar advancing per item.
+
+    Args:
+      items: an iterable (materialised into a list first, for the total).
+      enabled: show the bar (``False``: plain iteration).
+      label: the bar's description.
+      unit: the units' name.
+
+    Yields:
+      The items, in order.
+    """
     items = list(items)
     if not enabled:
         yield from items
@@ -220,12 +333,23 @@ _held_guard = threading.Lock()
 
 @contextlib.contextmanager
 def output_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator[Path]:
-    """Hold ``directory`` (created if missing) for this process: an exclusive, non-blocking
-    ``fcntl.flock`` on ``directory/.pedjax.lock``, which records the holder (pid, host, start time,
-    command). A second process asking for the same directory gets :class:`OutputLocked` at once,
-    naming the holder; the kernel drops the lock when the holder exits, even when it is killed, so
-    no stale lock outlives its process. Re-entrant within one process (nested writers of one
-    folder). Linux/macOS (``fcntl``).
+    """Context manager: hold ``directory`` for this process (one writer per output directory).
+
+    An exclusive, non-blocking ``fcntl.flock`` on ``directory/.pedjax.lock``, which records the
+    holder (pid, host, start time, command). A second process asking for the same directory gets
+    :class:`OutputLocked` at once, naming the holder; the kernel drops the lock when the holder
+    exits, even when it is killed, so no stale lock outlives its process. Re-entrant within one
+    process (nested writers of one folder). Linux/macOS (``fcntl``).
+
+    Args:
+      directory: the output folder (created if missing).
+      what: its argument name in the error message.
+
+    Yields:
+      The folder's path.
+
+    Raises:
+      OutputLocked: another process holds the folder.
     """
     import fcntl
 
@@ -280,8 +404,16 @@ def output_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
 
 
 def locks_output(*params: str):
-    """Decorator: run the function holding :func:`output_lock` on each of its arguments ``params``
-    (directory paths; ``None`` = not written, no lock)."""
+    """Decorator: run the function holding :func:`output_lock` on each of the named arguments.
+
+    Args:
+      *params: names of the function's arguments that are output directories (an argument
+        that is ``None`` is not written and not locked).
+
+    Returns:
+      The decorator; the wrapped function raises :class:`OutputLocked` when another process
+      holds one of the folders, and keeps the original as ``__wrapped__``.
+    """
     import functools
     import inspect
 
