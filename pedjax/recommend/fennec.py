@@ -74,6 +74,8 @@ class Recommender:
       meta_weight: β, the meta score's weight in the Fennec score.
       seed: seed of the factorisation.
       steps: Adam steps per factorisation fit.
+      _cache: fitted factorisations by history content and settings (internal, not an argument).
+      _lock: guards ``_cache`` across threads (internal, not an argument).
     """
 
     history: History
