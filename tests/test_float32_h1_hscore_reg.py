@@ -119,3 +119,36 @@ def test_float32_from_moments():
     with jax.enable_x64(False):
         s32 = float(jax.jit(hreg.hscore_reg_from_moments)(*map(jnp.asarray, args)))
     assert _rel(s32, hreg.hscore_reg(X, y)) < 1e-4
+
+
+# ---------------------------------------------------------------------------------------------
+# H-score (pedjax/metrics/hscore.py), D ≥ N: mathematically tied models stay tied in float32
+
+hscore_mod = importlib.import_module("pedjax.metrics.hscore")
+
+
+def test_hscore_float32_ceiling_is_exact_for_d_at_least_n():
+    """D ≥ N in general position: H = C − 1 for every model (fashion-fewshot's mlp models). float32
+    summed N − 1 rounded R²_k and gave C − 1 + 1 ulp for some, reordering the top of the zoo."""
+    rng = np.random.default_rng(8)
+    N, C = 100, 10
+    y = np.arange(N) % C
+    vals = []
+    for i, D in enumerate([128, 150, 256, 101]):
+        X = np.maximum(rng.standard_normal((N, D)) * (1 + i) + 3.0 * i, 0.0)
+        assert hscore_mod.hscore(X, y) == pytest.approx(C - 1, rel=1e-12)
+        with pedjax.float32():
+            vals.append(hscore_mod.hscore(X.astype(np.float32), y))
+    assert vals == [float(np.float32(C - 1))] * len(vals), vals
+
+
+def test_hscore_float32_d_at_least_n_below_the_ceiling():
+    """D ≥ N with a rank-deficient span (most directions dropped): the direct sum is used."""
+    rng = np.random.default_rng(9)
+    N, D, C = 80, 200, 5
+    y = np.arange(N) % C
+    X = (rng.standard_normal((N, 6)) + np.eye(C, 6)[y]) @ rng.standard_normal((6, D)) + 50.0
+    s64 = hscore_mod.hscore(X, y)
+    with pedjax.float32():
+        s32 = hscore_mod.hscore(X.astype(np.float32), y)
+    assert s64 < C - 1.5 and _rel(s32, s64) < 1e-5, (s32, s64)
