@@ -39,7 +39,6 @@ PENDING = {
 PENDING_SLOW = {
     "linear_probe": "issue 21: linear_probe (92ef565) in float32 differs by up to 4.5e-2 relative (D >> N)",
     # measured by CI at 907bc97 (stop 26):
-    "hscore_reg": "issue 21: the regularized H-score in float32 ranks fashion-rotated at tau 0.62 (0.98 on digits-degraded)",
     "nleep+ped": "issue 21: NLEEP + PED in float32: tau 0.94 on D >> N; vit-random 2.7e-2 relative on the shipped tasks",
     "sfda+ped": "issue 21: SFDA + PED in float32 differs by 9.4e-3 relative for vit-random on digits-degraded",
 }
