@@ -1,6 +1,11 @@
 """Transferability metrics: one module per metric, each a public ``fn(X, y) -> float`` and a pure
 JAX core registered in :data:`REGISTRY` (name -> :class:`~pedjax.metrics._registry.Metric`).
-Importing this package imports every metric module, which registers it."""
+Importing this package imports every metric module, which registers it.
+
+Every public metric function also takes the keyword ``precision=`` (``"auto"``, ``"float64"`` or
+``"float32"``; ``None``, the default, uses the surrounding :func:`pedjax.precision` block, else
+``"auto"``), added by :func:`register`; an unknown value raises ``ValueError``
+(docs/precision.md)."""
 from ._registry import REGISTRY, UNINFORMATIVE, Metric, evaluate, register
 from .etran import energy_score, etran, etran_combine, etran_components, etran_core, lda_score
 from .gbc import gbc, gbc_core
@@ -44,7 +49,13 @@ __all__ = [
 
 
 def names(target: str | None = "classes") -> list[str]:
-    """Registered metric names, sorted: those whose ``y`` is ``target`` (:attr:`Metric.target`:
-    ``"classes"``, the default, for classification tasks; ``"real"`` for regression targets;
-    ``None`` for every metric)."""
+    """Registered metric names, sorted, optionally only those for one kind of target.
+
+    Args:
+      target: what the metrics' ``y`` holds (:attr:`Metric.target`): ``"classes"`` (the default)
+        for classification tasks, ``"real"`` for regression targets, ``None`` for every metric.
+
+    Returns:
+      The sorted registry keys whose :attr:`Metric.target` is ``target`` (all of them for ``None``).
+    """
     return sorted(k for k, m in REGISTRY.items() if target is None or m.target == target)

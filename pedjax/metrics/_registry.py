@@ -88,11 +88,28 @@ def register(name: str, core: Callable, *, input: str = "features", target: str 
              zoo: tuple[Callable[..., Any], Callable[..., dict]] | None = None):
     """Decorator for a public metric function: records it with its JAX core in :data:`REGISTRY`.
 
-    ``citation``: the paper and the published code it matches (shown by ``pedjax metrics``).
-
     The function is returned wrapped in :func:`pedjax._precision.entry_point`: it takes an optional
     ``precision=`` keyword and computes in the resolved precision without changing the caller's
-    JAX settings.
+    JAX settings. A feature metric on class labels (``input="features"``, ``target="classes"``)
+    is also wrapped so that degenerate features return :data:`UNINFORMATIVE` after validation.
+
+    Args:
+      name: the registry key (and the name ``score_zoo`` and the command line use).
+      core: the pure JAX core, :attr:`Metric.core`.
+      input: what ``X`` holds: ``"features"``, ``"probs"`` or ``"labels"`` (:attr:`Metric.input`).
+      target: what ``y`` holds: ``"classes"`` or ``"real"`` (:attr:`Metric.target`).
+      static: names of the core's options to pass as static to ``jax.jit``.
+      batch: ``"vmap"`` or ``"host"``: how :func:`pedjax.score_zoo` runs it (:attr:`Metric.batch`).
+      citation: the paper and the published code it matches (shown by ``pedjax metrics``).
+      zoo: ``None``, or ``(components_core, combine)`` for a zoo-level metric (:attr:`Metric.zoo`).
+
+    Returns:
+      The decorator: it registers the function and returns the wrapped public function, which
+      carries the core as its attribute ``core``.
+
+    Raises:
+      ValueError: ``batch`` is not ``"vmap"`` or ``"host"``, or ``target`` is not one of
+        ``("classes", "real")``.
     """
     if batch not in ("vmap", "host"):
         raise ValueError(f"batch: 'vmap' or 'host', got {batch!r}")
@@ -142,8 +159,24 @@ def jitted(core: Callable, static: tuple[str, ...] = ()) -> Callable:
 
 
 def evaluate(core: Callable, X: Any, y: Any, *, x_name: str = "X", static: tuple[str, ...] = (), **options) -> float:
-    """Validate ``X``/``y``, code the labels and run the compiled core; returns a Python float
-    (:data:`UNINFORMATIVE` for degenerate features when ``core`` is a feature metric's)."""
+    """Validate ``X``/``y``, code the labels and run the compiled core: the body of a public metric.
+
+    Args:
+      core: a registered core ``core(X, y, num_classes, **options)``.
+      X: the model's input [N, D] (features, probabilities or one-hot labels), array-like.
+      y: [N] integer class labels, any values (coded 0..C-1 in sorted order), at least 2 classes.
+      x_name: the name of ``X`` in error messages (e.g. ``"source_probs"``).
+      static: names of ``options`` that are static for ``jax.jit``.
+      **options: the core's keyword options, passed through.
+
+    Returns:
+      The core's value as a Python float; :data:`UNINFORMATIVE` (``-inf``) without running the
+      core for degenerate features when ``core`` is a feature metric's.
+
+    Raises:
+      ValueError: ``y`` is not a 1-D integer label vector with at least 2 classes, or ``X`` is not
+        a finite numeric 2-D array with one row per label (the message names the argument).
+    """
     codes, classes = encode_labels(y, "y")
     Xv = as_float_matrix(X, x_name, n=codes.shape[0])
     if _input_of(core) == "features" and is_degenerate(X):

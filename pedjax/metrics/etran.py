@@ -46,14 +46,34 @@ def _count(N: int, fraction: float) -> int:
 
 
 def energy_score(X: jax.Array, energy_fraction: float = 0.005) -> jax.Array:
-    """Mean of the lowest ``energy_fraction`` of the per-sample energies logsumexp(x)."""
+    """Mean of the lowest ``energy_fraction`` of the per-sample energies logsumexp(x) (pure JAX).
+
+    Args:
+      X: features [N, D], each row read as logits.
+      energy_fraction: the fraction of samples, those of lowest energy, to average: the
+        ``max(1, ⌊fraction·N⌋)`` lowest (a Python number; static under ``jax.jit``). The default
+        0.005 is the repository's bottom 0.5 %.
+
+    Returns:
+      The energy score S_en, a scalar array in JAX's default float type (``X`` is cast to it).
+    """
     X = jnp.asarray(X, dtype=jnp.result_type(float))
     e = jax.nn.logsumexp(X, axis=1)
     return jnp.mean(jnp.sort(e)[: _count(X.shape[0], energy_fraction)])
 
 
 def lda_score(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
-    """Mean posterior of the true class under the repository's (nearest-mean) LDA."""
+    """Mean posterior of the true class under the repository's (nearest-mean) LDA (pure JAX).
+
+    Args:
+      X: features [N, D].
+      y: [N] int32 labels coded 0..num_classes-1.
+      num_classes: C, the number of classes (static under ``jax.jit``).
+
+    Returns:
+      The LDA score S_lda ∈ (0, 1], a scalar array: the mean over samples of the softmax
+      probability of the true class under ``x · μ_cᵀ − ½‖μ_c‖² + log π_c``.
+    """
     X = jnp.asarray(X, dtype=jnp.result_type(float))
     N = X.shape[0]
     counts = jax.ops.segment_sum(jnp.ones((N,), X.dtype), y, num_classes)
@@ -75,7 +95,19 @@ def etran_core(
     lda_weight: float = 1.0,
     energy_fraction: float = 0.005,
 ) -> jax.Array:
-    """``energy_weight · S_en + lda_weight · S_lda`` (pure JAX; ``energy_fraction`` static)."""
+    """``energy_weight · S_en + lda_weight · S_lda`` (pure JAX, jit/vmap-able).
+
+    Args:
+      X: features [N, D].
+      y: [N] int32 labels coded 0..num_classes-1.
+      num_classes: C (static under ``jax.jit``).
+      energy_weight: weight of the energy score S_en (:func:`energy_score`).
+      lda_weight: weight of the LDA score S_lda (:func:`lda_score`).
+      energy_fraction: fraction of lowest-energy samples averaged by S_en (static).
+
+    Returns:
+      The weighted sum, a scalar array.
+    """
     e, lda = _components(X, y, num_classes, energy_fraction)
     return energy_weight * e + lda_weight * lda
 
@@ -92,8 +124,28 @@ def _check_fraction(f):
           "metrics.py Energy_Score + LDA_Score (classification variant)"))
 def etran(X, y, energy_weight: float = 1.0, lda_weight: float = 1.0, energy_fraction: float = 0.005) -> float:
     """ETran of features ``X`` [N, D] for labels ``y`` [N]: ``energy_weight · S_en +
-    lda_weight · S_lda`` (higher is better). See :func:`etran_combine` for the repository's
-    zoo-level 0.15/0.85 min–max combination."""
+    lda_weight · S_lda`` (higher is better).
+
+    See :func:`etran_combine` for the repository's zoo-level 0.15/0.85 min–max combination. Like
+    every registered metric it also takes the keyword ``precision=`` (``"auto"``, ``"float64"``,
+    ``"float32"``; :func:`pedjax.metrics.register`).
+
+    Args:
+      X: features [N, D].
+      y: [N] integer labels, any values (coded 0..C-1 in sorted order), at least 2 classes.
+      energy_weight: weight of the energy score S_en (default 1: the paper's unweighted sum).
+      lda_weight: weight of the LDA score S_lda (default 1).
+      energy_fraction: the fraction of lowest-energy samples that S_en averages, in (0, 1]
+        (default 0.005, the repository's bottom 0.5 %; at least one sample is used).
+
+    Returns:
+      The score as a Python float; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``energy_fraction`` is not a number in (0, 1]; ``X`` or ``y`` is invalid (not
+        a finite 2-D array with one row per label, fewer than 2 classes); or ``precision`` is
+        unknown.
+    """
     return evaluate(
         etran_core, X, y, static=("energy_fraction",), energy_weight=float(energy_weight),
         lda_weight=float(lda_weight), energy_fraction=_check_fraction(energy_fraction),
@@ -101,7 +153,22 @@ def etran(X, y, energy_weight: float = 1.0, lda_weight: float = 1.0, energy_frac
 
 
 def etran_components(X, y, energy_fraction: float = 0.005) -> tuple[float, float]:
-    """``(S_en, S_lda)`` of one model's features."""
+    """``(S_en, S_lda)`` of one model's features, the inputs of :func:`etran_combine`.
+
+    Not a registered metric: it runs in the caller's JAX settings (no ``precision=`` keyword)
+    and computes the two scores even for degenerate features.
+
+    Args:
+      X: features [N, D].
+      y: [N] integer labels, any values (coded 0..C-1 in sorted order), at least 2 classes.
+      energy_fraction: the fraction of lowest-energy samples that S_en averages, in (0, 1].
+
+    Returns:
+      ``(S_en, S_lda)`` as Python floats (:func:`energy_score`, :func:`lda_score`).
+
+    Raises:
+      ValueError: ``energy_fraction`` is not a number in (0, 1], or ``X`` or ``y`` is invalid.
+    """
     codes, classes = encode_labels(y, "y")
     Xv = as_float_matrix(X, "X", n=codes.shape[0])
     out = jitted(_components, ("energy_fraction",))(
@@ -115,8 +182,23 @@ def etran_combine(
     components: Mapping[str, tuple[float, float]], energy_weight: float = 0.15, lda_weight: float = 0.85
 ) -> dict[str, float]:
     """The repository's zoo-level ETran: min–max scale the energy and the LDA scores across the
-    models, then ``energy_weight · energy + lda_weight · lda``. A score that is equal for every
-    model scales to 0 (the repository divides 0 by 0)."""
+    models, then ``energy_weight · energy + lda_weight · lda``.
+
+    A score that is equal for every model scales to 0 (the repository divides 0 by 0).
+
+    Args:
+      components: ``{model name: (S_en, S_lda)}``, e.g. from :func:`etran_components`; at least
+        one model.
+      energy_weight: weight of the scaled energy score (the repository's 0.15).
+      lda_weight: weight of the scaled LDA score (the repository's 0.85).
+
+    Returns:
+      ``{model name: combined score}`` (Python floats in [0, energy_weight + lda_weight] for
+      non-negative weights; higher is better), in the order of ``components``.
+
+    Raises:
+      ValueError: ``components`` is empty, or its values are not finite ``(energy, lda)`` pairs.
+    """
     if len(components) == 0:
         raise ValueError("components: the zoo is empty; pass {name: (energy, lda)} for at least one model")
     names = list(components)

@@ -31,16 +31,14 @@ R²_k being the share of the variance along principal direction k that the class
 with ε₆₄ = float64's machine epsilon **whatever dtype the features or the computation have**:
 the relative cut-off is NumPy's ``matrix_rank`` tolerance for the float64 Gram (JAX's ``pinv``
 default), the absolute one the rounding level of the data, so constant features contribute
-exactly nothing (all-constant features score 0). Before issue 21 both used the epsilon of the
-computing dtype: in float32 (ε₃₂ ≈ 1.2e-7) the relative cut-off became 1.2e-3·λ_max at N = 1000 (6e-3 at
-N = 5000) and dropped live directions of ReLU features, so the metric's *definition* changed with the
-dtype (H-score moved by up to 24 %, τ_w 0.55 between the float32 and float64 rankings of the
-shipped zoo on fashion-rotated).
+exactly nothing (all-constant features score 0). With the computing dtype's epsilon instead, the
+float32 cut-off would drop live directions of ReLU features and the metric's *definition* would
+change with the dtype (issue 21; docs/precision.md, "Measurements behind the float32 formulations").
 
 **The computation (how the spectrum is obtained), chosen by the precision.**
 
-* float64 (the parity path, unchanged): eigh of the Gram XcᵀXc (N > D; through the host BLAS on
-  the CPU) or of XcXcᵀ (D ≥ N, where R²_k = Σ_c (Σ_{i∈c} U_ik)² / n_c with U the eigenvectors).
+* float64 (the parity path): eigh of the Gram XcᵀXc (N > D; through the host BLAS on the
+  CPU) or of XcXcᵀ (D ≥ N, where R²_k = Σ_c (Σ_{i∈c} U_ik)² / n_c with U the eigenvectors).
   Forming a Gram squares the condition number, but in float64 its rounding (≈ ε₆₄·λ_max per
   eigenvalue) lies below the definition's cut-off by construction.
 * lower precision (float32 on accelerators): a Gram would resolve eigenvalues only down to about
@@ -55,23 +53,19 @@ shipped zoo on fashion-rotated).
   Ỹ = Y − 1·(1ᵀY)/N the R²_k of all directions sum to ‖Ỹ‖² = C − 1 exactly; H is then the smaller
   of Σ_kept R²_k and (C − 1) − Σ_dropped R²_k (an error of at most ε·(C − 1) ≤ 2ε·H either way).
   At the ceiling (every direction kept: H = C − 1 for data in general position with D ≥ N) the
-  float32 value is C − 1 to rounding, so models that tie mathematically tie in float32 (before,
-  fashion-fewshot's mlp-supervised scored 9 + 1 ulp against mlp-random's 9 and the two top models
-  swapped: τ_w 0.970; now 0.993, the remaining difference being float64's own 2e-16 order of the tie). Projecting
-  the class sums on the right singular vectors instead would cancel: their error relative to a
-  direction's own size grows as ε·σ_max/σ_k (measured 3e-5 against 5e-7). A singular value is
-  resolved down to the rounding of the data, about ε·‖Xc‖_F, i.e. λ_k ≳ ε₃₂²·tr(XcᵀXc), at or
+  float32 value is C − 1 to rounding, so models that tie mathematically tie in float32.
+  Projecting the class sums on the right singular vectors instead would cancel: their error
+  relative to a direction's own size grows as ε·σ_max/σ_k. A singular value is resolved down to
+  the rounding of the data, about ε·‖Xc‖_F, i.e. λ_k ≳ ε₃₂²·tr(XcᵀXc), at or
   below the definition's cut-off (√(10·max(N,D)·ε₆₄) ≈ 4.7e-8·√max(N,D) relative in σ, against
   ε₃₂ ≈ 1.2e-7 times √(tr/λ_max)). Directions with σ_k ≤ 4·ε·‖Xc‖_F are rounding noise in that
   precision and are dropped as well: this floor is the only place where the computing precision
   enters, and it binds only where the definition keeps a direction that the precision cannot
-  see. Cost: O(N·D²) like the Gram, with QR's larger constant (on the 2-core CPU, float32 at
-  N = 5000, D = 512: ~10× the Gram path; the float32 path is for accelerators).
+  see. Cost: O(N·D²) like the Gram, with QR's larger constant (the float32 path is for
+  accelerators).
 
-Measured on CPU (float32 vs float64, shipped 27-member zoo, fashion-rotated/-occluded,
-digits-degraded, with and without PED): τ_w = 1.000, worst relative difference 9e-6 (before:
-τ_w 0.55–0.98, up to 24 %). tests/test_float32_hscore_sfda.py checks synthetic zoos with the
-hard cases.
+How close float32 comes to float64 is measured in docs/precision.md;
+tests/test_float32_hscore_sfda.py checks synthetic zoos with the hard cases.
 
 Where float32 cannot agree: a direction that the definition keeps but whose σ_k lies below the
 float32 floor (units differing by less than ~1e-6 of their spread, exact linear dependencies
@@ -110,9 +104,20 @@ GRAM_FLOOR_ULPS = 10.0
 
 
 def definition_cutoffs(n, d, max_abs, rcond=None):
-    """The definition's eigenvalue cut-offs ``(rcond, noise)`` for N = ``n`` samples of D = ``d``
-    features with ``max_abs`` = max|X|: relative ``rcond`` (default 10·max(N, D)·ε₆₄) and absolute
-    ``noise`` = N·D·(4·ε₆₄·max|X|)², in float64 terms whatever the dtype (module docstring)."""
+    """The definition's eigenvalue cut-offs ``(rcond, noise)``, in float64 terms whatever the dtype
+    (module docstring).
+
+    Args:
+      n: N, the number of samples.
+      d: D, the number of features.
+      max_abs: max|X| over the features (a Python or JAX scalar).
+      rcond: the relative cut-off, or ``None`` for the default 10·max(N, D)·ε₆₄.
+
+    Returns:
+      ``(rcond, noise)``: the relative cut-off (as given, or the default) and the absolute one,
+      ``noise`` = N·D·(4·ε₆₄·max_abs)². An eigenvalue λ of XcᵀXc is kept when
+      λ > max(rcond·λ_max, noise).
+    """
     if rcond is None:
         rcond = 10.0 * max(n, d) * EPS64
     return rcond, n * d * (4.0 * EPS64 * max_abs) ** 2
@@ -126,7 +131,17 @@ def _uses_gram(dtype) -> bool:
 def hscore_core(X: jax.Array, y: jax.Array, num_classes: int, rcond=None) -> jax.Array:
     """H-score of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX).
 
-    ``rcond``: the definition's relative eigenvalue cut-off (None: ``10·max(N, D)·ε₆₄``).
+    The float64 Gram evaluation or, in lower precision, the orthogonal one (module docstring),
+    chosen by the dtype of ``X``.
+
+    Args:
+      X: features [N, D] (a float array; its dtype picks the evaluation).
+      y: [N] int32 labels coded 0..num_classes-1.
+      num_classes: C (static under ``jax.jit``).
+      rcond: the definition's relative eigenvalue cut-off (None: ``10·max(N, D)·ε₆₄``).
+
+    Returns:
+      H, a scalar array in [0, C − 1].
     """
     X = jnp.asarray(X)
     N, D = X.shape
@@ -207,10 +222,20 @@ def _orthogonal_keep(Z, sig, rcond, noise, eps):
 
 
 def hscore_from_moments(gram_c: jax.Array, sums: jax.Array, counts: jax.Array, rcond, noise) -> jax.Array:
-    """H-score from the centred Gram XcᵀXc [D, D], the class sums of the centred features [C, D]
-    and the counts [C] (the N > D evaluation; :mod:`pedjax.streaming` accumulates these).
-    ``rcond`` and ``noise``: the definition's relative and absolute eigenvalue cut-offs
-    (:func:`definition_cutoffs`); the Gram's own rounding floor is added (module docstring)."""
+    """H-score from the centred Gram, the centred class sums and the counts (the N > D evaluation;
+    :mod:`pedjax.streaming` accumulates these). Pure JAX.
+
+    Args:
+      gram_c: the centred Gram XcᵀXc [D, D].
+      sums: the class sums of the centred features [C, D] (n_c·m_c).
+      counts: the class sizes n_c [C].
+      rcond: the definition's relative eigenvalue cut-off (:func:`definition_cutoffs`).
+      noise: the definition's absolute eigenvalue cut-off (:func:`definition_cutoffs`); the Gram's
+        own rounding floor, 10·D·ε·λ_max in its dtype, is added (module docstring).
+
+    Returns:
+      H, a scalar array: Σ over the kept eigendirections of Σ_c n_c (m_c · v_k)² / λ_k.
+    """
     lam, V = jnp.linalg.eigh(gram_c)  # [D], [D, D]
     keep = lam > _gram_cutoff(lam, rcond, noise)
     proj = sums @ V  # [C, D] = n_c · (m_c · v_k)
@@ -223,13 +248,23 @@ def hscore_from_moments(gram_c: jax.Array, sums: jax.Array, counts: jax.Array, r
 def hscore(X, y, rcond=None) -> float:
     """H-score transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better).
 
+    The paper's ``tr(pinv(Cov_f) · Cov_g)`` (a matrix product; see the module notes).
+    Like every registered metric it also takes the keyword ``precision=`` (``"auto"``, ``"float64"``,
+    ``"float32"``; :func:`pedjax.metrics.register`).
+
     Args:
       X: features [N, D].
       y: [N] integer labels, any values (coded 0..C-1 in sorted order), at least 2 classes.
-      rcond: relative cut-off for the pseudo-inverse of the feature covariance; ``None`` (default)
-        uses ``10·max(N, D)·ε₆₄`` in every precision. ``1e-5`` reproduces google-research's cut-off.
+      rcond: relative cut-off for the pseudo-inverse of the feature covariance, in [0, 1); ``None``
+        (default) uses ``10·max(N, D)·ε₆₄`` in every precision. ``1e-5`` reproduces
+        google-research's cut-off.
 
-    The paper's ``tr(pinv(Cov_f) · Cov_g)`` (a matrix product; see the module notes).
+    Returns:
+      H as a Python float in [0, C − 1]; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``rcond`` is not in [0, 1); ``X`` or ``y`` is invalid (not a finite 2-D array
+        with one row per label, fewer than 2 classes); or ``precision`` is unknown.
     """
     if rcond is not None:
         rcond = float(rcond)

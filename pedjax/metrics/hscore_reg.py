@@ -28,22 +28,20 @@ Computation and where it differs from the reference (both on purpose):
   equals the inverse whenever α is not tiny and only drops rounding-noise directions otherwise
   (α = 0 with a singular S, e.g. D = 1 or all samples on one line). The cut-off is part of the
   definition and uses float64's ε **in every precision** (issue 21): with the computing dtype's ε
-  it was 1.2e-3·λ_max in float32 at N = 1000, above the shrinkage floor α·μ (5e-5 to 6e-4 of λ_max
-  on the shipped zoo, α ≈ 2e-3 to 1e-2), so float32 dropped the weak directions (where the class
-  signal of features with a few dominant directions lives) that float64 keeps: up to 25 % lower
-  scores, τ_w 0.62 between the float32 and float64 rankings of the shipped zoo.
+  the float32 cut-off would lie above the shrinkage floor α·μ and drop the weak directions (where
+  the class signal of features with a few dominant directions lives) that float64 keeps
+  (docs/precision.md, "Measurements behind the float32 formulations").
 * δ is evaluated as ‖S − μI‖_F² directly (scikit-learn: δ_ − 2μ·tr S + Dμ², which cancels when S
   is nearly isotropic); same value, more digits.
 * For N ≤ D everything comes from the N×N Gram K = X̃X̃ᵀ = UΛUᵀ (no D×D matrix): the class sums
   lie in the span of the data, Σ_α acts there as ((1 − α)λ_k/N + αμ), and
   S̃_c·v_k = λ_k^{1/2}·Σ_{i∈c} U_ik; ‖S‖_F² = ‖K‖_F²/N², β_ = Σ_i K_ii².
 
-**Lower precision (float32 on accelerators).** The float64 evaluation above is the parity path
-and is unchanged. A float32 eigendecomposition of Σ_α (or of the Gram) resolves its eigenvalues
-only to about ε₃₂·λ_max absolute, i.e. to ε₃₂·κ relative at the bottom of the spectrum, where
-κ = λ_max/(α·μ) reaches 2e4 on the shipped zoo and grows ~N (α ~ 1/N). Instead, as in
-:mod:`.hscore`, the centred features are scaled by an exact power of two and factorised
-orthogonally, never squared: Householder QR of Z = X̃·2⁻ᵉ (of Zᵀ for D ≥ N), the SVD of R gives
+**Lower precision (float32 on accelerators).** The float64 evaluation above is the parity path.
+A float32 eigendecomposition of Σ_α (or of the Gram) resolves its eigenvalues only to about
+ε₃₂·λ_max absolute, i.e. to ε₃₂·κ relative at the bottom of the spectrum, where
+κ = λ_max/(α·μ) grows ~N (α ~ 1/N). Instead, as in :mod:`.hscore`, the centred features are
+scaled by an exact power of two and factorised orthogonally, never squared: Householder QR of Z = X̃·2⁻ᵉ (of Zᵀ for D ≥ N), the SVD of R gives
 the singular values σ_k, and R²_k = ‖Yᵀu_k‖² ∈ [0, 1] (Y the class indicators scaled by 1/√n_c)
 comes from orthonormal factors only (QR of [Z | Y] for C ≤ D < N). With λ_k = σ_k²/N,
 
@@ -54,16 +52,14 @@ and Ledoit–Wolf's α from tr S = Σλ_k, ‖S‖_F² = Σλ_k², ‖S − μI�
 The weight λ/((1 − α)λ + αμ) is a smooth function of σ whose error is governed by ε·σ_max/√(αμ)
 (the square root of the Gram's ε·κ). Singular values ≤ 4·ε·‖Z‖_F are rounding noise in that
 precision and dropped (they change H_α by at most ~16·ε²·D/α; the floor matters only for α = 0,
-D = 1). Measured on CPU, float32 vs float64, all 11 shipped tasks ± PED (nsigma 0.6) and
-synthetic-d>>n: τ_w = 1.000, worst relative difference 1.0e-6 (before: τ_w 0.62–0.98, up to 25 %);
+D = 1). How close float32 comes to float64 is measured in docs/precision.md; tests in
 tests/test_float32_h1_hscore_reg.py.
 
 :func:`hscore_reg_from_moments` (statistics) has only the Gram: in float32 it eigendecomposes Σ_α,
 clamps its eigenvalues to ≥ α·μ (Σ_α ⪰ α·μ·I exactly; below is rounding), and drops only those at
 the eigensolver's rounding level, ≤ 10·ε·λ_max (so the α·μ floor directions are kept whenever
-α·μ > 10·ε·λ_max; measured 7e-6 relative on the shipped zoo, against 1.8e-2 with a 10·D·ε floor).
-Its accuracy degrades as ε·κ when α·μ nears that level (N ≫ D). float64: no clamp, no floor
-(unchanged).
+α·μ > 10·ε·λ_max). Its accuracy degrades as ε·κ when α·μ nears that level (N ≫ D). float64: no
+clamp, no floor.
 
 google-research ``stable_transfer/transferability/hscore.py`` (checked) has no shrinkage variant:
 only the plain H-score, with an element-wise ``pinv(Cov_f) * Cov_g`` (see :mod:`.hscore`); the
@@ -109,8 +105,22 @@ def _centred(X):
 
 
 def ledoit_wolf_shrinkage(fro2, trace, dev2, fourth, n, d) -> jax.Array:
-    """scikit-learn's Ledoit–Wolf shrinkage α from ‖S‖_F² (``fro2``), tr S (``trace``),
-    ‖S − μI‖_F² (``dev2``), Σ_i ‖x̃_i‖⁴ (``fourth``), N and D (S = X̃ᵀX̃/N, μ = tr S / D)."""
+    """scikit-learn's Ledoit–Wolf shrinkage α from the moments of the centred features (pure JAX).
+
+    With S = X̃ᵀX̃/N and μ = tr S / D (module docstring):
+
+    Args:
+      fro2: ‖S‖_F².
+      trace: tr S.
+      dev2: ‖S − μI‖_F².
+      fourth: Σ_i ‖x̃_i‖⁴ over the same centred rows as S.
+      n: N, the number of samples (a Python or JAX scalar).
+      d: D, the number of features (a Python int: ``d == 1`` is tested in Python).
+
+    Returns:
+      α ∈ [0, 1], a scalar array: min(β, δ)/δ, 0 when min(β, δ) = 0 or δ = 0, and 0 for D = 1
+      (as scikit-learn).
+    """
     if d == 1:
         return jnp.zeros((), jnp.result_type(fro2))  # scikit-learn: one feature, no shrinkage
     beta = (fourth / n - fro2) / (d * n)
@@ -123,7 +133,17 @@ def ledoit_wolf_shrinkage(fro2, trace, dev2, fourth, n, d) -> jax.Array:
 def hscore_reg_core(X: jax.Array, y: jax.Array, num_classes: int, rcond=None) -> jax.Array:
     """Regularized H-score of ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX).
 
-    ``rcond``: relative eigenvalue cut-off for Σ_α (None: ``10·max(N, D)·ε₆₄`` in every precision).
+    The float64 evaluation or, in lower precision, the orthogonal one (module docstring), chosen
+    by the dtype of ``X``.
+
+    Args:
+      X: features [N, D] (a float array; its dtype picks the evaluation).
+      y: [N] int32 labels coded 0..num_classes-1.
+      num_classes: C (static under ``jax.jit``).
+      rcond: relative eigenvalue cut-off for Σ_α (None: ``10·max(N, D)·ε₆₄`` in every precision).
+
+    Returns:
+      H_α, a scalar array.
     """
     Xc = _centred(X)
     N, D = Xc.shape
@@ -198,14 +218,18 @@ def _hscore_reg_orthogonal(Xc, y, num_classes, counts, rcond):
 
 def hscore_reg_from_moments(gram_c: jax.Array, sums: jax.Array, counts: jax.Array, fourth: jax.Array,
                             rcond=None) -> jax.Array:
-    """Regularized H-score from statistics of the centred features X̃ = X − mean:
+    """Regularized H-score from statistics of the centred features X̃ = X − mean (pure JAX).
 
     Args:
       gram_c: X̃ᵀX̃ [D, D].
       sums: class sums of X̃ [C, D].
-      counts: class sizes n_c [C].
+      counts: class sizes n_c [C] (N = their sum).
       fourth: Σ_i ‖x̃_i‖⁴ (scalar; streamed by :func:`fourth_moment_block` in a second pass).
-      rcond: relative eigenvalue cut-off of Σ_α (None: ``10·max(N, D)·eps``).
+      rcond: relative eigenvalue cut-off of Σ_α (None: ``10·max(N, D)·ε₆₄``).
+
+    Returns:
+      H_α, a scalar array in the dtype of the statistics (float32 statistics: the clamped,
+      floored evaluation of the module docstring).
     """
     D = gram_c.shape[0]
     n = jnp.sum(counts)
@@ -234,7 +258,18 @@ def fourth_moment_block(X: jax.Array, codes: jax.Array, mask: jax.Array, mean: j
                         delta: jax.Array | None = None) -> jax.Array:
     """Σ_i mask_i·‖x_i + δ_{y_i} − mean‖⁴ over one row block (pure JAX): the streaming pass that
     gives :func:`hscore_reg_from_moments` its ``fourth`` once the statistics pass has fixed the
-    mean (of the translated features, with PED's class shifts ``delta`` [C, D]; None: no shift)."""
+    mean.
+
+    Args:
+      X: one block of feature rows [B, D] (cast to the dtype of ``mean``).
+      codes: [B] int labels coded 0..C-1 of the block's rows (used only with ``delta``).
+      mask: [B] bool, which rows are real (False: padding of the last block).
+      mean: the feature mean [D] of the translated features, from the statistics pass.
+      delta: PED's class shifts [C, D] added to each row by its class, or ``None`` (no shift).
+
+    Returns:
+      The block's Σ_i ‖x̃_i‖⁴ over the masked rows, a scalar array; sum it over the blocks.
+    """
     Z = X.astype(mean.dtype) - mean
     if delta is not None:
         Z = Z + delta[codes]
@@ -250,12 +285,22 @@ def hscore_reg(X, y, rcond=None) -> float:
     """Regularized (Ledoit–Wolf shrinkage) H-score of features ``X`` [N, D] for labels ``y`` [N]
     (higher is better).
 
+    Equals TLL's ``regularized_h_score`` (see the module notes).
+    Like every registered metric it also takes the keyword ``precision=`` (``"auto"``, ``"float64"``,
+    ``"float32"``; :func:`pedjax.metrics.register`).
+
     Args:
       X: features [N, D].
       y: [N] integer labels, any values (coded 0..C-1 in sorted order), at least 2 classes.
-      rcond: relative eigenvalue cut-off for the shrunk covariance; ``None``: ``10·max(N, D)·eps``.
+      rcond: relative eigenvalue cut-off for the shrunk covariance, in [0, 1); ``None``:
+        ``10·max(N, D)·ε₆₄`` in every precision.
 
-    Equals TLL's ``regularized_h_score`` (see the module notes).
+    Returns:
+      H_α as a Python float; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``rcond`` is not in [0, 1); ``X`` or ``y`` is invalid (not a finite 2-D array
+        with one row per label, fewer than 2 classes); or ``precision`` is unknown.
     """
     if rcond is not None:
         rcond = float(rcond)

@@ -25,7 +25,17 @@ __all__ = ["leep", "leep_core"]
 
 
 def leep_core(P: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
-    """LEEP of source probabilities ``P`` [N, C_s] for coded target labels ``y`` [N] (pure JAX)."""
+    """LEEP of source probabilities ``P`` [N, C_s] for coded target labels ``y`` [N] (pure JAX).
+
+    Args:
+      P: [N, C_s] source-model class probabilities θ on the target samples (used as given).
+      y: [N] int32 target labels coded 0..num_classes-1.
+      num_classes: C_t, the number of target classes (static under ``jax.jit``).
+
+    Returns:
+      LEEP, a scalar array (≤ 0 for probability rows; ``-inf`` if a row of ``P`` is all zero,
+      which the public :func:`leep` rejects).
+    """
     P = jnp.asarray(P)
     N = P.shape[0]
     joint = jax.ops.segment_sum(P, y, num_classes) / N  # [C_t, C_s]
@@ -42,10 +52,21 @@ def leep(source_probs, y) -> float:
     """LEEP transferability from source-model probabilities ``source_probs`` [N, C_s] and target
     labels ``y`` [N] (higher is better; ≤ 0 for probability rows).
 
+    Like every registered metric it also takes the keyword ``precision=`` (``"auto"``, ``"float64"``,
+    ``"float32"``; :func:`pedjax.metrics.register`).
+
     Args:
       source_probs: [N, C_s] non-negative class probabilities of the source (pre-trained) model on
         the target samples, e.g. ``softmax(logits)``; every row needs positive mass.
       y: [N] integer target labels, any values (coded 0..C-1 in sorted order), ≥ 2 classes.
+
+    Returns:
+      LEEP as a Python float. A constant ``source_probs`` gives the chance level, not ``-inf``.
+
+    Raises:
+      ValueError: ``source_probs`` has negative entries or an all-zero row, or is not a finite 2-D
+        array with one row per label; ``y`` is invalid (fewer than 2 classes, non-integer); or
+        ``precision`` is unknown.
     """
     P = as_float_matrix(source_probs, "source_probs")
     if np.any(P < 0):

@@ -69,8 +69,17 @@ def _numerator(sums, counts, mean):
 
 
 def lfc_core(X: jax.Array, y: jax.Array, num_classes: int, norm: str = "frobenius") -> jax.Array:
-    """LFC of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX;
-    ``norm`` static)."""
+    """LFC of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX).
+
+    Args:
+      X: features [N, D] (raw, not centred: the kernel is of X itself).
+      y: [N] int32 labels coded 0..num_classes-1.
+      num_classes: C (static under ``jax.jit``).
+      norm: ``"frobenius"`` or ``"spectral"`` (static): the norm that divides ⟨Θ̃, Ỹ⟩.
+
+    Returns:
+      LFC, a scalar array (in [−1, 1] for the Frobenius norm).
+    """
     X = jnp.asarray(X)
     N, D = X.shape
     mean = jnp.mean(X, axis=0)
@@ -94,10 +103,22 @@ def lfc_core(X: jax.Array, y: jax.Array, num_classes: int, norm: str = "frobeniu
 
 def lfc_from_moments(gram_c: jax.Array, sums: jax.Array, counts: jax.Array, mean: jax.Array,
                      norm: str = "frobenius") -> jax.Array:
-    """LFC from the centred Gram X̃ᵀX̃ [D, D], the class sums of the centred features [C, D], the
-    counts [C] and the feature mean x̄ [D] (X̃ = X − x̄). ``norm``: "frobenius" or "spectral"
-    (static). O(D²) for the Frobenius form, one D×D and one (D+1)×(D+1) eigendecomposition for
-    the spectral one."""
+    """LFC from the statistics of the centred features X̃ = X − x̄ (pure JAX; what
+    :mod:`pedjax.streaming` accumulates).
+
+    O(D²) for the Frobenius form, one D×D and one (D+1)×(D+1) eigendecomposition for the spectral
+    one.
+
+    Args:
+      gram_c: the centred Gram X̃ᵀX̃ [D, D].
+      sums: the class sums of the centred features S̃_c [C, D].
+      counts: the class sizes n_c [C] (N = their sum).
+      mean: the feature mean x̄ [D].
+      norm: ``"frobenius"`` or ``"spectral"`` (static).
+
+    Returns:
+      LFC, a scalar array (in [−1, 1] for the Frobenius norm).
+    """
     G = 0.5 * (gram_c + gram_c.T)
     n = jnp.sum(counts)
     if norm == "frobenius":
@@ -122,11 +143,22 @@ def lfc(X, y, norm: str = "frobenius") -> float:
     """LFC of features ``X`` [N, D] for labels ``y`` [N]: the correlation between the linear
     kernel XXᵀ and the ±1 label-agreement matrix, both minus their global mean (higher is better).
 
+    Like every registered metric it also takes the keyword ``precision=`` (``"auto"``, ``"float64"``,
+    ``"float32"``; :func:`pedjax.metrics.register`).
+
     Args:
       X: features [N, D] (raw: LFC is not translation invariant, the kernel is of X itself).
       y: [N] integer labels, any values (coded 0..C-1 in sorted order), at least 2 classes.
       norm: "frobenius" (default; the correlation of the paper, in [−1, 1]) or "spectral"
         (the widely copied code's ``np.linalg.norm(·, ord=2)``).
+
+    Returns:
+      LFC as a Python float; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``norm`` is not ``"frobenius"`` or ``"spectral"``; ``X`` or ``y`` is invalid
+        (not a finite 2-D array with one row per label, fewer than 2 classes); or ``precision``
+        is unknown.
     """
     check_choice(norm, "norm", _NORMS)
     return evaluate(lfc_core, X, y, static=("norm",), norm=norm)

@@ -53,7 +53,16 @@ _CITATION = ("You, Liu, Wang & Long, ICML 2021 (LogME) and arXiv 2110.10545 (fix
 
 def logme_targets_eigh(X: jax.Array, Y: jax.Array) -> jax.Array:
     """LogME of features ``X`` [N, D] for real targets ``Y`` [N, K] through the eigendecomposition
-    (differentiable; :func:`pedjax.metrics.logme.logme_eigh` with ``Y`` for the one-hot matrix)."""
+    (pure JAX, differentiable; :func:`pedjax.metrics.logme.logme_eigh` with ``Y`` for the one-hot
+    matrix).
+
+    Args:
+      X: features [N, D].
+      Y: real targets [N, K] (cast to the dtype of ``X``).
+
+    Returns:
+      The mean over the K columns of the maximised log evidence per sample, a scalar array.
+    """
     X = jnp.asarray(X)
     Y = jnp.asarray(Y, X.dtype)
     N, D = X.shape
@@ -70,8 +79,17 @@ def logme_targets_eigh(X: jax.Array, Y: jax.Array) -> jax.Array:
 
 
 def logme_targets_tridiagonal(X: jax.Array, Y: jax.Array) -> jax.Array:
-    """The same through a tridiagonal reduction, without eigenvectors (float64 CPU;
-    :func:`pedjax.metrics.logme.logme_tridiagonal` with ``Y`` for the one-hot matrix)."""
+    """The same as :func:`logme_targets_eigh` through a tridiagonal reduction, without eigenvectors
+    (float64 CPU: the tridiagonal eigenvalues come from a host callback;
+    :func:`pedjax.metrics.logme.logme_tridiagonal` with ``Y`` for the one-hot matrix).
+
+    Args:
+      X: features [N, D].
+      Y: real targets [N, K] (cast to the dtype of ``X``).
+
+    Returns:
+      The mean over the K columns of the maximised log evidence per sample, a scalar array.
+    """
     X = jnp.asarray(X)
     Y = jnp.asarray(Y, X.dtype)
     N, D = X.shape
@@ -113,8 +131,19 @@ def _targets_fast_jvp(primals, tangents):
 
 def logme_targets(X: jax.Array, Y: jax.Array) -> jax.Array:
     """LogME of features ``X`` [N, D] for a real target matrix ``Y`` [N, K] (pure JAX; jit- and
-    vmap-able). The float64 single-CPU path uses the tridiagonal evaluation (derivatives from the
-    eigendecomposition form), as :func:`pedjax.metrics.logme.logme_core` does."""
+    vmap-able).
+
+    The float64 single-CPU path uses the tridiagonal evaluation (derivatives from the
+    eigendecomposition form), as :func:`pedjax.metrics.logme.logme_core` does; elsewhere
+    :func:`logme_targets_eigh`.
+
+    Args:
+      X: features [N, D].
+      Y: real targets [N, K].
+
+    Returns:
+      The mean over the K columns of the maximised log evidence per sample, a scalar array.
+    """
     X = jnp.asarray(X)
     if _use_tridiagonal(X):
         return _targets_fast(X, jnp.asarray(Y, X.dtype))
@@ -122,7 +151,17 @@ def logme_targets(X: jax.Array, Y: jax.Array) -> jax.Array:
 
 
 def logme_reg_core(X: jax.Array, Y: jax.Array) -> jax.Array:
-    """Regression LogME of features ``X`` [N, D] for targets ``Y`` [N, K] (or [N]); pure JAX."""
+    """Regression LogME of features ``X`` [N, D] for targets ``Y`` [N, K] (or [N]); pure JAX.
+
+    The registered core (``target="real"``: no ``num_classes``).
+
+    Args:
+      X: features [N, D].
+      Y: real targets [N, K], or [N] for one column (cast to the dtype of ``X``).
+
+    Returns:
+      :func:`logme_targets` of ``X`` and ``Y``, a scalar array.
+    """
     X = jnp.asarray(X)
     Y = jnp.asarray(Y, X.dtype)
     if Y.ndim == 1:
@@ -132,7 +171,20 @@ def logme_reg_core(X: jax.Array, Y: jax.Array) -> jax.Array:
 
 def as_targets(y, name: str = "y", *, n: int | None = None) -> np.ndarray:
     """Real targets as a finite float matrix [N, K] of the default float type (a vector [N] is one
-    column); a ``ValueError`` naming ``name`` otherwise."""
+    column).
+
+    Args:
+      y: regression targets, array-like [N] or [N, K] (numeric or bool, not complex).
+      name: the argument's name in errors.
+      n: the expected number of rows, or ``None``.
+
+    Returns:
+      The targets as a float array [N, K] in the default float type.
+
+    Raises:
+      ValueError: naming ``name``: a non-numeric or complex dtype, a shape other than [N] or
+        [N, K], empty, ``n`` rows expected and not found, or NaN/inf entries.
+    """
     arr = np.asarray(y)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) \
             or np.issubdtype(arr.dtype, np.complexfloating):
@@ -150,7 +202,23 @@ _jit_core = jax.jit(logme_reg_core)
 @register("logme_reg", logme_reg_core, target="real", citation=_CITATION)
 def logme_reg(X, y) -> float:
     """Regression LogME of features ``X`` [N, D] for real-valued targets ``y`` [N] or [N, K]
-    (higher is better; the mean over target columns). ``-inf`` for degenerate features."""
+    (higher is better; the mean over target columns).
+
+    Like every registered metric it also takes the keyword ``precision=`` (``"auto"``,
+    ``"float64"``, ``"float32"``; :func:`pedjax.metrics.register`).
+
+    Args:
+      X: features [N, D].
+      y: real-valued targets [N] or [N, K], read as given (no centring or scaling: a target's
+        units change the score).
+
+    Returns:
+      The score as a Python float; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``y`` is not a finite real [N] or [N, K] array (:func:`as_targets`), ``X`` is
+        not a finite 2-D array with one row per target row, or ``precision`` is unknown.
+    """
     Y = as_targets(y, "y")
     Xv = as_float_matrix(X, "X", n=Y.shape[0])
     if is_degenerate(X):

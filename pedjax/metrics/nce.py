@@ -26,7 +26,16 @@ __all__ = ["nce", "nce_core"]
 
 
 def nce_core(Z: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
-    """NCE of one-hot source labels ``Z`` [N, C_s] for coded target labels ``y`` [N] (pure JAX)."""
+    """NCE of one-hot source labels ``Z`` [N, C_s] for coded target labels ``y`` [N] (pure JAX).
+
+    Args:
+      Z: [N, C_s] one-hot source labels (soft rows are read as soft counts).
+      y: [N] int32 target labels coded 0..num_classes-1.
+      num_classes: C_t, the number of target classes (static under ``jax.jit``).
+
+    Returns:
+      NCE = −H(Y | Z), a scalar array (≤ 0 for one-hot rows).
+    """
     Z = jnp.asarray(Z)
     N = Z.shape[0]
     joint = jax.ops.segment_sum(Z, y, num_classes) / N  # [C_t, C_s] = P(y, z)
@@ -41,10 +50,20 @@ def nce(source_labels, y) -> float:
     """NCE transferability from source-model hard labels ``source_labels`` [N] and target labels
     ``y`` [N] (higher is better; ≤ 0).
 
+    Like every registered metric it also takes the keyword ``precision=`` (``"auto"``, ``"float64"``,
+    ``"float32"``; :func:`pedjax.metrics.register`).
+
     Args:
       source_labels: [N] integer labels predicted by the source model (any values; one source
         class is allowed).
       y: [N] integer target labels, any values, at least 2 classes.
+
+    Returns:
+      NCE as a Python float; a single source class gives −H(Y), the chance level.
+
+    Raises:
+      ValueError: ``source_labels`` is not a 1-D integer label vector, ``y`` is invalid (fewer
+        than 2 classes, non-integer), their lengths differ, or ``precision`` is unknown.
     """
     codes, classes = encode_labels(source_labels, "source_labels", min_classes=1)
     onehot = np.zeros((codes.shape[0], classes.size), dtype=np.float64)

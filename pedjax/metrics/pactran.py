@@ -7,6 +7,10 @@ Every PACTran value is a PAC-Bayesian *bound* on the target risk: lower is bette
 "higher score = better" for every registered metric, so each public function here returns the
 **negated bound** (``-pac``): equal to the reference's number with the sign flipped.
 
+Size: the three variants of one paper share the reference's conventions (constants, label coding,
+citation, input checks); the Gaussian variant's exact minimiser (Newton with preconditioned
+conjugate gradients) is most of the module and is used by nothing else.
+
 Notation: N samples, C target classes (labels coded 0..C-1 at the boundary), Y [N, C] one-hot,
 n_c class counts.
 
@@ -64,8 +68,7 @@ Where pedjax differs from the published code, on purpose:
 * **The optimum, not an optimiser's stopping point.** The reference minimises L with SciPy's
   L-BFGS-B from an unseeded random start (``np.random.normal·0.03``), ``maxiter=100``,
   ``tol=1e-6``: its value carries that optimiser's error and changes from run to run (measured
-  on small synthetic tasks, N 100–500, D 32–256, C 4–10, the three λ of its grid: 1.6e-4 median
-  and up to 9e-3 relative from the minimum, largest for λ = 10). L is convex, and W*, the
+  in docs/design.md, "PACTran-Gaussian: the reference's optimiser error"). L is convex, and W*, the
   probabilities p — hence PAC_Gau — are unique (b* only up to a common shift, which changes
   nothing), so pedjax returns the value *at the minimiser*: damped inexact Newton (directions
   by preconditioned conjugate gradients on Hessian-vector products; preconditioner
@@ -89,9 +92,9 @@ the Dirichlet/Gamma variants are evaluated as ``(S + 1e-10)·exp(t − max_k t)`
 [C, K] table t exponentiated, and KL from ``log q − log s = t − max t − log(row sum)``: the same
 numbers as the reference's log-space updates, without [N, K] logarithms or exponentials (XLA's
 CPU float64 ``exp`` is slow). Known limit: the Gaussian problem's condition number grows like
-λ·|x|², so float32 stops short of the minimum on features of extreme scale (measured: N(0, 1)
-class clusters in 30 dims scaled by 10³, norms ≈ 5·10³, still give float64's value to 1e-4;
-scaled by 10⁶ they do not — the score stays finite, the loop ends where no decrease is left).
+λ·|x|², so float32 stops short of the minimum on features of extreme scale (the score stays
+finite, the loop ends where no decrease is left; where the limit lies is measured in
+docs/precision.md, "Measurements behind the float32 formulations").
 """
 from __future__ import annotations
 
@@ -166,7 +169,17 @@ def _mean_field(S: jax.Array, y: jax.Array, num_classes: int, alpha, dirichlet: 
 
 
 def pactran_dirichlet_core(S: jax.Array, y: jax.Array, num_classes: int, alpha=1.0) -> jax.Array:
-    """−PAC_Dir of probabilities ``S`` [N, K] for coded labels ``y`` [N] (pure JAX, jit/vmap-able)."""
+    """−PAC_Dir of probabilities ``S`` [N, K] for coded labels ``y`` [N] (pure JAX, jit/vmap-able).
+
+    Args:
+      S: [N, K] probabilities over K source outcomes (used as given, not renormalised).
+      y: [N] int32 labels coded 0..num_classes-1.
+      num_classes: C (static under ``jax.jit``).
+      alpha: the Dirichlet prior concentration α (a0_c = α·n_c/N + 1e-10).
+
+    Returns:
+      −PAC_Dir, a scalar array (higher is better).
+    """
     S = jnp.asarray(S)
     N, K = S.shape
     a0, a, q, kl = _mean_field(S, y, num_classes, alpha, dirichlet=True)
@@ -178,7 +191,18 @@ def pactran_dirichlet_core(S: jax.Array, y: jax.Array, num_classes: int, alpha=1
 
 
 def pactran_gamma_core(S: jax.Array, y: jax.Array, num_classes: int, alpha=1.0) -> jax.Array:
-    """−PAC_Gam of probabilities ``S`` [N, K] for coded labels ``y`` [N] (pure JAX, jit/vmap-able)."""
+    """−PAC_Gam of probabilities ``S`` [N, K] for coded labels ``y`` [N] (pure JAX, jit/vmap-able).
+
+    Args:
+      S: [N, K] probabilities over K source outcomes (used as given, not renormalised; an all-zero
+        row makes log l_i = −inf and the score non-finite, which the public function rejects).
+      y: [N] int32 labels coded 0..num_classes-1.
+      num_classes: C (static under ``jax.jit``).
+      alpha: the Gamma prior's shape, total over classes (a0_c = α·n_c/N + 1e-10; rate 1).
+
+    Returns:
+      −PAC_Gam, a scalar array (higher is better).
+    """
     S = jnp.asarray(S)
     N = S.shape[0]
     a0, a, q, kl = _mean_field(S, y, num_classes, alpha, dirichlet=False)
@@ -237,15 +261,25 @@ def _dot(a, b):
 
 
 class GaussianFit(NamedTuple):
-    """The minimiser of the PACTran-Gaussian objective (:func:`pactran_gaussian_fit`)."""
+    """The minimiser of the PACTran-Gaussian objective (:func:`pactran_gaussian_fit`).
 
-    loss: jax.Array  #: min L (the reference's ``pac_opt``), including its log(1 + 1e-10)
-    probs: jax.Array  #: [N, C] softmax probabilities at the minimiser
-    pq: jax.Array  #: [N] Σ_c p_ic (1 − p_ic), from the accurate complement (:func:`_softmax`)
-    sq: jax.Array  #: [N] |x_i − mean|²
-    newton_steps: jax.Array  #: Newton steps taken
-    cg_steps: jax.Array  #: conjugate-gradient iterations, all steps together
-    decrement: jax.Array  #: the last Newton decrement gᵀH⁻¹g of N·L
+    Attributes:
+      loss: min L (the reference's ``pac_opt``), including its log(1 + 1e-10).
+      probs: [N, C] softmax probabilities at the minimiser.
+      pq: [N] Σ_c p_ic (1 − p_ic), from the accurate complement of the top class's p.
+      sq: [N] |x_i − mean|².
+      newton_steps: Newton steps taken.
+      cg_steps: conjugate-gradient iterations, all steps together.
+      decrement: the last Newton decrement gᵀH⁻¹g of N·L.
+    """
+
+    loss: jax.Array
+    probs: jax.Array
+    pq: jax.Array
+    sq: jax.Array
+    newton_steps: jax.Array
+    cg_steps: jax.Array
+    decrement: jax.Array
 
 
 def pactran_gaussian_fit(X: jax.Array, y: jax.Array, num_classes: int, lda_factor=1.0,
@@ -259,6 +293,19 @@ def pactran_gaussian_fit(X: jax.Array, y: jax.Array, num_classes: int, lda_facto
     the curvature sum Σ_i (|x_i|² + 1)·Σ_c p_ic(1 − p_ic) — the other quantity the bound reads —
     has settled to eps^¾ (or the decrement was already that small one step before), when no
     decrease is left to find, or after ``max_newton`` steps.
+
+    Args:
+      X: features [N, D] (centred inside).
+      y: [N] int32 labels coded 0..num_classes-1, every class present (the start is the bias of
+        the class log-priors).
+      num_classes: C (static).
+      lda_factor: λ > 0; the weight penalty of L is |W|²/(2λN).
+      max_newton: the most Newton steps (static).
+      max_cg: the most conjugate-gradient iterations per Newton step (static).
+
+    Returns:
+      A :class:`GaussianFit`: min L, the probabilities and curvature terms at the minimiser, and
+      the solver's step counts and last decrement.
     """
     X = jnp.asarray(X)
     N, D = X.shape
@@ -408,8 +455,18 @@ def pactran_gaussian_core(X: jax.Array, y: jax.Array, num_classes: int, lda_fact
                           max_newton: int = 100, max_cg: int = 200) -> jax.Array:
     """−PAC_Gau of features ``X`` [N, D] for coded labels ``y`` [N] (pure JAX, jit/vmap-able).
 
-    ``max_newton`` and ``max_cg`` (static) cap the Newton steps and the conjugate-gradient
-    iterations per step; the solver normally stops far earlier, at the rounding level of L.
+    Args:
+      X: features [N, D] (centred inside).
+      y: [N] int32 labels coded 0..num_classes-1.
+      num_classes: C (static under ``jax.jit``).
+      lda_factor: λ > 0; the weight penalty of L is |W|²/(2λN).
+      s2_factor: the prior-variance factor ≥ 0, σ₀² = s2_factor / D (0: the loss alone).
+      max_newton: the most Newton steps (static).
+      max_cg: the most conjugate-gradient iterations per Newton step (static); the solver
+        normally stops far earlier than either cap, at the rounding level of L.
+
+    Returns:
+      −PAC_Gau, a scalar array (higher is better).
     """
     X = jnp.asarray(X)
     N, D = X.shape
@@ -462,12 +519,23 @@ def pactran_dirichlet(source_probs, y, alpha: float = 1.0) -> float:
     """PACTran-Dirichlet of source probabilities ``source_probs`` [N, K] and labels ``y`` [N]:
     the negated bound −PAC_Dir (higher is better).
 
+    Like every registered metric it also takes the keyword ``precision=`` (``"auto"``, ``"float64"``,
+    ``"float32"``; :func:`pedjax.metrics.register`).
+
     Args:
       source_probs: [N, K] non-negative probabilities over K source outcomes (the source model's
         softmax on the target samples, or a clustering posterior such as a GMM's); rows need
         positive mass and are used as given.
       y: [N] integer target labels, any values (coded 0..C-1 in sorted order), ≥ 2 classes.
-      alpha: Dirichlet prior concentration (the paper's runs use 1).
+      alpha: Dirichlet prior concentration, a finite number > 0 (the paper's runs use 1).
+
+    Returns:
+      −PAC_Dir as a Python float.
+
+    Raises:
+      ValueError: ``source_probs`` has negative entries or an all-zero row, or is not a finite 2-D
+        array with one row per label; ``y`` is invalid (fewer than 2 classes, non-integer);
+        ``alpha`` is not a finite number > 0; or ``precision`` is unknown.
     """
     P = _check_probs(source_probs)
     return evaluate(pactran_dirichlet_core, P, y, x_name="source_probs", alpha=_positive(alpha, "alpha"))
@@ -479,7 +547,22 @@ def pactran_gamma(source_probs, y, alpha: float = 1.0) -> float:
     """PACTran-Gamma of source probabilities ``source_probs`` [N, K] and labels ``y`` [N]:
     the negated bound −PAC_Gam (higher is better).
 
-    Args: as :func:`pactran_dirichlet` (``alpha``: the Gamma prior shape, total over classes).
+    Like every registered metric it also takes the keyword ``precision=`` (``"auto"``, ``"float64"``,
+    ``"float32"``; :func:`pedjax.metrics.register`).
+
+    Args:
+      source_probs: [N, K] non-negative probabilities over K source outcomes (as for
+        :func:`pactran_dirichlet`); rows need positive mass and are used as given.
+      y: [N] integer target labels, any values (coded 0..C-1 in sorted order), ≥ 2 classes.
+      alpha: the Gamma prior's shape, total over classes, a finite number > 0 (default 1).
+
+    Returns:
+      −PAC_Gam as a Python float.
+
+    Raises:
+      ValueError: ``source_probs`` has negative entries or an all-zero row, or is not a finite 2-D
+        array with one row per label; ``y`` is invalid; ``alpha`` is not a finite number > 0; or
+        ``precision`` is unknown.
     """
     P = _check_probs(source_probs)
     return evaluate(pactran_gamma_core, P, y, x_name="source_probs", alpha=_positive(alpha, "alpha"))
@@ -491,12 +574,23 @@ def pactran_gaussian(X, y, lda_factor: float = 1.0, s2_factor: float = 100.0) ->
     """PACTran-Gaussian of features ``X`` [N, D] and labels ``y`` [N]: the negated bound −PAC_Gau
     (higher is better), at the exact minimiser of the regularised softmax regression.
 
+    Like every registered metric it also takes the keyword ``precision=`` (``"auto"``, ``"float64"``,
+    ``"float32"``; :func:`pedjax.metrics.register`).
+
     Args:
       X: features [N, D] (centred inside; no scaling or PCA, as in the reference).
       y: [N] integer labels, any values (coded 0..C-1 in sorted order), ≥ 2 classes.
       lda_factor: λ; the weight penalty is |W|²/(2λN) (the reference's grid: 10, 1, 0.1).
       s2_factor: prior-variance factor, σ₀² = s2_factor / D (the reference pairs 100λ and 10λ);
         0 gives the optimised loss alone (the reference's "linear" value, negated).
+
+    Returns:
+      −PAC_Gau as a Python float; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``lda_factor`` is not a finite number > 0 or ``s2_factor`` not a finite number
+        ≥ 0; ``X`` or ``y`` is invalid (not a finite 2-D array with one row per label, fewer than
+        2 classes); or ``precision`` is unknown.
     """
     lda = _positive(lda_factor, "lda_factor")
     s2 = _positive(s2_factor, "s2_factor", allow_zero=True)

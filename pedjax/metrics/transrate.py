@@ -35,7 +35,15 @@ def _logdet_pd(A: jax.Array) -> jax.Array:
 
 
 def coding_rate(Z: jax.Array, eps: float = 1e-4) -> jax.Array:
-    """R(Z, ε) = ½ log det(I + ZᵀZ / (n ε)) for Z [n, d]."""
+    """R(Z, ε) = ½ log det(I + ZᵀZ / (n ε)) for Z [n, d] (pure JAX; in the smaller space).
+
+    Args:
+      Z: [n, d] rows (centred by the caller where that is meant).
+      eps: the distortion ε.
+
+    Returns:
+      The coding rate, a scalar array.
+    """
     n, d = Z.shape
     G = gram(Z) if d <= n else gram(Z.T)
     return 0.5 * _logdet_pd(jnp.eye(G.shape[0], dtype=G.dtype) + G / (n * eps))
@@ -46,7 +54,17 @@ def _sample_space(N: int, D: int, C: int) -> bool:
 
 
 def transrate_core(X: jax.Array, y: jax.Array, num_classes: int, eps: float = 1e-4) -> jax.Array:
-    """TransRate of features ``X`` [N, D] for coded labels ``y`` (pure JAX, jit/vmap-able)."""
+    """TransRate of features ``X`` [N, D] for coded labels ``y`` (pure JAX, jit/vmap-able).
+
+    Args:
+      X: features [N, D].
+      y: [N] int32 labels coded 0..num_classes-1.
+      num_classes: C (static under ``jax.jit``; it also picks the sample- or feature-space form).
+      eps: the distortion ε of the coding rates.
+
+    Returns:
+      TrR = R(Z, ε) − (1/C)·Σ_c R(Z_c, ε), a scalar array in JAX's default float type.
+    """
     X = jnp.asarray(X, dtype=jnp.result_type(float))
     N, D = X.shape
     Z = X - jnp.mean(X, axis=0)
@@ -75,7 +93,23 @@ def transrate_core(X: jax.Array, y: jax.Array, num_classes: int, eps: float = 1e
           "Huang, Huang, Rong, Yang & Wei, ICML 2022 (TransRate); the authors' published "
           "coding-rate formulation (eps = 1e-4)"))
 def transrate(X, y, eps: float = 1e-4) -> float:
-    """TransRate of features ``X`` [N, D] for labels ``y`` [N] (higher is better)."""
+    """TransRate of features ``X`` [N, D] for labels ``y`` [N] (higher is better).
+
+    Like every registered metric it also takes the keyword ``precision=`` (``"auto"``, ``"float64"``,
+    ``"float32"``; :func:`pedjax.metrics.register`).
+
+    Args:
+      X: features [N, D].
+      y: [N] integer labels, any values (coded 0..C-1 in sorted order), at least 2 classes.
+      eps: the distortion ε of the coding rates, > 0 (default 1e-4, the authors').
+
+    Returns:
+      TransRate as a Python float; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``eps`` is not a positive number; ``X`` or ``y`` is invalid (not a finite 2-D
+        array with one row per label, fewer than 2 classes); or ``precision`` is unknown.
+    """
     if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0):
         raise ValueError(f"eps: expected a positive number, got {eps!r}")
     return evaluate(transrate_core, X, y, eps=float(eps))
