@@ -32,12 +32,9 @@ from pedjax.rank import fidelity as F
 #: metric or variant (``metric+ped``) -> why it is expected to fail the fast test for now (delete when fixed)
 PENDING = {
     "ncti": "issue 21: NCTI (registered in 5d13bfe) is not float32-ready on near-duplicate features (tau 0.81)",
-    "knn": "issue 21: kNN accuracy (92ef565) in float32 reorders a near-duplicate zoo (tau 0.87, + PED 0.49)",
-    "linear_probe+ped": "issue 21: linear_probe (92ef565) + PED in float32 reorders a near-duplicate zoo (tau 0.95)",
 }
 #: the same for the slow tests (more synthetic kinds, shipped tasks), in addition to PENDING
 PENDING_SLOW = {
-    "linear_probe": "issue 21: linear_probe (92ef565) in float32 differs by up to 4.5e-2 relative (D >> N)",
     # measured by CI at 907bc97 (stop 26):
     "nleep+ped": "issue 21: NLEEP + PED in float32: tau 0.94 on D >> N; vit-random 2.7e-2 relative on the shipped tasks",
     "sfda+ped": "issue 21: SFDA + PED in float32 differs by 9.4e-3 relative for vit-random on digits-degraded",

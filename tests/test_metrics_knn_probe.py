@@ -82,7 +82,11 @@ def folds_ref(X, y, K, seed):
     """The documented fold rule, in NumPy."""
     N = len(y)
     iota = np.arange(N)
-    order = np.lexsort((iota, X[:, 0], np.sum(X * X, axis=1), np.sum(X, axis=1)))  # canonical order
+    # canonical order: signed row sum (signs from bit 7 of the lowbias32 keys of the columns for
+    # seed 0x5EED), row sum of squares, first feature, position
+    col_keys = _lowbias32(_lowbias32(0x5EED) ^ np.arange(X.shape[1], dtype=np.uint64))
+    signs = np.where((col_keys >> 7) & 1 == 1, 1.0, -1.0)
+    order = np.lexsort((iota, X[:, 0], np.sum(X * X, axis=1), np.sum(X * signs, axis=1)))
     codes = np.unique(y, return_inverse=True)[1].reshape(-1)
     yo = codes[order]
     first = np.array([np.flatnonzero(yo == c)[0] for c in range(codes.max() + 1)])

@@ -9,9 +9,10 @@ Definition (every choice fixed, so a score is reproducible bit for bit):
   stratified folds with scikit-learn's ``StratifiedKFold(shuffle=True)`` allocation, drawn in an
   order that does not depend on the order of the samples or the names of the labels:
 
-  1. the samples are put in the canonical order of :func:`canonical_order` (sorted by row sum,
-     row sum of squares, first feature; :func:`pedjax.metrics.nleep.canonical_order` in float64,
-     exact sums in float32 — see "float32" below);
+  1. the samples are put in the canonical order of :func:`canonical_order` (sorted by the
+     *signed* row sum Σ_j s_j·x_ij with fixed pseudo-random signs s_j = ±1 — bit 7 of the
+     ``lowbias32`` key of column j for the seed 0x5EED, as :func:`slot_keys` — then the row sum
+     of squares, then the first feature; exact sums in float32 — see "float32" below);
   2. classes are ordered by their first appearance in that order (scikit-learn orders them by
      first appearance in the data order); class c then owns the slots
      ``start_c … start_c + n_c − 1`` of the list of samples grouped by class;
@@ -53,19 +54,22 @@ Definition (every choice fixed, so a score is reproducible bit for bit):
 **float32** (issue 21). Two things made float32 scores differ from float64 ones by more than the
 rounding of the distances, both fixed without changing what float64 computes:
 
-* *The canonical order.* Its first key, the row sum, is ill-conditioned when the rows' sums are
+* *The canonical order.* A plain row sum as first key is ill-conditioned when the rows' sums are
   (nearly) constant: LayerNorm outputs without affine terms (a randomly initialised ViT) sum to
-  ~1e−7, zero up to rounding. A float32 row sum is then rounding noise, and the float32 order —
-  hence the fold of ~80 % of the samples (shipped zoo, vit-random) — differed from the float64
-  one: knn 0.680 against 0.658 on fashion-blur. In float32 :func:`canonical_order` sorts by the
-  *exact* row sums (:func:`exact_row_sums`: every entry cut into 12-bit chunks on one power-of-two
+  ~1e−7, zero up to rounding. That sum is then rounding noise — in float32, and after PED even
+  in float64, whose order was decided by rounding at 1e−16 — and the float32 order, hence the
+  fold of ~80 % of the samples (shipped zoo, vit-random), differed from the float64 one (knn
+  0.680 against 0.658 on fashion-blur; after PED on fashion-fewshot 79 of 100 samples changed
+  fold). The first key is therefore a *signed* row sum with fixed ±1 signs per column: its
+  spread over the samples is of the order of √D times the features' spread, whatever
+  normalisation makes the plain sums constant. In float32 :func:`canonical_order` sorts by the
+  *exact* signed row sums (:func:`exact_row_sums`: every entry cut into 12-bit chunks on one power-of-two
   grid, the chunks summed as int32 and the carries propagated, giving integer digits whose
   lexicographic order is the order of the exact sums) and the exact sums of squares (each square
   split exactly into three float32 products, :func:`_exact_squares`). A float64 sum of float32
   features is exact (or within 2^−53 of it), so float32 features give the float64 order, ties
-  included. Features that are not float32 numbers (float64 input) round differently anyway, and
-  after PED (computed in each precision) the rows are not the same numbers: where row sums are
-  constant up to rounding, no precision can reproduce the other's order (docs/precision.md).
+  included. After PED (computed in each precision) the rows are not the same numbers, but they
+  differ by ~1e−7 relative, far below the gaps between the signed sums of distinct samples.
 * *Ties between models.* Accuracies are fractions; a float sum of per-fold means rounds the same
   fraction differently for different per-fold counts (0.711 and 0.7110000000000001), and float32
   broke such ties in another direction than float64 (weighted τ 0.993 between two rankings with
@@ -102,7 +106,6 @@ from .._linalg import host_kernels_enabled
 from .._validate import check_choice, encode_labels
 from ._registry import evaluate, register
 from .nleep import _matmul as _host_matmul
-from .nleep import canonical_order as _canonical_order64
 
 __all__ = ["knn", "knn_core", "stratified_folds", "canonical_folds", "canonical_order", "exact_row_sums", "slot_keys",
            "knn_predictions", "fold_accuracy"]
@@ -187,21 +190,22 @@ def _exact_squares(X: jax.Array) -> jax.Array:
     return jnp.concatenate([h * h, 2.0 * h * lo, lo * lo], axis=1)
 
 
-def canonical_order(X: jax.Array) -> jax.Array:
-    """The canonical sample order: sorted by (row sum, row sum of squares, first feature), then
-    position (:func:`pedjax.metrics.nleep.canonical_order`).
+def _signs(D: int, dtype) -> jax.Array:
+    """Fixed pseudo-random signs ±1 of the D columns (bit 7 of the ``lowbias32`` key of the column)."""
+    return jnp.where((slot_keys(0x5EED, D) >> 7) & 1 == 1, 1.0, -1.0).astype(dtype)
 
-    float64: exactly that function (float64 sums). float32: the same keys, but the two sums are
-    *exact* (:func:`exact_row_sums`) rather than float32 sums, so that float32 features give the
-    order of float64 sums of the same numbers (a float64 sum of float32 features is exact or
-    within 2^−53). This matters whenever the row sums are nearly constant — LayerNorm outputs
-    (ViTs) have row sums of ~1e−7, zero up to rounding: there float32 rounding alone decided the
-    order, hence the folds of most samples, and the score (module docstring, "float32").
-    """
+
+def canonical_order(X: jax.Array) -> jax.Array:
+    """The canonical sample order: sorted by (signed row sum Σ_j s_j x_ij with fixed pseudo-random
+    signs s_j = ±1, row sum of squares, first feature), then position. The signed sum is
+    well-conditioned where the plain row sum is not (LayerNorm rows sum to 0 up to rounding).
+    float32: both sums exact (:func:`exact_row_sums`), i.e. the float64 order of float32 features."""
     X = _float(X)
+    Xs = X * _signs(X.shape[1], X.dtype)[None, :]
     if X.dtype == jnp.float64:
-        return _canonical_order64(X)
-    keys = [*exact_row_sums(X), *exact_row_sums(_exact_squares(X)), X[:, 0]]
+        keys = [jnp.sum(Xs, axis=1), jnp.sum(X * X, axis=1), X[:, 0]]
+    else:
+        keys = [*exact_row_sums(Xs), *exact_row_sums(_exact_squares(X)), X[:, 0]]
     iota = jnp.arange(X.shape[0], dtype=jnp.int32)
     *_, order = jax.lax.sort((*keys, iota), num_keys=len(keys))
     return order
