@@ -138,7 +138,8 @@ def meta_loto(sets, metric: str, steps: int, verbose: bool = True) -> dict:
 
 
 def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool = True, meta=(), meta_steps: int = 20,
-        meta_min_ceiling: float = MIN_CEILING, resume: Path | None = None, keep: bool = False) -> dict:
+        meta_min_ceiling: float = MIN_CEILING, resume: Path | None = None, keep: bool = False,
+        rescore=()) -> dict:
     """Scores and weighted τ of every (metric variant, task) through the one benchmark loop
     (``pedjax.rank.benchmark``); see the module docstring. ``resume``: a JSON file of finished
     tasks (written after each task; a task is reused when its metrics, nsigmas and the scoring
@@ -167,38 +168,47 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
     show = (lambda t, v, tau, sec: print(f"  {t} {v:22s} tau_w {tau:+.3f}  ({sec:.1f} s)", flush=True)) if verbose else None
     done = _load_partial(resume) if resume else {}
     fp = _fingerprint()
-    res = None
+    rescore = set(rescore)
+    res = BenchmarkResult([], [])
     for task in tasks:
         fs = extract_features(zoo, task, "train", with_truth=True)
         if verbose:
             print(f"{task}: features of {len(fs.models)} members on {fs.n_samples} images in {fs.seconds:.1f} s", flush=True)
         sets.append(fs)
-        entry = done.get(task)
-        if not (entry and entry["metrics"] == metrics and entry["nsigmas"] == list(nsigmas)
-                and (keep or entry["fingerprint"] == fp)):
-            one = benchmark([fs], metrics, peds, on_variant=show)
-            entry = {"fingerprint": fp, "metrics": metrics, "nsigmas": list(nsigmas), "scores": one.scores[task],
-                     "tau": {v: one.tau.get(v, {}).get(task, math.nan) for v in one.variants},
-                     "errors": {v: e[task] for v, e in one.errors.items() if task in e},
-                     "unscored": {v: u[task] for v, u in one.unscored.items() if task in u},
-                     "seconds": one.seconds, "feature_seconds": one.feature_seconds[task], "variants": one.variants}
+        stored = done.get(task, {}).get("metrics", {})
+        ok = {m: e for m, e in stored.items() if m not in rescore and e["nsigmas"] == list(nsigmas)
+              and (keep or e["fingerprint"] == fp)}
+        needed = [m for m in metrics if m not in ok]
+        if needed:
+            one = benchmark([fs], needed, peds, on_variant=show)
+            for m in needed:
+                vs = [v for v in one.variants if _metric_of(v) == m]
+                ok[m] = {"fingerprint": fp, "nsigmas": list(nsigmas), "variants": vs,
+                         "scores": {v: one.scores[task][v] for v in vs},
+                         "tau": {v: one.tau.get(v, {}).get(task, math.nan) for v in vs},
+                         "errors": {v: one.errors[v][task] for v in vs if task in one.errors.get(v, {})},
+                         "unscored": {v: one.unscored[v][task] for v in vs if task in one.unscored.get(v, {})},
+                         "seconds": {v: one.seconds[v] for v in vs}}
             if resume:
-                done[task] = entry
+                done[task] = {"feature_seconds": one.feature_seconds[task], "metrics": {**stored, **ok}}
                 _save_partial(resume, done)
-        elif verbose:
-            print(f"  {task}: reused from {resume}", flush=True)
-        res = res or BenchmarkResult([], entry["variants"])
+        if verbose and len(needed) < len(metrics):
+            print(f"  {task}: {len(metrics) - len(needed)} metric(s) reused from {resume}", flush=True)
         res.tasks.append(task)
-        res.scores[task] = entry["scores"]
-        for v, tau in entry["tau"].items():
-            res.tau.setdefault(v, {})[task] = tau
-        for v, e in entry["errors"].items():
-            res.errors.setdefault(v, {})[task] = e
-        for v, u in entry["unscored"].items():
-            res.unscored.setdefault(v, {})[task] = u
-        for v, sec in entry["seconds"].items():
-            res.seconds[v] = res.seconds.get(v, 0.0) + sec
-        res.feature_seconds[task] = entry["feature_seconds"]
+        res.scores[task] = {}
+        res.feature_seconds[task] = done.get(task, {}).get("feature_seconds", round(fs.seconds, 2))
+        for m in metrics:
+            e = ok[m]
+            if task == tasks[0]:
+                res.variants.extend(e["variants"])
+            res.scores[task].update(e["scores"])
+            for v in e["variants"]:
+                res.tau.setdefault(v, {})[task] = e["tau"][v]
+                res.seconds[v] = res.seconds.get(v, 0.0) + e["seconds"][v]
+            for v, err in e["errors"].items():
+                res.errors.setdefault(v, {})[task] = err
+            for v, u in e["unscored"].items():
+                res.unscored.setdefault(v, {})[task] = u
     metas = {}
     # learned and judged on the tasks above the noise-ceiling bar only (as experiments/meta_study.py):
     # a task whose seeds disagree gives the meta-gradient noise to fit; the others get no meta row
@@ -252,8 +262,26 @@ def _fingerprint() -> str:
     return fingerprint()
 
 
+def _metric_of(variant: str) -> str:
+    return variant.split("+", 1)[0]
+
+
 def _load_partial(path: Path) -> dict:
-    return json.loads(Path(path).read_text()) if Path(path).is_file() else {}
+    """``{task: {"feature_seconds", "metrics": {metric: entry}}}``; an entry per task of the first
+    format (all metrics in one) is split per metric."""
+    done = json.loads(Path(path).read_text()) if Path(path).is_file() else {}
+    for task, entry in done.items():
+        if "variants" in entry and isinstance(entry.get("metrics"), list):
+            per = {}
+            for m in entry["metrics"]:
+                vs = [v for v in entry["variants"] if _metric_of(v) == m]
+                per[m] = {"fingerprint": entry["fingerprint"], "nsigmas": entry["nsigmas"], "variants": vs,
+                          "scores": {v: entry["scores"][v] for v in vs}, "tau": {v: entry["tau"][v] for v in vs},
+                          "errors": {v: x for v, x in entry["errors"].items() if v in vs},
+                          "unscored": {v: x for v, x in entry["unscored"].items() if v in vs},
+                          "seconds": {v: entry["seconds"][v] for v in vs}}
+            done[task] = {"feature_seconds": entry["feature_seconds"], "metrics": per}
+    return done
 
 
 def _save_partial(path: Path, done: dict) -> None:
@@ -539,10 +567,11 @@ def main(argv=None) -> int:
                    help="render the report from the JSON of an earlier run (its --json) instead of computing; the page "
                    "keeps that run's command, date, machine and commit")
     p.add_argument("--resume", default=str(ROOT / "runs" / "zoo_benchmark_tasks.json"), metavar="FILE",
-                   help="finished tasks, written after each (default runs/zoo_benchmark_tasks.json): a rerun reuses "
-                        "the tasks scored with the same metrics, nsigmas and scoring code")
+                   help="finished (task, metric) pairs, written after each task (default runs/zoo_benchmark_tasks.json): a "
+                        "rerun reuses the pairs scored with the same nsigmas and scoring code")
     p.add_argument("--fresh", action="store_true", help="recompute every task (ignore --resume)")
-    p.add_argument("--keep", action="store_true", help="reuse finished tasks even if the scoring code changed since")
+    p.add_argument("--keep", action="store_true", help="reuse finished (task, metric) pairs even if the scoring code changed since")
+    p.add_argument("--rescore", nargs="+", default=[], metavar="METRIC", help="recompute these metrics on every task")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
 
@@ -556,7 +585,7 @@ def main(argv=None) -> int:
     else:
         result = run(args.zoo, args.tasks, args.metrics, tuple(args.nsigma), verbose=not args.quiet, meta=args.meta,
                      meta_steps=args.meta_steps, meta_min_ceiling=args.min_ceiling,
-                     resume=None if args.fresh else Path(args.resume), keep=args.keep)
+                     resume=None if args.fresh else Path(args.resume), keep=args.keep, rescore=args.rescore)
         result["command"] = "python experiments/zoo_benchmark.py" + (
             "" if argv is None and len(sys.argv) == 1 else " " + " ".join(argv if argv is not None else sys.argv[1:]))
         result["machine"], result["commit"] = machine(), git_commit()
