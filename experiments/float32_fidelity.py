@@ -116,7 +116,7 @@ def save_json(path: Path, data: dict, task: str | None = None) -> None:
 
 
 def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
-    from pedjax.physics.ped import PEDConfig
+    from pedjax.physics import PEDConfig
     from pedjax.rank import fidelity as F
 
     peds = {"ped": PEDConfig(nsigma=NSIGMA)}

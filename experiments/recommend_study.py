@@ -43,7 +43,7 @@ def metric_scores(cache: Path | None, verbose: bool = True) -> dict:
     import dataclasses
 
     from pedjax.features import extract_features
-    from pedjax.physics.ped import PEDConfig
+    from pedjax.physics import PEDConfig
     from pedjax.rank import benchmark
     from pedjax.zoo import load_zoo
 

@@ -116,7 +116,7 @@ META_SUFFIX = "PED(meta)"
 def meta_loto(sets, metric: str, steps: int, verbose: bool = True) -> dict:
     """PED settings meta-learned leave-one-task-out (``pedjax.meta.MetaLearner``): for each task, the
     settings learned on the other tasks only, then that task's scores and τ_w with them."""
-    from pedjax.meta.learn import MetaLearner
+    from pedjax.meta import MetaLearner
     from pedjax.rank import weighted_tau
 
     t0 = time.time()
@@ -141,14 +141,14 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
         meta_min_ceiling: float = MIN_CEILING, resume: Path | None = None, keep: bool = False,
         rescore=()) -> dict:
     """Scores and weighted τ of every (metric variant, task) through the one benchmark loop
-    (``pedjax.rank.benchmark``); see the module docstring. ``resume``: a JSON file of finished
-    tasks (written after each task; a task is reused when its metrics, nsigmas and the scoring
-    code's fingerprint match, or whatever the fingerprint with ``keep``)."""
+    (``pedjax.rank.benchmark``); see the module docstring. ``resume``: a JSON file of the finished
+    (task, metric) pairs, written after each task; a pair is reused when its nsigmas and the
+    scoring code's fingerprint match (whatever the fingerprint with ``keep``) and the metric is not
+    in ``rescore``."""
     import pedjax
     from pedjax.features import extract_features
     from pedjax.metrics import names
-    from pedjax.rank import benchmark
-    from pedjax.rank.benchmark import BenchmarkResult
+    from pedjax.rank import BenchmarkResult, benchmark
     from pedjax.zoo import TRUTH_FILE, load_zoo
 
     t_all = time.time()

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .physics.ped import ped
+from .physics import ped
 from .rank.measures import weighted_tau
 from .util import atomic_path
 

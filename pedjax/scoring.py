@@ -36,7 +36,7 @@ from ._precision import entry_point
 from ._validate import as_float_matrix, check_std, check_vector, encode_labels, is_degenerate
 from .features import FeatureSet, FeatureStore
 from .metrics import REGISTRY, Metric
-from .physics.ped import PEDConfig, ped_core
+from .physics import PEDConfig, ped_core
 from .util import Progress, tracked
 
 #: default memory budget (bytes) for one chunk's stacked features and temporaries

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import pedjax
-from pedjax.physics.ped import PEDConfig
+from pedjax.physics import PEDConfig
 from pedjax.rank import fidelity as F
 
 #: metric or variant (``metric+ped``) -> why it is expected to fail the fast test for now (delete when fixed)

@@ -22,7 +22,7 @@ import pedjax
 from pedjax import cli, metrics
 from pedjax._validate import dead_dimensions, is_degenerate
 from pedjax.metrics import REGISTRY
-from pedjax.physics.ped import PEDConfig, ped
+from pedjax.physics import PEDConfig, ped
 from pedjax.rank import evaluate_scores, ranking, score_problems
 from pedjax.scoring import ped_zoo, score_zoo
 from pedjax.util import LOCK_FILE, OutputLocked, dumps_json, output_lock

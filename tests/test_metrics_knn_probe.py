@@ -309,7 +309,7 @@ def test_float32_ranks_the_zoo_as_float64(metric, opts):
 
 
 def _check_score_zoo(metric, ped):
-    from pedjax.physics.ped import PEDConfig
+    from pedjax.physics import PEDConfig
 
     fn = {"knn": knn, "linear_probe": linear_probe}[metric]
     feats, y = _zoo(1)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pedjax.metrics import REGISTRY
-from pedjax.physics.ped import PEDConfig, ped_core
+from pedjax.physics import PEDConfig, ped_core
 
 RTOL = 1e-4
 METRICS = ("logme", "sfda", "gbc")

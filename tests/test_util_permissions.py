@@ -33,7 +33,7 @@ from pedjax import util
 from pedjax.features.cache import FeatureCache
 from pedjax.meta.configs import save_config
 from pedjax.models import nets
-from pedjax.physics.ped import PEDConfig
+from pedjax.physics import PEDConfig
 from pedjax import zoo as modelzoo
 
 util.atomic_save_npy(root / "new" / "deeper" / "a.npy", np.arange(3.0))  # missing parents created

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from ..physics.ped import PEDConfig
+from ..physics import PEDConfig
 
 #: XLA:CPU flag: with the concurrency-optimized scheduler, vmapped programs with data-dependent
 #: loops (NLEEP's EM, TransRate) intermittently stalled forever on 2 cores (jax 0.10.2; docs/design.md)

@@ -92,7 +92,7 @@ def run_demo(nsigma: float = 0.6, metrics_list=None, *, zoo: str = "shipped", ta
     folder of :class:`pedjax.features.cache.FeatureCache` (the command line passes its user cache).
     """
     from ..metrics import REGISTRY, names
-    from ..physics.ped import PEDConfig
+    from ..physics import PEDConfig
     from ..rank import benchmark
 
     if zoo not in ZOOS:

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 
 from ..meta import DEFAULT_LEARN, MetaLearner, digits_tasks, load_config, save_config, shipped_tasks, zoo_tasks
-from ..physics.ped import PEDConfig
+from ..physics import PEDConfig
 from . import printing
 
 

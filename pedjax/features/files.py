@@ -1,5 +1,8 @@
 """Feature sets on disk: the published repos' results folders and ``.npz`` zoos.
 
+Size: the two on-disk formats share one store interface (discovery, label alignment, float64
+loading, atomic writing); most of the length is their documented arguments and errors.
+
 **Results folder** — what ``forward_feature.py`` of github.com/lixiaotong97/PED (and
 TencentARC/SFDA) writes, read as is::
 

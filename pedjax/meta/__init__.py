@@ -1,7 +1,7 @@
-"""Learning PED's hyperparameters through the whole chain with optax (:mod:`.learn`), the tasks it
+"""Learning PED's hyperparameters through the whole chain with optax (:mod:`._learn`), the tasks it
 learns on (:mod:`.tasks`) and learned configurations on disk (:mod:`.configs`)."""
+from ._learn import DEFAULT_LEARN, LEARNABLE, MetaLearner, MetaResult, learn, make_objective
 from .configs import FORMAT, load_config, save_config
-from .learn import DEFAULT_LEARN, LEARNABLE, MetaLearner, MetaResult, learn, make_objective
 from .tasks import digits_tasks, shipped_tasks, zoo_tasks
 
 __all__ = [

@@ -8,7 +8,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..physics.ped import PEDConfig
+from ..physics import PEDConfig
 from ..util import atomic_write_json
 
 #: the ``"format"`` entry of a saved configuration

@@ -1,7 +1,7 @@
 """Ranking quality: measures (:mod:`.measures`), judging scores against ground truth
 (:mod:`.judge`) and the one benchmark loop over FeatureSets × metrics × PED configs
-(:mod:`.benchmark`)."""
-from .benchmark import BenchmarkResult, benchmark, variant_name
+(:func:`.benchmark`, module ``_benchmark``)."""
+from ._benchmark import BenchmarkResult, benchmark, variant_name
 from .judge import BUILTIN_TRUTH, evaluate_scores, load_scores, load_truth, ranking, score_problem, score_problems, truth_tables
 from .measures import kendall_tau, pearson, rel_k, soft_weighted_tau, spearman, top_k, weighted_tau
 

@@ -57,8 +57,8 @@ import numpy as np
 from .. import _precision
 from ..features import FeatureSet
 from ..metrics import REGISTRY
-from ..physics.ped import PEDConfig
-from .benchmark import _ranked_last, benchmark, variant_name
+from ..physics import PEDConfig
+from ._benchmark import _ranked_last, benchmark, variant_name
 from .measures import weighted_tau
 
 #: the precisions compared, reference first

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._validate import ParamError
 from ..data import TaskData
-from ..physics.ped import PEDConfig
+from ..physics import PEDConfig
 from ..rank import ranking
 from ..zoo import Zoo
 from .archi2vec import zoo_meta
@@ -80,7 +80,7 @@ def recommend(zoo: Zoo, data: TaskData, history: History, *, task: str | None = 
       seed: seed of the factorisation.
       metric: a feature metric's name (e.g. ``"logme"``) for the hybrid; ``None``: the Fennec
         ranking alone.
-      ped: a :class:`~pedjax.physics.ped.PEDConfig` to move the features before ``metric``, or
+      ped: a :class:`~pedjax.physics.PEDConfig` to move the features before ``metric``, or
         ``None``; needs ``metric``.
       weight: the hybrid's metric weight ``w`` in [0, 1]; ``None``: the shipped learned one.
 

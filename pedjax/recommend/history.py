@@ -304,7 +304,7 @@ def from_metric(sets, metric: str, ped=None) -> History:
     Args:
       sets: feature sets, one per task (their ``task`` names the columns).
       metric: a metric's registry name (:func:`pedjax.scoring.score_set`).
-      ped: a :class:`~pedjax.physics.ped.PEDConfig` to move the features first, or ``None``.
+      ped: a :class:`~pedjax.physics.PEDConfig` to move the features first, or ``None``.
 
     Returns:
       A :class:`History` of kind ``"metric:NAME"`` (``NAME`` is ``metric``, with ``+PED``

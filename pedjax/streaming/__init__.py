@@ -4,6 +4,7 @@ docs/streaming.md has the design: what each metric needs, the passes, the memory
 to run over processes with ``jax.distributed``.
 """
 from . import distributed
+from ._ped_stats import ped_shifts, ped_stats
 from .api import compute_stats, score_stream, subsample
 from .metrics_from_stats import (
     FROM_STATS,
@@ -19,7 +20,6 @@ from .metrics_from_stats import (
     sfda_stream,
     stream_pass_metric,
 )
-from .ped_stats import ped_shifts, ped_stats
 from .stats import ArraySource, ClassStats, Engine, IterSource, NpyFileSource, accumulate, as_source
 
 __all__ = [

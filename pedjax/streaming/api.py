@@ -8,10 +8,10 @@ import numpy as np
 
 from .._precision import entry_point
 from ..metrics._registry import UNINFORMATIVE
-from ..physics.ped import PEDConfig
+from ..physics import PEDConfig
 from ..util import Progress
+from ._ped_stats import ped_shifts
 from .metrics_from_stats import MULTI_PASS, require_streamable, score_from_stats, stream_pass_metric
-from .ped_stats import ped_shifts
 from .stats import ArraySource, ClassStats, Engine, IterSource, accumulate, as_source
 
 

@@ -20,7 +20,7 @@ sfda      pass 1: Gram, class sums, n_c → shrinkage-LDA posterior;   3: statis
           second posterior of the true class
 ========  =========================================================  ==============================
 
-PED never adds a pass: it moves the statistics (:mod:`pedjax.streaming.ped_stats`); SFDA's
+PED never adds a pass: it moves the statistics (:mod:`pedjax.streaming._ped_stats`); SFDA's
 passes 2 and 3 and the regularized H-score's pass 2 add each class's translation to the rows as
 they stream by.
 
@@ -442,7 +442,7 @@ def score_from_stats(stats: ClassStats, metric: str, **options) -> float:
 
     Args:
       stats: the :class:`~pedjax.streaming.stats.ClassStats` (of the PED-moved features for
-        PED: :func:`~pedjax.streaming.ped_stats.ped_stats`).
+        PED: :func:`~pedjax.streaming.ped_stats`).
       metric: ``"logme"``, ``"gbc"``, ``"hscore"`` or ``"lfc"``.
       **options: the metric's options (``gaussian_type`` for GBC, ``rcond`` for the H-score,
         ``norm`` for LFC).

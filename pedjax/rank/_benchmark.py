@@ -26,7 +26,7 @@ import numpy as np
 
 from ..features import FeatureSet
 from ..metrics import REGISTRY, names
-from ..physics.ped import PEDConfig
+from ..physics import PEDConfig
 from ..scoring import ped_set, precompile, score_set
 from .measures import weighted_tau
 

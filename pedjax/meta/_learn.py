@@ -35,7 +35,7 @@ import optax
 from .._validate import encode_labels
 from ..features import FeatureSet
 from ..metrics import REGISTRY
-from ..physics.ped import PEDConfig, ped_core
+from ..physics import PEDConfig, ped_core
 from ..rank import soft_weighted_tau, weighted_tau
 
 #: hyperparameters learned by default (PEDConfig's differentiable, positive fields)

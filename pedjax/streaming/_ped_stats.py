@@ -1,13 +1,13 @@
 """PED on sufficient statistics: class shifts from class sums and sums of squares, then the moved
 statistics from the shifts — no moved feature matrix.
 
-:func:`pedjax.physics.ped.ped_core` works in the rescaled space Z = (X − μ̂)/σ̂ (σ̂ floored at
+:func:`pedjax.physics.ped_core` works in the rescaled space Z = (X − μ̂)/σ̂ (σ̂ floored at
 ``eps``): class centres c_j = mean of Z over class j, radii ρ_j = sqrt(Σ_d var_jd) with the ddof-0
 variances of Z. From the statistics (:class:`~pedjax.streaming.stats.ClassStats`):
 
     c_j = (m_j − μ̂)/σ̂,   var_jd(Z) = var_jd(X)/σ̂_d²,   var_jd(X) = Q_jd/n_j − (S_jd/n_j)²,
 
-the same simulator (:func:`pedjax.physics.ped.simulator`, the released or the paper's rule, the
+the same simulator (:func:`pedjax.physics.simulator`, the released or the paper's rule, the
 same step count and exit ratio) moves the centres, the shift of a dead dimension of X is zeroed
 as in ``ped_core``, and the class translation in the original space is δ_j = Δc_j·σ̂. The moved
 statistics follow exactly (:meth:`ClassStats.translated`).
@@ -20,7 +20,7 @@ import numpy as np
 
 from .._precision import entry_point
 from .._validate import check_std, check_vector
-from ..physics.ped import PEDConfig, simulator
+from ..physics import PEDConfig, simulator
 from .stats import ClassStats
 
 
@@ -68,7 +68,7 @@ def ped_shifts(stats: ClassStats, source_mean=None, source_std=None, cfg: PEDCon
       source_mean: ``[D]`` mean of the model's features on its source set; ``None`` (with
         ``source_std``): the target's own.
       source_std: ``[D]`` their standard deviation (ddof 0), or ``None``.
-      cfg: the :class:`~pedjax.physics.ped.PEDConfig` (default ``PEDConfig()``).
+      cfg: the :class:`~pedjax.physics.PEDConfig` (default ``PEDConfig()``).
 
     Returns:
       ``(delta [C, D], steps)``: each class's translation (zero on dead dimensions) and the
@@ -97,7 +97,7 @@ def ped_stats(stats: ClassStats, source_mean=None, source_std=None, cfg: PEDConf
       stats: the target's :class:`~pedjax.streaming.stats.ClassStats`.
       source_mean: ``[D]`` source mean, or ``None`` (the target's own).
       source_std: ``[D]`` source standard deviation, or ``None``.
-      cfg: the :class:`~pedjax.physics.ped.PEDConfig` (default ``PEDConfig()``).
+      cfg: the :class:`~pedjax.physics.PEDConfig` (default ``PEDConfig()``).
 
     Returns:
       The moved :class:`~pedjax.streaming.stats.ClassStats`.
