@@ -58,53 +58,77 @@ tests keep their tolerances). What differs below float64, and why:
   in either precision (:func:`_host_order_and_draws`; O(N·D) work): float32 ``.npy`` features
   get the same draws in both. :func:`nleep_core` (traced seed, any device) draws in its own
   dtype: in float32 it starts from a different, equally valid initialisation.
-* **Distances by differences.** k-means++ forms ``‖x − c‖²`` below float64 (the expanded
-  ``‖x‖² − 2x·c + ‖c‖²`` loses ``eps·‖x‖²``, all of a short distance far from the origin); a
-  candidate is drawn against the running sum's own last value, never a separately summed total
-  (which could let a draw run past the end onto a zero-weight sample). Lloyd keeps the expanded
-  form (one matrix product per iteration; differences would need an [N, K, k] temporary) on the
-  PCA scores, which are centred: its error ``eps·(‖x‖² + ‖c‖²)`` only moves a sample that is
-  that close to a tie between two centres (no label moved on fashion-rotated's 27 models or a
-  synthetic zoo). The E- and M-steps subtract the component mean first. The second-moment
-  ("packed") steps are float64 only: their rounding bound (:func:`packed_is_accurate`) has no
-  float32 counterpart.
-* **A relative covariance regulariser.** A component with at most k samples has a singular
-  covariance whose smallest eigenvalue *is* ``reg_covar``. float32 rounds a covariance entry to
-  about ``eps`` times its size, so scikit-learn's absolute 1e-6 is noise once the data's total
-  variance exceeds ~10: such a component's log-determinant was random, the mean log-likelihood
-  jumped by ~1e-2 between iterations, and ``tol = 1e-3`` stopped at a random iteration (36
-  instead of 64 iterations, 0.6 % off the float64 score on one shipped model). Below float64 the
-  regulariser is ``max(1e-6, REL_REG·eps·tr Cov(Z))`` with ``REL_REG = 1``
-  (:func:`effective_reg_covar`; one value for every component, as scikit-learn's). Measured: the
-  rounding of 282 singular components' covariances (shipped zoo, 3 tasks) along their null
-  direction stays below ``0.08·eps·tr`` (a margin of 12), and no factorisation fell back to the
-  covariance floor (shipped zoo ± PED on 3 tasks, 5 synthetic zoos). The price: float32 fits a
-  singular component with a larger regulariser than float64 — its own, stable likelihood.
+* **Distances by differences; draws in double words.** k-means++ forms ``‖x − c‖²`` below
+  float64 (the expanded ``‖x‖² − 2x·c + ‖c‖²`` loses ``eps·‖x‖²``, all of a short distance far
+  from the origin); a candidate is drawn against the running sum's own last value, never a
+  separately summed total (which could let a draw run past the end onto a zero-weight sample).
+  Below float64 the running sums, the threshold ``u·total`` and the candidates' potentials are
+  double words (hi + lo float32 pairs: an associative scan of Knuth's TwoSum, products from exact
+  12-bit halves, :func:`_dd_cumsum`, :func:`_dd_scale`) and the public :func:`nleep` passes the
+  float64 uniforms as hi + lo pairs. A plain float32 running sum resolves a draw only to an ulp
+  of the total (6e-8 relative, ~N·6e-8 chance per draw to land on the other side of a sample's
+  boundary): on fashion-lowdata's random ViT the 37th centre's draw fell 2.5e-8·total past a
+  boundary, float32 took the sample before, Lloyd moved 180 labels and the score was 3.6 % off.
+  With double words a draw differs only where the float32 *distances* (PCA scores rounded to
+  float32, ~1e-7 relative) move a boundary across it. Lloyd keeps the expanded form (one matrix
+  product per iteration; differences would need an [N, K, k] temporary) on the PCA scores, which
+  are centred: its error ``eps·(‖x‖² + ‖c‖²)`` only moves a sample that is that close to a tie
+  between two centres (from the same centres no label moved on the shipped models examined).
+  The E- and M-steps subtract the component mean first. The second-moment ("packed") steps are
+  float64 only: their rounding bound (:func:`packed_is_accurate`) has no float32 counterpart.
+* **Covariance factors by QR, the regulariser on its own rows.** A component with at most k
+  samples has a singular covariance whose smallest eigenvalue *is* ``reg_covar`` (1e-6). A
+  float32 Gram rounds every entry to ~``eps·λ_max``: once the data's variance exceeds ~10 such a
+  component's log-determinant was rounding, the mean log-likelihood jumped between iterations and
+  ``tol = 1e-3`` stopped at a random iteration. Below float64 the Cholesky factor of
+  ``Σ_k + reg·I`` is the R of a Householder QR of ``[√(r_ik/n_k)·(x_i − μ_k) ; √reg·I]``
+  (:func:`_cov_factor_qr`; RᵀR = Σ_k + reg·I exactly, no Gram): the regulariser sits on its own
+  rows and a null direction's eigenvalue comes out as ``reg`` to about ``eps·√(tr Σ_k / reg)``
+  relative, the square root of the Gram's error. That resolves scikit-learn's absolute 1e-6 at
+  the scales of real features, so float32 now fits the *same* likelihood as float64:
+  ``reg = max(1e-6, REL_REG·eps²·tr Cov(Z))`` with ``REL_REG = 1e4`` (:func:`effective_reg_covar`;
+  one value for every component, as scikit-learn's), which is 1e-6 below ``tr Cov(Z) ≈ 7000``
+  (the shipped zoo's features: ≤ 300) and beyond that keeps a null direction's relative error
+  ≤ 1/√REL_REG = 1 %. (The previous float32 regulariser, ``max(1e-6, eps·tr)`` on a Gram, was
+  12–17× float64's on ordinary features: the float32 EM then followed another likelihood, stopped
+  at iteration 9 instead of 3 or 48 instead of 30 and ended 0.1–1.2 % off the float64 score on 4
+  shipped models.) Cost: a batched (N + k) × k QR per component and M-step instead of a Gram.
 * **Convergence.** Below float64 the change of the mean log-likelihood is summed sample by sample,
   ``|mean(ℓ_i − ℓ_i')| < tol``, not taken as the difference of two means that each carry
   ``eps·|ℓ|`` of rounding; float64 keeps scikit-learn's expression. Likelihoods and
   responsibilities are log-sum-exp throughout.
 
-What remains (CPU; ``tests/test_float32_nleep.py`` checks a small version). The shipped zoo's 27
-members on fashion-occluded, fashion-rotated and digits-degraded, float32 against float64:
+What remains (CPU, ``experiments/float32_fidelity.py``, the shipped zoo's 27 members on its 11
+tasks, float32 against float64; ``tests/test_float32_nleep.py`` and
+``tests/test_float32_h2_nleep.py`` check small versions):
 
-* static (the same float32 features in both): weighted τ 1.000 on each task, worst relative
-  score difference 4.2e-3, median ≤ 6e-7;
-* after PED (``nsigma = 0.6``), each precision moving the features itself: τ 1.000, worst
-  2.7–4.4 % on one model per task (``vit-random``), median ≤ 7e-7; the float64-moved features
-  rounded to float32: τ ≥ 0.998, worst 3.9 %;
-* every score finite in float32 where it is in float64. Before these changes: τ 0.85–0.94,
-  median 1.5–2.4 %. Five synthetic zoos (10 ReLU models, N = 1000, D 64–512, scales
-  10⁻²–10³, large means): τ 1.000, worst 3.5e-3.
+* static (the same float32 features in both): weighted τ 1.000 and worst relative difference
+  ≤ 1.9e-5 on 10 tasks; on fashion-fewshot (N = 100, K = 50) τ 0.984 and 1.25e-2 (mlpn-simclr);
+* after PED (``nsigma = 0.6``), each precision moving the features itself: τ ≥ 0.996, worst
+  2.1–4.8 % on one ViT per task (``vit-random`` on 9 tasks), median ≤ 1e-6;
+* every score finite in float32 where it is in float64.
 
-The residue comes from the fit being non-convex: a discrete choice — the iteration where ``tol``
-stops, a k-means++ draw — can fall differently, and the EM then ends in another local optimum.
-The static worst cases stop at another iteration (the two precisions' likelihoods differ through
-their regularisers). The PED worst cases draw differently: the sample order's keys are the row
-sum and sum of squares, which a LayerNorm output (the random ViT's) makes equal up to the last
-bits, so float32- and float64-moved features are ordered differently. A key with a large spread
-(a fixed random projection) brought those cases to 3e-4 in a measurement, but it changes
-float64's draws, which this module keeps.
+Both residues are decisions that float64 itself takes by rounding, not float32 losses; no float32
+formulation can reproduce them while float64 keeps its draws:
+
+* fashion-fewshot: two candidates of one k-means++ draw form a mutually closest pair, and either
+  lowers the potential by the same amount *exactly* (``closest_a + closest_b − d(a, b)``).
+  float64 picks one by the rounding of its expanded distances and sums; the same float64 code on
+  the same features with their columns permuted picks the other and scores 0.793 instead of
+  0.803 (1.25e-2, the float32 difference). Such exact ties are common only where K ≈ N/2.
+* after PED: the sample order's keys are the row sum and sum of squares, which a LayerNorm output
+  (the ViTs') makes equal within a class up to ~1e-7 (the features' own row sums); PED adds a
+  per-class shift, and float32's rounding of the moved features (~√D·eps·|x + shift|) is as large
+  as that spread, so float32-moved features are ordered — and drawn — differently. float64 NLEEP
+  of the float64-moved features and of the same features rounded to float32 (6e-8 relative)
+  differ by 3.9e-2 on fashion-rotated's ``vit-random``: the float64 score is that sensitive to
+  its input's last bits there. (A key with a large spread, e.g. a fixed random projection, would
+  remove this, but it changes float64's draws, which this module keeps.)
+
+Given the same order and centres, float32 ends at float64's fit (≤ 1e-6 relative on every case
+examined). Before the QR factors, the relative regulariser and the double-word draws, the static
+worst case was 3.6e-2 (fashion-lowdata), 1.2e-2 (fashion-fewshot, cnn-supervised@100) and
+4.2e-3 (fashion-occluded).
 
 Speed (same quantities as scikit-learn, organised differently; see :func:`gmm_fit`): wherever
 their rounding bound holds (:func:`packed_is_accurate`) the public :func:`nleep` runs the E- and
@@ -157,9 +181,9 @@ _SPARSE_MIN_K = 256
 _PACKED_MIN_K = 128
 #: largest accepted rounding bound of the second-moment steps (see packed_is_accurate)
 PACKED_TOL = 1e-6
-#: below float64 the covariance regulariser is at least REL_REG · eps · (trace of the data's
+#: below float64 the covariance regulariser is at least REL_REG · eps² · (trace of the data's
 #: covariance): :func:`effective_reg_covar`
-REL_REG = 1.0
+REL_REG = 1e4
 #: default static PCA width of the core when none is given
 DEFAULT_N_PCA = 128
 
@@ -203,25 +227,96 @@ def kmeans_plusplus(key: jax.Array, Z: jax.Array, n_clusters: int, draws=None) -
     N = Z.shape[0]
     if draws is None:
         draws = kmeanspp_draws(key, N, n_clusters, Z.dtype)
-    first, U = draws
+    first, U, *U_lo = draws
     first = jnp.asarray(first, jnp.int32)
     U = jnp.asarray(U).astype(Z.dtype)
     sqdist = _sqdist(Z)
+    low = _low_precision(Z.dtype)
+    U_lo = jnp.asarray(U_lo[0]).astype(Z.dtype) if U_lo else jnp.zeros_like(U)
 
     closest = sqdist(first[None])[0]
     idx = jnp.zeros((n_clusters,), jnp.int32).at[0].set(first)
 
     def body(c, state):
         idx, closest = state
-        cs = jnp.cumsum(closest)
-        cand = jnp.searchsorted(cs, U[c] * cs[-1], side="left")
+        if low:  # double-word running sums and threshold (:func:`_dd_cumsum`)
+            hi, lo = _dd_cumsum(closest)
+            th, tl = _dd_scale(U[c], U_lo[c], hi[-1], lo[-1])
+            below = ((hi[None, :] - th[:, None]) + (lo[None, :] - tl[:, None])) < 0  # running sum < u·total
+            cand = jnp.sum(below, axis=1)
+        else:
+            cs = jnp.cumsum(closest)
+            cand = jnp.searchsorted(cs, U[c] * cs[-1], side="left")
         cand = jnp.minimum(cand, N - 1)
         d = jnp.minimum(closest[None, :], sqdist(cand))  # [trials, N]
-        best = jnp.argmin(jnp.sum(d, axis=1))
+        if low:
+            hi, lo = jax.vmap(_dd_cumsum)(d)
+            best = _dd_argmin(hi[:, -1], lo[:, -1])  # the potentials, as double words
+        else:
+            best = jnp.argmin(jnp.sum(d, axis=1))
         return idx.at[c].set(cand[best].astype(jnp.int32)), d[best]
 
     idx, _ = jax.lax.fori_loop(1, n_clusters, body, (idx, closest))
     return idx
+
+
+def _two_sum(a, b):
+    """Knuth's error-free transformation: ``a + b = s + e`` exactly."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _dd_add(x, y):
+    """Double-word addition ``(hi, lo) + (hi, lo)`` (relative error ~ eps²)."""
+    s, e = _two_sum(x[0], y[0])
+    e = e + (x[1] + y[1])
+    hi = s + e
+    return hi, e - (hi - s)
+
+
+def _dd_cumsum(v: jax.Array):
+    """Running sums of ``v`` [N] as double words ``(hi, lo)`` (an associative scan of
+    :func:`_dd_add`): accurate to ~eps² of the total, where a plain float32 running sum carries
+    ~eps·log N (or more) of it — the resolution of a k-means++ draw's comparison."""
+    return jax.lax.associative_scan(_dd_add, (v, jnp.zeros_like(v)))
+
+
+def _split(a):
+    """``a`` (float32) as ``hi + lo`` exactly, each with at most 12 significant bits: ``hi`` is
+    ``a`` with the low 12 mantissa bits cleared (a bit mask, not Veltkamp's ``(2¹²+1)·a`` trick,
+    which a compiler that contracts ``t − a`` into a fused multiply-add breaks)."""
+    bits = jax.lax.bitcast_convert_type(a.astype(jnp.float32), jnp.uint32)
+    hi = jax.lax.bitcast_convert_type(bits & jnp.uint32(0xFFFFF000), jnp.float32).astype(a.dtype)
+    return hi, a - hi
+
+
+def _two_prod(a, b):
+    """``a·b`` (float32) as a double word ``(hi, lo)``, from the four partial products of the
+    12-bit halves (:func:`_split`): each is exact, so only additions round (:func:`_dd_add`), and
+    a compiler's contraction of a product into a fused multiply-add changes nothing (Dekker's
+    ``(ah·bh − p) + …`` with the rounded product ``p`` is not safe under contraction)."""
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    z = jnp.zeros_like(ah * bh)
+    x = _dd_add((ah * bh, z), (ah * bl, z))
+    x = _dd_add(x, (al * bh, z))
+    return _dd_add(x, (al * bl, z))
+
+
+def _dd_scale(u_hi, u_lo, t_hi, t_lo):
+    """``(u_hi + u_lo)·(t_hi + t_lo)`` as a double word (u [trials], t scalar; relative error
+    ~ eps²)."""
+    x = _two_prod(u_hi, t_hi)
+    x = _dd_add(x, _two_prod(u_hi, t_lo))
+    return _dd_add(x, _two_prod(u_lo, t_hi))
+
+
+def _dd_argmin(hi, lo):
+    """Index of the smallest double word ``hi + lo`` (first on ties): ``hi − min(hi)`` is exact
+    for every ``hi`` within a factor 2 of the minimum (Sterbenz), so near-ties are decided by the
+    low words."""
+    return jnp.argmin((hi - jnp.min(hi)) + lo)
 
 
 def _low_precision(dtype) -> bool:
@@ -336,6 +431,41 @@ def _precisions(cov: jax.Array, floor: jax.Array):
     return jnp.swapaxes(Linv, -1, -2), Q, logdet
 
 
+def _precisions_from_factor(L: jax.Array, floor: jax.Array):
+    """:func:`_precisions` from given lower factors L [K, d, d] (``L Lᵀ = Σ``, positive diagonal);
+    a factor with a non-positive or non-finite diagonal (NaN data) is replaced by the floored
+    diagonal of its covariance, as :func:`_cholesky_floored` does."""
+    dg = jnp.diagonal(L, axis1=-2, axis2=-1)
+    ok = jnp.all(jnp.isfinite(L), axis=(-2, -1)) & jnp.all(dg > 0, axis=-1)
+    cov_dg = jnp.maximum(jnp.sum(jnp.where(jnp.isfinite(L), L, 0.0) ** 2, axis=-1), floor)
+    L = jnp.where(ok[:, None, None], L, jax.vmap(jnp.diag)(jnp.sqrt(cov_dg)))
+    eye = jnp.broadcast_to(jnp.eye(L.shape[-1], dtype=L.dtype), L.shape)
+    Linv = jax.lax.linalg.triangular_solve(L, eye, left_side=False, lower=True)
+    Q = jnp.swapaxes(Linv, -1, -2) @ Linv
+    logdet = -jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+    return jnp.swapaxes(Linv, -1, -2), Q, logdet
+
+
+def _cov_factor_qr(Z, resp, means, nk, reg_covar):
+    """Lower Cholesky factors [K, d, d] of the regularised covariances
+    ``Σ_k = Σ_i r_ik (x_i − μ_k)(x_i − μ_k)ᵀ / n_k + reg·I`` without forming Σ_k (below float64):
+    the R factor of the QR of the stacked ``[√(r_ik/n_k)·(x_i − μ_k) ; √reg·I]`` ((N + d) × d,
+    RᵀR = Σ_k exactly), its rows' signs turned so that the diagonal is positive. The regulariser
+    sits on its own rows, so a singular component's null directions keep the eigenvalue ``reg``
+    (to about ``eps·√(λ_max/reg)`` relative) instead of the rounding of a Gram, ``eps·λ_max``."""
+    N, d = Z.shape
+    K = means.shape[0]
+    ridge = jnp.sqrt(jnp.asarray(reg_covar, Z.dtype)) * jnp.eye(d, dtype=Z.dtype)
+
+    def one(mu, r, n):
+        A = jnp.concatenate([(Z - mu) * jnp.sqrt(r / n)[:, None], ridge], axis=0)
+        R = jnp.linalg.qr(A, mode="r")
+        sgn = jnp.where(jnp.diagonal(R) < 0, -1.0, 1.0).astype(Z.dtype)
+        return jnp.swapaxes(R * sgn[:, None], -1, -2)
+
+    return _per_component(one, (means, resp.T, nk), K, N + d, d)
+
+
 def _maha_blocked(Z, means, P):
     """Squared Mahalanobis distances [N, K], centred per component (stable in any precision)."""
     N, d = Z.shape
@@ -427,19 +557,20 @@ def effective_reg_covar(Z: jax.Array, reg_covar: float = REG_COVAR):
     """The covariance regulariser the EM adds for data ``Z`` [N, d].
 
     float64: ``reg_covar`` itself (scikit-learn's absolute 1e-6; parity). Lower precisions:
-    ``max(reg_covar, REL_REG · eps · tr Cov(Z))`` with ``tr Cov(Z)`` the mean squared norm of the
-    centred data (ddof 0) — one value for every component, as scikit-learn's. Below it, the
-    rounding of a component's covariance (about ``eps`` times its trace) is as large as the
-    regulariser, and a component with at most d samples (singular covariance) gets a random
-    log-determinant — and with it a random likelihood and stopping iteration (see the module
-    docstring). Zero columns (the core's masked PCA width) add nothing to the trace and the same
-    constant to every component's log-density, as before.
+    ``max(reg_covar, REL_REG · eps² · tr Cov(Z))`` with ``tr Cov(Z)`` the mean squared norm of the
+    centred data (ddof 0) — one value for every component, as scikit-learn's. The float32 EM
+    factorises each covariance by QR with the regulariser on its own rows
+    (:func:`_cov_factor_qr`), which resolves a singular component's null directions (eigenvalue
+    ``reg``) to about ``eps·√(tr/reg)`` relative: ≤ 1 % at this floor, and the floor is 1e-6
+    itself — float64's likelihood — up to ``tr ≈ 1e-6/(REL_REG·eps²) ≈ 7000`` (module docstring).
+    Zero columns (the core's masked PCA width) add nothing to the trace and the same constant to
+    every component's log-density, as before.
     """
     if not _low_precision(Z.dtype):
         return reg_covar
     Zc = Z - jnp.mean(Z, axis=0)
     tr = jnp.mean(jnp.sum(Zc * Zc, axis=1))
-    return jnp.maximum(jnp.asarray(reg_covar, Z.dtype), REL_REG * jnp.finfo(Z.dtype).eps * tr)
+    return jnp.maximum(jnp.asarray(reg_covar, Z.dtype), REL_REG * jnp.finfo(Z.dtype).eps ** 2 * tr)
 
 
 def packed_is_accurate(Z: jax.Array, reg_covar: float = REG_COVAR) -> jax.Array:
@@ -531,12 +662,23 @@ def _gmm_em(Z, means0, resp0, *, reg_covar, tol, max_iter, packed: bool) -> GMMR
         lpn = jax.nn.logsumexp(weighted, axis=1)
         return lpn, weighted - lpn[:, None]
 
+    def moments(resp):
+        nk = jnp.sum(resp, axis=0) + 10 * eps
+        return nk, (resp.T @ Z) / nk[:, None]
+
+    def factorised(resp, mu, nk):
+        """(cov, P, Q, log det P) of the regularised covariances of ``resp``."""
+        if low:  # never form the Gram below float64 (:func:`_cov_factor_qr`)
+            L = _cov_factor_qr(Z, resp, mu, nk, reg_covar)
+            P, Q, ld = _precisions_from_factor(L, floor)
+            return L @ jnp.swapaxes(L, -1, -2), P, Q, ld
+        cov = covs(resp, mu, nk) + reg_covar * jnp.eye(d, dtype=Z.dtype)
+        return (cov, *_precisions(cov, floor))
+
     def m_step(log_resp):
         resp = jnp.exp(log_resp)
-        nk = jnp.sum(resp, axis=0) + 10 * eps
-        mu = (resp.T @ Z) / nk[:, None]
-        cov = covs(resp, mu, nk) + reg_covar * jnp.eye(d, dtype=Z.dtype)
-        return nk / jnp.sum(nk), mu, cov
+        nk, mu = moments(resp)
+        return nk / jnp.sum(nk), mu, *factorised(resp, mu, nk)
 
     # covariance floor for failed factorisations: √eps × the mean per-dimension variance of the
     # data, never below reg_covar
@@ -544,20 +686,18 @@ def _gmm_em(Z, means0, resp0, *, reg_covar, tol, max_iter, packed: bool) -> GMMR
     if resp0 is None:  # scikit-learn's start from single-sample responsibilities
         w0 = jnp.full((K,), (1.0 + 10 * eps) / N, Z.dtype)
         cov0 = jnp.broadcast_to(reg_covar * jnp.eye(d, dtype=Z.dtype), (K, d, d))
+        P0, Q0, ld0 = _precisions(cov0, floor)
     else:  # scikit-learn's _initialize(X, resp): weights n_k / N (not renormalised)
-        nk = jnp.sum(resp0, axis=0) + 10 * eps
-        means0 = (resp0.T @ Z) / nk[:, None]
-        cov0 = covs(resp0, means0, nk) + reg_covar * jnp.eye(d, dtype=Z.dtype)
+        nk, means0 = moments(resp0)
+        cov0, P0, Q0, ld0 = factorised(resp0, means0, nk)
         w0 = nk / N
-    P0, Q0, ld0 = _precisions(cov0, floor)
 
     def cond(s):
         return (s["n"] < max_iter) & ~s["conv"]
 
     def body(s):
         lpn, log_resp = e_step(s["w"], s["mu"], s["P"], s["Q"], s["ld"])
-        w, mu, cov = m_step(log_resp)
-        P, Q, ld = _precisions(cov, floor)
+        w, mu, cov, P, Q, ld = m_step(log_resp)
         lb = jnp.mean(lpn)
         # below float64 the change is summed sample by sample (module docstring); float64 keeps
         # scikit-learn's test, rounded as scikit-learn rounds it
@@ -795,6 +935,9 @@ def nleep(X, y, component_ratio: int = 5, seed: int = 0, log: bool = False, mean
     else:
         Zw = Z[:, :width]
         order, draws = _host_order_and_draws(X if Xv.dtype != np.float64 else Xv, int(seed), K)
+        if Zw.dtype != jnp.float64:  # the float64 uniforms as float32 pairs (hi + lo)
+            U_hi = draws[1].astype(np.float32)
+            draws = (draws[0], U_hi, (draws[1] - U_hi).astype(np.float32))
         init = _jit_kmeans_resp(Zw, k, order, int(seed), n_mix=K, draws=draws)
     method = _host_method(np.asarray(Zw[:, :k]), width, K)
     out = _jit_gmm_nleep(Zw, k, init, codes, C, bool(log), method, means_init is None)
