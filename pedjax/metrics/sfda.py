@@ -76,6 +76,22 @@ Where float32 cannot agree: the score depends on the data through Sw_s⁻¹, who
 entry): units that differ from each other by ≲ 1e-6 of their spread (near-duplicates) span
 directions whose within-class variance is set by that rounding; float64 reads the stored values
 exactly there, float32 cannot (measured: 7e-5 relative on such a zoo).
+
+After PED, LayerNorm features (issue 21 fidelity run, all 11 shipped tasks): float32 against
+float64, each precision moving the features itself, differs by up to 9.4e-3 relative on one
+model (``vit-random``, digits-degraded; 4.5e-3 fashion-inverted, 1.3e-3 fashion-fewshot), every
+other model ≤ 3e-4 (measure again with ``experiments/float32_fidelity.py``). This is not a float32
+loss but float64's own sensitivity to its input's last bits, through the published power-method
+start: LayerNorm outputs (no affine) sum to ~0 per sample, so the within-class residuals do too
+and the start Sw·1 is a rounding-level vector (‖Sw·1‖ ≈ 1e-8 against λ_max ≈ 1). PED's per-class
+shifts leave the residuals unchanged in exact arithmetic but round them differently in each
+precision, so the three-step power method starts from a different noise vector and returns
+λ_max = 0.992 (float64-moved features) or 1.021 (float32-moved; the top eigenvalue is 1.0215),
+and s = exp(−5λ) differs by 15 %. float64 SFDA itself moves by the same 9.4e-3 when its input,
+the float64-moved features, is rounded to float32 (a 6e-8 relative perturbation), while float32
+and float64 SFDA of the *same* moved features agree to 1e-7. Reproducing float64 here would need
+the float64 rounding of the PED output, which float32 does not hold; changing the start would
+change float64's published score.
 """
 from __future__ import annotations
 
