@@ -135,7 +135,7 @@ def test_regulariser_is_absolute_in_float64_and_relative_in_float32():
         assert float(nl.effective_reg_covar(jnp.asarray(small, jnp.float32))) == pytest.approx(nl.REG_COVAR, rel=1e-6)
         got = float(nl.effective_reg_covar(jnp.asarray(big, jnp.float32)))
     bc = big - big.mean(axis=0)
-    want = nl.REL_REG * EPS32 * np.mean(np.sum(bc * bc, axis=1))
+    want = nl.REL_REG * EPS32**2 * np.mean(np.sum(bc * bc, axis=1))
     assert want > 10 * nl.REG_COVAR and got == pytest.approx(want, rel=1e-4)
 
 
