@@ -26,8 +26,15 @@ Where pedjax differs from the published code, on purpose:
   pedjax does the same with seeded draws (``jax.random.key(seed)``; scikit-learn's greedy
   k-means++: ``2 + ⌊ln K⌋`` candidates per centre, the one that lowers the potential most wins;
   Lloyd with scikit-learn's stopping rules) over a canonical sample order
-  (:func:`canonical_order`): the same seed gives the same score bit for bit, and permuting the
-  samples does not change it.
+  (:func:`canonical_order`, shared with the kNN / linear-probe folds,
+  :mod:`pedjax.metrics._order`): the same seed gives the same score bit for bit, and permuting
+  the samples does not change it. The order sorts by the *signed* row sum Σ_j s_j·x_ij (fixed
+  pseudo-random s_j = ±1), then the row sum of squares, then the first feature. (Until issue 21
+  the first key was the plain row sum, which is rounding noise for LayerNorm features — rows of a
+  random ViT sum to ~1e−7 — so float64's own draws after PED were decided by the last bits of its
+  rounding; the signed sum spreads the samples by ~√D times the features' spread. Scores of the
+  default k-means++ start therefore differ from those of pedjax before that change: another,
+  equally valid, seeded initialisation; ``means_init`` scores are unaffected.)
 * **Initial means** (``means_init``, [K, k] in scikit-learn's PCA coordinates) reproduce
   ``GaussianMixture(means_init=M, init_params="k-means++")`` — with given means, scikit-learn's
   start state no longer depends on its random draws (weights and covariances come from one-hot
@@ -156,6 +163,7 @@ import numpy as np
 
 from .._linalg import gram, host_kernels_enabled
 from .._validate import as_float_matrix, encode_labels
+from ._order import canonical_order
 from ._pca import n_components_for_ratio, n_components_for_ratio_jax, pca_spectrum, sklearn_signs_for
 from ._registry import register
 
@@ -730,16 +738,6 @@ def nleep_from_posterior(prob: jax.Array, y: jax.Array, num_classes: int, log: b
 
 def _n_mix(component_ratio: int, num_classes: int, N: int) -> int:
     return max(1, min(int(component_ratio) * num_classes, N))
-
-
-def canonical_order(X: jax.Array) -> jax.Array:
-    """A sample order that depends only on the rows' values, not their positions: sort by
-    (row sum, row sum of squares, first feature). k-means++ draws in this order, so NLEEP is
-    invariant to permuting the samples (rows equal in all three keys are almost surely equal)."""
-    X = _float(X)
-    iota = jnp.arange(X.shape[0], dtype=jnp.int32)
-    *_, order = jax.lax.sort((jnp.sum(X, axis=1), jnp.sum(X * X, axis=1), X[:, 0], iota), num_keys=3)
-    return order
 
 
 def _masked(Z, k):
