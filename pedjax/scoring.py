@@ -503,7 +503,7 @@ def _score_real_targets(features, targets, m: Metric, ped, metric_options, progr
     models ``-inf``. PED moves classes and does not apply."""
     if ped is not None:
         raise ValueError(f"ped: PED moves class clusters; metric {m.name!r} takes real-valued targets, pass ped=None")
-    from .metrics.logme_reg import as_targets
+    from .metrics._logme_reg import as_targets
 
     Y = as_targets(targets, "labels")
     named = _as_named(features)

@@ -1,5 +1,5 @@
 """Issue 21: the regularized H-score in float32 agrees with float64 (tests for the float32 path of
-pedjax/metrics/hscore_reg.py).
+pedjax/metrics/_hscore_reg.py).
 
 The failure this guards against (measured on the shipped zoo before the fix: τ_w 0.62 on
 fashion-rotated, up to 25 % relative): the eigenvalue cut-off of Σ_α was ``10·max(N, D)·ε`` with
@@ -24,7 +24,7 @@ from sklearn.covariance import LedoitWolf
 
 import pedjax
 
-hreg = importlib.import_module("pedjax.metrics.hscore_reg")
+hreg = importlib.import_module("pedjax.metrics._hscore_reg")
 
 
 def hscore_reg_ref(f, y):
@@ -122,9 +122,9 @@ def test_float32_from_moments():
 
 
 # ---------------------------------------------------------------------------------------------
-# H-score (pedjax/metrics/hscore.py), D ≥ N: mathematically tied models stay tied in float32
+# H-score (pedjax/metrics/_hscore.py), D ≥ N: mathematically tied models stay tied in float32
 
-hscore_mod = importlib.import_module("pedjax.metrics.hscore")
+hscore_mod = importlib.import_module("pedjax.metrics._hscore")
 
 
 def test_hscore_float32_ceiling_is_exact_for_d_at_least_n():

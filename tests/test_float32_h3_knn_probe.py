@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-knn_mod = importlib.import_module("pedjax.metrics.knn")
-lp_mod = importlib.import_module("pedjax.metrics.linear_probe")
+knn_mod = importlib.import_module("pedjax.metrics._knn")
+lp_mod = importlib.import_module("pedjax.metrics._linear_probe")
 
 pytestmark = pytest.mark.skipif(not jax.config.jax_enable_x64, reason="compares with float64")
 

@@ -20,9 +20,9 @@ import scipy.stats
 import pedjax  # noqa: F401  (turns x64 on)
 from pedjax import metrics
 from pedjax.metrics.gbc import gbc_core
-from pedjax.metrics.hscore import hscore_core
-from pedjax.metrics.leep import leep_core
-from pedjax.metrics.nce import nce_core
+from pedjax.metrics._hscore import hscore_core
+from pedjax.metrics._leep import leep_core
+from pedjax.metrics._nce import nce_core
 
 pytestmark = pytest.mark.skipif(not jax.config.jax_enable_x64, reason="float64 parity needs jax_enable_x64")
 

@@ -21,8 +21,8 @@ from pedjax.metrics import _pca
 
 nl = sys.modules["pedjax.metrics.nleep"]
 pm = sys.modules["pedjax.metrics.parc"]
-tm = sys.modules["pedjax.metrics.transrate"]
-em = sys.modules["pedjax.metrics.etran"]
+tm = sys.modules["pedjax.metrics._transrate"]
+em = sys.modules["pedjax.metrics._etran"]
 
 # One shape family for every NLEEP test, so compiled executables are shared.
 N, D, C = 160, 24, 4

@@ -1,7 +1,7 @@
 """kNN accuracy and the linear probe against independent scikit-learn / NumPy transcriptions.
 
 References written here, sharing no code with pedjax:
-  * the fold rule of ``pedjax/metrics/knn.py``'s docstring in NumPy (``np.lexsort``, the
+  * the fold rule of ``pedjax/metrics/_knn.py``'s docstring in NumPy (``np.lexsort``, the
     ``lowbias32`` hash in uint64 arithmetic), and its class allocation against scikit-learn's
     ``StratifiedKFold``;
   * kNN: scikit-learn's ``KNeighborsClassifier`` per fold (``ties="sklearn"``), and a brute-force
@@ -25,8 +25,8 @@ import pedjax
 import importlib
 
 # the modules (pedjax.metrics re-exports the functions of the same names)
-knn_mod = importlib.import_module("pedjax.metrics.knn")
-lp_mod = importlib.import_module("pedjax.metrics.linear_probe")
+knn_mod = importlib.import_module("pedjax.metrics._knn")
+lp_mod = importlib.import_module("pedjax.metrics._linear_probe")
 
 pytestmark = pytest.mark.skipif(not jax.config.jax_enable_x64, reason="float64 parity needs jax_enable_x64")
 

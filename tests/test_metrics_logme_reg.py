@@ -15,10 +15,10 @@ from pedjax.metrics.logme import logme_core
 
 
 def lr():
-    """The ``pedjax.metrics.logme_reg`` module (the package attribute of that name is the function)."""
+    """The ``pedjax.metrics._logme_reg`` module (the package attribute of that name is the function)."""
     import importlib
 
-    return importlib.import_module("pedjax.metrics.logme_reg")
+    return importlib.import_module("pedjax.metrics._logme_reg")
 
 pytestmark = pytest.mark.skipif(not jax.config.jax_enable_x64, reason="float64 parity needs jax_enable_x64")
 

@@ -26,8 +26,8 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 import pedjax
 import importlib
 
-hreg_mod = importlib.import_module("pedjax.metrics.hscore_reg")
-lfc_mod = importlib.import_module("pedjax.metrics.lfc")
+hreg_mod = importlib.import_module("pedjax.metrics._hscore_reg")
+lfc_mod = importlib.import_module("pedjax.metrics._lfc")
 ncti_mod = importlib.import_module("pedjax.metrics.ncti")
 
 RTOL = 1e-6

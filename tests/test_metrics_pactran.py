@@ -1,4 +1,4 @@
-"""PACTran-Dirichlet, -Gamma and -Gaussian (pedjax.metrics.pactran) against an independent
+"""PACTran-Dirichlet, -Gamma and -Gaussian (pedjax.metrics._pactran) against an independent
 NumPy/SciPy transcription of google-research/pactran_metrics ``compute_metrics.py``, written here.
 
 The Gaussian reference minimises the published objective with SciPy's L-BFGS-B (run to
@@ -11,7 +11,7 @@ import scipy.special
 import scipy.stats
 
 import pedjax
-from pedjax.metrics import pactran
+from pedjax.metrics import _pactran as pactran
 
 # ---------------------------------------------------------------------------------------------
 # independent transcription of the published code (labels already coded 0..C-1)

@@ -6,21 +6,16 @@ Every public metric function also takes the keyword ``precision=`` (``"auto"``, 
 ``"float32"``; ``None``, the default, uses the surrounding :func:`pedjax.precision` block, else
 ``"auto"``), added by :func:`register`; an unknown value raises ``ValueError``
 (docs/precision.md)."""
-from ._registry import REGISTRY, UNINFORMATIVE, Metric, evaluate, register
-from .etran import energy_score, etran, etran_combine, etran_components, etran_core, lda_score
-from .gbc import gbc, gbc_core
-from .hscore import hscore, hscore_core
-from .hscore_reg import fourth_moment_block, hscore_reg, hscore_reg_core, hscore_reg_from_moments
-from .knn import knn, knn_core, stratified_folds
-from .leep import leep, leep_core
-from .lfc import lfc, lfc_core, lfc_from_moments
-from .linear_probe import linear_probe, linear_probe_core, linear_probe_fit
-from .logme import logme, logme_core
-from .logme_reg import logme_reg, logme_reg_core
-from .nce import nce, nce_core
-from .ncti import ncti, ncti_combine, ncti_components, ncti_components_core, ncti_core, ncti_zoo
-from .nleep import GMMResult, gmm_fit, kmeans_plusplus, nleep, nleep_core, nleep_pca_components
-from .pactran import (
+from ._etran import energy_score, etran, etran_combine, etran_components, etran_core, lda_score
+from ._hscore import hscore, hscore_core
+from ._hscore_reg import fourth_moment_block, hscore_reg, hscore_reg_core, hscore_reg_from_moments
+from ._knn import knn, knn_core, stratified_folds
+from ._leep import leep, leep_core
+from ._lfc import lfc, lfc_core, lfc_from_moments
+from ._linear_probe import linear_probe, linear_probe_core, linear_probe_fit
+from ._logme_reg import logme_reg, logme_reg_core
+from ._nce import nce, nce_core
+from ._pactran import (
     GaussianFit,
     pactran_dirichlet,
     pactran_dirichlet_core,
@@ -30,9 +25,14 @@ from .pactran import (
     pactran_gaussian_core,
     pactran_gaussian_fit,
 )
+from ._registry import REGISTRY, UNINFORMATIVE, Metric, evaluate, register
+from ._transrate import transrate, transrate_core
+from .gbc import gbc, gbc_core
+from .logme import logme, logme_core
+from .ncti import ncti, ncti_combine, ncti_components, ncti_components_core, ncti_core, ncti_zoo
+from .nleep import GMMResult, gmm_fit, kmeans_plusplus, nleep, nleep_core, nleep_pca_components
 from .parc import parc, parc_core, rankdata_average, spearman_binary
 from .sfda import sfda, sfda_core
-from .transrate import transrate, transrate_core
 
 __all__ = [
     "REGISTRY", "UNINFORMATIVE", "Metric", "evaluate", "register", "names",

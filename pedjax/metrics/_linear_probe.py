@@ -5,7 +5,7 @@ ImageNet Models Transfer Better?"; scikit-learn's ``LogisticRegression`` as the 
 
 Definition:
 
-* **Folds**: the stratified, seeded, order-free folds of :func:`pedjax.metrics.knn.stratified_folds`
+* **Folds**: the stratified, seeded, order-free folds of :func:`pedjax.metrics._knn.stratified_folds`
   (K = 5 by default; ``fold_ids=`` for an explicit assignment).
 * **Standardisation**: every feature is centred and divided by its standard deviation (ddof 0)
   over all N target samples; a feature scikit-learn's ``StandardScaler`` would call constant
@@ -33,11 +33,11 @@ Definition:
   log-likelihood log p(y_i | x_i) (``score="log_likelihood"``; scikit-learn's ``neg_log_loss``
   scorer, with log-probabilities floored at log 1e−15 instead of the dtype's eps so that float32
   and float64 agree): continuous, so it separates models whose accuracies tie. The accuracy is one
-  rounding of the exact fraction (:func:`pedjax.metrics.knn.fold_accuracy`), so that equal
+  rounding of the exact fraction (:func:`pedjax.metrics._knn.fold_accuracy`), so that equal
   accuracies are equal floats in float32 and float64.
-* **float32**: the folds come from :func:`pedjax.metrics.knn.canonical_order`, whose float32 keys
+* **float32**: the folds come from :func:`pedjax.metrics._knn.canonical_order`, whose float32 keys
   are exact sums — float32 row sums of LayerNorm features (sums ~1e−7) ordered the samples by
-  rounding and gave them other folds than float64; see :mod:`pedjax.metrics.knn`. And the
+  rounding and gave them other folds than float64; see :mod:`pedjax.metrics._knn`. And the
   solver runs to the same tolerance in both precisions (below).
 
 **Solver** (exact to a tolerance, deterministic, jit/vmap-able). One symmetric eigendecomposition
@@ -81,7 +81,7 @@ of one training set are available from :func:`linear_probe_fit`.
 Differences from scikit-learn, on purpose: the standardisation over all target samples (above);
 the convergence test (scikit-learn's L-BFGS-B stops at ``tol`` on the gradient or at a relative
 objective change below 64·eps, which leaves its coefficients ~1e-7 relative from the optimum;
-ours is the preconditioned gradient); the folds (see :mod:`pedjax.metrics.knn`). Degenerate
+ours is the preconditioned gradient); the folds (see :mod:`pedjax.metrics._knn`). Degenerate
 features score ``-inf`` (:mod:`pedjax.metrics._registry`).
 """
 from __future__ import annotations
@@ -92,8 +92,8 @@ import numpy as np
 
 from .._linalg import gram
 from .._validate import as_float_matrix, check_choice, encode_labels
+from ._knn import canonical_folds, canonical_order, check_folds, dot, fold_accuracy, fold_mean
 from ._registry import evaluate, register
-from .knn import canonical_folds, canonical_order, check_folds, dot, fold_accuracy, fold_mean
 
 __all__ = ["linear_probe", "linear_probe_core", "linear_probe_fit", "standardise", "spectral_features", "preconditioner",
            "lbfgs"]
@@ -400,7 +400,7 @@ def linear_probe(X, y, C: float = DEFAULT_C, folds: int = 5, seed: int = 0, scor
 
     Args:
       C: inverse L2 penalty strength, scikit-learn's ``C`` (default 1.0), on standardised features.
-      folds, seed, fold_ids: the cross-validation folds, as in :func:`pedjax.metrics.knn.knn`.
+      folds, seed, fold_ids: the cross-validation folds, as in :func:`pedjax.metrics._knn.knn`.
       score: ``"accuracy"`` (mean held-out accuracy) or ``"log_likelihood"`` (mean held-out
         log p(y|x): continuous, ranks models whose accuracies tie).
       max_iter, tol: L-BFGS limits (iterations; largest preconditioned gradient entry).

@@ -5,7 +5,7 @@ self-supervised learning).
 
 Definition (every choice fixed, so a score is reproducible bit for bit):
 
-* **Folds** (:func:`stratified_folds`, shared with :mod:`pedjax.metrics.linear_probe`): K
+* **Folds** (:func:`stratified_folds`, shared with :mod:`pedjax.metrics._linear_probe`): K
   stratified folds with scikit-learn's ``StratifiedKFold(shuffle=True)`` allocation, drawn in an
   order that does not depend on the order of the samples or the names of the labels:
 
@@ -105,6 +105,7 @@ import numpy as np
 from .._linalg import host_kernels_enabled
 from .._validate import check_choice, encode_labels
 from ._registry import evaluate, register
+from ._order import _exact_squares, _signs, canonical_order, exact_row_sums, slot_keys  # noqa: F401  (shared; re-exported)
 from .nleep import _matmul as _host_matmul
 
 __all__ = ["knn", "knn_core", "stratified_folds", "canonical_folds", "canonical_order", "exact_row_sums", "slot_keys",
@@ -130,85 +131,6 @@ def dot(a: jax.Array, b: jax.Array) -> jax.Array:
     if a.dtype == jnp.float64 and host_kernels_enabled():
         return _host_matmul(a, b)
     return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
-
-
-def _mix32(x: jax.Array) -> jax.Array:
-    """Chris Wellons' ``lowbias32`` integer hash (uint32 → uint32, a bijection)."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def slot_keys(seed, n: int) -> jax.Array:
-    """The random keys of slots 0..n−1 for ``seed``: ``mix(mix(seed) ⊕ q)`` with the ``lowbias32``
-    hash, as uint32 (a bijection of q for a fixed seed, so keys never tie). A counter-based hash
-    instead of ``jax.random`` keeps the program small (threefry alone took a third of kNN's
-    compilation) and is the same on every backend and in either precision."""
-    s = _mix32(jnp.asarray(seed).astype(jnp.uint32))
-    return _mix32(s ^ jnp.arange(n, dtype=jnp.uint32))
-
-
-#: bits per chunk and chunks of the exact row sums of :func:`exact_row_sums` (72 bits below the
-#: largest term; int32 chunk sums hold up to 2^19 terms per row)
-_CHUNK_BITS = 12
-_CHUNKS = 6
-
-
-def exact_row_sums(T: jax.Array) -> list[jax.Array]:
-    """The exact row sums of ``T`` [N, M] as integer digits: int32 arrays ``[S_0, …, S_{K−1}]`` [N]
-    with Σ_j T_ij = 2^e · Σ_k S_k[i] · 2^(−12(k+1)) (e the exponent of max|T|), S_1… in
-    [0, 2^12) — so the lexicographic order of the digits is the numerical order of the exact sums
-    and exactly equal sums have equal digits. Every entry is cut into 12-bit chunks on one grid
-    (scaling by a power of two and ``trunc`` are exact), the chunks are summed as integers and the
-    carries propagated. Exact for every entry above 2^−49 of max|T| in float32 (2^−72 in
-    float64): what a float64 sum of float32 numbers resolves. Pure JAX."""
-    m = jnp.max(jnp.abs(T))
-    _, e = jnp.frexp(m)  # max|T| < 2^e
-    u = jnp.ldexp(T, -e)  # in (−1, 1), exact
-    scale = jnp.asarray(float(1 << _CHUNK_BITS), T.dtype)
-    digits = []
-    for _ in range(_CHUNKS):
-        u = u * scale
-        c = jnp.trunc(u)
-        u = u - c  # exact: the fractional part
-        digits.append(jnp.sum(c.astype(jnp.int32), axis=1))
-    for k in range(_CHUNKS - 1, 0, -1):  # carries, lowest digit first (>> is a floor division)
-        digits[k - 1] = digits[k - 1] + (digits[k] >> _CHUNK_BITS)
-        digits[k] = digits[k] & ((1 << _CHUNK_BITS) - 1)
-    return digits
-
-
-def _exact_squares(X: jax.Array) -> jax.Array:
-    """[N, 3D] float32 terms that sum, per row, exactly to the row's sum of squares: x = h + l with
-    h the top 12 bits of x's significand (a bit mask, so no compiler can reassociate it) and l the
-    rest, and x² = h² + 2hl + l², each product exact (12 × 12 bits)."""
-    bits = jax.lax.bitcast_convert_type(X, jnp.int32)
-    h = jax.lax.bitcast_convert_type(bits & jnp.int32(-(1 << 12)), X.dtype)
-    lo = X - h  # exact
-    return jnp.concatenate([h * h, 2.0 * h * lo, lo * lo], axis=1)
-
-
-def _signs(D: int, dtype) -> jax.Array:
-    """Fixed pseudo-random signs ±1 of the D columns (bit 7 of the ``lowbias32`` key of the column)."""
-    return jnp.where((slot_keys(0x5EED, D) >> 7) & 1 == 1, 1.0, -1.0).astype(dtype)
-
-
-def canonical_order(X: jax.Array) -> jax.Array:
-    """The canonical sample order: sorted by (signed row sum Σ_j s_j x_ij with fixed pseudo-random
-    signs s_j = ±1, row sum of squares, first feature), then position. The signed sum is
-    well-conditioned where the plain row sum is not (LayerNorm rows sum to 0 up to rounding).
-    float32: both sums exact (:func:`exact_row_sums`), i.e. the float64 order of float32 features."""
-    X = _float(X)
-    Xs = X * _signs(X.shape[1], X.dtype)[None, :]
-    if X.dtype == jnp.float64:
-        keys = [jnp.sum(Xs, axis=1), jnp.sum(X * X, axis=1), X[:, 0]]
-    else:
-        keys = [*exact_row_sums(Xs), *exact_row_sums(_exact_squares(X)), X[:, 0]]
-    iota = jnp.arange(X.shape[0], dtype=jnp.int32)
-    *_, order = jax.lax.sort((*keys, iota), num_keys=len(keys))
-    return order
 
 
 def canonical_folds(X: jax.Array, y: jax.Array, num_classes: int, folds: int, seed=0):

@@ -24,7 +24,7 @@ Computation and where it differs from the reference (both on purpose):
 
 * The reference inverts Σ_α with ``pinv(rcond=1e-15)``. Σ_α is positive definite whenever α > 0
   (its eigenvalues are ≥ α·μ); pedjax uses one symmetric eigendecomposition and keeps the
-  eigenvalues above ``rcond·λ_max`` with ``rcond = 10·max(N, D)·ε₆₄`` (as :mod:`.hscore`), which
+  eigenvalues above ``rcond·λ_max`` with ``rcond = 10·max(N, D)·ε₆₄`` (as :mod:`._hscore`), which
   equals the inverse whenever α is not tiny and only drops rounding-noise directions otherwise
   (α = 0 with a singular S, e.g. D = 1 or all samples on one line). The cut-off is part of the
   definition and uses float64's ε **in every precision** (issue 21): with the computing dtype's ε
@@ -40,7 +40,7 @@ Computation and where it differs from the reference (both on purpose):
 **Lower precision (float32 on accelerators).** The float64 evaluation above is the parity path.
 A float32 eigendecomposition of Σ_α (or of the Gram) resolves its eigenvalues only to about
 ε₃₂·λ_max absolute, i.e. to ε₃₂·κ relative at the bottom of the spectrum, where
-κ = λ_max/(α·μ) grows ~N (α ~ 1/N). Instead, as in :mod:`.hscore`, the centred features are
+κ = λ_max/(α·μ) grows ~N (α ~ 1/N). Instead, as in :mod:`._hscore`, the centred features are
 scaled by an exact power of two and factorised orthogonally, never squared: Householder QR of Z = X̃·2⁻ᵉ (of Zᵀ for D ≥ N), the SVD of R gives
 the singular values σ_k, and R²_k = ‖Yᵀu_k‖² ∈ [0, 1] (Y the class indicators scaled by 1/√n_c)
 comes from orthonormal factors only (QR of [Z | Y] for C ≤ D < N). With λ_k = σ_k²/N,
@@ -62,7 +62,7 @@ the eigensolver's rounding level, ≤ 10·ε·λ_max (so the α·μ floor direct
 clamp, no floor.
 
 google-research ``stable_transfer/transferability/hscore.py`` (checked) has no shrinkage variant:
-only the plain H-score, with an element-wise ``pinv(Cov_f) * Cov_g`` (see :mod:`.hscore`); the
+only the plain H-score, with an element-wise ``pinv(Cov_f) * Cov_g`` (see :mod:`._hscore`); the
 regularized score there is therefore not an alternative reference. Ibrahim et al.'s paper states the
 same formula as TLL (Ledoit–Wolf α, μ = tr(Σ)/D, the (1 − α) factor on the between-class term).
 
@@ -87,7 +87,7 @@ __all__ = ["hscore_reg", "hscore_reg_core", "hscore_reg_from_moments", "ledoit_w
 
 #: float64's machine epsilon: the definition's default cut-off uses it in every precision
 EPS64 = float(np.finfo(np.float64).eps)
-#: lower-precision core: singular values ≤ this many ε·‖X̃‖_F are rounding noise (as :mod:`.hscore`)
+#: lower-precision core: singular values ≤ this many ε·‖X̃‖_F are rounding noise (as :mod:`._hscore`)
 SIGMA_FLOOR_ULPS = 4.0
 #: lower-precision statistics path: eigenvalues of Σ_α ≤ this many D·ε·λ_max are rounding noise
 GRAM_FLOOR_ULPS = 10.0
