@@ -3,6 +3,9 @@
     python experiments/recommend_study.py                 # -> docs/recommend.md + docs/figures/recommend_tau.png
     python experiments/recommend_study.py --scores runs/recommend_scores.json   # reuse / write the metric scores cache
 
+The metric scores come from experiments/zoo_benchmark.py's per-(task, metric) file
+(runs/zoo_benchmark_tasks.json, PED at nsigma 0.6) when it is complete: run that first.
+
 Leave-one-task-out on every ground-truth task of the shipped zoo: history mean rank, Fennec
 (transfer score from the factorised history through a proxy's task embedding; + archi2vec meta
 score), every metric ± PED (released defaults, nsigma 0.6), and the hybrid (history/Fennec merged
@@ -35,9 +38,49 @@ configure_process()  # as the command line: x64, XLA:CPU flag, compilation cache
 NSIGMA = 0.6
 
 
-def metric_scores(cache: Path | None, verbose: bool = True) -> dict:
+def scores_from_benchmark(path: Path) -> dict | None:
+    """The :func:`metric_scores` structure from ``experiments/zoo_benchmark.py``'s per-(task,
+    metric) file (its ``--resume``), when that file holds every ground-truth task and every
+    metric of class labels with PED at nsigma 0.6 (variant ``m+PED(0.6)`` is ``m+PED`` here);
+    ``None`` otherwise. The same scores, computed once."""
+    if not path.is_file():
+        return None
+    from pedjax.metrics import names
+    from pedjax.zoo import load_zoo
+
+    done = json.loads(path.read_text())
+    tasks = list(load_zoo().truth()["datasets"])
+    scores, seconds, feat = {}, {}, {}
+    for t in tasks:
+        per = done.get(t, {}).get("metrics")
+        if not isinstance(per, dict) or any(m not in per or NSIGMA not in per[m]["nsigmas"] for m in names()):
+            return None
+        scores[t] = {}
+        feat[t] = done[t]["feature_seconds"]
+        for m in names():
+            for v in per[m]["variants"]:
+                if "+" in v and v != f"{m}+PED({NSIGMA:g})":
+                    continue
+                name = m if "+" not in v else f"{m}+PED"
+                sc = per[m]["scores"][v]
+                scores[t][name] = None if sc is None else {k: (float(x) if x is not None and math.isfinite(x) else None)
+                                                           for k, x in sc.items()}
+                seconds[name] = seconds.get(name, 0.0) + per[m]["seconds"][v]
+    return {"scores": scores, "seconds": seconds, "feature_seconds": feat, "nsigma": NSIGMA,
+            "wall_seconds": sum(seconds.values()) + sum(feat.values()), "from": str(path)}
+
+
+def metric_scores(cache: Path | None, verbose: bool = True, benchmark_tasks: Path | None = None) -> dict:
     """``{"scores": {task: {variant: {model: score}}}, "seconds": {variant: s}, "feature_seconds": {task: s}}``
-    of every registered metric, static and + PED (nsigma 0.6), on every shipped task (cached)."""
+    of every registered metric, static and + PED (nsigma 0.6), on every shipped task: from
+    ``benchmark_tasks`` (:func:`scores_from_benchmark`) when it is complete, else the ``cache``
+    file, else computed (and written to ``cache``)."""
+    if benchmark_tasks is not None:
+        got = scores_from_benchmark(benchmark_tasks)
+        if got is not None:
+            if verbose:
+                print(f"metric scores from {benchmark_tasks}", flush=True)
+            return got
     if cache is not None and cache.is_file():
         return json.loads(cache.read_text())
     import dataclasses
@@ -80,14 +123,14 @@ def ceilings(zoo, tasks) -> dict:
             "min_ceiling": judging.MIN_CEILING, "seeds": seeds}
 
 
-def zoo_study(cache: Path | None, proxy_name: str = PROXY) -> dict:
+def zoo_study(cache: Path | None, proxy_name: str = PROXY, benchmark_tasks: Path | None = None) -> dict:
     """Leave-one-task-out on the shipped zoo: every method's scores per task, the hybrids, costs."""
     from pedjax.recommend import Proxy, Recommender, from_scores, from_zoo, loto_hybrid, loto_hybrid_select, zoo_meta
     from pedjax.recommend import proxy as P
     from pedjax.recommend.evaluate import measures
     from pedjax.zoo import load_zoo
 
-    cached = metric_scores(cache)
+    cached = metric_scores(cache, benchmark_tasks=benchmark_tasks)
     zoo = load_zoo()
     H = from_zoo(zoo)
     tasks = list(H.tasks)
@@ -503,6 +546,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scores", type=Path, default=ROOT / "runs" / "recommend_scores.json")
     ap.add_argument("--only-scores", action="store_true", help="compute the metric scores cache and stop")
+    ap.add_argument("--benchmark-tasks", type=Path, default=ROOT / "runs" / "zoo_benchmark_tasks.json",
+                    help="experiments/zoo_benchmark.py's per-(task, metric) scores: used instead of --scores when it "
+                         "holds every task and metric (PED at nsigma 0.6)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "recommend.md")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "recommend_tau.png")
     ap.add_argument("--weights", type=Path, default=ROOT / "pedjax" / "assets" / "recommend_weights.json")
@@ -515,7 +561,7 @@ def main(argv=None) -> int:
     import platform
     import subprocess
 
-    z = zoo_study(args.scores)
+    z = zoo_study(args.scores, benchmark_tasks=args.benchmark_tasks)
     c = costs()
     pub = published_tables()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
