@@ -317,6 +317,46 @@ def ped_effect(result: dict) -> list[dict]:
     return out
 
 
+#: the metrics of the first release; the others came with issue 22 (docs/results.md says how they compare)
+FIRST_METRICS = ("etran", "gbc", "hscore", "leep", "logme", "nce", "nleep", "parc", "sfda", "transrate")
+
+
+def _new_metric_verdict(result: dict, J: dict, rows: dict, head) -> list[str]:
+    """One line per metric added after the first release: its best variant's headline mean and its
+    paired difference (``pedjax.rank.judging.paired_difference``) to ETran (static) and to the
+    history baseline over the headline tasks."""
+    from pedjax.rank import judging
+
+    new = [m for m in result["metrics"] if m not in FIRST_METRICS]
+    if not new:
+        return []
+    taus = {**result["tau"], **J["baseline_tau"]}
+
+    def paired(a, b):
+        d = judging.paired_difference({t: taus[a][t] for t in head}, {t: taus[b][t] for t in head})
+        return d["mean"], d["se"]
+
+    out = ["* Metrics added in issue 22 (the best variant of each; Δ over the headline tasks ± paired SE):"]
+    beat = []
+    for m in new:
+        vs = [v for v in result["tau"] if (v == m or v.startswith(m + "+")) and math.isfinite(rows[v]["mean"])]
+        if not vs:
+            out.append(f"  * {m}: no finite mean.")
+            continue
+        v = max(vs, key=lambda k: rows[k]["mean"])
+        parts = [f"{v} {_fmt(rows[v]['mean'])}"]
+        for ref, label in (("etran", "ETran"), ("history", "history")):
+            if ref in taus:
+                dm, se = paired(v, ref)
+                where = ("above" if dm > 2 * se else "below" if dm < -2 * se else "within two SEs of") if math.isfinite(se) else "n/a:"
+                parts.append(f"vs {label} {dm:+.3f} ± {se:.3f} ({where} {label})")
+                if ref == "etran" and math.isfinite(se) and dm > 2 * se:
+                    beat.append(v)
+        out.append("  * " + "; ".join(parts) + ".")
+    out.append("  * New metric variants above ETran by more than two paired SEs: " + (", ".join(beat) if beat else "none") + ".")
+    return out
+
+
 def markdown(result: dict, figure: str | None, command: str, machine: str, commit: str) -> str:
     tasks = result["tasks"]
     L = ["# Results: metrics ± PED on the pedjax zoo", ""]
@@ -400,6 +440,7 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
     better = [n for n in metric_names if J["best_baseline"] and math.isfinite(rows[n]["vs_best_baseline"]["mean"])
               and math.isfinite(rows[n]["vs_best_baseline"]["se"]) and rows[n]["vs_best_baseline"]["mean"] > 2 * rows[n]["vs_best_baseline"]["se"]]
     L.append(f"* Above the best baseline by more than two paired standard errors: {', '.join(better) if better else 'none'}.")
+    L += _new_metric_verdict(result, J, rows, head)
     def _agree(v):
         return "(≤ 0.6: not a fixed leaderboard)" if v <= 0.6 else "(> 0.6: close to a fixed leaderboard, which history wins)"
 
