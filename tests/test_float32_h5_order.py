@@ -49,12 +49,12 @@ def _order_ref(X):
     return np.lexsort((np.arange(len(X)), X[:, 0], np.sum(X * X, axis=1), np.sum(X * _signs_ref(X.shape[1]), axis=1)))
 
 
-def _layernorm_features(seed, N=240, D=24, C=4):
+def _layernorm_features(seed, N=240, D=24, C=4, signal=1.5):
     """Class-structured features through a LayerNorm without affine terms, in float32 (a random
     ViT's output): every row sums to 0 up to rounding."""
     rng = np.random.default_rng(seed)
     y = np.arange(N) % C
-    raw = (1.5 * rng.normal(size=(C, D))[y] + rng.normal(size=(N, D))).astype(np.float32)
+    raw = (signal * rng.normal(size=(C, D))[y] + rng.normal(size=(N, D))).astype(np.float32)
     z = raw - raw.mean(1, keepdims=True, dtype=np.float32)
     z = z / np.sqrt((z * z).mean(1, keepdims=True, dtype=np.float32) + np.float32(1e-3))
     return z.astype(np.float32), y
@@ -111,4 +111,75 @@ def test_nleep_of_moved_layernorm_features_float32_matches_float64():
     with pedjax.float32(), jax.enable_x64(False):
         b = nl.nleep(m32, y)
     assert abs(a_rounded - a) <= 1e-5 * abs(a)
+    assert abs(b - a) <= 1e-5 * abs(a)
+
+
+# --------------------------------------------------------------------------- SFDA
+
+START_ULPS = 32.0  # the documented threshold (pedjax.metrics.sfda.START_ULPS)
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _within_scatter_ref(X, y):
+    X = np.asarray(X, np.float64)
+    X = X - X.mean(0)
+    means = np.stack([X[y == c].mean(0) for c in range(int(y.max()) + 1)])
+    R = X - means[y]
+    return R.T @ R / len(X)
+
+
+def _iterative_A_ref(A, start, iters=3):
+    """The published ``iterative_A`` from a given start."""
+    x = start
+    for _ in range(iters):
+        t = A @ x
+        yv = t / np.linalg.norm(t)
+        t = A @ yv
+        x = t / np.linalg.norm(t)
+    return float(x @ A @ yv)
+
+
+def _start_ref(A):
+    ones = A.sum(1)
+    D = A.shape[0]
+    if np.linalg.norm(ones) > START_ULPS * EPS32 * np.sqrt(D) * np.linalg.norm(A):
+        return ones, "published"
+    return A @ _signs_ref(D), "signed"
+
+
+def test_sfda_start_is_the_published_one_unless_it_is_rounding():
+    sf = sys.modules["pedjax.metrics.sfda"]
+    assert sf.START_ULPS == START_ULPS
+    rng = np.random.default_rng(0)
+    y = np.arange(300) % 5
+    relu = np.maximum(rng.normal(size=(300, 40)) + rng.normal(size=(5, 40))[y], 0.0)
+    ln, yl = _layernorm_features(4, N=300, D=40, C=5)
+    for X, lab, kind in ((relu, y, "published"), (ln, yl, "signed")):
+        A = _within_scatter_ref(X, lab)
+        start, got_kind = _start_ref(A)
+        assert got_kind == kind
+        want = _iterative_A_ref(A, start)
+        assert float(sf.power_top_eigenvalue(jnp.asarray(A))) == pytest.approx(want, rel=1e-12)
+    # generic features: the published start exactly (float64 unchanged bit for bit)
+    A = _within_scatter_ref(relu, y)
+    published = float(sf._power(lambda v: jnp.asarray(A) @ v, jnp.asarray(A.sum(1))))
+    assert float(sf.power_top_eigenvalue(jnp.asarray(A))) == published
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sfda_of_moved_layernorm_features_is_well_defined(seed):
+    """LayerNorm features moved by a per-class shift: float64 SFDA of the float64 features, of the
+    same features rounded to float32, and float32 SFDA agree (the published start Sw·1 = 0 in
+    exact arithmetic made λ_max, hence the shrinkage, depend on the rounding)."""
+    from pedjax import metrics
+
+    X, y = _layernorm_features(seed, N=300, D=40, C=5, signal=0.3)
+    m64, m32 = _moved(X, y, seed)
+    A64, A32 = _within_scatter_ref(m64, y), _within_scatter_ref(m32, y)
+    assert _start_ref(A64)[1] == _start_ref(A32)[1] == "signed"
+    with pedjax.precision("float64"), jax.enable_x64(True):
+        a, a_rounded = metrics.sfda(m64, y), metrics.sfda(m32, y)
+    with pedjax.float32(), jax.enable_x64(False):
+        b = metrics.sfda(m32, y)
+    assert abs(a_rounded - a) <= 1e-6 * abs(a)
     assert abs(b - a) <= 1e-5 * abs(a)

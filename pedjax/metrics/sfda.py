@@ -28,11 +28,28 @@ Differences from the published code (pedjax never modifies ``X`` in place, unlik
   Centring also makes ConfMix round relative to the spread, not to the mean, and keeps a constant
   feature exactly constant (in float32 p·c + (1−p)·c is not c, and pass 2 read the rounding as a
   discriminative feature: 1e-3 on a synthetic zoo).
-* The power method's start (the row sums of Sw) is normalised: iterative_A's result does not
-  depend on the start's scale (its first step divides by a norm), but an unnormalised start can
-  overflow in float32. Where the row sums are exactly zero (Sw·1 = 0, e.g. a feature and its
-  negative) the published start is the zero vector and its λ_max NaN; pedjax starts from the unit
-  vector of Sw's largest diagonal entry instead (the only case where the starts differ).
+* **The power method's start.** The published start is Sw·1 (the row sums of Sw). pedjax keeps
+  it wherever it is meaningful, ‖Sw·1‖ > START_ULPS·ε·√D·‖Sw‖_F (START_ULPS = 32, ε float32's
+  epsilon or the computing dtype's if larger: ~√D·ε·‖Sw‖_F is the rounding of D-term row sums,
+  and real features are float32 network outputs, so structure of Sw·1 below float32's resolution
+  is noise in float64 too), and otherwise starts from the *signed* row sums Sw·s with the fixed
+  pseudo-random signs s_j = ±1 of the canonical sample order (:mod:`pedjax.metrics._order`;
+  where Sw·s is exactly zero too, the unit vector of Sw's largest diagonal entry). The published
+  start fails exactly for LayerNorm outputs without affine terms (a random ViT): every row sums
+  to 0, so do the within-class residuals, 1 is in Sw's null space and Sw·1 is a rounding-level
+  vector (‖Sw·1‖/(√D·‖Sw‖_F) = 2e-9–8e-9, 0.02–0.07 ε₃₂, on the shipped zoo's ``vit-random``; the
+  next smallest, LayerNorm *with* affine terms, is 1.4e-3 = 1.2e4 ε₃₂, and ReLU/CNN features are
+  ≥ 3.7e-2, so the threshold 32 ε₃₂ = 3.8e-6 sits ~400× from both). From that noise the
+  three-step power method returned λ_max = 0.992 for float64-PED-moved features and 1.021 for the
+  same features rounded to float32 (top eigenvalue 1.0215): s = exp(−5λ) differed by 15 % and
+  the score by 9.4e-3 (digits-degraded), in float64 alone. From Sw·s both agree to ~1e-7. On every
+  other shipped model (checked on fashion-rotated, -inverted, -fewshot and digits-degraded, static
+  and + PED) and on the parity tests' features the start is the published one and float64 scores
+  are unchanged bit for bit; ``vit-random``'s move by up to 2.3e-3 static and 9.1e-3
+  after PED (digits-degraded).
+  The start's scale does not matter (iterative_A's first step divides by a norm); pedjax
+  normalises it, as an unnormalised start can overflow in float32. Where Sw·1 is exactly zero
+  (e.g. a feature and its negative) the published start is the zero vector and its λ_max NaN.
 * Shrinkage and precision (issue 21). The published ridge s·tr(Sw)/D with s ≥ 1e-10 is tiny
   relative to λ_max once λ_max ≳ 4.6 (s = 1e-10), and Sw has rank ≤ N − C (plus exact null
   directions: dead units, LayerNorm's sum constraint). In float64 the Cholesky of Sw_s still
@@ -53,10 +70,9 @@ Differences from the published code (pedjax never modifies ``X`` in place, unlik
     coordinates: logit_c = (R⁻ᵀx̃)·(R⁻ᵀm̃_c) − ½‖R⁻ᵀm̃_c‖² + log prior_c (x̃, m̃_c centred).
     λ_max comes from the same power method, matrix-free (Sw·v = Xwᵀ(Xw·v)/N), and its start
     Sw·1 = Xwᵀ(Xw·1)/N from row sums of the features as given, taken with compensated (TwoSum)
-    summation: for features whose within-class residuals nearly sum to zero (LayerNorm without
-    affine: Sw·1 ≈ 0) the published start is itself a rounding-level vector, which a plain
-    float32 sum cannot reproduce (it moved λ_max by 1 % and the score by 5e-3 on the shipped
-    zoo's random ViT). Cost: two QRs of an (N+D)×D matrix instead of two Grams (on the 2-core
+    summation, so that a small but meaningful Sw·1 (above the start's threshold) is float64's;
+    the signed start Sw·s and ‖Sw‖_F of the threshold test are plain float32 products (a
+    float32 Gram for the norm only). Cost: two QRs of an (N+D)×D matrix instead of two Grams (on the 2-core
     CPU, float32 at N = 5000, D = 512: ~10× the Gram path; the float32 path is for accelerators).
   - :func:`shrunk` (the Gram path: in-memory float64 and the streamed SFDA, whose statistics may
     be float32) floors the shrinkage at 10·ε·‖Sw‖_F / (tr(Sw)/D), ε of Sw's dtype: a ridge of at
@@ -77,23 +93,14 @@ entry): units that differ from each other by ≲ 1e-6 of their spread (near-dupl
 directions whose within-class variance is set by that rounding; float64 reads the stored values
 exactly there, float32 cannot (measured: 7e-5 relative on such a zoo).
 
-After PED, LayerNorm features (issue 21 fidelity run, all 11 shipped tasks): float32 against
-float64, each precision moving the features itself, differs by up to 9.4e-3 relative on one
-model (``vit-random``, digits-degraded; 4.5e-3 fashion-inverted, 1.3e-3 fashion-fewshot), every
-other model ≤ 3e-4 (measure again with ``experiments/float32_fidelity.py``). This is not a float32
-loss but float64's own sensitivity to its input's last bits, through the published power-method
-start: LayerNorm outputs (no affine) sum to ~0 per sample, so the within-class residuals do too
-and the start Sw·1 is a rounding-level vector (‖Sw·1‖ ≈ 1e-8 against λ_max ≈ 1). PED's per-class
-shifts leave the residuals unchanged in exact arithmetic but round them differently in each
-precision, so the three-step power method starts from a different noise vector and returns
-λ_max = 0.992 (float64-moved features) or 1.021 (float32-moved; the top eigenvalue is 1.0215),
-and s = exp(−5λ) differs by 15 %. float64 SFDA itself moves by the same 9.4e-3 when its input,
-the float64-moved features, is rounded to float32 (a 6e-8 relative perturbation), while float32
-and float64 SFDA of the *same* moved features agree to 1e-7. Reproducing float64 here would need
-the float64 rounding of the PED output, which float32 does not hold; changing the start would
-change float64's published score.
+After PED, LayerNorm features (issue 21): see the power method's start above — with the
+published start, float32 and float64 SFDA + PED differed by up to 9.4e-3 on ``vit-random``, which
+was float64's own sensitivity to its input's last bits (float64 SFDA of the float64-moved features
+rounded to float32 moved as much); from the signed start they agree to 3.3e-7 there.
 """
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -101,12 +108,17 @@ import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve, solve_triangular
 
 from .._linalg import gram
+from ._order import column_signs
 from ._registry import evaluate, register
 
 __all__ = ["sfda", "sfda_core", "class_means", "power_top_eigenvalue", "within_scatter", "shrinkage_for", "shrunk",
            "lda_posterior", "confmix"]
 
 _EPS64 = float(np.finfo(np.float64).eps)
+_EPS32 = float(np.finfo(np.float32).eps)
+#: the published power-method start Sw·1 is rounding noise (and replaced by Sw·s) when
+#: ‖Sw·1‖ ≤ START_ULPS·ε·√D·‖Sw‖_F (:func:`_start`; module docstring)
+START_ULPS = 32.0
 #: the shrunk scatter's ridge is at least this many ε·‖Sw‖_F (the rounding of a Gram in its dtype)
 RIDGE_FLOOR_ULPS = 10.0
 
@@ -134,15 +146,31 @@ def _power(matvec, x, iters: int = 3) -> jax.Array:
     return x @ matvec(yv)
 
 
-def _start(rowsums: jax.Array, diag: jax.Array) -> jax.Array:
-    """The published start (row sums); where they are exactly zero, the unit vector of the largest
-    diagonal entry (never in the null space of a PSD matrix with a positive diagonal)."""
-    return jnp.where(jnp.any(rowsums != 0), rowsums, jax.nn.one_hot(jnp.argmax(diag), diag.shape[0], dtype=diag.dtype))
+def _start(rowsums: jax.Array, signed: jax.Array, diag: jax.Array, fro: jax.Array) -> jax.Array:
+    """The power method's start (module docstring): the published row sums Sw·1 where they are
+    above their rounding level ``START_ULPS·ε·√D·‖Sw‖_F`` (:func:`start_epsilon`), else the signed
+    row sums Sw·s with the fixed ±1 signs of :func:`pedjax.metrics._order.column_signs`; where
+    those are exactly zero too, the unit vector of the largest diagonal entry (never in the null
+    space of a PSD matrix with a positive diagonal)."""
+    D = rowsums.shape[0]
+    level = START_ULPS * start_epsilon(rowsums.dtype) * math.sqrt(D) * fro
+    fallback = jnp.where(jnp.any(signed != 0), signed,
+                         jax.nn.one_hot(jnp.argmax(diag), D, dtype=diag.dtype))
+    return jnp.where(jnp.linalg.norm(rowsums) > level, rowsums, fallback)
+
+
+def start_epsilon(dtype) -> float:
+    """The relative rounding level of the start test: float32's ε, or the dtype's if larger (the
+    features of real models are float32 network outputs, so structure of Sw·1 below float32's
+    resolution is noise whatever precision SFDA computes in)."""
+    return max(float(jnp.finfo(dtype).eps), _EPS32)
 
 
 def power_top_eigenvalue(A: jax.Array, iters: int = 3) -> jax.Array:
-    """The reference's ``iterative_A``: start from the row sums, ``iters`` double steps, return xᵀAy."""
-    return _power(lambda v: A @ v, _start(jnp.sum(A, axis=1), jnp.diagonal(A)), iters)
+    """The reference's ``iterative_A``: start from the row sums (:func:`_start`), ``iters`` double
+    steps, return xᵀAy."""
+    s = column_signs(A.shape[0], A.dtype)
+    return _power(lambda v: A @ v, _start(jnp.sum(A, axis=1), A @ s, jnp.diagonal(A), jnp.linalg.norm(A)), iters)
 
 
 def within_scatter(X: jax.Array, y: jax.Array, means: jax.Array) -> jax.Array:
@@ -232,7 +260,9 @@ def _lda_posterior_orthogonal(X, y, num_classes, s=None, raw=None):
             return Zw.T @ (Zw @ v) / N
 
         r = _within_row_sums(X if raw is None else raw, y, num_classes, counts) * unit
-        lam = _power(matvec, _start(Zw.T @ r / N, jnp.sum(Zw * Zw, axis=0) / N)) / (unit * unit)
+        signed = matvec(column_signs(D, X.dtype))
+        fro = jnp.linalg.norm(gram(Zw) / N)  # ‖Sw‖_F (scaled) for the start's rounding test
+        lam = _power(matvec, _start(Zw.T @ r / N, signed, jnp.sum(Zw * Zw, axis=0) / N, fro)) / (unit * unit)
         s = jnp.maximum(jnp.exp(-5.0 * lam), 1e-10)
     mu = jnp.sum(Zw * Zw) / (N * D)  # tr(Sw)/D in scaled units
     stacked = jnp.concatenate([jnp.sqrt((1.0 - s) / N) * Zw, jnp.sqrt(s * mu) * jnp.eye(D, dtype=X.dtype)], axis=0)
