@@ -32,7 +32,7 @@ Per model (features X [N, D], labels coded 0..C-1):
 
 **Combination across the zoo** (``evaluate_metric_group1_cpu.py``): each term is min–max scaled
 over the models and the score is ``mm(S_ncc) + mm(S_seli) − mm(S_vc)``. A single model's score
-is therefore not defined; as for :mod:`.etran`, :func:`ncti` returns the unscaled
+is therefore not defined; as for :mod:`._etran`, :func:`ncti` returns the unscaled
 ``seli_weight·S_seli + ncc_weight·S_ncc − vc_weight·S_vc`` (weights 1: the paper's sum without its
 normalisation — S_seli, a nuclear norm growing with N, dominates it), and
 :func:`ncti_components` + :func:`ncti_combine` (or :func:`ncti_zoo`) reproduce the published
@@ -56,9 +56,29 @@ Where pedjax differs from the published code (documented, on purpose):
   #33626) uses 1/N. This changes the posterior's temperature, hence S_ncc and S_vc.
   ``within_scale="n_minus_c"`` (default) is the published behaviour, ``"n"`` scikit-learn ≥ 1.9's.
   All classes singletons (N = C): the reference raises; pedjax uses 1/max(N − C, 1).
-* **float32.** Singular values of the scaled within-class residuals are cut at
-  max(1e-4, k·eps·S_max) (1e-4 in float64), and the eigen path's Cholesky uses a shrinkage of at
-  least k·eps (no change in float64, where s ≥ 1e-10 ≫ k·eps).
+* **float32** (every dtype but float64; issue 21). Both LDA solvers standardise or whiten the PCA
+  scores, so NCTI depends on the *small* PCA components as much as on the large ones, and on the
+  exact shrinkage in directions where the within-class scatter vanishes. Float64 is the
+  computation above, unchanged; below float64:
+
+  - the PCA comes from an SVD of the centred features (two-pass centring) instead of the Gram
+    eigendecomposition, which resolves eigenvalues only to ~eps·λ_max (~1e-7·λ_max in float32):
+    real components 1e-4 of the leading one in scale (cnn-dae on fashion-tops) were zeroed in
+    float32 and standardised in float64 (S_seli off by up to 10 %). Components whose singular
+    value is ≤ √max(N, D)·eps·σ_max are zeroed (the rounding level of the SVD of the float32
+    centred features; measured ≈ 0.3·eps·σ_max on the shipped zoo);
+  - the eigen solver is whitened by the SVD of the within-class residuals (QR first):
+    W = V·diag(w)·Vᵀ, so Sw = V·diag((1 − s)w + s·tr(W)/k)·Vᵀ exactly and Sw^(−1/2) needs no
+    Cholesky factor; the generalized eigenproblem becomes the symmetric one of
+    Sw^(−1/2)·Sb·Sw^(−1/2) = (1 − s)·MᵀM + s·tr(B)/k·diag(1/d), M the whitened, prior-weighted
+    centred class means. This keeps the published shrinkage s however small (≥ 1e-10): a PCA
+    direction that is zero (rank-deficient features) is a generalized eigenvector with eigenvalue
+    tr(B)/tr(W) whatever s is, and float64 can rank it among the top C − 1 (a zero projection
+    column). The former float32 path floored s at k·eps for its Cholesky factor, which divided
+    that eigenvalue by k·eps/s and swapped in a real direction (vit-supervised on fashion-tops:
+    S_seli 96 → 131, the zoo-level score off by 0.45 of the zoo's spread);
+  - singular values of the scaled within-class residuals (svd solver) are cut at
+    max(1e-4, k·eps·S_max) (1e-4 in float64).
 * Binary tasks: scikit-learn returns [1 − σ(d), σ(d)]; softmax of the two logits is the same
   number (up to rounding of 1 − σ).
 
@@ -105,6 +125,19 @@ def _pca(X, k: int):
     eps = jnp.finfo(Z.dtype).eps
     alive = ev[:k] > min(N, D) * eps * ev[0]
     return ev, jnp.where(alive[None, :], Z, 0.0)
+
+
+def _pca_f32(X, k: int):
+    """:func:`_pca` below float64 (module notes, float32): scores from an SVD of the centred
+    features (two-pass centring), components at the squared singular values' rounding level zeroed."""
+    N, D = X.shape
+    Xc = X - jnp.mean(X, axis=0)
+    Xc = Xc - jnp.mean(Xc, axis=0)
+    U, sv, _ = jnp.linalg.svd(Xc, full_matrices=False)
+    ev = sv * sv / max(N - 1, 1)
+    eps = jnp.finfo(X.dtype).eps
+    alive = sv[:k] > sv[0] * (np.sqrt(max(N, D)) * eps)
+    return ev, jnp.where(alive[None, :], U[:, :k] * sv[:k], 0.0)
 
 
 def _lda_svd(Z, y, C, means, counts, priors, within_scale):
@@ -156,6 +189,30 @@ def _lda_eigen(Z, y, C, means, counts, priors, s):
     return logits, Z @ V
 
 
+def _lda_eigen_f32(Z, y, C, means, counts, priors, s):
+    """:func:`_lda_eigen` below float64 (module notes, float32): the same shrinkage LDA, whitened by
+    the SVD of the within-class residuals instead of a Cholesky factor of the shrunk scatter."""
+    N, k = Z.shape
+    Xw = (Z - means[y]) / np.sqrt(N)
+    R = jnp.linalg.qr(Xw, mode="r")  # RᵀR = W
+    _, sw, Vt = jnp.linalg.svd(R, full_matrices=False)
+    w = sw * sw  # eigenvalues of W (exact to eps²·‖W‖), eigenvectors Vtᵀ
+    dm = means - jnp.mean(Z, axis=0)
+    muW = jnp.sum(w) / k
+    muB = jnp.sum(priors * jnp.sum(dm * dm, axis=1)) / k
+    d = (1.0 - s) * w + s * muW  # Sw = Vtᵀ·diag(d)·Vt exactly: the shrinkage commutes with W
+    Wh = Vt.T / jnp.sqrt(d)[None, :]  # Whᵀ·Sw·Wh = I
+    Mb = jnp.sqrt(priors)[:, None] * (dm @ Wh)  # [C, k]
+    A = (1.0 - s) * (Mb.T @ Mb) + jnp.diag(s * muB / d)  # Whᵀ·Sb·Wh
+    _, Q = jnp.linalg.eigh(0.5 * (A + A.T))
+    m = min(C - 1, k)
+    V = Wh @ Q[:, ::-1][:, :m]  # top generalized eigenvectors, Vᵀ·Sw·V = I
+    Zl = Z @ Wh
+    Ml = means @ Wh
+    logits = Zl @ Ml.T - 0.5 * jnp.sum(Ml * Ml, axis=1) + jnp.log(priors)
+    return logits, Z @ V
+
+
 def _classwise_nuclear(P, y, C):
     """Σ_c ‖P[y == c]‖_* for P [N, C] (module notes: Gram eigenvectors, then ‖P_c v‖)."""
     N = P.shape[0]
@@ -197,14 +254,15 @@ def ncti_components_core(X: jax.Array, y: jax.Array, num_classes: int, n_compone
     N, D = X.shape
     C = num_classes
     k = _dims(N, D, n_components)
-    ev, Z = _pca(X, k)
+    f64 = X.dtype == jnp.float64
+    ev, Z = _pca(X, k) if f64 else _pca_f32(X, k)
     s = jnp.maximum(jnp.exp(-jnp.sum(ev[: min(int(var_components), k)])), SHRINKAGE_FLOOR)
     use_svd = s == SHRINKAGE_FLOOR
     counts = jax.ops.segment_sum(jnp.ones(N, Z.dtype), y, C)
     priors = counts / N
     means = jax.ops.segment_sum(Z, y, C) / jnp.maximum(counts, 1.0)[:, None]
     lg_s, low_s = _lda_svd(Z, y, C, means, counts, priors, within_scale)
-    lg_e, low_e = _lda_eigen(Z, y, C, means, counts, priors, s)
+    lg_e, low_e = (_lda_eigen if f64 else _lda_eigen_f32)(Z, y, C, means, counts, priors, s)
     logits = jnp.where(use_svd, lg_s, lg_e)
     low = jnp.where(use_svd, low_s, low_e)
     P = jax.nn.softmax(logits, axis=1)
