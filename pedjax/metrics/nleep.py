@@ -105,32 +105,38 @@ tests keep their tolerances). What differs below float64, and why:
   ``eps·|ℓ|`` of rounding; float64 keeps scikit-learn's expression. Likelihoods and
   responsibilities are log-sum-exp throughout.
 
-What remains (CPU, ``experiments/float32_fidelity.py``, the shipped zoo's 27 members on its 11
-tasks, float32 against float64; ``tests/test_float32_nleep.py`` and
-``tests/test_float32_h2_nleep.py`` check small versions):
+What remains (CPU, ``experiments/float32_fidelity.py --only shipped --metric nleep``, the
+shipped zoo's 27 members on its 11 tasks, float32 against float64, with the signed-sum order;
+``tests/test_float32_nleep.py``, ``tests/test_float32_h2_nleep.py`` and
+``tests/test_float32_h5_order.py`` check small versions):
 
 * static (the same float32 features in both): weighted τ 1.000 and worst relative difference
-  ≤ 1.9e-5 on 10 tasks; on fashion-fewshot (N = 100, K = 50) τ 0.984 and 1.25e-2 (mlpn-simclr);
-* after PED (``nsigma = 0.6``), each precision moving the features itself: τ ≥ 0.996, worst
-  2.1–4.8 % on one ViT per task (``vit-random`` on 9 tasks), median ≤ 1e-6;
+  ≤ 7.8e-5 on all 11 tasks (digits-degraded; ≤ 2.6e-5 on the others);
+* after PED (``nsigma = 0.6``), each precision moving the features itself: τ 1.000 and worst
+  ≤ 1.5e-5 on 9 tasks (``vit-random`` 2.7e-2 → 1.4e-7 on fashion-rotated), but 3.55e-2
+  (fashion-occluded, ``resnet-simclr``) and 1.0e-2 (fashion-inverted, ``cnn-simclr-1k``, τ 0.997);
+  ``synthetic-d>>n`` ≤ 1.5e-7 (static and after PED);
 * every score finite in float32 where it is in float64.
 
-Both residues are decisions that float64 itself takes by rounding, not float32 losses; no float32
-formulation can reproduce them while float64 keeps its draws:
-
-* fashion-fewshot: two candidates of one k-means++ draw form a mutually closest pair, and either
-  lowers the potential by the same amount *exactly* (``closest_a + closest_b − d(a, b)``).
-  float64 picks one by the rounding of its expanded distances and sums; the same float64 code on
-  the same features with their columns permuted picks the other and scores 0.793 instead of
-  0.803 (1.25e-2, the float32 difference). Such exact ties are common only where K ≈ N/2.
-* after PED: the sample order's keys are the row sum and sum of squares, which a LayerNorm output
-  (the ViTs') makes equal within a class up to ~1e-7 (the features' own row sums); PED adds a
-  per-class shift, and float32's rounding of the moved features (~√D·eps·|x + shift|) is as large
-  as that spread, so float32-moved features are ordered — and drawn — differently. float64 NLEEP
-  of the float64-moved features and of the same features rounded to float32 (6e-8 relative)
-  differ by 3.9e-2 on fashion-rotated's ``vit-random``: the float64 score is that sensitive to
-  its input's last bits there. (A key with a large spread, e.g. a fixed random projection, would
-  remove this, but it changes float64's draws, which this module keeps.)
+The two PED residues are not float32 losses: float32 and float64 NLEEP of the *same* moved
+features agree to ≤ 4e-7 on both. They are k-means++ sampling boundaries crossed by the
+difference between the two precisions' PED outputs (~1e-7 relative): on fashion-occluded a
+candidate's threshold ``u·total`` lies 3e-10·total from a sample boundary (the float64-moved
+features draw sample 123, the float32-moved ones 124, and float64 NLEEP of its own output rounded
+to float32 moves by the same 3.55e-2); on fashion-inverted two samples of different classes have
+signed row sums 1.2e-6 apart (2e-7 relative), below the two PED outputs' difference, so they swap
+places in the sample order. Any seeded sampling of PED's output has such boundaries (a draw's
+chance to fall within δ of one is ~2δN); they are rare (2 of 297 model–task pairs here) but not
+removable by a formulation of NLEEP. The earlier residues are gone: the LayerNorm sample order
+(plain row sums; up to 4.8e-2 on ``vit-random``, τ ≥ 0.996) by the signed first key, and the
+fashion-fewshot static case (an exact k-means++ tie between two mutually closest candidates,
+``closest_a + closest_b − d(a, b)`` either way, that float64 broke by the rounding of its
+expanded distances: 1.25e-2 on ``mlpn-simclr``) no longer arises with the new order's draws —
+such exact ties are still possible where K ≈ N/2. (Not implemented: symmetric distances and an
+order-independent exact sum of each candidate's terms — integer digits on one grid, as
+:func:`pedjax.metrics._order.exact_row_sums` — would make such ties exact in both precisions and
+break them by scikit-learn's own ``argmin`` rule, the first candidate, without departing from
+scikit-learn's choice anywhere its potentials differ by more than their rounding.)
 
 Given the same order and centres, float32 ends at float64's fit (≤ 1e-6 relative on every case
 examined). Before the QR factors, the relative regulariser and the double-word draws, the static
