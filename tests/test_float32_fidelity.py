@@ -34,11 +34,7 @@ PENDING = {
     "ncti": "issue 21: NCTI (registered in 5d13bfe) is not float32-ready on near-duplicate features (tau 0.81)",
 }
 #: the same for the slow tests (more synthetic kinds, shipped tasks), in addition to PENDING
-PENDING_SLOW = {
-    # measured by CI at 907bc97 (stop 26):
-    "nleep+ped": "issue 21: NLEEP + PED in float32: tau 0.94 on D >> N; vit-random 2.7e-2 relative on the shipped tasks",
-    "sfda+ped": "issue 21: SFDA + PED in float32 differs by 9.4e-3 relative for vit-random on digits-degraded",
-}
+PENDING_SLOW: dict[str, str] = {}
 PEDS = {"ped": PEDConfig(nsigma=0.6)}
 
 
