@@ -51,31 +51,28 @@ Definition (every choice fixed, so a score is reproducible bit for bit):
   higher is better; computed as one rounding of the exact fraction (:func:`fold_accuracy`), so
   that equal accuracies are equal floats.
 
-**float32** (issue 21). Two things made float32 scores differ from float64 ones by more than the
-rounding of the distances, both fixed without changing what float64 computes:
+**float32** (issue 21). Two choices keep float32 scores equal to float64 ones up to the
+rounding of the distances, without changing what float64 computes:
 
 * *The canonical order.* A plain row sum as first key is ill-conditioned when the rows' sums are
   (nearly) constant: LayerNorm outputs without affine terms (a randomly initialised ViT) sum to
-  ~1e−7, zero up to rounding. That sum is then rounding noise — in float32, and after PED even
-  in float64, whose order was decided by rounding at 1e−16 — and the float32 order, hence the
-  fold of ~80 % of the samples (shipped zoo, vit-random), differed from the float64 one (knn
-  0.680 against 0.658 on fashion-blur; after PED on fashion-fewshot 79 of 100 samples changed
-  fold). The first key is therefore a *signed* row sum with fixed ±1 signs per column: its
-  spread over the samples is of the order of √D times the features' spread, whatever
-  normalisation makes the plain sums constant. In float32 :func:`canonical_order` sorts by the
-  *exact* signed row sums (:func:`exact_row_sums`: every entry cut into 12-bit chunks on one power-of-two
-  grid, the chunks summed as int32 and the carries propagated, giving integer digits whose
-  lexicographic order is the order of the exact sums) and the exact sums of squares (each square
-  split exactly into three float32 products, :func:`_exact_squares`). A float64 sum of float32
-  features is exact (or within 2^−53 of it), so float32 features give the float64 order, ties
-  included. After PED (computed in each precision) the rows are not the same numbers, but they
-  differ by ~1e−7 relative, far below the gaps between the signed sums of distinct samples.
+  zero up to rounding, so their order, hence the folds, would be decided by rounding. The first
+  key is therefore a *signed* row sum with fixed ±1 signs per column: its spread over the samples
+  is of the order of √D times the features' spread, whatever normalisation makes the plain sums
+  constant. In float32 :func:`canonical_order` sorts by the *exact* signed row sums
+  (:func:`exact_row_sums`: every entry cut into 12-bit chunks on one power-of-two grid, the
+  chunks summed as int32 and the carries propagated, giving integer digits whose lexicographic
+  order is the order of the exact sums) and the exact sums of squares (each square split exactly
+  into three float32 products, :func:`_exact_squares`). A float64 sum of float32 features is
+  exact (or within 2^−53 of it), so float32 features give the float64 order, ties included. After
+  PED (computed in each precision) the rows are not the same numbers, but they differ by ~1e−7
+  relative, far below the gaps between the signed sums of distinct samples.
 * *Ties between models.* Accuracies are fractions; a float sum of per-fold means rounds the same
-  fraction differently for different per-fold counts (0.711 and 0.7110000000000001), and float32
-  broke such ties in another direction than float64 (weighted τ 0.993 between two rankings with
-  the same fractions). The score is now one division of integers (fold sizes n and n + 1:
-  Σ_f h_f·w_f / (n(n+1)K')), so equal fractions are equal floats in both precisions. This moves
-  float64 scores by at most an ulp or two.
+  fraction differently for different per-fold counts (0.711 and 0.7110000000000001), so the score
+  is one division of integers (fold sizes n and n + 1: Σ_f h_f·w_f / (n(n+1)K')), and equal
+  fractions are equal floats in both precisions.
+
+The measurements behind both are in docs/precision.md ("kNN accuracy and linear probe").
 
 Where pedjax differs from the scikit-learn pipeline, on purpose:
 
@@ -92,9 +89,8 @@ Where pedjax differs from the scikit-learn pipeline, on purpose:
 Defaults: k = 5 (scikit-learn's ``n_neighbors`` default; the benchmark papers we could read do
 not fix one value), K = 5 folds, seed 0.
 
-Cost (float64, 2-core CPU): N = 5000, D = 512, C = 10 takes 1.5 s of CPU time per call after
-compilation (one N × N × D product in row blocks and k passes of a masked minimum over each
-block; XLA:CPU's ``top_k`` was ~7× slower).
+Cost: one N × N × D product in row blocks and k passes of a masked minimum over each block
+(timings: docs/precision.md, "kNN accuracy and linear probe").
 """
 from __future__ import annotations
 
@@ -104,8 +100,8 @@ import numpy as np
 
 from .._linalg import host_kernels_enabled
 from .._validate import check_choice, encode_labels
-from ._registry import evaluate, register
 from ._order import _exact_squares, _signs, canonical_order, exact_row_sums, slot_keys  # noqa: F401  (shared; re-exported)
+from ._registry import evaluate, register
 from .nleep import _matmul as _host_matmul
 
 __all__ = ["knn", "knn_core", "stratified_folds", "canonical_folds", "canonical_order", "exact_row_sums", "slot_keys",
@@ -126,16 +122,36 @@ def _float(X):
 
 def dot(a: jax.Array, b: jax.Array) -> jax.Array:
     """``a @ b`` at full precision: the host BLAS for large float64 products on the CPU backend
-    (:func:`pedjax.metrics.nleep._matmul`), the highest XLA precision elsewhere (no TF32 /
-    bfloat16 passes on accelerators)."""
+    (``pedjax.metrics.nleep._matmul``), the highest XLA precision elsewhere (no TF32 /
+    bfloat16 passes on accelerators).
+
+    Args:
+      a: left factor [M, K].
+      b: right factor [K, P], same dtype as ``a``.
+
+    Returns:
+      The product [M, P] (a ``jax.Array`` of the inputs' dtype).
+    """
     if a.dtype == jnp.float64 and host_kernels_enabled():
         return _host_matmul(a, b)
     return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
 
 
 def canonical_folds(X: jax.Array, y: jax.Array, num_classes: int, folds: int, seed=0):
-    """``(order [N], fold [N])``: the canonical sample order and the fold of the sample at each
-    canonical position (see the module docstring). Pure JAX; ``seed`` may be traced."""
+    """The canonical sample order and the fold of the sample at each canonical position (the
+    seeded stratified draw of the module docstring). Pure JAX; ``seed`` may be traced.
+
+    Args:
+      X: features [N, D] (floating point); they fix the canonical order.
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C (static).
+      folds: number of folds K, 2 ≤ K ≤ N (static).
+      seed: integer seed of the draw (default 0).
+
+    Returns:
+      ``(order, fold)``, both int32 [N]: ``order[p]`` is the sample at canonical position p and
+      ``fold[p]`` its fold in 0..K−1.
+    """
     N = y.shape[0]
     pos = jnp.arange(N, dtype=jnp.int32)
     order = canonical_order(X)
@@ -152,7 +168,20 @@ def canonical_folds(X: jax.Array, y: jax.Array, num_classes: int, folds: int, se
 
 
 def stratified_folds(X: jax.Array, y: jax.Array, num_classes: int, folds: int = 5, seed=0) -> jax.Array:
-    """The fold (0..folds−1) of every sample [N], in the given sample order (module docstring)."""
+    """The stratified, seeded, order-free fold of every sample (the draw of the module docstring,
+    shared by :func:`knn` and :func:`pedjax.metrics.linear_probe`). Pure JAX, no validation.
+
+    Args:
+      X: features [N, D]; they fix the canonical order, so the folds do not depend on the order
+        of the samples.
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C.
+      folds: number of folds K (default 5), 2 ≤ K ≤ N.
+      seed: integer seed of the draw (default 0); may be traced.
+
+    Returns:
+      int32 ``jax.Array`` [N]: the fold (0..folds−1) of every sample, in the given sample order.
+    """
     order, fold = canonical_folds(_float(X), y, num_classes, folds, seed)
     return jnp.zeros_like(fold).at[order].set(fold)
 
@@ -160,8 +189,8 @@ def stratified_folds(X: jax.Array, y: jax.Array, num_classes: int, folds: int = 
 def _k_smallest(d: jax.Array, iota: jax.Array, k: int) -> jax.Array:
     """Positions [B, k] of the k smallest entries of each row of ``d`` [B, N] in ascending
     lexicographic (value, position) order: k passes, each the minimum over the entries after the
-    previous pick. (XLA:CPU's ``top_k`` and sort are ~7× slower here: measured 4 s against 0.6 s
-    of CPU time for 5000 × 5000, k = 5.) Entries equal to +inf are picked last, by position."""
+    previous pick (faster than XLA:CPU's ``top_k`` and sort here: docs/precision.md). Entries
+    equal to +inf are picked last, by position."""
     B, N = d.shape
 
     def body(j, state):
@@ -182,10 +211,22 @@ def _block_size(N: int) -> int:
 
 def knn_predictions(X: jax.Array, y: jax.Array, fold: jax.Array, num_classes: int, k: int = 5,
                     ties: str = "nearest") -> jax.Array:
-    """Predicted class [N] of every sample from its k nearest neighbours in the other folds.
+    """Predicted class of every sample from its k nearest neighbours in the other folds.
 
-    ``X`` [N, D] and ``y``, ``fold`` [N] in the order whose positions break distance ties (the
-    canonical order in :func:`knn_core`).
+    The inputs are in the order whose positions break distance ties (the canonical order in
+    :func:`knn_core`). Pure JAX.
+
+    Args:
+      X: features [N, D].
+      y: coded labels [N] (integers 0..num_classes−1).
+      fold: fold of every sample [N]; a sample's neighbours come from the other folds only.
+      num_classes: number of classes C.
+      k: neighbours per vote (default 5; all training samples vote when fewer).
+      ties: ``"nearest"`` (the tied class with the nearest neighbour) or ``"sklearn"`` (the
+        smallest label).
+
+    Returns:
+      int32 ``jax.Array`` [N]: the predicted class of every sample.
     """
     X = _float(X)
     N = X.shape[0]
@@ -220,7 +261,16 @@ def knn_predictions(X: jax.Array, y: jax.Array, fold: jax.Array, num_classes: in
 
 
 def fold_mean(values: jax.Array, fold: jax.Array, folds: int) -> jax.Array:
-    """Mean over the non-empty folds of the per-fold mean of ``values`` [N]."""
+    """Mean over the non-empty folds of the per-fold mean of ``values``.
+
+    Args:
+      values: per-sample values [N] (floating point).
+      fold: fold of every sample [N] (integers 0..folds−1).
+      folds: number of folds K.
+
+    Returns:
+      Scalar ``jax.Array`` of the dtype of ``values``.
+    """
     size = jax.ops.segment_sum(jnp.ones_like(values), fold, folds)
     tot = jax.ops.segment_sum(values, fold, folds)
     per = tot / jnp.maximum(size, 1.0)
@@ -237,8 +287,18 @@ def fold_accuracy(correct: jax.Array, fold: jax.Array, folds: int, dtype) -> jax
     (1/K')·Σ_f h_f/n_f = Σ_f h_f·w_f / (n(n+1)K') with w_f = n + 1 − [n_f = n + 1] in integers, then
     one division. Equal accuracies then give equal floats in either precision (a sum of per-fold
     means rounds differently for different per-fold counts of the same mean, and float32 and float64
-    ordered such ties differently: the "tau" of two tied models). Other fold sizes (``fold_ids``) or
-    N > 65000: :func:`fold_mean`."""
+    ordered such ties differently). Other fold sizes (``fold_ids``) or N > 65000:
+    :func:`fold_mean`.
+
+    Args:
+      correct: whether each held-out prediction is right, bool [N].
+      fold: fold of every sample [N] (integers 0..folds−1).
+      folds: number of folds K.
+      dtype: floating dtype of the result.
+
+    Returns:
+      Scalar ``jax.Array`` of ``dtype``: the accuracy in [0, 1].
+    """
     N = correct.shape[0]
     fallback = fold_mean(correct.astype(dtype), fold, folds)
     if N > _EXACT_ACCURACY_MAX_N:
@@ -255,10 +315,24 @@ def fold_accuracy(correct: jax.Array, fold: jax.Array, folds: int, dtype) -> jax
 
 def knn_core(X: jax.Array, y: jax.Array, num_classes: int, k: int = 5, folds: int = 5, seed=0,
              ties: str = "nearest", fold_ids=None) -> jax.Array:
-    """Cross-validated kNN accuracy of features ``X`` [N, D] for coded labels ``y`` [N] (pure JAX).
+    """Cross-validated kNN accuracy of features ``X`` for coded labels ``y`` (pure JAX, no
+    validation; the definition is in the module docstring of :func:`knn`).
 
-    Static: ``k``, ``folds``, ``ties``. ``seed`` may be traced. ``fold_ids`` [N] (values
-    0..folds−1, in the given sample order) replaces the seeded stratified draw.
+    Static: ``k``, ``folds``, ``ties``. ``seed`` may be traced.
+
+    Args:
+      X: features [N, D].
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C.
+      k: neighbours per vote (default 5).
+      folds: number of folds K (default 5), 2 ≤ K ≤ N.
+      seed: integer seed of the fold draw (default 0).
+      ties: ``"nearest"`` (default) or ``"sklearn"``, as in :func:`knn`.
+      fold_ids: optional int array [N] with values 0..folds−1, in the given sample order; replaces
+        the seeded stratified draw.
+
+    Returns:
+      Scalar ``jax.Array`` of the features' dtype: the mean held-out accuracy in [0, 1].
     """
     X = _float(X)
     if fold_ids is None:
@@ -272,9 +346,24 @@ def knn_core(X: jax.Array, y: jax.Array, num_classes: int, k: int = 5, folds: in
 
 
 def check_folds(folds, seed, fold_ids, n: int):
-    """Validated ``(folds, seed, fold_ids)`` for the cross-validated metrics (a ``ValueError``
-    naming the argument otherwise). ``fold_ids`` (any integer labels, one per sample) are coded
-    0..K−1 and set ``folds`` to their count."""
+    """Validated ``(folds, seed, fold_ids)`` for the cross-validated metrics. ``fold_ids`` (any
+    integer labels, one per sample) are coded 0..K−1 and set ``folds`` to their count.
+
+    Args:
+      folds: requested number of folds (an integer, 2 ≤ folds ≤ n); ignored with ``fold_ids``.
+      seed: integer seed of the fold draw; ignored (returned as 0) with ``fold_ids``.
+      fold_ids: ``None`` or one integer (or bool) fold label per sample, shape (n,).
+      n: number of samples N.
+
+    Returns:
+      ``(folds, seed, fold_ids)``: Python ints, and ``None`` or the coded fold labels (int32
+      NumPy array [n], values 0..folds−1).
+
+    Raises:
+      ValueError: ``fold_ids`` is not one-dimensional of length n, not integer-valued, or has
+        fewer than 2 distinct values; ``folds`` is not an integer in [2, n]; ``seed`` is not an
+        integer.
+    """
     if fold_ids is not None:
         f = np.asarray(fold_ids)
         if f.ndim != 1 or f.shape[0] != n:
@@ -294,11 +383,22 @@ def check_folds(folds, seed, fold_ids, n: int):
 
 @register("knn", knn_core, static=("k", "folds", "ties"), citation=_CITATION)
 def knn(X, y, k: int = 5, folds: int = 5, seed: int = 0, ties: str = "nearest", fold_ids=None) -> float:
-    """Cross-validated k-nearest-neighbour accuracy of features ``X`` [N, D] for labels ``y`` [N]
-    (in [0, 1], higher is better; see the module docstring for the exact definition).
+    """Cross-validated k-nearest-neighbour accuracy of features ``X`` for labels ``y`` (in [0, 1],
+    higher is better).
+
+    Definition: K stratified folds drawn in a canonical, label-name-free sample order (so the
+    score does not change when the samples are permuted); every sample is predicted by the
+    uniform majority vote of its k nearest samples (Euclidean distance) in the other folds; the
+    score is the mean over folds of the held-out accuracy, as
+    ``cross_val_score(KNeighborsClassifier(k), X, y, cv=folds).mean()``. The exact rules (fold
+    draw, distance ties, vote ties) are in the docstring of the module ``pedjax.metrics._knn``.
+    Like every public metric, it also takes the keyword ``precision=`` (``"auto"``,
+    ``"float64"`` or ``"float32"``; docs/precision.md).
 
     Args:
-      k: neighbours per vote (Euclidean distance).
+      X: features [N, D] (any real array; the features of one model on the target set).
+      y: labels [N], any integer values (coded 0..C−1 in sorted order).
+      k: neighbours per vote (Euclidean distance; default 5, scikit-learn's default).
       folds: stratified folds K (2 ≤ K ≤ N); a class with fewer than K members is held out in
         fewer folds, as with scikit-learn's ``StratifiedKFold``.
       seed: seeds the fold draw; the same seed gives the same folds (and score) bit for bit, in
@@ -306,7 +406,16 @@ def knn(X, y, k: int = 5, folds: int = 5, seed: int = 0, ties: str = "nearest", 
       ties: ``"nearest"`` (the tied class with the nearest neighbour; default, independent of the
         label names) or ``"sklearn"`` (the smallest label, as ``KNeighborsClassifier``).
       fold_ids: optional explicit fold of every sample [N] (any integers); replaces ``folds``
-        and ``seed``.
+        and ``seed``. Pass the same ``fold_ids`` to every model to hold the split fixed across a
+        zoo.
+
+    Returns:
+      The score as a Python ``float``; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``k`` is not a positive integer; ``ties`` is not one of the two choices;
+        ``folds``, ``seed`` or ``fold_ids`` are invalid (:func:`check_folds`); ``X`` or ``y``
+        are malformed (not [N, D] and [N], non-finite features, fewer than 2 classes).
     """
     codes, _ = encode_labels(y, "y")
     n = codes.shape[0]

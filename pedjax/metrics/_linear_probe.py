@@ -36,9 +36,9 @@ Definition:
   rounding of the exact fraction (:func:`pedjax.metrics._knn.fold_accuracy`), so that equal
   accuracies are equal floats in float32 and float64.
 * **float32**: the folds come from :func:`pedjax.metrics._knn.canonical_order`, whose float32 keys
-  are exact sums — float32 row sums of LayerNorm features (sums ~1e−7) ordered the samples by
-  rounding and gave them other folds than float64; see :mod:`pedjax.metrics._knn`. And the
-  solver runs to the same tolerance in both precisions (below).
+  are exact sums, so float32 and float64 features get the same folds (see
+  :mod:`pedjax.metrics._knn`). And the solver runs to the same tolerance in both precisions
+  (below).
 
 **Solver** (exact to a tolerance, deterministic, jit/vmap-able). One symmetric eigendecomposition
 of the standardised features' Gram (XᵀX, or XXᵀ when N ≤ D, like LogME) gives an orthonormal
@@ -48,10 +48,9 @@ rows lie in that space, and the penalty makes the optimal W lie in it too, so W 
 variables are preconditioned as A = P·B with P_k = (σ_k²/N + μ̄)^(−½), μ̄ = 1/(C_reg·n̄) and
 n̄ = N(K−1)/K the mean training size: the Hessian of the penalised loss in B is then close to the
 identity on the directions the data excite while the probabilities are not saturated (near a
-confident optimum the softmax curvature shrinks — measured condition numbers of several hundred —
-and L-BFGS does the rest). P is the same for every fold, so under ``vmap`` over folds each
-product reads the preconditioned features once for all K folds (one [N, r] × [r, K·C] product;
-7× less CPU time than per-fold scalings at N = 5000, D = 512).
+confident optimum the softmax curvature shrinks, and L-BFGS does the rest). P is the same for
+every fold, so under ``vmap`` over folds each product reads the preconditioned features once for
+all K folds (one [N, r] × [r, K·C] product instead of K).
 
 L-BFGS: memory 10; backtracking from the unit step until Armijo's sufficient decrease holds or,
 once objective values agree to rounding, Hager & Zhang's approximate Wolfe condition on the
@@ -60,23 +59,20 @@ longer resolve progress); the objective is strictly convex, so every curvature p
 It stops when the largest entry of the gradient in B is ≤ ``tol`` (default 1e-8: coefficients
 to about 1e-6 relative; never below 0.05·eps of the dtype), when no step is acceptable (the
 rounding floor), or after ``max_iter`` iterations (default 1000). All folds are solved at once
-under ``vmap``. The tolerance's floor was 100·eps until issue 21: 1.2e-5 in float32, where
-the fits stopped after ~30 iterations with held-out logits 0.5 (of 15) away from the optimum on
-D ≫ N features (nearly separable training folds: the penalty alone fixes the solution, and the
-penalised Hessian's smallest eigenvalue is ~μ·N/σ² ~ 1e-4, so a gradient of 1e-5 leaves
-coefficient errors ~0.1). The float32 gradient's rounding is ~eps times its terms, and the
-float32 iterations reach 1e-8 in about as many steps as float64 (measured on synthetic-d>>n:
-logits within 7e-4 of float64's, held-out log-likelihood within 4e-6 relative); the floor is
-now 0.05·eps, which leaves float64 (default ``tol`` 1e-8 ≫ 100·eps) unchanged. The start θ = 0 is evaluated in closed form (f = log C; the gradient of the
-centred class indicators). Besides saving a product, this avoids a miscompilation of jaxlib
-0.10.2's XLA:CPU: a "YNN" fusion of broadcast → dot → reduce (here: the features times the zero
-matrix, then log-softmax) returns garbage (±1e155, NaN) in some compilations;
-``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=`` disables those fusions.
+under ``vmap``. The tolerance's floor 0.05·eps lets float32 reach the default 1e-8 (float32's
+rounding of the gradient is ~eps times its terms): on D ≫ N features (nearly separable training
+folds) the penalty alone fixes the solution and the penalised Hessian's smallest eigenvalue is
+small, so a looser float32 tolerance would leave large coefficient errors; float64 (default
+``tol`` 1e-8 ≫ eps) is unaffected. The start θ = 0 is evaluated in closed form (f = log C; the
+gradient of the centred class indicators). Besides saving a product, this avoids a
+miscompilation of jaxlib 0.10.2's XLA:CPU: a "YNN" fusion of broadcast → dot → reduce (here: the
+features times the zero matrix, then log-softmax) returns garbage (±1e155, NaN) in some
+compilations; ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=`` disables those fusions.
 
-Cost (float64, 2-core CPU): N = 5000, D = 512, C = 10 takes ~13 s of CPU time per call after
-compilation (one D × D eigendecomposition, then several hundred L-BFGS iterations of all 5 folds
-together, each one [5000, 512] × [512, 50] product and its transpose). The fitted coefficients
-of one training set are available from :func:`linear_probe_fit`.
+Cost: one eigendecomposition of the smaller Gram matrix, then the L-BFGS iterations of all folds
+together, each one [N, r] × [r, K·C] product and its transpose (timings and the float32
+tolerance measurements: docs/precision.md, "kNN accuracy and linear probe"). The fitted
+coefficients of one training set are available from :func:`linear_probe_fit`.
 
 Differences from scikit-learn, on purpose: the standardisation over all target samples (above);
 the convergence test (scikit-learn's L-BFGS-B stops at ``tol`` on the gradient or at a relative
@@ -139,7 +135,14 @@ def _gram(X: jax.Array) -> jax.Array:
 
 def standardise(X: jax.Array) -> jax.Array:
     """``(X − mean) / std`` per feature (ddof 0, two-pass mean); features scikit-learn's
-    ``StandardScaler`` calls constant keep scale 1."""
+    ``StandardScaler`` calls constant keep scale 1 (are only centred).
+
+    Args:
+      X: features [N, D] (converted to the default float type).
+
+    Returns:
+      The standardised features [N, D] (``jax.Array``).
+    """
     X = _float(X)
     N = X.shape[0]
     eps = jnp.finfo(X.dtype).eps
@@ -155,7 +158,15 @@ def spectral_features(Xs: jax.Array):
     """``(Z [N, r], σ² [r], basis)`` with r = min(N, D): the standardised features in an
     orthonormal basis of their row space (``Z = Xs·V``), the squared singular values, and what
     maps coefficients back to feature space (V [D, D] when N > D; U [N, N] when N ≤ D, where
-    V = Xsᵀ·U·diag(1/σ) on the directions with σ > 0)."""
+    V = Xsᵀ·U·diag(1/σ) on the directions with σ > 0).
+
+    Args:
+      Xs: standardised features [N, D] (:func:`standardise`).
+
+    Returns:
+      ``(Z, sig2, basis)``: ``Z`` [N, r], ``sig2`` [r] (eigenvalues of the smaller Gram matrix
+      clamped at 0, ascending) and ``basis`` (V [D, D] when N > D, else U [N, N]).
+    """
     N, D = Xs.shape
     if N > D:
         lam, V = jnp.linalg.eigh(_gram(Xs))
@@ -181,8 +192,19 @@ def lbfgs(fun, x0: jax.Array, max_iter: int, tol, memory: int | None = None, sta
     decrease holds, or, where objective values agree to rounding, Hager–Zhang's approximate
     Wolfe condition ∇f(x + td)ᵀd ≤ −(1 − 2δ)·∇f(x)ᵀd. Stops when
     ``max|∇f| ≤ tol``, when no step decreases ``f`` (rounding floor), or after ``max_iter``
-    iterations. ``start``: ``(f(x0), ∇f(x0))`` when known in closed form. Returns
-    ``(x, f, max|∇f|, iterations)``. Pure JAX; vmap-able.
+    iterations. Pure JAX; vmap-able.
+
+    Args:
+      fun: the objective, a scalar function of a flat parameter vector (differentiable by JAX).
+      x0: starting point, flat [P].
+      max_iter: iteration limit (0: return the start).
+      tol: gradient tolerance on ``max|∇f|`` (may be traced).
+      memory: number of stored curvature pairs (default 10).
+      start: optional ``(f(x0), ∇f(x0))`` when known in closed form (saves one evaluation).
+
+    Returns:
+      ``(x, f, max|∇f|, iterations)``: the final point [P], its objective value, its largest
+      gradient entry and the number of iterations run (int32), all ``jax.Array``.
     """
     memory = _MEMORY if memory is None else int(memory)
     vg = jax.value_and_grad(fun)
@@ -280,7 +302,17 @@ def lbfgs(fun, x0: jax.Array, max_iter: int, tol, memory: int | None = None, sta
 def preconditioner(sig2: jax.Array, N: int, C, n_train) -> jax.Array:
     """P_k = (σ_k²/N + μ)^(−½) with μ = 1/(C·n_train): the coordinate scaling of
     :func:`_fit_fold` (any positive scaling gives the same optimum; this one makes the penalised
-    Hessian close to the identity on the directions the data excite)."""
+    Hessian close to the identity on the directions the data excite).
+
+    Args:
+      sig2: squared singular values σ² [r] of the standardised features.
+      N: number of samples.
+      C: inverse penalty strength (scikit-learn's ``C``).
+      n_train: number of training samples (may be fractional: the mean over folds).
+
+    Returns:
+      The scaling P [r] (``jax.Array``).
+    """
     return jax.lax.rsqrt(sig2 / N + 1.0 / (C * n_train))
 
 
@@ -333,8 +365,29 @@ def _prepare(X, y, num_classes, folds, seed, fold_ids):
 def linear_probe_core(X: jax.Array, y: jax.Array, num_classes: int, C=DEFAULT_C, folds: int = 5, seed=0,
                       score: str = "accuracy", max_iter: int = DEFAULT_MAX_ITER, tol=DEFAULT_TOL,
                       fold_ids=None) -> jax.Array:
-    """Cross-validated linear-probe score of features ``X`` [N, D] for coded labels ``y`` [N]
-    (pure JAX). Static: ``folds``, ``score``, ``max_iter``; ``C``, ``seed`` and ``tol`` may be traced."""
+    """Cross-validated linear-probe score of features ``X`` for coded labels ``y`` (pure JAX, no
+    validation; the definition is in the module docstring of :func:`linear_probe`).
+
+    Static: ``folds``, ``score``, ``max_iter``; ``C``, ``seed`` and ``tol`` may be traced.
+
+    Args:
+      X: features [N, D].
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C.
+      C: inverse L2 penalty strength (scikit-learn's ``C``; default 1.0).
+      folds: number of folds K (default 5), 2 ≤ K ≤ N.
+      seed: integer seed of the fold draw (default 0).
+      score: ``"accuracy"`` (default) or ``"log_likelihood"``.
+      max_iter: L-BFGS iteration limit per fold (default 1000).
+      tol: L-BFGS tolerance on the largest preconditioned gradient entry (default 1e-8; never
+        below 0.05·eps of the dtype).
+      fold_ids: optional int array [N] with values 0..folds−1, in the given sample order; replaces
+        the seeded stratified draw.
+
+    Returns:
+      Scalar ``jax.Array`` of the features' dtype: the mean held-out accuracy in [0, 1] or the
+      mean held-out log-likelihood (≤ 0).
+    """
     Xo, yo, fold = _prepare(X, y, num_classes, folds, seed, fold_ids)
     Z, sig2, _ = spectral_features(standardise(Xo))
     N = Z.shape[0]
@@ -376,7 +429,26 @@ def linear_probe_fit(X, y, train=None, C: float = DEFAULT_C, max_iter: int = DEF
     standardised feature space of all N samples: ``(coef [C, D], intercept [C], iterations,
     max|∇|)`` — scikit-learn's ``coef_`` / ``intercept_`` of
     ``LogisticRegression(C).fit(StandardScaler().fit_transform(X)[train], y[train])`` for C ≥ 3
-    classes (symmetric intercepts)."""
+    classes (symmetric intercepts). Runs in the precision of the surrounding
+    :func:`pedjax.precision` block (``"auto"`` outside one).
+
+    Args:
+      X: features [N, D].
+      y: labels [N], any integer values (coded 0..C−1 in sorted order), at least 2 classes.
+      train: boolean mask [N] of the training samples; ``None`` (default) uses all.
+      C: inverse L2 penalty strength (scikit-learn's ``C``; default 1.0).
+      max_iter: L-BFGS iteration limit (default 1000).
+      tol: L-BFGS tolerance on the largest preconditioned gradient entry (default 1e-8).
+
+    Returns:
+      ``(coef, intercept, iterations, grad_max)``: NumPy arrays [C, D] and [C] (rows in the
+      sorted label order; classes without a training sample get zero intercept), the number of
+      L-BFGS iterations (int) and the final largest gradient entry (float).
+
+    Raises:
+      ValueError: ``train`` is not of shape [N]; ``X`` or ``y`` are malformed (not [N, D] and
+        [N], non-finite features, fewer than 2 classes).
+    """
     from .._precision import scope
 
     with scope():
@@ -395,15 +467,39 @@ _STATIC = ("folds", "score", "max_iter")
 @register("linear_probe", linear_probe_core, static=_STATIC, citation=_CITATION)
 def linear_probe(X, y, C: float = DEFAULT_C, folds: int = 5, seed: int = 0, score: str = "accuracy",
                  max_iter: int = DEFAULT_MAX_ITER, tol: float = DEFAULT_TOL, fold_ids=None) -> float:
-    """Cross-validated linear-probe score of features ``X`` [N, D] for labels ``y`` [N] (higher is
-    better; see the module docstring for the exact definition).
+    """Cross-validated linear-probe score of features ``X`` for labels ``y`` (higher is better).
+
+    Definition: on the features standardised over all N samples, an L2-penalised multinomial
+    logistic regression (scikit-learn's ``LogisticRegression(C=C)`` objective, fitted to a
+    tolerance) is trained on each fold's training samples; the score is the mean over the folds
+    (the stratified, order-free draw of :func:`pedjax.metrics.knn`) of the held-out accuracy or
+    log-likelihood.
+    The full definition and solver are in the docstring of the module
+    ``pedjax.metrics._linear_probe``. Like every public metric, it also takes the keyword
+    ``precision=`` (``"auto"``, ``"float64"`` or ``"float32"``; docs/precision.md).
 
     Args:
+      X: features [N, D] (any real array; the features of one model on the target set).
+      y: labels [N], any integer values (coded 0..C−1 in sorted order).
       C: inverse L2 penalty strength, scikit-learn's ``C`` (default 1.0), on standardised features.
-      folds, seed, fold_ids: the cross-validation folds, as in :func:`pedjax.metrics._knn.knn`.
+      folds: stratified folds K (2 ≤ K ≤ N; default 5), as in :func:`pedjax.metrics.knn`.
+      seed: integer seed of the fold draw (default 0), as in :func:`pedjax.metrics.knn`.
       score: ``"accuracy"`` (mean held-out accuracy) or ``"log_likelihood"`` (mean held-out
-        log p(y|x): continuous, ranks models whose accuracies tie).
-      max_iter, tol: L-BFGS limits (iterations; largest preconditioned gradient entry).
+        log p(y|x), log-probabilities floored at log 1e−15: continuous, ranks models whose
+        accuracies tie).
+      max_iter: L-BFGS iteration limit per fold (default 1000).
+      tol: L-BFGS tolerance on the largest preconditioned gradient entry (default 1e-8).
+      fold_ids: optional explicit fold of every sample [N] (any integers); replaces ``folds``
+        and ``seed``.
+
+    Returns:
+      The score as a Python ``float``; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``score`` is not one of the two choices; ``C`` is not positive and finite;
+        ``max_iter`` is not a positive integer; ``tol`` is negative or not finite; ``folds``,
+        ``seed`` or ``fold_ids`` are invalid (:func:`pedjax.metrics._knn.check_folds`); ``X`` or
+        ``y`` are malformed (not [N, D] and [N], non-finite features, fewer than 2 classes).
     """
     codes, _ = encode_labels(y, "y")
     n = codes.shape[0]

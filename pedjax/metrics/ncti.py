@@ -62,11 +62,10 @@ Where pedjax differs from the published code (documented, on purpose):
   computation above, unchanged; below float64:
 
   - the PCA comes from an SVD of the centred features (two-pass centring) instead of the Gram
-    eigendecomposition, which resolves eigenvalues only to ~eps·λ_max (~1e-7·λ_max in float32):
-    real components 1e-4 of the leading one in scale (cnn-dae on fashion-tops) were zeroed in
-    float32 and standardised in float64 (S_seli off by up to 10 %). Components whose singular
+    eigendecomposition, which resolves eigenvalues only to ~eps·λ_max (~1e-7·λ_max in float32)
+    and would zero real small components that float64 standardises. Components whose singular
     value is ≤ √max(N, D)·eps·σ_max are zeroed (the rounding level of the SVD of the float32
-    centred features; measured ≈ 0.3·eps·σ_max on the shipped zoo);
+    centred features);
   - the eigen solver is whitened by the SVD of the within-class residuals (QR first):
     W = V·diag(w)·Vᵀ, so Sw = V·diag((1 − s)w + s·tr(W)/k)·Vᵀ exactly and Sw^(−1/2) needs no
     Cholesky factor; the generalized eigenproblem becomes the symmetric one of
@@ -74,11 +73,12 @@ Where pedjax differs from the published code (documented, on purpose):
     centred class means. This keeps the published shrinkage s however small (≥ 1e-10): a PCA
     direction that is zero (rank-deficient features) is a generalized eigenvector with eigenvalue
     tr(B)/tr(W) whatever s is, and float64 can rank it among the top C − 1 (a zero projection
-    column). The former float32 path floored s at k·eps for its Cholesky factor, which divided
-    that eigenvalue by k·eps/s and swapped in a real direction (vit-supervised on fashion-tops:
-    S_seli 96 → 131, the zoo-level score off by 0.45 of the zoo's spread);
+    column); flooring s for a Cholesky factor would divide that eigenvalue and swap in a real
+    direction;
   - singular values of the scaled within-class residuals (svd solver) are cut at
     max(1e-4, k·eps·S_max) (1e-4 in float64).
+
+  The measurements behind these choices are in docs/precision.md ("NCTI").
 * Binary tasks: scikit-learn returns [1 − σ(d), σ(d)]; softmax of the two logits is the same
   number (up to rounding of 1 − σ).
 
@@ -248,8 +248,21 @@ def _classwise_nuclear(P, y, C):
 
 def ncti_components_core(X: jax.Array, y: jax.Array, num_classes: int, n_components: int = 64,
                          var_components: int = 32, within_scale: str = "n_minus_c") -> jax.Array:
-    """``[S_seli, S_ncc, S_vc]`` of features ``X`` [N, D] for coded labels ``y`` (pure JAX; the
-    options are static)."""
+    """``[S_seli, S_ncc, S_vc]`` of features ``X`` for coded labels ``y`` (pure JAX, no validation;
+    the options are static). The terms are defined in the docstring of the module
+    ``pedjax.metrics.ncti``; the float64 and float32 paths differ as described there.
+
+    Args:
+      X: features [N, D] (float64, or a lower float type for the float32 path).
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C.
+      n_components: PCA width (default 64; capped at min(N − 1, D)).
+      var_components: how many leading PCA variances set the shrinkage (default 32).
+      within_scale: ``"n_minus_c"`` (default, published) or ``"n"`` (scikit-learn ≥ 1.9).
+
+    Returns:
+      ``jax.Array`` [3] of the features' dtype: S_seli, S_ncc, S_vc.
+    """
     X = jnp.asarray(X)
     N, D = X.shape
     C = num_classes
@@ -276,8 +289,24 @@ def ncti_components_core(X: jax.Array, y: jax.Array, num_classes: int, n_compone
 def ncti_core(X: jax.Array, y: jax.Array, num_classes: int, seli_weight: float = 1.0, ncc_weight: float = 1.0,
               vc_weight: float = 1.0, n_components: int = 64, var_components: int = 32,
               within_scale: str = "n_minus_c") -> jax.Array:
-    """``seli_weight·S_seli + ncc_weight·S_ncc − vc_weight·S_vc`` (pure JAX; the unscaled sum —
-    the published score min–max scales each term over the zoo: :func:`ncti_combine`)."""
+    """``seli_weight·S_seli + ncc_weight·S_ncc − vc_weight·S_vc`` (pure JAX, no validation; the
+    unscaled sum — the published score min–max scales each term over the zoo:
+    :func:`ncti_combine`). Static: ``n_components``, ``var_components``, ``within_scale``.
+
+    Args:
+      X: features [N, D].
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C.
+      seli_weight: weight of S_seli (default 1).
+      ncc_weight: weight of S_ncc (default 1).
+      vc_weight: weight of S_vc (default 1; subtracted).
+      n_components: PCA width (default 64; capped at min(N − 1, D)).
+      var_components: how many leading PCA variances set the shrinkage (default 32).
+      within_scale: ``"n_minus_c"`` (default, published) or ``"n"`` (scikit-learn ≥ 1.9).
+
+    Returns:
+      Scalar ``jax.Array`` of the features' dtype.
+    """
     seli, ncc, vc = ncti_components_core(X, y, num_classes, n_components, var_components, within_scale)
     return seli_weight * seli + ncc_weight * ncc - vc_weight * vc
 
@@ -301,7 +330,9 @@ def ncti(X, y, seli_weight: float = 1.0, ncc_weight: float = 1.0, vc_weight: flo
          var_components: int = 32, within_scale: str = "n_minus_c") -> float:
     """NCTI of features ``X`` [N, D] for labels ``y`` [N]: ``seli_weight·S_seli + ncc_weight·S_ncc −
     vc_weight·S_vc`` (unscaled; higher is better). The published score normalises each term over
-    the zoo: use :func:`ncti_components` and :func:`ncti_combine`, or :func:`ncti_zoo`.
+    the zoo: use :func:`ncti_components` and :func:`ncti_combine`, or :func:`ncti_zoo`. Like
+    every public metric, it also takes the keyword ``precision=`` (``"auto"``, ``"float64"`` or
+    ``"float32"``; docs/precision.md).
 
     Args:
       X: features [N, D].
@@ -310,6 +341,14 @@ def ncti(X, y, seli_weight: float = 1.0, ncc_weight: float = 1.0, vc_weight: flo
       n_components: PCA width (64 in the reference; capped at min(N − 1, D)).
       var_components: how many leading PCA variances set the shrinkage (32 in the reference).
       within_scale: "n_minus_c" (published: scikit-learn ≤ 1.8's svd solver) or "n" (≥ 1.9).
+
+    Returns:
+      The unscaled score as a Python ``float``; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``n_components`` or ``var_components`` is not a positive integer;
+        ``within_scale`` is not one of the two choices; ``X`` or ``y`` are malformed (not
+        [N, D] and [N], non-finite features, fewer than 2 classes).
     """
     opts = _options(n_components, var_components, within_scale)
     return evaluate(ncti_core, X, y, static=_STATIC, seli_weight=float(seli_weight), ncc_weight=float(ncc_weight),
@@ -318,8 +357,26 @@ def ncti(X, y, seli_weight: float = 1.0, ncc_weight: float = 1.0, vc_weight: flo
 
 def ncti_components(X, y, n_components: int = 64, var_components: int = 32,
                     within_scale: str = "n_minus_c", *, precision: str | None = None) -> tuple[float, float, float]:
-    """``(S_seli, S_ncc, S_vc)`` of one model's features (``(nan, nan, nan)`` for degenerate
-    features: :func:`ncti_combine` ranks such a model last)."""
+    """``(S_seli, S_ncc, S_vc)`` of one model's features, the input of :func:`ncti_combine`.
+
+    Args:
+      X: features [N, D].
+      y: [N] integer labels, any values (coded 0..C-1 in sorted order), at least 2 classes.
+      n_components: PCA width (default 64; capped at min(N − 1, D)).
+      var_components: how many leading PCA variances set the shrinkage (default 32).
+      within_scale: ``"n_minus_c"`` (default, published) or ``"n"`` (scikit-learn ≥ 1.9).
+      precision: ``"auto"``, ``"float64"`` or ``"float32"``; ``None`` (default) uses the
+        surrounding :func:`pedjax.precision` block, else ``"auto"`` (docs/precision.md).
+
+    Returns:
+      ``(seli, ncc, vc)`` as Python floats; ``(nan, nan, nan)`` for degenerate features
+      (:func:`ncti_combine` ranks such a model last).
+
+    Raises:
+      ValueError: ``n_components`` or ``var_components`` is not a positive integer;
+        ``within_scale`` or ``precision`` is not one of its choices; ``X`` or ``y`` are malformed
+        (not [N, D] and [N], non-finite features, fewer than 2 classes).
+    """
     from .._precision import resolve, scope
 
     opts = _options(n_components, var_components, within_scale)
@@ -337,7 +394,18 @@ def ncti_combine(components: Mapping[str, tuple[float, float, float]]) -> dict[s
     """The published zoo-level NCTI: each of (S_seli, S_ncc, S_vc) min–max scaled over the models,
     then ``mm(S_ncc) + mm(S_seli) − mm(S_vc)``. A term equal for every model scales to 0 (the
     reference divides 0 by 0); a model with a non-finite component (degenerate features) scores
-    ``-inf`` and is left out of the scaling."""
+    ``-inf`` and is left out of the scaling.
+
+    Args:
+      components: ``{model name: (S_seli, S_ncc, S_vc)}``, e.g. from :func:`ncti_components`.
+
+    Returns:
+      ``{model name: score}`` in the order of ``components`` (higher is better; in [−1, 2] for
+      finite components, ``-inf`` for the others).
+
+    Raises:
+      ValueError: ``components`` is empty or its values are not triples.
+    """
     if len(components) == 0:
         raise ValueError("components: the zoo is empty; pass {name: (seli, ncc, vc)} for at least one model")
     names = list(components)
@@ -358,8 +426,21 @@ def ncti_combine(components: Mapping[str, tuple[float, float, float]]) -> dict[s
 
 
 def ncti_zoo(features: Mapping, y, **options) -> dict[str, float]:
-    """The published NCTI of a zoo ``{name: X [N, D_m]}`` on labels ``y``:
-    :func:`ncti_combine` of every model's :func:`ncti_components` (options passed on)."""
+    """The published NCTI of a zoo: :func:`ncti_combine` of every model's :func:`ncti_components`.
+
+    Args:
+      features: ``{name: X [N, D_m]}``, one feature matrix per model on the same N samples.
+      y: [N] integer labels, any values, at least 2 classes.
+      **options: passed on to :func:`ncti_components` (``n_components``, ``var_components``,
+        ``within_scale``, ``precision``).
+
+    Returns:
+      ``{name: score}`` (names as strings, in the order of ``features``; higher is better).
+
+    Raises:
+      ValueError: ``features`` is not a non-empty mapping; anything :func:`ncti_components`
+        raises for a model's features, the labels or the options.
+    """
     if not isinstance(features, Mapping) or len(features) == 0:
         raise ValueError("features: expected a non-empty dict {name: [N, D]}")
     return ncti_combine({str(k): ncti_components(v, y, **options) for k, v in features.items()})
