@@ -124,7 +124,7 @@ def main(argv=None):
 
     import pedjax
     from pedjax.metrics import nleep
-    from pedjax.metrics.nleep import nleep_pca_components
+    from pedjax.metrics._nleep import nleep_pca_components
 
     rows, notes, speedups = [], [], []
     for n, d, c in CASES:

@@ -1,4 +1,4 @@
-"""Host kernels shared by the metrics: dense products (and, in :mod:`pedjax.metrics.parc`, sorting).
+"""Host kernels shared by the metrics: dense products (and, in :mod:`pedjax.metrics._parc`, sorting).
 
 ``gram(X) = Xᵀ X`` dominates SFDA and LogME (an N·D² product). XLA's CPU backend computes
 float64 matrix products with Eigen, several times slower than the host's optimised BLAS that

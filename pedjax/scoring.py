@@ -35,7 +35,7 @@ from . import _precision
 from ._precision import entry_point
 from ._validate import as_float_matrix, check_std, check_vector, encode_labels, is_degenerate
 from .features import FeatureSet, FeatureStore
-from .metrics import REGISTRY, Metric
+from .metrics import REGISTRY, UNINFORMATIVE, Metric
 from .physics import PEDConfig, ped_core
 from .util import Progress, tracked
 
@@ -508,7 +508,7 @@ def _score_real_targets(features, targets, m: Metric, ped, metric_options, progr
     Y = as_targets(targets, "labels")
     named = _as_named(features)
     arrays = {k: as_float_matrix(v, f"features[{k!r}]", n=Y.shape[0]) for k, v in named.items()}
-    scores = {k: float(m.uninformative) for k, v in named.items() if is_degenerate(v)}
+    scores = {k: UNINFORMATIVE for k, v in named.items() if is_degenerate(v)}
     groups: dict[int, list[str]] = {}
     for k, v in arrays.items():
         if k not in scores:

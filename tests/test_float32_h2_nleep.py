@@ -20,7 +20,7 @@ import numpy as np
 import pedjax
 from pedjax.metrics import nleep as _nleep_public  # noqa: F401  (registers the module)
 
-nl = sys.modules["pedjax.metrics.nleep"]
+nl = sys.modules["pedjax.metrics._nleep"]
 
 
 def _scores(X, y):

@@ -21,7 +21,7 @@ import scipy.stats
 
 import pedjax
 
-ncti_mod = importlib.import_module("pedjax.metrics.ncti")
+ncti_mod = importlib.import_module("pedjax.metrics._ncti")
 
 
 def _dead(seed, N=400, D=32, C=4, scale=0.7):

@@ -23,7 +23,7 @@ import pytest
 import pedjax
 from pedjax.metrics import nleep as _nleep_public  # noqa: F401  (registers the module)
 
-nl = sys.modules["pedjax.metrics.nleep"]
+nl = sys.modules["pedjax.metrics._nleep"]
 
 pytestmark = pytest.mark.skipif(not jax.config.jax_enable_x64, reason="compares with float64")
 
@@ -116,7 +116,7 @@ def test_nleep_of_moved_layernorm_features_float32_matches_float64():
 
 # --------------------------------------------------------------------------- SFDA
 
-START_ULPS = 32.0  # the documented threshold (pedjax.metrics.sfda.START_ULPS)
+START_ULPS = 32.0  # the documented threshold (pedjax.metrics._sfda.START_ULPS)
 EPS32 = float(np.finfo(np.float32).eps)
 
 
@@ -148,7 +148,7 @@ def _start_ref(A):
 
 
 def test_sfda_start_is_the_published_one_unless_it_is_rounding():
-    sf = sys.modules["pedjax.metrics.sfda"]
+    sf = sys.modules["pedjax.metrics._sfda"]
     assert sf.START_ULPS == START_ULPS
     rng = np.random.default_rng(0)
     y = np.arange(300) % 5

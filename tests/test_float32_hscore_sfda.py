@@ -33,7 +33,7 @@ from jax.scipy.linalg import cho_factor
 import pedjax
 from pedjax import metrics
 from pedjax.metrics._hscore import definition_cutoffs, hscore_core
-from pedjax.metrics.sfda import _row_sums_compensated, power_top_eigenvalue, sfda_core, shrunk
+from pedjax.metrics._sfda import _row_sums_compensated, power_top_eigenvalue, sfda_core, shrunk
 
 REL = 1e-3
 TAU = 0.99

@@ -16,7 +16,7 @@ import scipy.stats as ss
 import pedjax
 from pedjax.metrics import nleep as _nleep_public  # noqa: F401  (registers the module)
 
-nl = sys.modules["pedjax.metrics.nleep"]
+nl = sys.modules["pedjax.metrics._nleep"]
 EPS32 = float(np.finfo(np.float32).eps)
 
 

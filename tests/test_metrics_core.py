@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 
 from pedjax import metrics
-from pedjax.metrics.sfda import lda_posterior, shrunk
+from pedjax.metrics._sfda import lda_posterior, shrunk
 from reference_impl import make_data, np_logme, np_sfda
 
 CASES = [
@@ -48,7 +48,7 @@ def test_logme_low_rank_features():
 @pytest.mark.parametrize("seed,N,D,C,kw", CASES + [(6, 600, 200, 10, {}), (7, 60, 500, 7, {})])
 def test_logme_tridiagonal_equals_eigendecomposition(seed, N, D, C, kw):
     """The eigenvector-free evaluation (float64 CPU default) and the eigh form agree to rounding."""
-    from pedjax.metrics.logme import logme_eigh, logme_tridiagonal
+    from pedjax.metrics._logme import logme_eigh, logme_tridiagonal
 
     X, y = make_data(seed, N, D, C, **kw)
     X[:, :2] = np.maximum(X[:, :2], 0.0) * 0.0  # two dead features: exact zero eigenvalues
@@ -141,7 +141,7 @@ def test_bad_input(name):
 @pytest.mark.parametrize("n,block", [(2, 64), (9, 4), (70, 16), (130, 64)])
 def test_blocked_householder_application_equals_forming_q(n, block):
     """LogME's compact-WY Qᵀ·B equals building Q (LAPACK orgqr) and multiplying."""
-    from pedjax.metrics.logme import _apply_householder_t
+    from pedjax.metrics._logme import _apply_householder_t
 
     rng = np.random.default_rng(n)
     A = rng.standard_normal((n, n))

@@ -19,7 +19,7 @@ import scipy.stats
 
 import pedjax  # noqa: F401  (turns x64 on)
 from pedjax import metrics
-from pedjax.metrics.gbc import gbc_core
+from pedjax.metrics._gbc import gbc_core
 from pedjax.metrics._hscore import hscore_core
 from pedjax.metrics._leep import leep_core
 from pedjax.metrics._nce import nce_core

@@ -19,8 +19,8 @@ import pedjax  # noqa: F401  (turns on x64)
 from pedjax import metrics
 from pedjax.metrics import _pca
 
-nl = sys.modules["pedjax.metrics.nleep"]
-pm = sys.modules["pedjax.metrics.parc"]
+nl = sys.modules["pedjax.metrics._nleep"]
+pm = sys.modules["pedjax.metrics._parc"]
 tm = sys.modules["pedjax.metrics._transrate"]
 em = sys.modules["pedjax.metrics._etran"]
 

@@ -11,7 +11,7 @@ import scipy.stats
 
 import pedjax
 from pedjax.metrics import REGISTRY
-from pedjax.metrics.logme import logme_core
+from pedjax.metrics._logme import logme_core
 
 
 def lr():

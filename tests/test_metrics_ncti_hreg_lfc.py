@@ -28,7 +28,7 @@ import importlib
 
 hreg_mod = importlib.import_module("pedjax.metrics._hscore_reg")
 lfc_mod = importlib.import_module("pedjax.metrics._lfc")
-ncti_mod = importlib.import_module("pedjax.metrics.ncti")
+ncti_mod = importlib.import_module("pedjax.metrics._ncti")
 
 RTOL = 1e-6
 EPS = np.finfo(np.float64).eps

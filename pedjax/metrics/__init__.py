@@ -7,14 +7,18 @@ Every public metric function also takes the keyword ``precision=`` (``"auto"``, 
 ``"auto"``), added by :func:`register`; an unknown value raises ``ValueError``
 (docs/precision.md)."""
 from ._etran import energy_score, etran, etran_combine, etran_components, etran_core, lda_score
+from ._gbc import gbc, gbc_core
 from ._hscore import hscore, hscore_core
 from ._hscore_reg import fourth_moment_block, hscore_reg, hscore_reg_core, hscore_reg_from_moments
 from ._knn import knn, knn_core, stratified_folds
 from ._leep import leep, leep_core
 from ._lfc import lfc, lfc_core, lfc_from_moments
 from ._linear_probe import linear_probe, linear_probe_core, linear_probe_fit
+from ._logme import logme, logme_core
 from ._logme_reg import logme_reg, logme_reg_core
 from ._nce import nce, nce_core
+from ._ncti import ncti, ncti_combine, ncti_components, ncti_components_core, ncti_core, ncti_zoo
+from ._nleep import GMMResult, gmm_fit, kmeans_plusplus, nleep, nleep_core, nleep_pca_components
 from ._pactran import (
     GaussianFit,
     pactran_dirichlet,
@@ -25,14 +29,10 @@ from ._pactran import (
     pactran_gaussian_core,
     pactran_gaussian_fit,
 )
+from ._parc import parc, parc_core, rankdata_average, spearman_binary
 from ._registry import REGISTRY, UNINFORMATIVE, Metric, evaluate, register
+from ._sfda import sfda, sfda_core
 from ._transrate import transrate, transrate_core
-from .gbc import gbc, gbc_core
-from .logme import logme, logme_core
-from .ncti import ncti, ncti_combine, ncti_components, ncti_components_core, ncti_core, ncti_zoo
-from .nleep import GMMResult, gmm_fit, kmeans_plusplus, nleep, nleep_core, nleep_pca_components
-from .parc import parc, parc_core, rankdata_average, spearman_binary
-from .sfda import sfda, sfda_core
 
 __all__ = [
     "REGISTRY", "UNINFORMATIVE", "Metric", "evaluate", "register", "names",

@@ -100,9 +100,9 @@ import numpy as np
 
 from .._linalg import host_kernels_enabled
 from .._validate import check_choice, encode_labels
+from ._nleep import _matmul as _host_matmul
 from ._order import _exact_squares, _signs, canonical_order, exact_row_sums, slot_keys  # noqa: F401  (shared; re-exported)
 from ._registry import evaluate, register
-from .nleep import _matmul as _host_matmul
 
 __all__ = ["knn", "knn_core", "stratified_folds", "canonical_folds", "canonical_order", "exact_row_sums", "slot_keys",
            "knn_predictions", "fold_accuracy"]
@@ -122,7 +122,7 @@ def _float(X):
 
 def dot(a: jax.Array, b: jax.Array) -> jax.Array:
     """``a @ b`` at full precision: the host BLAS for large float64 products on the CPU backend
-    (``pedjax.metrics.nleep._matmul``), the highest XLA precision elsewhere (no TF32 /
+    (``pedjax.metrics._nleep._matmul``), the highest XLA precision elsewhere (no TF32 /
     bfloat16 passes on accelerators).
 
     Args:

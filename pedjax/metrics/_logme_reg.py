@@ -15,11 +15,11 @@ evidence per sample,
     L_k = [D/2·log α + N/2·log β − ½ Σ_j log(α + β σ_j) − β/2·‖y − Xm‖² − α/2·‖m‖² − N/2·log 2π] / N.
 
 LogME for classification is this applied to the one-hot columns of the labels: the code is
-shared. :func:`logme_targets` runs :mod:`pedjax.metrics.logme`'s own fixed point
+shared. :func:`logme_targets` runs :mod:`pedjax.metrics._logme`'s own fixed point
 (``_fixed_point``), spectrum (``_spectrum``, eigendecomposition of the smaller Gram matrix) and,
 on the float64 CPU path, its tridiagonal evaluation (``_tridiagonal_spectrum``, ``_tri_solve``),
 with the target matrix in place of the one-hot matrix; ``logme_targets(X, one_hot(y))`` equals
-:func:`pedjax.metrics.logme.logme_core` ``(X, y)`` (tested). Everything the classification
+:func:`pedjax.metrics._logme.logme_core` ``(X, y)`` (tested). Everything the classification
 LogME documents about the published code (every direction kept, ``|λ|`` of XᵀX for N > D) holds
 here; the published regression path differs from the classification one only in reading the
 columns of ``y`` as given (no centring, no scaling: a target's units change the score, as there).
@@ -41,8 +41,8 @@ import numpy as np
 
 from .._linalg import gram
 from .._validate import as_float_matrix, is_degenerate
+from ._logme import _fixed_point, _spectrum, _tri_solve, _tridiagonal_spectrum, _use_tridiagonal
 from ._registry import UNINFORMATIVE, register
-from .logme import _fixed_point, _spectrum, _tri_solve, _tridiagonal_spectrum, _use_tridiagonal
 
 __all__ = ["logme_reg", "logme_reg_core", "logme_targets", "logme_targets_eigh", "logme_targets_tridiagonal",
            "as_targets"]
@@ -53,7 +53,7 @@ _CITATION = ("You, Liu, Wang & Long, ICML 2021 (LogME) and arXiv 2110.10545 (fix
 
 def logme_targets_eigh(X: jax.Array, Y: jax.Array) -> jax.Array:
     """LogME of features ``X`` [N, D] for real targets ``Y`` [N, K] through the eigendecomposition
-    (pure JAX, differentiable; :func:`pedjax.metrics.logme.logme_eigh` with ``Y`` for the one-hot
+    (pure JAX, differentiable; :func:`pedjax.metrics._logme.logme_eigh` with ``Y`` for the one-hot
     matrix).
 
     Args:
@@ -81,7 +81,7 @@ def logme_targets_eigh(X: jax.Array, Y: jax.Array) -> jax.Array:
 def logme_targets_tridiagonal(X: jax.Array, Y: jax.Array) -> jax.Array:
     """The same as :func:`logme_targets_eigh` through a tridiagonal reduction, without eigenvectors
     (float64 CPU: the tridiagonal eigenvalues come from a host callback;
-    :func:`pedjax.metrics.logme.logme_tridiagonal` with ``Y`` for the one-hot matrix).
+    :func:`pedjax.metrics._logme.logme_tridiagonal` with ``Y`` for the one-hot matrix).
 
     Args:
       X: features [N, D].
@@ -134,7 +134,7 @@ def logme_targets(X: jax.Array, Y: jax.Array) -> jax.Array:
     vmap-able).
 
     The float64 single-CPU path uses the tridiagonal evaluation (derivatives from the
-    eigendecomposition form), as :func:`pedjax.metrics.logme.logme_core` does; elsewhere
+    eigendecomposition form), as :func:`pedjax.metrics._logme.logme_core` does; elsewhere
     :func:`logme_targets_eigh`.
 
     Args:

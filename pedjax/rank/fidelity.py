@@ -86,7 +86,7 @@ REL_BOUNDS: dict[str, tuple[float, str]] = {
                     "enough to cross a draw's sampling boundary (fashion-occluded resnet-simclr: a threshold 3e-10 of "
                     "the total from a sample boundary, 3.55e-2) or to swap two samples whose signed row sums differ by "
                     "less (fashion-inverted cnn-simclr-1k, 1.0e-2); float32 and float64 NLEEP of the same moved "
-                    "features agree to 4e-7 (pedjax/metrics/nleep.py)"),
+                    "features agree to 4e-7 (pedjax/metrics/_nleep.py)"),
     "parc": (REL_TARGET, ""),
     "transrate": (REL_TARGET, ""),
     "etran": (REL_TARGET, ""),

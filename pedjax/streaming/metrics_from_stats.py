@@ -45,13 +45,13 @@ import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve
 
 from .._linalg import host_kernels_enabled
+from ..metrics._gbc import VAR_FLOOR, gbc_from_gaussians
 from ..metrics._hscore import hscore_from_moments
 from ..metrics._hscore_reg import fourth_moment_block, hscore_reg_from_moments
 from ..metrics._lfc import lfc_from_moments
+from ..metrics._logme import _eigh, _fixed_point, _tri_solve, _tridiagonal_spectrum
 from ..metrics._registry import UNINFORMATIVE
-from ..metrics.gbc import VAR_FLOOR, gbc_from_gaussians
-from ..metrics.logme import _eigh, _fixed_point, _tri_solve, _tridiagonal_spectrum
-from ..metrics.sfda import shrinkage_for, shrunk
+from ..metrics._sfda import shrinkage_for, shrunk
 from .stats import ClassStats, Engine, block_stats, combine, init_stats
 
 #: metrics computed from the statistics alone
