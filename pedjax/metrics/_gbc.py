@@ -50,7 +50,19 @@ def class_gaussians(X: jax.Array, y: jax.Array, num_classes: int):
 def gbc_core(X: jax.Array, y: jax.Array, num_classes: int, gaussian_type: str = "spherical") -> jax.Array:
     """GBC of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX).
 
-    ``gaussian_type`` ("spherical" or "diagonal") must be static under ``jit``.
+    No validation: ``gaussian_type`` is not checked here (anything but ``"spherical"`` is taken
+    as ``"diagonal"``); the public :func:`gbc` checks it.
+
+    Args:
+      X: features [N, D] (floating point).
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C (static under ``jit``); an empty class gets a zero mean
+        and the floored variance.
+      gaussian_type: ``"spherical"`` (default) or ``"diagonal"`` class Gaussians (static under
+        ``jit``).
+
+    Returns:
+      The score ``−Σ_{i≠j} exp(−BD_ij)`` as a 0-d ``jax.Array`` in ``X``'s dtype (≤ 0).
     """
     means, var = class_gaussians(jnp.asarray(X), y, num_classes)
     return gbc_from_gaussians(means, var, gaussian_type)
@@ -89,12 +101,21 @@ def gbc_from_gaussians(means: jax.Array, var: jax.Array, gaussian_type: str = "s
 def gbc(X, y, gaussian_type: str = "spherical") -> float:
     """GBC transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better; ≤ 0).
 
+    Equals google-research's ``get_gbc_score`` to float64 precision. Like every public metric,
+    it also takes the keyword ``precision=`` (``"auto"``, ``"float64"`` or ``"float32"``;
+    docs/precision.md).
+
     Args:
       X: features [N, D] (apply PCA beforehand if you want the paper's 64-dim setting).
       y: [N] integer labels, any values (coded 0..C-1 in sorted order), at least 2 classes.
       gaussian_type: "spherical" (default) or "diagonal" class Gaussians.
 
-    Equals google-research's ``get_gbc_score`` to float64 precision.
+    Returns:
+      The score as a Python ``float`` (≤ 0); ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``gaussian_type`` is not one of the two choices; ``X`` or ``y`` are malformed
+        (not [N, D] and [N], non-finite features, fewer than 2 classes).
     """
     check_choice(gaussian_type, "gaussian_type", _GAUSSIAN_TYPES)
     return evaluate(gbc_core, X, y, static=("gaussian_type",), gaussian_type=gaussian_type)

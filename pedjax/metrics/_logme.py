@@ -31,8 +31,8 @@ Two evaluations of the same quantities:
     matrix. One Householder reduction G = Q T Qᵀ (LAPACK ``sytrd``) plus Qᵀb (blocked
     reflectors, Q is never formed), the eigenvalues of
     T (LAPACK ``stev``, for γ and the log-determinant) and, per iteration, one O(D) tridiagonal
-    solve per class give the same numbers to rounding without the eigenvectors — about half the
-    cost of the eigendecomposition (``BENCHMARKS.md``). For N > D with m = (G + tI)⁻¹Xᵀy:
+    solve per class give the same numbers to rounding without the eigenvectors, at a fraction of
+    the cost of the eigendecomposition (timings: ``BENCHMARKS.md``). For N > D with m = (G + tI)⁻¹Xᵀy:
     m² = ‖m‖² and res² = ‖y‖² − (Xᵀy)ᵀm − t‖m‖² (no division by σ); for N ≤ D with
     z = (XXᵀ + tI)⁻¹y: m² = zᵀXXᵀz and res² = t²‖z‖². Directions the reference drops
     (rounding-level σ) enter these sums with weight ≈ σ·‖y‖²/t², i.e. not at all in float64.
@@ -41,10 +41,10 @@ Two evaluations of the same quantities:
     residual term ‖y‖² − ‖Uᵀy‖² taken as ‖y − U Uᵀy‖² (no cancellation). The Gram matrix
     squares the condition number, and LogME's features are not centred, so a feature mean
     (ReLU features, a shared bias) makes λ_max dominate: in float32 the eigendecomposition
-    resolved the other eigenvalues, and the targets' coordinates along them, only to
-    ~eps·λ_max. On the shipped zoo the float32 eigh form was off by up to 1.3e-2 relative (a
-    model whose score is near 0), the SVD form by ≤ 2e-5. Derivatives come from the eigh form
-    (custom JVP), as for the tridiagonal evaluation. Float64 is unchanged.
+    resolves the other eigenvalues, and the targets' coordinates along them, only to
+    ~eps·λ_max, while the SVD resolves the singular values to ~eps·σ_max (measurements:
+    docs/precision.md, "LogME"). Derivatives come from the eigh form (custom JVP), as for the
+    tridiagonal evaluation. Float64 is unchanged.
 """
 from __future__ import annotations
 
@@ -302,9 +302,19 @@ _logme_svd.defjvp(_logme_fast_jvp)
 def logme_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
     """LogME of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX).
 
-    Float64 on a single CPU device: the tridiagonal evaluation, with derivatives from the
-    eigendecomposition form; other float64: the eigendecomposition form throughout; float32
-    (any other dtype): the SVD evaluation, with derivatives from the eigendecomposition form.
+    Float64 on a single CPU device with min(N, D) ≥ :data:`TRIDIAGONAL_MIN_DIM`: the tridiagonal
+    evaluation, with derivatives from the eigendecomposition form; other float64: the
+    eigendecomposition form throughout; float32 (any other dtype): the SVD evaluation, with
+    derivatives from the eigendecomposition form. Differentiable in ``X``.
+
+    Args:
+      X: features [N, D] (floating point; the dtype picks the evaluation, as above).
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C (static under ``jit``); one one-vs-rest regression each.
+
+    Returns:
+      The mean over classes of the maximised log evidence per sample, a 0-d ``jax.Array`` in
+      ``X``'s dtype.
     """
     X = jnp.asarray(X)
     if X.dtype != jnp.float64:
@@ -318,7 +328,19 @@ def logme_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
 def logme(X, y) -> float:
     """LogME transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better).
 
-    Any integer labels work; they are coded 0..C-1 in sorted order. Equals the published
-    fixed-point LogME to float64 precision.
+    Equals the published fixed-point LogME to float64 precision. Like every public metric, it
+    also takes the keyword ``precision=`` (``"auto"``, ``"float64"`` or ``"float32"``;
+    docs/precision.md).
+
+    Args:
+      X: features [N, D] (any real array; the features of one model on the target set).
+      y: labels [N], any integer values (coded 0..C−1 in sorted order), at least 2 classes.
+
+    Returns:
+      The score as a Python ``float``; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``X`` or ``y`` are malformed (not [N, D] and [N], non-finite features, fewer
+        than 2 classes).
     """
     return evaluate(logme_core, X, y)

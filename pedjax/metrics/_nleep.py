@@ -29,12 +29,10 @@ Where pedjax differs from the published code, on purpose:
   (:func:`canonical_order`, shared with the kNN / linear-probe folds,
   :mod:`pedjax.metrics._order`): the same seed gives the same score bit for bit, and permuting
   the samples does not change it. The order sorts by the *signed* row sum Σ_j s_j·x_ij (fixed
-  pseudo-random s_j = ±1), then the row sum of squares, then the first feature. (Until issue 21
-  the first key was the plain row sum, which is rounding noise for LayerNorm features — rows of a
-  random ViT sum to ~1e−7 — so float64's own draws after PED were decided by the last bits of its
-  rounding; the signed sum spreads the samples by ~√D times the features' spread. Scores of the
-  default k-means++ start therefore differ from those of pedjax before that change: another,
-  equally valid, seeded initialisation; ``means_init`` scores are unaffected.)
+  pseudo-random s_j = ±1), then the row sum of squares, then the first feature: a plain row sum
+  is rounding noise for LayerNorm features (rows of a random ViT sum to zero up to rounding),
+  while the signed sum spreads the samples by ~√D times the features' spread (history:
+  docs/precision.md, "NLEEP").
 * **Initial means** (``means_init``, [K, k] in scikit-learn's PCA coordinates) reproduce
   ``GaussianMixture(means_init=M, init_params="k-means++")`` — with given means, scikit-learn's
   start state no longer depends on its random draws (weights and covariances come from one-hot
@@ -52,15 +50,14 @@ Where pedjax differs from the published code, on purpose:
   contributes nothing (the published code divides 0/0). With ``log=True``, p(y|x) is floored at
   the smallest normal float before the log.
 
-Float32 (``with pedjax.float32():`` or ``precision="float32"``; accelerators). Float64 is as it
-was: the same draws, order, formulas and regulariser (bit for bit on the shipped zoo; its parity
-tests keep their tolerances). What differs below float64, and why:
+Float32 (``with pedjax.float32():`` or ``precision="float32"``; accelerators). Float64 keeps
+the draws, order, formulas and regulariser described above. What differs below float64, and why
+(the measurements behind each point: docs/precision.md, "NLEEP"):
 
 * **The same random numbers in both precisions.** JAX's float32 and float64 uniforms from one key
-  are different numbers (and ``randint``'s integer width follows x64), so float32 used to start
-  from another k-means++ initialisation and rank the shipped zoo only as two seeds do: weighted
-  τ between the float32 and float64 rankings 0.85–0.94, against 0.85 between seeds 0 and 1 in
-  float64. The public :func:`nleep` now takes the k-means++ numbers (:func:`kmeanspp_draws`) and
+  are different numbers (and ``randint``'s integer width follows x64), so float32 would start
+  from another k-means++ initialisation and rank a zoo only as two seeds do. The public
+  :func:`nleep` therefore takes the k-means++ numbers (:func:`kmeanspp_draws`) and
   the canonical sample order from the features *as given*, both computed in float64 on the CPU
   in either precision (:func:`_host_order_and_draws`; O(N·D) work): float32 ``.npy`` features
   get the same draws in both. :func:`nleep_core` (traced seed, any device) draws in its own
@@ -74,13 +71,11 @@ tests keep their tolerances). What differs below float64, and why:
   12-bit halves, :func:`_dd_cumsum`, :func:`_dd_scale`) and the public :func:`nleep` passes the
   float64 uniforms as hi + lo pairs. A plain float32 running sum resolves a draw only to an ulp
   of the total (6e-8 relative, ~N·6e-8 chance per draw to land on the other side of a sample's
-  boundary): on fashion-lowdata's random ViT the 37th centre's draw fell 2.5e-8·total past a
-  boundary, float32 took the sample before, Lloyd moved 180 labels and the score was 3.6 % off.
-  With double words a draw differs only where the float32 *distances* (PCA scores rounded to
+  boundary, after which Lloyd and the EM start elsewhere). With double words a draw differs only where the float32 *distances* (PCA scores rounded to
   float32, ~1e-7 relative) move a boundary across it. Lloyd keeps the expanded form (one matrix
   product per iteration; differences would need an [N, K, k] temporary) on the PCA scores, which
   are centred: its error ``eps·(‖x‖² + ‖c‖²)`` only moves a sample that is that close to a tie
-  between two centres (from the same centres no label moved on the shipped models examined).
+  between two centres.
   The E- and M-steps subtract the component mean first. The second-moment ("packed") steps are
   float64 only: their rounding bound (:func:`packed_is_accurate`) has no float32 counterpart.
 * **Covariance factors by QR, the regulariser on its own rows.** A component with at most k
@@ -95,53 +90,18 @@ tests keep their tolerances). What differs below float64, and why:
   the scales of real features, so float32 now fits the *same* likelihood as float64:
   ``reg = max(1e-6, REL_REG·eps²·tr Cov(Z))`` with ``REL_REG = 1e4`` (:func:`effective_reg_covar`;
   one value for every component, as scikit-learn's), which is 1e-6 below ``tr Cov(Z) ≈ 7000``
-  (the shipped zoo's features: ≤ 300) and beyond that keeps a null direction's relative error
-  ≤ 1/√REL_REG = 1 %. (The previous float32 regulariser, ``max(1e-6, eps·tr)`` on a Gram, was
-  12–17× float64's on ordinary features: the float32 EM then followed another likelihood, stopped
-  at iteration 9 instead of 3 or 48 instead of 30 and ended 0.1–1.2 % off the float64 score on 4
-  shipped models.) Cost: a batched (N + k) × k QR per component and M-step instead of a Gram.
+  and beyond that keeps a null direction's relative error ≤ 1/√REL_REG = 1 %. Cost: a batched (N + k) × k QR per component and M-step instead of a Gram.
 * **Convergence.** Below float64 the change of the mean log-likelihood is summed sample by sample,
   ``|mean(ℓ_i − ℓ_i')| < tol``, not taken as the difference of two means that each carry
   ``eps·|ℓ|`` of rounding; float64 keeps scikit-learn's expression. Likelihoods and
   responsibilities are log-sum-exp throughout.
 
-What remains (CPU, ``experiments/float32_fidelity.py --only shipped --metric nleep``, the
-shipped zoo's 27 members on its 11 tasks, float32 against float64, with the signed-sum order;
-``tests/test_float32_nleep.py``, ``tests/test_float32_h2_nleep.py`` and
-``tests/test_float32_h5_order.py`` check small versions):
-
-* static (the same float32 features in both): weighted τ 1.000 and worst relative difference
-  ≤ 7.8e-5 on all 11 tasks (digits-degraded; ≤ 2.6e-5 on the others);
-* after PED (``nsigma = 0.6``), each precision moving the features itself: τ 1.000 and worst
-  ≤ 1.5e-5 on 9 tasks (``vit-random`` 2.7e-2 → 1.4e-7 on fashion-rotated), but 3.55e-2
-  (fashion-occluded, ``resnet-simclr``) and 1.0e-2 (fashion-inverted, ``cnn-simclr-1k``, τ 0.997);
-  ``synthetic-d>>n`` ≤ 1.5e-7 (static and after PED);
-* every score finite in float32 where it is in float64.
-
-The two PED residues are not float32 losses: float32 and float64 NLEEP of the *same* moved
-features agree to ≤ 4e-7 on both. They are k-means++ sampling boundaries crossed by the
-difference between the two precisions' PED outputs (~1e-7 relative): on fashion-occluded a
-candidate's threshold ``u·total`` lies 3e-10·total from a sample boundary (the float64-moved
-features draw sample 123, the float32-moved ones 124, and float64 NLEEP of its own output rounded
-to float32 moves by the same 3.55e-2); on fashion-inverted two samples of different classes have
-signed row sums 1.2e-6 apart (2e-7 relative), below the two PED outputs' difference, so they swap
-places in the sample order. Any seeded sampling of PED's output has such boundaries (a draw's
-chance to fall within δ of one is ~2δN); they are rare (2 of 297 model–task pairs here) but not
-removable by a formulation of NLEEP. The earlier residues are gone: the LayerNorm sample order
-(plain row sums; up to 4.8e-2 on ``vit-random``, τ ≥ 0.996) by the signed first key, and the
-fashion-fewshot static case (an exact k-means++ tie between two mutually closest candidates,
-``closest_a + closest_b − d(a, b)`` either way, that float64 broke by the rounding of its
-expanded distances: 1.25e-2 on ``mlpn-simclr``) no longer arises with the new order's draws —
-such exact ties are still possible where K ≈ N/2. (Not implemented: symmetric distances and an
-order-independent exact sum of each candidate's terms — integer digits on one grid, as
-:func:`pedjax.metrics._order.exact_row_sums` — would make such ties exact in both precisions and
-break them by scikit-learn's own ``argmin`` rule, the first candidate, without departing from
-scikit-learn's choice anywhere its potentials differ by more than their rounding.)
-
-Given the same order and centres, float32 ends at float64's fit (≤ 1e-6 relative on every case
-examined). Before the QR factors, the relative regulariser and the double-word draws, the static
-worst case was 3.6e-2 (fashion-lowdata), 1.2e-2 (fashion-fewshot, cnn-supervised@100) and
-4.2e-3 (fashion-occluded).
+What remains: float32 ends at float64's fit given the same order and centres; the residues are
+k-means++ sampling boundaries crossed by the ~1e-7 difference between the two precisions' PED
+outputs, which any seeded sampling of PED's output has and no formulation of NLEEP removes
+(``tests/test_float32_nleep.py``, ``tests/test_float32_h2_nleep.py`` and
+``tests/test_float32_h5_order.py`` check small versions; the shipped-zoo comparison and its
+analysis: docs/precision.md, "NLEEP").
 
 Speed (same quantities as scikit-learn, organised differently; see :func:`gmm_fit`): wherever
 their rounding bound holds (:func:`packed_is_accurate`) the public :func:`nleep` runs the E- and
@@ -237,6 +197,16 @@ def kmeans_plusplus(key: jax.Array, Z: jax.Array, n_clusters: int, draws=None) -
 
     Squared distances: float64 uses ``‖x‖² − 2 x·c + ‖c‖²`` (clipped at 0), as scikit-learn does;
     lower precisions subtract first (``‖x − c‖²``, see :func:`_sqdist`).
+
+    Args:
+      key: a JAX PRNG key (``jax.random.key(seed)``); used only when ``draws`` is None.
+      Z: data [N, d] (floating point), in the sample order the draws refer to.
+      n_clusters: number of centres K (static), 1 ≤ K ≤ N.
+      draws: optional ``(first, U)`` or ``(first, U_hi, U_lo)`` (float32 uniforms as hi + lo
+        pairs) from :func:`kmeanspp_draws` with ``n_samples = N`` and ``n_clusters = K``.
+
+    Returns:
+      int32 ``jax.Array`` [K]: the row indices of ``Z`` chosen as centres, in order of choice.
     """
     N = Z.shape[0]
     if draws is None:
@@ -357,9 +327,15 @@ def _sqdist(Z: jax.Array):
 class GMMResult(NamedTuple):
     """A fitted full-covariance Gaussian mixture (scikit-learn's attribute names).
 
-    weights_ [K], means_ [K, d], covariances_ [K, d, d], precisions_cholesky_ [K, d, d] (upper
-    triangular, ``P Pᵀ = Σ⁻¹``), lower_bound_ (mean log-likelihood of the last E-step),
-    n_iter_, converged_, resp [N, K] (p(z|x) under the fitted parameters).
+    Attributes:
+      weights_: mixture weights [K].
+      means_: component means [K, d], in the coordinates of the data given to :func:`gmm_fit`.
+      covariances_: regularised component covariances [K, d, d].
+      precisions_cholesky_: [K, d, d] upper triangular P with ``P Pᵀ = Σ⁻¹``.
+      lower_bound_: mean log-likelihood of the last EM iteration's E-step (0-d).
+      n_iter_: number of EM iterations run (int32, 0-d).
+      converged_: whether the ``tol`` test stopped the loop before ``max_iter`` (bool, 0-d).
+      resp: [N, K] responsibilities p(z|x) from a final E-step under the fitted parameters.
     """
 
     weights_: jax.Array
@@ -397,7 +373,7 @@ def _use_packed(N: int, d: int, K: int, dtype) -> bool:
     so for fewer than :data:`_PACKED_MIN_K` components ``auto`` keeps the blocked steps alone.
     The public :func:`nleep` chooses on the host instead (:func:`_host_method`) and takes the
     packed steps whenever they are accurate: with few components and narrow PCA widths they are
-    ~5× faster per EM iteration on CPU (K = 50, d = 8: 0.38 ms against 1.86 ms)."""
+    several times faster per EM iteration on CPU (docs/precision.md, "NLEEP")."""
     return _can_pack(N, d, dtype) and K >= _PACKED_MIN_K
 
 
@@ -621,6 +597,24 @@ def gmm_fit(
     [d(d+1)/2, K] product per step, half the work, float64 only; ``"auto"`` picks packed when it
     is float64, fits the memory budget and :func:`packed_is_accurate` holds (a runtime
     ``lax.cond``: both are compiled), else blocked.
+
+    Args:
+      Z: data [N, d] (promoted to the default float type).
+      means_init: initial means [K, d]; exactly one of ``means_init`` and ``resp_init``.
+      resp_init: initial responsibilities [N, K] (keyword only); exactly one of the two.
+      reg_covar: covariance regulariser (default 1e-6, scikit-learn's); below float64 the EM uses
+        :func:`effective_reg_covar` of it.
+      tol: convergence threshold on the change of the mean log-likelihood (default 1e-3).
+      max_iter: most EM iterations (default 100, static); 0 returns the start state.
+      method: ``"auto"`` (default), ``"packed"`` or ``"blocked"`` (static; above). ``"packed"``
+        falls back to ``"blocked"`` where it cannot run (not float64, or over the memory budget).
+
+    Returns:
+      A :class:`GMMResult` (means in ``Z``'s coordinates).
+
+    Raises:
+      ValueError: both or neither of ``means_init`` and ``resp_init`` are given; ``method`` is
+        not one of the three choices.
     """
     Z = _float(Z)
     N, d = Z.shape
@@ -825,6 +819,21 @@ def nleep_core(
     ``gmm_method`` (see :func:`gmm_fit`: ``"auto"`` guards the fast second-moment path at run
     time, and under ``vmap`` that guard evaluates both paths; pass ``"packed"`` for features of
     moderate scale, ``"blocked"`` to skip it). ``seed`` and ``log`` may be traced.
+
+    Args:
+      X: features [N, D] (promoted to the default float type).
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C (static).
+      component_ratio: mixture components per class (default 5, static; ``K = ratio · C``,
+        capped at N).
+      seed: seeds the k-means++ draws, in ``X``'s dtype (default 0; may be traced).
+      log: mean log p(y|x) instead of mean p(y|x) (default False; may be traced).
+      n_pca: static PCA width (default 128; ``None``: all ``min(N, D)`` columns), as above.
+      gmm_method: ``"auto"`` (default), ``"packed"`` or ``"blocked"`` (static; :func:`gmm_fit`).
+
+    Returns:
+      The score, a 0-d ``jax.Array`` in the default float dtype; NaN where ``n_pca`` is below
+      the number of components that keep 80 % of the variance.
     """
     X = _float(X)
     r = min(X.shape)
@@ -860,7 +869,18 @@ def _spectrum_values(X):
 
 
 def nleep_pca_components(X) -> int:
-    """How many PCA components NLEEP keeps for features ``X`` (scikit-learn's 0.8 rule)."""
+    """How many PCA components NLEEP keeps for features ``X`` (scikit-learn's 0.8 rule).
+
+    Args:
+      X: features [N, D] (array-like, finite).
+
+    Returns:
+      The ``int`` k: the smallest number of components whose cumulative explained-variance ratio
+      is strictly above 0.8 (a valid ``n_pca`` for :func:`nleep_core` is any width ≥ k).
+
+    Raises:
+      ValueError: ``X`` is not a finite numeric 2-D array.
+    """
     Xv = as_float_matrix(X, "X")
     return n_components_for_ratio(np.asarray(_spectrum_values(Xv)), VARIANCE)
 
@@ -908,12 +928,28 @@ def _host_method(Zk: np.ndarray, width: int, K: int) -> str:
 def nleep(X, y, component_ratio: int = 5, seed: int = 0, log: bool = False, means_init=None) -> float:
     """NLEEP transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better).
 
+    PCA to 80 % of the variance, a seeded k-means++ start, scikit-learn's EM and the LEEP-style
+    aggregation (module docstring). Like every public metric, it also takes the keyword
+    ``precision=`` (``"auto"``, ``"float64"`` or ``"float32"``; docs/precision.md); the k-means++
+    draws and sample order are the same in both precisions.
+
     Args:
+      X: features [N, D] (any real array; the features of one model on the target set).
+      y: labels [N], any integer values (coded 0..C−1 in sorted order), at least 2 classes.
       component_ratio: mixture components per class (``K = component_ratio · C``, capped at N).
       seed: seeds the k-means++ initialisation; the same seed gives the same score.
       log: mean log p(y|x) (paper / google-research) instead of mean p(y|x) (PED/SFDA repos).
       means_init: optional initial means [K, k] in scikit-learn's ``PCA(0.8)`` coordinates
         (replaces k-means++; reproduces ``GaussianMixture(means_init=…, init_params="k-means++")``).
+
+    Returns:
+      The score as a Python ``float`` (mean p(y|x) in [0, 1], or mean log p(y|x) ≤ 0 with
+      ``log=True``); ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``component_ratio`` is not a positive integer; ``means_init`` is not of shape
+        (K, k) = (component_ratio·C, PCA components) or is not finite; ``X`` or ``y`` are
+        malformed (not [N, D] and [N], non-finite features, fewer than 2 classes).
     """
     codes, classes = encode_labels(y, "y")
     Xv = as_float_matrix(X, "X", n=codes.shape[0])

@@ -26,15 +26,16 @@ Exact where the published code is not:
   outputs span 31 dimensions), components r+1… have zero variance in exact arithmetic, so
   ``StandardScaler`` would leave them zero. In floating point their variance is rounding noise
   (≈ 1e-14 of the top one) with an arbitrary direction, and z-scoring blows that noise up to unit
-  variance: the published code's score then changes with the last bits of the input (on the
-  shipped zoo, by 0.02 for one model — enough to reorder the zoo). pedjax zeroes components whose
+  variance: the published code's score then changes with the last bits of the input (enough to
+  reorder the shipped zoo; docs/precision.md, "PARC"). pedjax zeroes components whose
   eigenvalue is ≤ max(N, D)·eps·λ_max, which gives the exact-arithmetic score.
 * **float32** (issue 21). StandardScaler gives every kept component unit variance, however small
   its eigenvalue, so PARC depends on the *small* components as much as on the large ones. The
   eigendecomposition of the Gram matrix resolves an eigenvalue only to ~max(N, D)·eps·λ_max —
   in float32 ~1e-4·λ_max at N = 1000: near-duplicate features (small but real components, e.g.
-  1e-5·λ_max) were zeroed in float32 and kept in float64, and the float32 score moved by 30 %
-  and reordered zoos. In float32 (any dtype but float64) pedjax therefore takes the PCA from an
+  1e-5·λ_max) would be zeroed in float32 and kept in float64, which moves the float32 score and
+  reorders zoos (docs/precision.md, "PARC"). In float32 (any dtype but float64) pedjax therefore
+  takes the PCA from an
   SVD of the centred features, which resolves singular values to ~max(N, D)·eps·σ_max, i.e.
   eigenvalues to (max(N, D)·eps)²·λ_max, and uses that cut-off: components above ~1e-9·λ_max
   (N = 300) are kept as in float64. Components below it are float32 rounding noise of the input
@@ -44,7 +45,8 @@ Exact where the published code is not:
 The core needs the ranks of the upper-triangle RDM values only through two sums (see
 :func:`spearman_binary`): one sort of the N² flattened RDM (pairs i ≥ j are masked), average ranks
 from run boundaries, and a few reductions — O(N²) memory, no index arrays. On a single CPU device
-the sort runs in NumPy through a host callback (XLA:CPU's sort is ~30× slower at these sizes).
+the sort runs in NumPy through a host callback (much faster than XLA:CPU's comparator sort at
+these sizes; docs/precision.md, "PARC").
 A Spearman correlation that is undefined (every class a singleton: no same-class pair) is NaN,
 as in scipy.
 """
@@ -66,7 +68,14 @@ MAX_SAMPLES = 15000
 
 
 def rankdata_average(a: jax.Array) -> jax.Array:
-    """``scipy.stats.rankdata(a, method="average")`` for a 1-D array (1-based ranks)."""
+    """``scipy.stats.rankdata(a, method="average")`` for a 1-D array (1-based ranks).
+
+    Args:
+      a: values [n] (any sortable dtype).
+
+    Returns:
+      The ranks [n] in the default float dtype: 1-based, ties share the mean of their ranks.
+    """
     n = a.shape[0]
     order = jnp.argsort(a, stable=True)
     s = a[order]
@@ -133,6 +142,15 @@ def spearman_binary(values: jax.Array, indicator: jax.Array, valid: jax.Array) -
     correlation only needs the value ranks' sum of squares and their sum over the indicator's
     1s. On a single CPU device these come from a host NumPy kernel (:mod:`pedjax._linalg`),
     elsewhere from one XLA sort; same numbers to rounding. Rank statistics carry no gradient.
+
+    Args:
+      values: values to rank [M] (1-D; average ranks for ties).
+      indicator: the two-valued variable [M] (0/1 or bool), same shape as ``values``.
+      valid: mask [M] (bool), same shape: only these entries enter the correlation.
+
+    Returns:
+      The Spearman correlation, a 0-d ``jax.Array`` in the default float dtype; NaN when it is
+      undefined (no valid entry, or ``indicator`` constant over the valid entries).
     """
     values = jax.lax.stop_gradient(jnp.asarray(values, jnp.result_type(float)))
     if host_kernels_enabled():
@@ -196,7 +214,22 @@ def _parc_parts(X: jax.Array, y: jax.Array, n_dims: int = 32):
 
 
 def parc_core(X: jax.Array, y: jax.Array, num_classes: int, n_dims: int = 32) -> jax.Array:
-    """PARC of features ``X`` [N, D] for coded labels ``y`` (pure JAX; ``n_dims`` static)."""
+    """PARC of features ``X`` [N, D] for coded labels ``y`` (pure JAX; ``n_dims`` static).
+
+    No subsampling here (the N × N RDMs are built in full; the public :func:`parc` subsamples).
+
+    Args:
+      X: features [N, D] (floating point; float64 takes the PCA from the Gram
+        eigendecomposition, lower precisions from an SVD, module docstring).
+      y: coded labels [N] (integers).
+      num_classes: number of classes C (unused by the computation; the registry's core
+        signature).
+      n_dims: PCA components kept (default 32, static), capped at ``min(N, D)``.
+
+    Returns:
+      100 × the Spearman correlation of the feature and label RDMs, a 0-d ``jax.Array`` in the
+      default float dtype; NaN when undefined (every class a singleton).
+    """
     return 100.0 * spearman_binary(*_parc_parts(X, y, n_dims))
 
 
@@ -230,7 +263,26 @@ def stratified_subsample(codes: np.ndarray, max_samples: int, seed: int) -> np.n
 def parc(X, y, n_dims: int = 32, max_samples: int = MAX_SAMPLES, seed: int = 0) -> float:
     """PARC transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better).
 
-    Above ``max_samples`` samples each class is subsampled (seeded) to bound the N² RDMs.
+    Above ``max_samples`` samples each class is subsampled (seeded) to bound the N² RDMs. Like
+    every public metric, it also takes the keyword ``precision=`` (``"auto"``, ``"float64"`` or
+    ``"float32"``; docs/precision.md).
+
+    Args:
+      X: features [N, D] (any real array; the features of one model on the target set).
+      y: labels [N], any integer values (coded 0..C−1 in sorted order), at least 2 classes.
+      n_dims: PCA components before the RDMs (default 32, as published), capped at ``min(N, D)``.
+      max_samples: largest N scored in full (default 15 000, as published); above it every class
+        is subsampled at the rate ``max_samples / N`` (at least one sample per class).
+      seed: seeds that subsampling (unused at or below ``max_samples``).
+
+    Returns:
+      The score (100 × a Spearman correlation, in [−100, 100]) as a Python ``float``; NaN when
+      every class is a singleton; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``n_dims`` is not a positive integer; ``max_samples`` is not an integer ≥ 2;
+        ``X`` or ``y`` are malformed (not [N, D] and [N], non-finite features, fewer than 2
+        classes).
     """
     codes, classes = encode_labels(y, "y")
     Xv = as_float_matrix(X, "X", n=codes.shape[0])

@@ -22,12 +22,12 @@ Differences from the published code (pedjax never modifies ``X`` in place, unlik
   every precision. The published logits x·coef_c − ½·m_c·coef_c carry a class-independent part
   of size ~|mean|²/ridge along every direction the ridge alone regularises (a dead unit turned
   constant by an offset, a bias unit): with a constant feature of 1000 and s = 1e-10 that part is
-  ~1e15 and the published float64 pass-1 posteriors were off by up to 0.26 (measured); centred,
-  it is zero. On generic features the float64 score moves only by rounding (≤ 1e-9 on the
-  shipped zoo, the size of the published code's own sensitivity to the order of the columns).
-  Centring also makes ConfMix round relative to the spread, not to the mean, and keeps a constant
-  feature exactly constant (in float32 p·c + (1−p)·c is not c, and pass 2 read the rounding as a
-  discriminative feature: 1e-3 on a synthetic zoo).
+  ~1e15, enough to spoil the published float64 pass-1 posteriors; centred, it is zero. On generic
+  features the float64 score moves only by rounding (the size of the published code's own
+  sensitivity to the order of the columns). Centring also makes ConfMix round relative to the
+  spread, not to the mean, and keeps a constant feature exactly constant (in float32
+  p·c + (1−p)·c is not c, and pass 2 would read the rounding as a discriminative feature).
+  Measurements: docs/precision.md, "SFDA".
 * **The power method's start.** The published start is Sw·1 (the row sums of Sw). pedjax keeps
   it wherever it is meaningful, ‖Sw·1‖ > START_ULPS·ε·√D·‖Sw‖_F (START_ULPS = 32, ε float32's
   epsilon or the computing dtype's if larger: ~√D·ε·‖Sw‖_F is the rounding of D-term row sums,
@@ -37,16 +37,11 @@ Differences from the published code (pedjax never modifies ``X`` in place, unlik
   where Sw·s is exactly zero too, the unit vector of Sw's largest diagonal entry). The published
   start fails exactly for LayerNorm outputs without affine terms (a random ViT): every row sums
   to 0, so do the within-class residuals, 1 is in Sw's null space and Sw·1 is a rounding-level
-  vector (‖Sw·1‖/(√D·‖Sw‖_F) = 2e-9–8e-9, 0.02–0.07 ε₃₂, on the shipped zoo's ``vit-random``; the
-  next smallest, LayerNorm *with* affine terms, is 1.4e-3 = 1.2e4 ε₃₂, and ReLU/CNN features are
-  ≥ 3.7e-2, so the threshold 32 ε₃₂ = 3.8e-6 sits ~400× from both). From that noise the
-  three-step power method returned λ_max = 0.992 for float64-PED-moved features and 1.021 for the
-  same features rounded to float32 (top eigenvalue 1.0215): s = exp(−5λ) differed by 15 % and
-  the score by 9.4e-3 (digits-degraded), in float64 alone. From Sw·s both agree to ~1e-7. On every
-  other shipped model (checked on fashion-rotated, -inverted, -fewshot and digits-degraded, static
-  and + PED) and on the parity tests' features the start is the published one and float64 scores
-  are unchanged bit for bit; ``vit-random``'s move by up to 2.3e-3 static and 9.1e-3
-  after PED (digits-degraded).
+  vector, far below the threshold 32 ε₃₂ = 3.8e-6 (LayerNorm *with* affine terms and ReLU/CNN
+  features lie far above it). From that noise the three-step power method's λ_max, hence
+  s = exp(−5λ) and the score, depend on the last bits of the input, in float64 alone; from Sw·s
+  they do not. Elsewhere the start is the published one and float64 scores are unchanged bit for
+  bit. The measurements behind the threshold: docs/precision.md, "SFDA".
   The start's scale does not matter (iterative_A's first step divides by a norm); pedjax
   normalises it, as an unnormalised start can overflow in float32. Where Sw·1 is exactly zero
   (e.g. a feature and its negative) the published start is the zero vector and its λ_max NaN.
@@ -72,8 +67,9 @@ Differences from the published code (pedjax never modifies ``X`` in place, unlik
     Sw·1 = Xwᵀ(Xw·1)/N from row sums of the features as given, taken with compensated (TwoSum)
     summation, so that a small but meaningful Sw·1 (above the start's threshold) is float64's;
     the signed start Sw·s and ‖Sw‖_F of the threshold test are plain float32 products (a
-    float32 Gram for the norm only). Cost: two QRs of an (N+D)×D matrix instead of two Grams (on the 2-core
-    CPU, float32 at N = 5000, D = 512: ~10× the Gram path; the float32 path is for accelerators).
+    float32 Gram for the norm only). Cost: two QRs of an (N+D)×D matrix instead of two Grams
+    (several times the Gram path on a CPU, docs/precision.md; the float32 path is for
+    accelerators).
   - :func:`shrunk` (the Gram path: in-memory float64 and the streamed SFDA, whose statistics may
     be float32) floors the shrinkage at 10·ε·‖Sw‖_F / (tr(Sw)/D), ε of Sw's dtype: a ridge of at
     least 10·ε·‖Sw‖_F, the size of the Gram's own rounding, so the Cholesky of a float32 Sw_s
@@ -82,21 +78,14 @@ Differences from the published code (pedjax never modifies ``X`` in place, unlik
     directions below the Gram's resolution: streamed float32 SFDA of ill-conditioned features
     is finite but can differ from float64 by 1e-2 and more.)
 
-Measured on CPU (float32 vs float64, shipped 27-member zoo, fashion-rotated/-occluded,
-digits-degraded, with and without PED): every score finite, τ_w = 1.000, worst relative
-difference 2.3e-5 (tests/test_float32_hscore_sfda.py checks synthetic zoos with the hard cases:
-ReLU features scaled by 10–100, near-duplicate and constant units, LayerNorm outputs, D ≫ N).
-Where float32 cannot agree: the score depends on the data through Sw_s⁻¹, whose condition number
-λ_max/(s·tr(Sw)/D) reaches 1e11 and more. QR resolves within-class directions down to about
-ε₃₂²·λ_max, but the centred features themselves are float32 numbers (relative rounding 6e-8 per
-entry): units that differ from each other by ≲ 1e-6 of their spread (near-duplicates) span
-directions whose within-class variance is set by that rounding; float64 reads the stored values
-exactly there, float32 cannot (measured: 7e-5 relative on such a zoo).
-
-After PED, LayerNorm features (issue 21): see the power method's start above — with the
-published start, float32 and float64 SFDA + PED differed by up to 9.4e-3 on ``vit-random``, which
-was float64's own sensitivity to its input's last bits (float64 SFDA of the float64-moved features
-rounded to float32 moved as much); from the signed start they agree to 3.3e-7 there.
+tests/test_float32_hscore_sfda.py checks float32 against float64 on synthetic zoos with the hard
+cases: ReLU features scaled by 10–100, near-duplicate and constant units, LayerNorm outputs,
+D ≫ N (the shipped-zoo comparison: docs/precision.md, "SFDA"). Where float32 cannot agree: the
+score depends on the data through Sw_s⁻¹, whose condition number λ_max/(s·tr(Sw)/D) reaches 1e11
+and more. QR resolves within-class directions down to about ε₃₂²·λ_max, but the centred features
+themselves are float32 numbers (relative rounding 6e-8 per entry): units that differ from each
+other by ≲ 1e-6 of their spread (near-duplicates) span directions whose within-class variance is
+set by that rounding; float64 reads the stored values exactly there, float32 cannot.
 """
 from __future__ import annotations
 
@@ -282,6 +271,22 @@ def confmix(X, y, num_classes, prob):
 
 
 def sfda_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
+    """SFDA of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX).
+
+    The two shrinkage-LDA passes with ConfMix between them (module docstring), on the centred
+    features; float64 factorises the shrunk within-class scatter by Cholesky of its Gram, lower
+    precisions by a QR without a Gram.
+
+    Args:
+      X: features [N, D] (floating point; the dtype picks the factorisation, as above).
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C (static under ``jit``), at least 2 (ConfMix averages the
+        other C − 1 class means).
+
+    Returns:
+      The mean pass-2 posterior of the true class, a 0-d ``jax.Array`` in ``X``'s dtype (in
+      [0, 1]).
+    """
     X = jnp.asarray(X)
     # SFDA is translation invariant: centre once (two passes), so the logits carry no large
     # class-independent term and ConfMix rounds relative to the spread, not to the mean (a
@@ -303,5 +308,18 @@ def sfda(X, y) -> float:
     """SFDA transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better).
 
     Equals the published SFDA to float64 precision; unlike it, never modifies ``X`` in place.
+    Like every public metric, it also takes the keyword ``precision=`` (``"auto"``,
+    ``"float64"`` or ``"float32"``; docs/precision.md).
+
+    Args:
+      X: features [N, D] (any real array; the features of one model on the target set).
+      y: labels [N], any integer values (coded 0..C−1 in sorted order), at least 2 classes.
+
+    Returns:
+      The score as a Python ``float`` in [0, 1]; ``-inf`` for degenerate (constant) features.
+
+    Raises:
+      ValueError: ``X`` or ``y`` are malformed (not [N, D] and [N], non-finite features, fewer
+        than 2 classes).
     """
     return evaluate(sfda_core, X, y)
