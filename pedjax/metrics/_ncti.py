@@ -337,7 +337,9 @@ def ncti(X, y, seli_weight: float = 1.0, ncc_weight: float = 1.0, vc_weight: flo
     Args:
       X: features [N, D].
       y: [N] integer labels, any values (coded 0..C-1 in sorted order), at least 2 classes.
-      seli_weight, ncc_weight, vc_weight: weights of the three terms.
+      seli_weight: weight of S_seli.
+      ncc_weight: weight of S_ncc.
+      vc_weight: weight of S_vc.
       n_components: PCA width (64 in the reference; capped at min(N − 1, D)).
       var_components: how many leading PCA variances set the shrinkage (32 in the reference).
       within_scale: "n_minus_c" (published: scikit-learn ≤ 1.8's svd solver) or "n" (≥ 1.9).
