@@ -229,6 +229,19 @@ def lfc_stats(stats: ClassStats, norm: str = "frobenius") -> float:
 # Regularized H-score: two passes
 
 
+def _passes_setup(source, stats: ClassStats, delta, engine, why: str):
+    """What every multi-pass metric starts with: a ``ValueError`` (``why``) unless ``source`` can be
+    read again; the engine; C, D, the statistics' dtype and PED's class shifts ``delta`` [C, D]
+    (zeros for ``None``) in that dtype."""
+    if not getattr(source, "reiterable", False):
+        raise ValueError(f"{source.name}: {why}; pass an array, a .npy file or a callable returning a fresh iterator "
+                         "of blocks per pass")
+    C, D = stats.num_classes, stats.dim
+    dt = stats.gram.dtype
+    delta = np.zeros((C, D), dt) if delta is None else np.asarray(delta, dt)
+    return engine or Engine(), C, D, dt, delta
+
+
 def fourth_moment_step(acc, rows, params, num_classes):
     """Pass 2 of the regularized H-score: Σ_i ‖x_i + δ_{y_i} − mean‖⁴ over the block's rows.
 
@@ -264,13 +277,7 @@ def hscore_reg_stream(source, stats: ClassStats, delta: np.ndarray | None = None
       ValueError: ``source`` cannot be read twice (a one-shot iterable), or a block holds
         NaN/inf.
     """
-    if not getattr(source, "reiterable", False):
-        raise ValueError(f"{source.name}: the regularized H-score reads the features twice; pass an array, a .npy file "
-                         "or a callable returning a fresh iterator of blocks per pass")
-    engine = engine or Engine()
-    C, D = stats.num_classes, stats.dim
-    dt = stats.gram.dtype
-    delta = np.zeros((C, D), dt) if delta is None else np.asarray(delta, dt)
+    engine, C, D, dt, delta = _passes_setup(source, stats, delta, engine, "the regularized H-score reads the features twice")
     mean = stats.mean().astype(dt)
     acc, _ = engine.run(source, fourth_moment_step, init_score, engine.params((mean, delta)), C, D,
                         progress=progress, pass_name="regularized H-score fourth moment")
@@ -411,13 +418,7 @@ def sfda_stream(source, stats: ClassStats, delta: np.ndarray | None = None, *, e
       ValueError: ``source`` cannot be read three times (a one-shot iterable), or a block holds
         NaN/inf.
     """
-    if not getattr(source, "reiterable", False):
-        raise ValueError(f"{source.name}: SFDA reads the features three times; pass an array, a .npy file or a callable "
-                         "returning a fresh iterator of blocks per pass")
-    engine = engine or Engine()
-    C, D = stats.num_classes, stats.dim
-    dt = stats.gram.dtype
-    delta = np.zeros((C, D), dt) if delta is None else np.asarray(delta, dt)
+    engine, C, D, dt, delta = _passes_setup(source, stats, delta, engine, "SFDA reads the features three times")
     means = stats.class_means()
     coef, intercept, s = _lda(jnp.asarray(stats.within_scatter()), jnp.asarray(means), jnp.asarray(stats.counts),
                               jnp.asarray(-1.0, dt))
