@@ -67,6 +67,7 @@ def configure_process() -> None:
     * ``jax_enable_x64`` on, unless ``JAX_ENABLE_X64`` is set in the environment;
     * ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` in ``XLA_FLAGS`` unless set there
       (must happen before JAX starts its backend, i.e. before the first computation);
+    * ``jax_cpu_enable_async_dispatch`` off (an intermittent stall, docs/design.md);
     * JAX's persistent compilation cache in :func:`cache_dir` for every program, as an LRU cache of
       at most :data:`CACHE_MAX_BYTES`: with a size limit JAX takes a ``filelock`` lock around every
       read and write of the folder, so two processes sharing it never read a half-written entry
@@ -79,6 +80,10 @@ def configure_process() -> None:
 
     if "JAX_ENABLE_X64" not in os.environ:
         jax.config.update("jax_enable_x64", True)
+    # synchronous dispatch on the CPU: a process sat idle, its main thread waiting on a result
+    # that never became ready (twice in session 8, in score_zoo's compiled call); JAX issue 25861
+    # reports that stall with CPU async dispatch and this switch as its workaround (docs/design.md)
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
     path = cache_dir()
     if path is not None:
         try:
