@@ -12,6 +12,9 @@ from ..physics import PEDConfig
 #: XLA:CPU flag: with the concurrency-optimized scheduler, vmapped programs with data-dependent
 #: loops (NLEEP's EM, TransRate) intermittently stalled forever on 2 cores (jax 0.10.2; docs/design.md)
 XLA_CPU_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
+#: no "YNN" fusions on XLA:CPU: jaxlib 0.10.2 miscompiles some (garbage values, pedjax/metrics/
+#: _linear_probe.py), and NLEEP's EM program crashed the compiler in the test suite (docs/design.md)
+XLA_YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 #: environment variable naming pedjax's user cache folder ("off" disables every cache in it)
 CACHE_ENV = "PEDJAX_CACHE_DIR"
 #: size limit of the persistent compilation cache (least recently used entries are evicted)
@@ -67,6 +70,8 @@ def configure_process() -> None:
     * ``jax_enable_x64`` on, unless ``JAX_ENABLE_X64`` is set in the environment;
     * ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` in ``XLA_FLAGS`` unless set there
       (must happen before JAX starts its backend, i.e. before the first computation);
+    * ``--xla_cpu_experimental_ynn_fusion_type=`` (no YNN fusions: a jaxlib 0.10.2 miscompile and
+      a compiler crash, docs/design.md) in ``XLA_FLAGS`` unless set there;
     * ``jax_cpu_enable_async_dispatch`` off (an intermittent stall, docs/design.md);
     * JAX's persistent compilation cache in :func:`cache_dir` for every program, as an LRU cache of
       at most :data:`CACHE_MAX_BYTES`: with a size limit JAX takes a ``filelock`` lock around every
@@ -76,6 +81,8 @@ def configure_process() -> None:
     """
     if XLA_CPU_FLAG not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {XLA_CPU_FLAG}=false").strip()
+    if XLA_YNN_FLAG not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {XLA_YNN_FLAG}=").strip()
     import jax
 
     if "JAX_ENABLE_X64" not in os.environ:
