@@ -2,8 +2,7 @@
 #                no Jupyter), run the main job (score the shipped zoo with and without PED).
 # make test:     install pedjax with its test extras, run every test not marked slow on two
 #                workers (pytest-xdist; ≤ 5 min on the 2-core machine).
-# make test-all: the same install, every test (slow ones too: training chains, the notebook, TFDS),
-#                on two workers.
+# make test-all: the same install, every test (slow ones too: training chains, the notebook, TFDS).
 # make lint:     ruff and mypy over pedjax/ (pyproject.toml), zero findings.
 # make docs:     the documentation site (docs/*.md + the API reference from the docstrings) in strict
 #                mode: a broken link or reference fails it. Output in site/.
@@ -50,10 +49,10 @@ install-test: $(TEST_STAMP)
 test: $(TEST_STAMP) data
 	$(PY) -m pytest -q -n 2 -m "not slow" tests
 
-# two workers; a test file's tests stay on one worker (--dist loadfile): module fixtures that build a
-# zoo's features or a fidelity table are computed once, not once per worker
+# one process (as at stop 26, whose run finished clean; two-worker runs hit intermittent XLA:CPU
+# segfaults in session 8, not yet explained)
 test-all: $(TEST_STAMP) data
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q tests
 
 # Fashion-MNIST IDX files (Debian package) for pedjax.data, and the font packages of the glyph and
 # emoji tasks (pedjax/data/glyphs.py FONT_PACKAGES, emoji.py FONTS; tests/test_data_domains.py checks
