@@ -2,7 +2,8 @@
 #                no Jupyter), run the main job (score the shipped zoo with and without PED).
 # make test:     install pedjax with its test extras, run every test not marked slow on two
 #                workers (pytest-xdist; ≤ 5 min on the 2-core machine).
-# make test-all: the same install, every test (slow ones too: training chains, the notebook, TFDS).
+# make test-all: the same install, every test (slow ones too: training chains, the notebook, TFDS),
+#                on two workers.
 # make lint:     ruff and mypy over pedjax/ (pyproject.toml), zero findings.
 # make docs:     the documentation site (docs/*.md + the API reference from the docstrings) in strict
 #                mode: a broken link or reference fails it. Output in site/.
@@ -49,10 +50,12 @@ install-test: $(TEST_STAMP)
 test: $(TEST_STAMP) data
 	$(PY) -m pytest -q -n 2 -m "not slow" tests
 
-# one process (as at stop 26, whose run finished clean; two-worker runs hit intermittent XLA:CPU
-# segfaults in session 8, not yet explained)
+# two workers; a test file's tests stay on one worker (--dist loadfile): module fixtures that build a
+# zoo's features or a fidelity table are computed once, not once per worker. (The XLA:CPU crashes of
+# session 8 and stop 27 came from compiling on background threads, off by default since session 9:
+# docs/design.md.)
 test-all: $(TEST_STAMP) data
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 # Fashion-MNIST IDX files (Debian package) for pedjax.data, and the font packages of the glyph and
 # emoji tasks (pedjax/data/glyphs.py FONT_PACKAGES, emoji.py FONTS; tests/test_data_domains.py checks
