@@ -349,8 +349,8 @@ def matmul(A, B):
     return A @ B
 
 
-def _mixed(X, codes, delta, p, outer):
-    X = X.astype(delta.dtype) + delta[codes]
+def _mixed(X, codes, c, delta, p, outer):
+    X = (X.astype(delta.dtype) - c) + delta[codes]
     return p * X + (1.0 - p) * outer[codes]
 
 
@@ -363,8 +363,8 @@ def sfda_mix_step(acc, rows, params, num_classes):
     """SFDA's pass 2 (an :class:`~pedjax.streaming.stats.Engine` step): first posterior →
     ConfMix weight p_i (the per-row output), statistics of the mixed features."""
     X, codes, mask = rows
-    shift, delta, coef, intercept, outer = params
-    Xm = X.astype(delta.dtype) + delta[codes]
+    shift, c, delta, coef, intercept, outer = params
+    Xm = (X.astype(delta.dtype) - c) + delta[codes]
     prob = jax.nn.softmax(matmul(Xm, coef.T) + intercept, axis=1)
     prob = jax.nn.softmax(prob, axis=1)  # the reference softens once more
     p = jnp.take_along_axis(prob, codes[:, None], axis=1)
@@ -376,8 +376,8 @@ def sfda_score_step(acc, rows, params, num_classes):
     """SFDA's pass 3 (an :class:`~pedjax.streaming.stats.Engine` step): the second posterior of
     each sample's own class, summed."""
     X, codes, mask, p = rows
-    delta, outer, coef, intercept = params
-    X2 = _mixed(X, codes, delta, p[:, None], outer)
+    c, delta, outer, coef, intercept = params
+    X2 = _mixed(X, codes, c, delta, p[:, None], outer)
     _, q = _posterior_own(X2, codes, coef, intercept)
     return {"score": acc["score"] + jnp.sum(jnp.where(mask, q[:, 0], 0.0))}, None
 
@@ -419,17 +419,26 @@ def sfda_stream(source, stats: ClassStats, delta: np.ndarray | None = None, *, e
         NaN/inf.
     """
     engine, C, D, dt, delta = _passes_setup(source, stats, delta, engine, "SFDA reads the features three times")
-    means = stats.class_means()
+    # every pass works on rows centred at c, the overall mean rounded to the computing dtype, and
+    # on class means centred at the same c in float64 (LDA's posteriors do not depend on the
+    # origin). Uncentred, a float32 intercept −½·m·coef of features far from 0 cancelled: 4e-3
+    # of the score at a mean of 30 spreads (tests/test_streaming_float32.py).
+    c = np.asarray(stats.mean(), np.float64).astype(dt)
+    c64 = c.astype(np.float64)
+    counts = np.asarray(stats.counts, np.float64)
+    means = (np.asarray(stats.shift, np.float64) - c64
+             + np.asarray(stats.sums, np.float64) / np.maximum(counts, 1.0)[:, None]).astype(dt)
     coef, intercept, s = _lda(jnp.asarray(stats.within_scatter()), jnp.asarray(means), jnp.asarray(stats.counts),
                               jnp.asarray(-1.0, dt))
     outer = (means.sum(axis=0)[None, :] - means) / (C - 1)
-    params = engine.params((stats.shift, delta, np.asarray(coef), np.asarray(intercept), outer))
+    shift2 = (np.asarray(stats.shift, np.float64) - c64).astype(dt)  # pass 2's class shifts, centred rows
+    params = engine.params((shift2, c, delta, np.asarray(coef), np.asarray(intercept), outer))
     acc, ps = engine.run(source, sfda_mix_step, init_mix, params, C, D, progress=progress, pass_name="SFDA prediction")
     sums2, G2 = acc["sums"], 0.5 * (acc["gram"] + acc["gram"].T)
-    means2 = stats.shift + sums2 / stats.counts[:, None]
+    means2 = (shift2.astype(np.float64) + np.asarray(sums2, np.float64) / np.maximum(counts, 1.0)[:, None]).astype(dt)
     coef2, intercept2, _ = _lda(jnp.asarray(_scatter(stats.counts, sums2, G2)), jnp.asarray(means2),
                                 jnp.asarray(stats.counts), s)
-    params = engine.params((delta, outer, np.asarray(coef2), np.asarray(intercept2)))
+    params = engine.params((c, delta, outer, np.asarray(coef2), np.asarray(intercept2)))
     acc, _ = engine.run(source, sfda_score_step, init_score, params, C, D, extra_rows=lambda b: (ps[b],),
                         progress=progress, pass_name="SFDA ConfMix prediction")
     return float(acc["score"]) / stats.n
