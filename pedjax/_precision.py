@@ -35,6 +35,8 @@ from typing import Any, cast
 
 import jax
 
+from . import _executables
+
 #: the accepted values of every ``precision`` argument and ``--precision`` flag
 PRECISIONS = ("auto", "float64", "float32")
 
@@ -190,18 +192,27 @@ def entry_point(fn):
     Returns:
       The wrapper (``functools.wraps`` of ``fn``) with the extra keyword-only argument
       ``precision: str | None = None``; with a value, nested entry points inherit it. The wrapper
-      raises ``ValueError`` for a ``precision`` that is not one of :data:`PRECISIONS`.
+      raises ``ValueError`` for a ``precision`` that is not one of :data:`PRECISIONS`. The
+      outermost call first keeps the process under the kernel's memory-map limit
+      (:func:`pedjax._executables.relieve`).
     """
 
     @functools.wraps(fn)
     def wrapper(*args, precision: str | None = None, **kwargs):
-        if precision is None:
-            value = resolve()
-            with scope(value == "float64"):
+        depth = getattr(_local, "depth", 0)
+        if depth == 0:  # outermost: keep a long process under the memory-map limit (pedjax/_executables.py)
+            _executables.relieve(force_check=False)
+        _local.depth = depth + 1
+        try:
+            if precision is None:
+                value = resolve()
+                with scope(value == "float64"):
+                    return fn(*args, **kwargs)
+            value = resolve(precision)
+            with _setting_block(value), scope(value == "float64"):  # nested entry points inherit it
                 return fn(*args, **kwargs)
-        value = resolve(precision)
-        with _setting_block(value), scope(value == "float64"):  # nested entry points inherit it
-            return fn(*args, **kwargs)
+        finally:
+            _local.depth = depth
 
     return wrapper
 

@@ -287,24 +287,6 @@ def _plan(features, labels, metric, ped, source_stats, metric_options, batch_siz
                  _chunks(live, arrays, n, batch_size, memory_budget, n_dev), fn, mesh, host_options, degenerate)
 
 
-class _InlineExecutor:
-    """The part of ``concurrent.futures.Executor`` that :func:`precompile` uses, run on the calling
-    thread: ``submit`` computes before returning a finished future."""
-
-    def submit(self, fn, *args):
-        from concurrent.futures import Future
-
-        fut: Future = Future()
-        try:
-            fut.set_result(fn(*args))
-        except BaseException as e:  # re-raised by Compiling.wait, as from a thread
-            fut.set_exception(e)
-        return fut
-
-    def shutdown(self, wait: bool = True) -> None:
-        """Nothing to stop."""
-
-
 class Compiling:
     """Compilations started by :func:`precompile`, per metric; :meth:`wait` before scoring.
 
@@ -340,17 +322,13 @@ class Compiling:
 @entry_point
 def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_stats=None, *,
                metric_options: Mapping[str, Any] | None = None, batch_size: int | None = None,
-               memory_budget: int = DEFAULT_MEMORY_BUDGET, workers: int = 0) -> Compiling:
-    """Compile every program that ``score_zoo(features, labels, metric, ped, …)`` will run for
-    each of ``metrics``: on the calling thread before returning (``workers=0``, the default), or
-    on ``workers`` background threads.
+               memory_budget: int = DEFAULT_MEMORY_BUDGET, workers: int = 2) -> Compiling:
+    """Compile, on ``workers`` background threads, every program that
+    ``score_zoo(features, labels, metric, ped, …)`` will run for each of ``metrics``.
 
     XLA compiles a program on one core, and compiling — not computing — dominates scoring a small
-    zoo with many metrics; compiling several programs at once uses the other cores. That is not
-    the default: with jaxlib 0.10.2, XLA:CPU crashed (segmentation fault in
-    ``backend_compile_and_load``) in long processes that compiled on these threads while the main
-    thread compiled and ran other programs (docs/design.md). Nothing is executed on the threads
-    (concurrent executions on the CPU backend can deadlock): call
+    zoo with many metrics; compiling several programs at once uses the other cores. Nothing is
+    executed on the threads (concurrent executions on the CPU backend can deadlock): call
     ``score_zoo`` from one thread as usual, after :meth:`Compiling.wait` for that metric, and it
     finds its programs in JAX's cache. The same programs serve any features of the same shapes
     (e.g. PED-moved ones from :func:`ped_zoo`). Metrics with ``batch="host"`` compile per model
@@ -367,7 +345,7 @@ def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_s
       metric_options: as for :func:`score_zoo`.
       batch_size: as for :func:`score_zoo` (it decides the programs' shapes).
       memory_budget: as for :func:`score_zoo`.
-      workers: the number of compiling threads; 0 (or less) compiles on the calling thread.
+      workers: the number of compiling threads (values below 1 count as 1).
 
     Returns:
       A :class:`Compiling` holding one future per program.
@@ -386,8 +364,7 @@ def precompile(features, labels, metrics, ped: PEDConfig | None = None, source_s
         with _precision.scope(x64):
             return f.lower(*a, num_classes=c).compile()
 
-    pool = (ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="pedjax-compile") if int(workers) >= 1
-            else _InlineExecutor())
+    pool = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="pedjax-compile")
     futures: dict = {}
     try:
         for name, plan in plans.items():

@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parents[1] / "pedjax"
 
 #: layer name -> its modules/packages (relative to pedjax); position = order
 LAYERS = [
-    ("base", ["_validate", "_linalg", "_precision", "util"]),
+    ("base", ["_validate", "_linalg", "_executables", "_precision", "util"]),
     ("data", ["data"]),
     ("models", ["models"]),
     ("zoo", ["zoo"]),

@@ -126,8 +126,8 @@ def test_ped_zoo_then_static_scoring_equals_fused_score_zoo():
 
 
 def test_precompile_compiles_in_background_and_scores_are_unchanged():
-    """precompile validates up front, compiles every (width, chunk) program (on a thread, or on the
-    calling thread by default), and the scores afterwards equal a plain score_zoo call."""
+    """precompile validates up front, compiles every (width, chunk) program on threads, and the
+    scores afterwards equal a plain score_zoo call."""
     from pedjax.scoring import precompile
 
     rng = np.random.default_rng(9)
@@ -137,13 +137,10 @@ def test_precompile_compiles_in_background_and_scores_are_unchanged():
         precompile(feats, y, ["logme", "nope"])
     with pytest.raises(ValueError, match="features"):
         precompile({"a": np.full((90, 4), np.nan)}, y, ["logme"])
-    # one background thread (the main thread only waits: no two compilations at once), then the
-    # default, on the calling thread
-    for workers, metric in ((1, "gbc"), (0, "hscore")):
-        comp = precompile(feats, y, [metric, "nleep"], workers=workers)
-        assert comp.wait("nleep") == 0  # host metrics compile inside their own function
-        assert comp.wait(metric) == 2 and comp.wait() == 2  # two widths
-        assert all(f.done() for f in comp.futures[metric])
+    comp = precompile(feats, y, ["gbc", "hscore", "nleep"], workers=2)
+    assert comp.wait("gbc") == 2 and comp.wait("nleep") == 0  # two widths; host metrics compile inline
+    assert comp.wait() == 4
+    for metric in ("gbc", "hscore"):
         got = pedjax.score_zoo(feats, y, metric=metric)
         for k, X in feats.items():
             assert abs(got[k] - getattr(metrics, metric)(X, y)) <= 1e-10 * max(1.0, abs(got[k]))

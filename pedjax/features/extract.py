@@ -17,15 +17,13 @@ from .featureset import FeatureSet
 
 
 def extract_features(zoo: Zoo | str | os.PathLike | None, task, split: str = "train", *, batch_size: int = 500,
-                     fashion_root=None, data_dir=None, workers: int = 0, with_truth: bool = False,
+                     fashion_root=None, data_dir=None, workers: int = 2, with_truth: bool = False,
                      cache: FeatureCache | str | os.PathLike | None = None) -> FeatureSet:
     """Every zoo member's features on one split of a task, as a :class:`FeatureSet`.
 
-    One compiled forward pass per architecture (members sharing an architecture reuse it). With
-    ``workers`` ≥ 1 the architectures compile on that many background threads while the main
-    thread computes (compiling only: concurrent executions on the CPU backend can deadlock); the
-    default 0 compiles each on the main thread when it is needed, since XLA:CPU of jaxlib 0.10.2
-    crashed under concurrent compilation (docs/design.md).
+    One compiled forward pass per architecture (members sharing an architecture reuse it); the
+    architectures compile on ``workers`` background threads while the main thread computes
+    (compiling only: concurrent executions on the CPU backend can deadlock).
 
     Args:
       zoo: a loaded :class:`~pedjax.zoo.Zoo`, a zoo folder, or ``None`` (the shipped zoo).
@@ -35,7 +33,7 @@ def extract_features(zoo: Zoo | str | os.PathLike | None, task, split: str = "tr
       batch_size: images per forward-pass batch.
       fashion_root: folder of the Fashion-MNIST files, for Fashion tasks named by ``task``.
       data_dir: TFDS data folder, for ``tfds:NAME``.
-      workers: background threads that compile the architectures (0: none).
+      workers: background threads that compile the architectures.
       with_truth: attach the zoo's fine-tuning ground truth on the task (checked before any
         feature is computed).
       cache: a :class:`~pedjax.features.cache.FeatureCache` or its folder: reuses features
@@ -84,21 +82,16 @@ def extract_features(zoo: Zoo | str | os.PathLike | None, task, split: str = "tr
         if m.name not in done:
             by_arch.setdefault(json.dumps([m.arch, dict(m.arch_kwargs)], sort_keys=True), []).append(m)
 
-    pool = ThreadPoolExecutor(max_workers=int(workers)) if workers >= 1 else None
-    try:
-        compiled = [pool.submit(compile_features, ms[0].module, ms[0].params, x.shape, batch_size) if pool else None
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        compiled = [pool.submit(compile_features, ms[0].module, ms[0].params, x.shape, batch_size)
                     for ms in by_arch.values()]
         for ms, fut in zip(by_arch.values(), compiled, strict=True):
-            if fut is not None:
-                fut.result()
+            fut.result()
             for m in ms:
                 done[m.name] = m.features(x, batch_size)
                 if m.name in keys:  # keys are made only with a cache
                     assert cache is not None
                     cache.put(keys[m.name], done[m.name])
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
     feats = {m.name: done[m.name] for m in zoo}  # manifest order
     probs = {m.name: m.source_probs(feats[m.name]) for m in zoo}
     info = {m.name: {"dim": int(m.feature_dim), "arch": m.arch, "method": m.method, "n_params": m.entry.get("n_params"),

@@ -112,7 +112,7 @@ def _check(sets: FeatureSet | Sequence[FeatureSet], metrics: Sequence[str] | Non
 
 
 def benchmark(sets: FeatureSet | Sequence[FeatureSet], metrics: Sequence[str] | None = None,
-              peds: Mapping[str, PEDConfig] | None = None, *, compile_ahead: bool = False,
+              peds: Mapping[str, PEDConfig] | None = None, *, compile_ahead: bool = True,
               on_variant: Callable[[str, str, float, float], None] | None = None) -> BenchmarkResult:
     """Score every set with every metric, static and after each PED configuration (module docstring).
 
@@ -127,9 +127,8 @@ def benchmark(sets: FeatureSet | Sequence[FeatureSet], metrics: Sequence[str] | 
         ``source_probs``.
       peds: ``{suffix: PEDConfig}``: each feature metric is also scored after each configuration
         (variant ``metric+suffix``).
-      compile_ahead: compile the feature metrics' programs on two background threads while PED
-        runs (:func:`pedjax.scoring.precompile`); off by default, since XLA:CPU of jaxlib 0.10.2
-        crashed under such concurrent compilation (docs/design.md).
+      compile_ahead: compile the feature metrics' programs on background threads first
+        (:func:`pedjax.scoring.precompile`).
       on_variant: called as ``on_variant(task, variant, tau, seconds)`` after each variant
         (progress printing).
 

@@ -382,7 +382,7 @@ def as_feature_set(data: Any, task: str = "set") -> FeatureSet:
 
 def fidelity(sets, metrics: Sequence[str] | None = None, peds: Mapping[str, PEDConfig] | None = None, *,
              on_set: Callable[[str, dict[str, VariantFidelity], dict[str, float]], None] | None = None,
-             compile_ahead: bool = False) -> FidelityResult:
+             compile_ahead: bool = True) -> FidelityResult:
     """Score every set in float64 and in float32 and compare, per variant (module docstring).
 
     Args:
@@ -392,8 +392,8 @@ def fidelity(sets, metrics: Sequence[str] | None = None, peds: Mapping[str, PEDC
       peds: ``{suffix: PEDConfig}``: feature metrics are also scored after each (variant
         ``metric+suffix``); PED itself runs in the precision being measured.
       on_set: called after each set with ``(task, {variant: VariantFidelity}, {precision: seconds})``.
-      compile_ahead: compile the feature metrics' programs on background threads (as
-        :func:`pedjax.rank.benchmark`; off by default).
+      compile_ahead: compile the feature metrics' programs on background threads first (as
+        :func:`pedjax.rank.benchmark`).
 
     Returns:
       A :class:`FidelityResult` (the sets' ground truth is not used).
