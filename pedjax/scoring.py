@@ -36,6 +36,7 @@ from ._precision import entry_point
 from ._validate import as_float_matrix, check_std, check_vector, encode_labels, is_degenerate
 from .features import FeatureSet, FeatureStore
 from .metrics import REGISTRY, UNINFORMATIVE, Metric
+from .metrics._registry import finish_value
 from .physics import PEDConfig, ped_core
 from .util import Progress, tracked
 
@@ -485,6 +486,8 @@ def score_zoo(
             out = [m.fn(moved[i], plan.codes, **plan.host_options) for i in range(len(members))]
         else:
             out = np.asarray(fn(*args, num_classes=plan.num_classes))
+            if m.zoo is None:
+                out = finish_value(m, out)  # the core's values to scores, in float64 on the host
         del args
         for k, v in zip(members, out[: len(members)], strict=True):
             scores[k] = float(v) if m.zoo is None else tuple(np.asarray(v, np.float64).tolist())

@@ -40,9 +40,20 @@ def test_cli_bad_metric_is_one_line_exit_2(capsys):
 
 
 @pytest.mark.slow
+def test_metric_all_on_the_digits_zoo():
+    """``--metric all``: every registered class-label metric the zoo can score (the digits zoo has no
+    source-model predictions: no LEEP/NCE), each feature metric also + PED."""
+    from pedjax.metrics import REGISTRY, names
+
+    res = run_demo(metrics_list=["all"], zoo="digits")
+    feats = [m for m in names(target="classes") if REGISTRY[m].input == "features"]
+    assert set(res["scores"]) == set(feats) | {m + "+ped" for m in feats}
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not shipped_zoo_available(), reason="the shipped zoo is not built (pedjax zoo build)")
 def test_demo_on_shipped_zoo(capsys):
-    """`make demo`'s job: the shipped zoo on a shipped task, every metric ± PED, τ_w against fine-tuning."""
+    """`make demo`'s job: the shipped zoo on a shipped task, the demo's metrics ± PED, τ_w against fine-tuning."""
     code = main(["demo", "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -61,6 +72,10 @@ def test_demo_on_shipped_zoo(capsys):
         assert all(np.isfinite(list(sc.values()))), key
         assert res["weighted_tau"][key] == pytest.approx(weighted_tau([sc[m] for m in truth], list(truth.values())))
     assert "logme+ped" in res["scores"] and "leep" in res["scores"] and "leep+ped" not in res["scores"]
+    from pedjax.cli.demo import DEMO_METRICS
+    from pedjax.metrics import REGISTRY
+    expect = {v for m in DEMO_METRICS for v in ([m, m + "+ped"] if REGISTRY[m].input == "features" else [m])}
+    assert set(res["scores"]) == expect
 
 
 def test_default_task_is_the_highest_ceiling_among_installed_tasks(monkeypatch):

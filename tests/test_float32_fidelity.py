@@ -78,6 +78,9 @@ def test_compare_ties_and_underflow():
     assert res.failures() == [] and res.summary()["hscore"].tied
     under = F.compare({"a": -1e-41, "b": -1e-20, "c": -1e-10}, {"a": -0.0, "b": -1e-20 * (1 + 1e-6), "c": -1e-10})
     assert under.underflow == 1 and under.worst_rel == pytest.approx(1e-6) and not under.tied
+    # a tiny float64 score that float32 returns (finished in float64, as GBC's) is compared as usual
+    kept = F.compare({"a": -1e-41, "b": -1e-20}, {"a": -1e-41 * (1 + 1e-5), "b": -1e-20})
+    assert kept.underflow == 0 and kept.worst_rel == pytest.approx(1e-5)
 
 
 def test_compare_a_failed_float32_run_counts_every_finite_model():

@@ -19,7 +19,7 @@ import scipy.stats
 
 import pedjax  # noqa: F401  (turns x64 on)
 from pedjax import metrics
-from pedjax.metrics._gbc import gbc_core
+from pedjax.metrics._gbc import gbc_core, gbc_log_core, neg_exp
 from pedjax.metrics._hscore import hscore_core
 from pedjax.metrics._leep import leep_core
 from pedjax.metrics._nce import nce_core
@@ -263,7 +263,7 @@ def test_jit_vmap_matches_one_by_one(case):
 
 def test_registry_entries():
     R = metrics.REGISTRY
-    assert R["gbc"].core is gbc_core and R["gbc"].static == ("gaussian_type",)
+    assert R["gbc"].core is gbc_log_core and R["gbc"].finish is neg_exp and R["gbc"].static == ("gaussian_type",)
     assert R["hscore"].input == "features"
     assert R["leep"].input == "probs" and R["nce"].input == "labels"
     for name in ("gbc", "hscore", "leep", "nce"):
@@ -320,3 +320,25 @@ def test_bad_nce_input():
     with pytest.raises(ValueError, match="class"):
         metrics.nce(z, np.ones_like(y))  # one target class
     assert np.isfinite(metrics.nce(np.zeros_like(z), y))  # one source class is fine
+
+
+def test_gbc_below_float32_range():
+    """Wide, well-separated features (D ≫ N): GBC ≈ −1e−100, far below float32's range. The
+    registered core returns log(−GBC) and the score is finished in float64, so float32 scores
+    agree with float64 ones (and with the reference) instead of all underflowing to −0.0; the
+    traced gbc_core (−exp in the core's dtype) does underflow in float32, as documented."""
+    rng = np.random.default_rng(5)
+    y = np.repeat(np.arange(4), 10)
+    got = {}
+    for k, sep in enumerate((0.9, 1.0, 1.1)):
+        X = rng.standard_normal((40, 2000)) + sep * rng.standard_normal((4, 2000))[y]
+        ref = gbc_ref(X, y)
+        assert 0 > ref > -1e-60  # below float32's smallest subnormal (1.4e-45)
+        s64, s32 = metrics.gbc(X, y), metrics.gbc(X, y, precision="float32")
+        _close(s64, ref, rtol=1e-10)
+        assert s32 < 0 and abs(s32 - s64) <= 1e-3 * abs(s64), (k, s32, s64)
+        got[k] = s64
+        with pedjax.float32():
+            traced = jax.jit(gbc_core, static_argnums=2)(jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.int32), 4)
+        assert float(traced) == 0.0
+    assert got[0] < got[1] < got[2]  # more separation, less overlap, higher score

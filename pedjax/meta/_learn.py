@@ -120,13 +120,14 @@ def make_objective(tasks: Sequence[FeatureSet], metric: str = "logme", base: PED
     if metric not in REGISTRY or REGISTRY[metric].input != "features" or REGISTRY[metric].target != "classes":
         feats = sorted(k for k, v in REGISTRY.items() if v.input == "features" and v.target == "classes")
         raise ValueError(f"metric: {metric!r} is not a feature metric; choose one of {feats}")
-    core = REGISTRY[metric].core
+    core, finish = REGISTRY[metric].core, REGISTRY[metric].finish
     opts = dict(metric_options or {})
     base = (base or PEDConfig()).validate()
     static, arrays, names = _pack(tasks)
 
     def one(X, mean, std, y, cfg, C):
-        return core(ped_core(X, y, C, mean, std, cfg, path="scan").features, y, C, **opts)
+        v = core(ped_core(X, y, C, mean, std, cfg, path="scan").features, y, C, **opts)
+        return v if finish is None else finish(v, jnp)
 
     def fn(theta, weights, data):
         cfg = _config(theta, base)

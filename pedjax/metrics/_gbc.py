@@ -11,6 +11,13 @@ finite). For every ordered pair of distinct classes (i, j) the Bhattacharyya dis
 and the score is ``GBC = −Σ_{i≠j} exp(−BD_ij)`` (higher, i.e. closer to 0, is better: the classes
 overlap less).
 
+The registered core, :func:`gbc_log_core`, returns ``log(−GBC) = logsumexp_{i≠j}(−BD_ij)`` and
+the registry's ``finish`` (:func:`neg_exp`) turns it into the score on the host in float64. The
+score itself leaves float32's range on wide features: BD grows with D, and on D ≫ N sets every
+``exp(−BD)`` of a model underflowed to 0 in float32 (all models tied at −0.0; weighted τ 0.80
+against float64, whose range reaches 1e−308). ``log(−GBC)`` is a moderate number in either
+precision. :func:`gbc_core` is the score in JAX, ``−exp(gbc_log_core)``, for traced code.
+
 * ``gaussian_type="diagonal"``: v_c is the variance vector and ``L(v) = Σ_d log v_d``.
 * ``gaussian_type="spherical"`` (default): v_c is replaced by the scalar ``mean_d v_cd`` and, as in
   the reference code, ``L(s) = log s`` is taken **once** (not D times): the reference reduces the
@@ -23,11 +30,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
 
 from .._validate import check_choice
 from ._registry import evaluate, register
 
-__all__ = ["gbc", "gbc_core", "gbc_from_gaussians"]
+__all__ = ["gbc", "gbc_core", "gbc_from_gaussians", "gbc_log_core", "gbc_log_from_gaussians", "neg_exp"]
 
 #: variance floor of the reference (``tf.maximum(variance, 1e-4)``)
 VAR_FLOOR = 1e-4
@@ -47,8 +56,9 @@ def class_gaussians(X: jax.Array, y: jax.Array, num_classes: int):
     return means, jnp.maximum(var, VAR_FLOOR)
 
 
-def gbc_core(X: jax.Array, y: jax.Array, num_classes: int, gaussian_type: str = "spherical") -> jax.Array:
-    """GBC of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX).
+def gbc_log_core(X: jax.Array, y: jax.Array, num_classes: int, gaussian_type: str = "spherical") -> jax.Array:
+    """``log(−GBC)`` of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure
+    JAX; the registered core: the score is :func:`neg_exp` of it).
 
     No validation: ``gaussian_type`` is not checked here (anything but ``"spherical"`` is taken
     as ``"diagonal"``); the public :func:`gbc` checks it.
@@ -62,14 +72,45 @@ def gbc_core(X: jax.Array, y: jax.Array, num_classes: int, gaussian_type: str = 
         ``jit``).
 
     Returns:
-      The score ``−Σ_{i≠j} exp(−BD_ij)`` as a 0-d ``jax.Array`` in ``X``'s dtype (≤ 0).
+      ``logsumexp_{i≠j}(−BD_ij)`` as a 0-d ``jax.Array`` in ``X``'s dtype.
     """
     means, var = class_gaussians(jnp.asarray(X), y, num_classes)
-    return gbc_from_gaussians(means, var, gaussian_type)
+    return gbc_log_from_gaussians(means, var, gaussian_type)
 
 
-def gbc_from_gaussians(means: jax.Array, var: jax.Array, gaussian_type: str = "spherical") -> jax.Array:
-    """GBC from the class means [C, D] and floored per-dimension variances [C, D] (what
+def gbc_core(X: jax.Array, y: jax.Array, num_classes: int, gaussian_type: str = "spherical") -> jax.Array:
+    """GBC of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX):
+    ``−exp(`` :func:`gbc_log_core` ``)``, for traced code. In float32 it underflows to −0.0 on
+    wide features; the registry's path (:func:`gbc_log_core`, then :func:`neg_exp` in float64)
+    does not.
+
+    Args:
+      X: features [N, D] (floating point).
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C (static under ``jit``).
+      gaussian_type: ``"spherical"`` (default) or ``"diagonal"`` (static under ``jit``).
+
+    Returns:
+      The score ``−Σ_{i≠j} exp(−BD_ij)`` as a 0-d ``jax.Array`` in ``X``'s dtype (≤ 0).
+    """
+    return neg_exp(gbc_log_core(X, y, num_classes, gaussian_type), jnp)
+
+
+def neg_exp(value, xp=np):
+    """The GBC score from ``log(−GBC)``: ``−exp(value)``, elementwise (the registry's ``finish``).
+
+    Args:
+      value: ``log(−GBC)``, a scalar or array (NumPy, or JAX with ``xp=jax.numpy``).
+      xp: the array namespace, ``numpy`` (the host, in the value's float64) or ``jax.numpy``.
+
+    Returns:
+      ``−exp(value)`` in ``xp``.
+    """
+    return -xp.exp(value)
+
+
+def gbc_log_from_gaussians(means: jax.Array, var: jax.Array, gaussian_type: str = "spherical") -> jax.Array:
+    """``log(−GBC)`` from the class means [C, D] and floored per-dimension variances [C, D] (what
     :func:`class_gaussians` returns; :mod:`pedjax.streaming` derives them from class sums)."""
     C, D = means.shape
     spherical = gaussian_type == "spherical"
@@ -90,14 +131,20 @@ def gbc_from_gaussians(means: jax.Array, var: jax.Array, gaussian_type: str = "s
             maha = jnp.sum(diff2 / avg, axis=1)
             logavg = jnp.sum(jnp.log(avg), axis=1)
         bd = maha / 8.0 + 0.5 * (logavg - 0.5 * logs[i] - 0.5 * logs)
-        return jnp.where(jnp.arange(C) == i, 0.0, jnp.exp(-bd))  # [C]
+        return jnp.where(jnp.arange(C) == i, -jnp.inf, -bd)  # [C]: log BC_ij, none on the diagonal
 
     block = max(1, min(C, _BLOCK_ELEMS // max(1, C * D)))
-    bc = jax.lax.map(row, jnp.arange(C), batch_size=block)  # [C, C]
-    return -jnp.sum(bc)
+    log_bc = jax.lax.map(row, jnp.arange(C), batch_size=block)  # [C, C]
+    return logsumexp(log_bc)
 
 
-@register("gbc", gbc_core, static=("gaussian_type",))
+def gbc_from_gaussians(means: jax.Array, var: jax.Array, gaussian_type: str = "spherical") -> jax.Array:
+    """GBC from the class means [C, D] and floored per-dimension variances [C, D]: ``−exp(``
+    :func:`gbc_log_from_gaussians` ``)`` in JAX (underflows to −0.0 in float32 on wide features)."""
+    return neg_exp(gbc_log_from_gaussians(means, var, gaussian_type), jnp)
+
+
+@register("gbc", gbc_log_core, static=("gaussian_type",), finish=neg_exp)
 def gbc(X, y, gaussian_type: str = "spherical") -> float:
     """GBC transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better; ≤ 0).
 
@@ -118,4 +165,4 @@ def gbc(X, y, gaussian_type: str = "spherical") -> float:
         (not [N, D] and [N], non-finite features, fewer than 2 classes).
     """
     check_choice(gaussian_type, "gaussian_type", _GAUSSIAN_TYPES)
-    return evaluate(gbc_core, X, y, static=("gaussian_type",), gaussian_type=gaussian_type)
+    return evaluate(gbc_log_core, X, y, static=("gaussian_type",), gaussian_type=gaussian_type)

@@ -8,6 +8,12 @@ A metric is two functions:
 * the public function (``metrics.logme(X, y)`` …): validates at the boundary, codes the labels,
   calls the jit-compiled core and returns a Python float.
 
+A core whose score can leave float32's range returns it transformed, and the metric's ``finish``
+maps the core's value to the score on the host in float64 (GBC: the core returns ``log(−GBC)``,
+``finish`` is ``−exp``). Everything that reads a core's value — the public function,
+:func:`pedjax.score_zoo`, :mod:`pedjax.streaming`, :mod:`pedjax.meta` — applies ``finish``
+(:func:`finish_value` on the host).
+
 Degenerate models (docs/design.md, "Degenerate models and NaN scores"): a feature metric given
 features that are constant over the target samples up to rounding
 (:func:`pedjax._validate.is_degenerate`) returns its ``uninformative`` value, ``-inf``, without
@@ -61,6 +67,11 @@ class Metric:
         a whole zoo (NCTI min–max scales each term over the models): :func:`pedjax.score_zoo` vmaps
         ``components_core(X, y, num_classes) -> [K]`` and returns ``combine({name: components})``;
         the public per-model function cannot see the zoo and returns its documented per-model value.
+      finish: ``None``, or ``finish(value, xp)``: the score from the core's value, elementwise, for
+        a core that returns its score transformed because the score itself can leave float32's
+        range (GBC: the core returns ``log(−GBC)``, ``finish`` is ``−exp``). Applied on the host in
+        float64 with ``xp=numpy`` (:func:`finish_value`), or inside traced code with
+        ``xp=jax.numpy``.
       batch: how :func:`pedjax.score_zoo` runs the metric over a stacked model axis: ``"vmap"``
         (one batched program of the core) or ``"host"`` (PED, if any, batched as usual, then the
         public function per model — for metrics whose public path picks shapes from the data,
@@ -78,6 +89,7 @@ class Metric:
     uninformative: float | None = UNINFORMATIVE
     citation: str = ""
     zoo: tuple[Callable[..., Any], Callable[..., dict]] | None = None
+    finish: Callable[[Any, Any], Any] | None = None
 
     def __call__(self, *args, **kwargs) -> float:
         return self.fn(*args, **kwargs)
@@ -85,7 +97,8 @@ class Metric:
 
 def register(name: str, core: Callable, *, input: str = "features", target: str = "classes",
              static: tuple[str, ...] = (), batch: str = "vmap", citation: str = "",
-             zoo: tuple[Callable[..., Any], Callable[..., dict]] | None = None):
+             zoo: tuple[Callable[..., Any], Callable[..., dict]] | None = None,
+             finish: Callable[[Any, Any], Any] | None = None):
     """Decorator for a public metric function: records it with its JAX core in :data:`REGISTRY`.
 
     The function is returned wrapped in :func:`pedjax._precision.entry_point`: it takes an optional
@@ -102,6 +115,7 @@ def register(name: str, core: Callable, *, input: str = "features", target: str 
       batch: ``"vmap"`` or ``"host"``: how :func:`pedjax.score_zoo` runs it (:attr:`Metric.batch`).
       citation: the paper and the published code it matches (shown by ``pedjax metrics``).
       zoo: ``None``, or ``(components_core, combine)`` for a zoo-level metric (:attr:`Metric.zoo`).
+      finish: ``None``, or the map from the core's value to the score (:attr:`Metric.finish`).
 
     Returns:
       The decorator: it registers the function and returns the wrapped public function, which
@@ -121,7 +135,8 @@ def register(name: str, core: Callable, *, input: str = "features", target: str 
         if input == "features" and target == "classes":  # a real-target metric validates its own y
             fn = _uninformative_guard(fn)
         REGISTRY[name] = Metric(name=name, fn=fn, core=core, input=input, target=target, static=tuple(static), batch=batch,
-                                uninformative=UNINFORMATIVE if input == "features" else None, citation=citation, zoo=zoo)
+                                uninformative=UNINFORMATIVE if input == "features" else None, citation=citation, zoo=zoo,
+                                finish=finish)
         fn.core = core
         return fn
 
@@ -145,11 +160,31 @@ def _uninformative_guard(fn):
     return public
 
 
-def _input_of(core: Callable) -> str:
+def _metric_of(core: Callable) -> Metric | None:
     for m in REGISTRY.values():
         if m.core is core:
-            return m.input
-    return "features"
+            return m
+    return None
+
+
+def _input_of(core: Callable) -> str:
+    m = _metric_of(core)
+    return "features" if m is None else m.input
+
+
+def finish_value(m: Metric, value: Any) -> np.ndarray:
+    """A metric's scores from its core's values, on the host in float64 (:attr:`Metric.finish`;
+    the values as float64 where the metric has none).
+
+    Args:
+      m: the metric.
+      value: the core's value(s), a scalar or array (JAX or NumPy).
+
+    Returns:
+      The scores as a float64 NumPy array of ``value``'s shape.
+    """
+    v = np.asarray(value, np.float64)
+    return v if m.finish is None else np.asarray(m.finish(v, np), np.float64)
 
 
 @functools.cache
@@ -170,7 +205,7 @@ def evaluate(core: Callable, X: Any, y: Any, *, x_name: str = "X", static: tuple
       **options: the core's keyword options, passed through.
 
     Returns:
-      The core's value as a Python float; :data:`UNINFORMATIVE` (``-inf``) without running the
+      The core's value (after the metric's ``finish``, if any) as a Python float; :data:`UNINFORMATIVE` (``-inf``) without running the
       core for degenerate features when ``core`` is a feature metric's.
 
     Raises:
@@ -182,4 +217,5 @@ def evaluate(core: Callable, X: Any, y: Any, *, x_name: str = "X", static: tuple
     if _input_of(core) == "features" and is_degenerate(X):
         return UNINFORMATIVE
     out = jitted(core, tuple(static))(Xv, codes, num_classes=int(classes.size), **options)
-    return float(np.asarray(out))
+    m = _metric_of(core)
+    return float(np.asarray(out) if m is None else finish_value(m, out))

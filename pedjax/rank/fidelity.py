@@ -20,8 +20,10 @@ in float64 and in float32, on the *same* input features — and per variant (``m
 * ``tied``: the float64 scores themselves do not separate the models beyond float32 resolution
   (spread ≤ :data:`TIE_LEVEL` of their magnitude — e.g. H-score is exactly C − 1 for every model
   when D ≥ N): their order is rounding, and the τ target does not apply;
-* ``underflow``: float64 scores below float32's range (0 < |s| < :data:`TINY32`); they are left out
-  of ``worst_rel`` (float32 gives 0), but not out of τ.
+* ``underflow``: float64 scores below float32's range (0 < |s| < :data:`TINY32`) that the float32
+  run returns as 0; they are left out of ``worst_rel``, but not out of τ. (No registered metric
+  has any since GBC's score is finished in float64 from its log, ``Metric.finish``; a float32 run
+  that returns such a score nonzero is compared like any other.)
 
 For a metric defined over a whole zoo (``Metric.zoo``: NCTI min–max scales its terms over the
 models, so one model scores exactly 0) the relative difference is undefined; its bound applies to
@@ -70,16 +72,16 @@ REL_TARGET = 1e-3
 #: float64 scores whose spread over the zoo is at most this fraction of their magnitude do not rank
 #: the zoo beyond what float32 (eps ≈ 1.2e-7) resolves: the τ target does not apply (``tied``)
 TIE_LEVEL = 1e-6
-#: float32's smallest normal number: float64 scores of smaller magnitude are 0 in float32 (``underflow``)
+#: float32's smallest normal number: float64 scores of smaller magnitude that float32 returns as 0 count as ``underflow``
 TINY32 = float(np.finfo(np.float32).tiny)
 #: documented worst relative score difference per metric (± PED), with the reason where it
 #: exceeds :data:`REL_TARGET` (docs/precision.md prints this table; the test asserts it)
 REL_BOUNDS: dict[str, tuple[float, str]] = {
     "logme": (REL_TARGET, ""),
     "sfda": (REL_TARGET, ""),
-    "gbc": (REL_TARGET, "relative to the scores float32 can represent: GBC = −Σ exp(−BD) is below float32's "
-                        "range (|s| < 1.2e-38) once every class pair is separated by a Bhattacharyya distance above ~87, "
-                        "and float32 gives 0 there (counted under `underflow`; such models tie in float32)"),
+    "gbc": (REL_TARGET, "also below float32's range: GBC = −Σ exp(−BD) falls below 1.2e-38 once every class pair "
+                        "is more than ~87 apart (D ≫ N); the core computes log(−GBC) and the score is finished in "
+                        "float64 (`Metric.finish`)"),
     "hscore": (REL_TARGET, ""),
     "nleep": (5e-2, "after PED only (static ≤ 8e-5): NLEEP's seeded k-means++ draws are a discontinuous "
                     "function of the features, and the float32 and float64 PED outputs differ by ~1e-7 relative — "
@@ -175,7 +177,8 @@ class VariantFidelity:
       worst_model: the model of ``worst_rel`` (``task/model`` in a summary), or ``None``.
       error: the float32 run's error, if it raised (``"float64: …"`` if the reference did).
       tied: the float64 scores do not rank the zoo beyond float32 resolution (:data:`TIE_LEVEL`).
-      underflow: float64 scores below float32's range (0 < |s| < :data:`TINY32`).
+      underflow: float64 scores below float32's range (0 < |s| < :data:`TINY32`) that float32
+        returned as 0.
     """
 
     tau: float
@@ -186,7 +189,7 @@ class VariantFidelity:
     worst_model: str | None = None
     error: str | None = None  # the float32 run's error, if it raised
     tied: bool = False  # the float64 scores do not rank the zoo beyond float32 resolution (:data:`TIE_LEVEL`)
-    underflow: int = 0  # float64 scores below float32's range (|s| < :data:`TINY32`, not 0)
+    underflow: int = 0  # float64 scores below float32's range (|s| < :data:`TINY32`, not 0), 0 in float32
 
     def as_dict(self) -> dict:
         """The fields as a plain dict (JSON-able)."""
@@ -339,7 +342,7 @@ def compare(s64: Mapping[str, float] | None, s32: Mapping[str, float] | None, er
     b = np.array([np.nan if s32 is None or s32.get(m) is None else s32[m] for m in models], float)
     fa, fb = np.isfinite(a), np.isfinite(b)
     nonfinite = int(np.sum(fa & ~fb))
-    under = fa & (a != 0) & (np.abs(np.where(fa, a, 1.0)) < TINY32)
+    under = fa & (a != 0) & (np.abs(np.where(fa, a, 1.0)) < TINY32) & (b == 0)
     both = fa & fb & ~under
     with np.errstate(divide="ignore", invalid="ignore"):
         diff = np.abs(b - a)

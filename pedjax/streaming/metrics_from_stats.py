@@ -45,7 +45,7 @@ import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve
 
 from .._linalg import host_kernels_enabled
-from ..metrics._gbc import VAR_FLOOR, gbc_from_gaussians
+from ..metrics._gbc import VAR_FLOOR, gbc_log_from_gaussians, neg_exp
 from ..metrics._hscore import hscore_from_moments
 from ..metrics._hscore_reg import fourth_moment_block, hscore_reg_from_moments
 from ..metrics._lfc import lfc_from_moments
@@ -163,7 +163,7 @@ def host_float64():
 # GBC, H-score
 
 
-_gbc_jit = jax.jit(gbc_from_gaussians, static_argnames=("gaussian_type",))
+_gbc_log_jit = jax.jit(gbc_log_from_gaussians, static_argnames=("gaussian_type",))
 _hscore_jit = jax.jit(hscore_from_moments)
 
 
@@ -182,7 +182,8 @@ def gbc_stats(stats: ClassStats, gaussian_type: str = "spherical") -> float:
     # GBC sees only differences of class means: centred in float64 first, so a float32 finish
     # does not round them at the scale of the features' mean
     means = stats.class_means() - stats.mean()
-    return float(_gbc_jit(jnp.asarray(means), jnp.asarray(var), gaussian_type=gaussian_type))
+    log_neg = _gbc_log_jit(jnp.asarray(means), jnp.asarray(var), gaussian_type=gaussian_type)
+    return float(neg_exp(np.float64(log_neg)))  # -exp in float64: the score can leave float32's range
 
 
 def hscore_stats(stats: ClassStats, rcond=None) -> float:
