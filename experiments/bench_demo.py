@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         "## `pedjax demo` wall time, cold and warm (issue 12)\n",
         f"`pedjax demo --json` in a fresh process per run (imports, zoo loading, feature extraction and "
         f"compilation included): task {r0['task']}, {r0['models']} models, {r0['n']} samples, {r0['variants']} scored "
-        f"variants (every metric, feature metrics also + PED). Cold: an empty pedjax cache folder (persistent XLA "
+        f"variants (the demo's metrics, `pedjax.cli.demo.DEMO_METRICS`, feature metrics also + PED). Cold: an empty pedjax cache folder (persistent XLA "
         f"compilation cache and extracted-feature cache); warm: the caches the cold run wrote. Targets: cold ≤ {TARGET_COLD_S:.0f} s, warm ≤ {TARGET_WARM_S:.0f} s. Every warm "
         f"run's scores and τ equal the cold run's exactly (checked).\n",
         "| run | wall (s) | demo's own time (s) | of which feature extraction (s) | load average at start |",
