@@ -26,3 +26,5 @@ def test_tasks_lists_the_registry(capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
     assert all(n in out for n in names) and "source split" in out
+    # every task's domain (the unit leave-one-domain-out holds out) is a column
+    assert "domain" in out and all(data.TASKS[n].domain in out for n in names)

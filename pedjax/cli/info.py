@@ -54,24 +54,25 @@ def _cmd_metrics(args) -> int:
 
 
 def _cmd_tasks(args) -> int:
-    from ..data import SOURCE_RANGE, TASK_POOL_RANGE, TASKS, fashion, task_names
+    from ..data import SOURCE_RANGE, TASK_POOL_RANGE, TASKS, task_names
 
-    have_fashion = fashion.available()
-    rows = []
+    rows, missing = [], {}
     for name in task_names():
         t = TASKS[name]
         data = t.dataset
-        if t.dataset == "fashion-mnist" and not have_fashion:
+        why = t.unavailable()
+        if why is not None:
             data += " (missing)"
-        if args.check and (t.dataset != "fashion-mnist" or have_fashion):
+            missing.setdefault(t.dataset, why)
+        elif args.check:
             d = t.load()
             if (d.x_train.shape[0], d.x_test.shape[0], d.num_classes) != (t.n_train, t.n_test, t.num_classes):
                 raise ValueError(f"task: {name} loaded {d.summary()}, registry says {t.n_train}/{t.n_test}")
             data += " ✓"
-        rows.append((name, t.num_classes, t.n_train, t.n_test, data, t.description))
+        rows.append((name, t.domain, t.num_classes, t.n_train, t.n_test, data, t.description))
     printing.tasks_table(rows)
-    if not have_fashion:
-        printing.text("fashion-mnist (missing): apt-get install dataset-fashion-mnist")
+    for dataset, why in missing.items():
+        printing.text(f"{dataset} (missing): {why}")
     lo, hi = SOURCE_RANGE
     printing.text(f"zoo source split: fashion-mnist train[{lo}:{hi}] (10 classes); task train splits use "
                   f"train[{TASK_POOL_RANGE[0]}:{TASK_POOL_RANGE[1]}], test splits the official test set")

@@ -286,8 +286,10 @@ def truth_table(rows: list[dict], min_ceiling: float) -> None:
 
 
 def tasks_table(rows: list[tuple]) -> None:
-    """``pedjax tasks``: one row per registered task (the description wraps)."""
-    values = [Col("classes"), Col("train"), Col("test"), Col("data", "left"), Col("description", "left", prose=True)]
+    """``pedjax tasks``: one row per registered task (name, domain, classes, train, test, data,
+    description; the description wraps)."""
+    values = [Col("domain", "left"), Col("classes"), Col("train"), Col("test"), Col("data", "left"),
+              Col("description", "left", prose=True)]
     _print_split(console(), "pedjax target tasks", [Col("name", "left")], values, [list(map(str, r)) for r in rows])
 
 
