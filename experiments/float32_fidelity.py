@@ -8,7 +8,7 @@
 For every shipped task of the shipped zoo (its members' features on the task's training split,
 ``pedjax.features.extract_features`` with the user feature cache, as ``pedjax demo``) and for the
 synthetic zoos of ``pedjax.rank.fidelity.SYNTHETIC`` (published scale 12 × 5000 × 2048 with
-C = 100; D ≫ N; near-duplicate dimensions), every registered metric is scored — feature metrics
+C = 100; D ≫ N; near-duplicate dimensions), every registered metric of class labels is scored — feature metrics
 statically and after PED (released defaults, nsigma 0.6) — in float64 and in float32 on the same
 float32 features, and :func:`pedjax.rank.fidelity.fidelity` compares the two: weighted τ between
 the rankings, worst relative score difference, non-finite float32 scores where float64 is finite.
@@ -273,7 +273,7 @@ def main(argv=None):
     ap.add_argument("--task", action="append", help="shipped task(s) to run (default: all 11)")
     ap.add_argument("--synthetic", action="append", help="synthetic set(s) of pedjax.rank.fidelity.SYNTHETIC (default: all)")
     ap.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic sets' N and D (1 = published scale)")
-    ap.add_argument("--metric", action="append", help="restrict to these metrics (default: every registered one)")
+    ap.add_argument("--metric", action="append", help="restrict to these metrics (default: every registered one of class labels)")
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results, one entry per set (resumable)")
     ap.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="the markdown file whose measured section is rewritten")
     ap.add_argument("--fresh", action="store_true", help="recompute every set")
@@ -287,12 +287,12 @@ def main(argv=None):
     configure_process()  # as the command line: x64 on (float32 is entered per call), XLA:CPU flag, compilation cache
     from _bench_md import machine
 
-    from pedjax.metrics import REGISTRY
+    from pedjax.metrics import names
     from pedjax.util import git_commit
 
     data = load_json(args.json)
     if not args.from_json:
-        metrics = args.metric or sorted(REGISTRY)
+        metrics = args.metric or names(target="classes")
         todo = []
         if args.only in (None, "shipped"):
             todo += shipped_sets(args.task)

@@ -56,7 +56,8 @@ def _cmd_metrics(args) -> int:
 def _cmd_tasks(args) -> int:
     from ..data import SOURCE_RANGE, TASK_POOL_RANGE, TASKS, task_names
 
-    rows, missing = [], {}
+    rows: list[tuple] = []
+    missing: dict[str, str] = {}
     for name in task_names():
         t = TASKS[name]
         data = t.dataset

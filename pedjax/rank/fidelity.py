@@ -58,7 +58,7 @@ import numpy as np
 
 from .. import _precision
 from ..features import FeatureSet
-from ..metrics import REGISTRY
+from ..metrics import REGISTRY, names
 from ..physics import PEDConfig
 from ._benchmark import _ranked_last, benchmark, variant_name
 from .measures import weighted_tau
@@ -390,8 +390,8 @@ def fidelity(sets, metrics: Sequence[str] | None = None, peds: Mapping[str, PEDC
 
     Args:
       sets: a :class:`FeatureSet` (or a mapping :func:`as_feature_set` accepts), or a sequence.
-      metrics: metric names (default: every registered metric; probability/label metrics need
-        the sets' ``source_probs``).
+      metrics: metric names (default: every registered metric of class labels; probability/label
+        metrics need the sets' ``source_probs``).
       peds: ``{suffix: PEDConfig}``: feature metrics are also scored after each (variant
         ``metric+suffix``); PED itself runs in the precision being measured.
       on_set: called after each set with ``(task, {variant: VariantFidelity}, {precision: seconds})``.
@@ -408,7 +408,7 @@ def fidelity(sets, metrics: Sequence[str] | None = None, peds: Mapping[str, PEDC
     if isinstance(sets, (FeatureSet, Mapping)):
         sets = [sets]
     sets = [as_feature_set(s, f"set{i}") for i, s in enumerate(sets)]
-    metrics = list(metrics) if metrics is not None else sorted(REGISTRY)
+    metrics = list(metrics) if metrics is not None else names(target="classes")
     peds = dict(peds or {})
     out = FidelityResult(scores={p: {} for p in PRECISIONS}, seconds={p: {} for p in PRECISIONS})
     for fs in sets:
