@@ -30,10 +30,7 @@ from pedjax.physics import PEDConfig
 from pedjax.rank import fidelity as F
 
 #: metric or variant (``metric+ped``) -> why it is expected to fail the fast test for now (delete when fixed)
-PENDING = {
-    "ncti+ped": "issue 21: NCTI + PED's zoo-level min-max scaling of near-constant S_ncc/S_vc at float32 resolution: "
-                "1.07e-3 of the spread on near-duplicate 5x150x128 C30 (static NCTI meets the targets since 7bd9cb5)",
-}
+PENDING: dict[str, str] = {}
 #: the same for the slow tests (more synthetic kinds, shipped tasks), in addition to PENDING
 PENDING_SLOW: dict[str, str] = {}
 PEDS = {"ped": PEDConfig(nsigma=0.6)}
