@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import gzip
+import os
 import hashlib
 import struct
+import subprocess
+import sys
 import zlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -108,6 +112,30 @@ def test_read_idx_rejects_corrupt_files(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- digits
+
+
+@pytest.mark.parametrize("shape,size", [((5, 8, 8, 1), 28), ((3, 28, 28, 2), 10), ((2, 7, 9), 13), ((2, 28, 28), 28)])
+def test_resize_images_is_jax_bilinear(shape, size):
+    """NumPy bilinear resampling equal to jax.image.resize's "linear" (up, down, non-square) to
+    float32 rounding."""
+    x = np.random.default_rng(size).random(shape).astype(np.float32)
+    got = data.resize_images(x, size)
+    x4 = x if x.ndim == 4 else x[..., None]
+    ref = np.asarray(jax.image.resize(jnp.asarray(x4), (x4.shape[0], size, size, x4.shape[3]), "linear"))
+    np.testing.assert_allclose(got, ref if x.ndim == 4 else ref[..., 0], atol=1e-6, rtol=0)
+
+
+def test_digits_pixels_do_not_depend_on_jax_settings():
+    """The digits tasks' arrays (and so the key of their ground truth) are the same bits with x64
+    on or off and with XLA:CPU's YNN fusions on or off (they moved with both when resized by JAX)."""
+    code = ("import sys, jax; jax.config.update('jax_enable_x64', sys.argv[1] == '1');"
+            "from pedjax.data.tasks import task_data_sha1; print(task_data_sha1('digits-degraded'))")
+    runs = set()
+    for x64, flags in (("0", ""), ("1", ""), ("1", "--xla_cpu_experimental_ynn_fusion_type=")):
+        env = {**os.environ, "XLA_FLAGS": flags}
+        out = subprocess.run([sys.executable, "-c", code, x64], env=env, capture_output=True, text=True, check=True)
+        runs.add(out.stdout.strip())
+    assert len(runs) == 1, runs
 
 
 def test_digits_resized_with_jax_image_resize():
