@@ -146,20 +146,37 @@ def _fixed_point(N: int, D: int, num_classes: int, dtype, sig, keep, sums):
 
 
 def logme_eigh(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
-    """LogME through the eigendecomposition (differentiable; see the module docstring)."""
+    """LogME through the eigendecomposition (differentiable; see the module docstring): the
+    evidence of the one-hot matrix of ``y``, :func:`logme_targets_eigh`."""
     X = jnp.asarray(X)
+    return logme_targets_eigh(X, jax.nn.one_hot(y, num_classes, dtype=X.dtype))
+
+
+def logme_targets_eigh(X: jax.Array, Y: jax.Array) -> jax.Array:
+    """LogME of features ``X`` [N, D] for targets ``Y`` [N, K] — real values, or the one-hot matrix
+    of class labels (:func:`logme_eigh`) — through the eigendecomposition (pure JAX,
+    differentiable).
+
+    Args:
+      X: features [N, D].
+      Y: targets [N, K] (cast to the dtype of ``X``).
+
+    Returns:
+      The mean over the K columns of the maximised log evidence per sample, a scalar array.
+    """
+    X = jnp.asarray(X)
+    Y = jnp.asarray(Y, X.dtype)
     N, D = X.shape
-    Y = jax.nn.one_hot(y, num_classes, dtype=X.dtype)  # [N, C]
     sigma, keep, x = _spectrum(X, Y)
-    sig = sigma[:, None]  # [K, 1]
-    x2 = x * x  # [K, C]
-    res_x2 = jnp.sum(Y * Y, axis=0) - jnp.sum(x2, axis=0)  # [C]
+    sig = sigma[:, None]  # [R, 1]
+    x2 = x * x  # [R, K]
+    res_x2 = jnp.sum(Y * Y, axis=0) - jnp.sum(x2, axis=0)  # [K]
 
     def sums(t):
         return (jnp.sum(sig * x2 / (t + sig) ** 2, axis=0),
                 jnp.sum(x2 / (1.0 + sig / t) ** 2, axis=0) + res_x2)
 
-    return _fixed_point(N, D, num_classes, X.dtype, sig, keep, sums)
+    return _fixed_point(N, D, Y.shape[1], X.dtype, sig, keep, sums)
 
 
 def _host_eigvalsh_tridiagonal(d, e):
@@ -220,13 +237,29 @@ def _tri_solve(d, e, t, B):
 
 
 def logme_tridiagonal(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
-    """LogME through a tridiagonal reduction, without eigenvectors (float64 CPU; module docstring)."""
+    """LogME through a tridiagonal reduction, without eigenvectors (float64 CPU; module docstring):
+    the evidence of the one-hot matrix of ``y``, :func:`logme_targets_tridiagonal`."""
     X = jnp.asarray(X)
+    return logme_targets_tridiagonal(X, jax.nn.one_hot(y, num_classes, dtype=X.dtype))
+
+
+def logme_targets_tridiagonal(X: jax.Array, Y: jax.Array) -> jax.Array:
+    """The same as :func:`logme_targets_eigh` through a tridiagonal reduction, without eigenvectors
+    (float64 CPU: the tridiagonal eigenvalues come from a host callback).
+
+    Args:
+      X: features [N, D].
+      Y: targets [N, K] (cast to the dtype of ``X``).
+
+    Returns:
+      The mean over the K columns of the maximised log evidence per sample, a scalar array.
+    """
+    X = jnp.asarray(X)
+    Y = jnp.asarray(Y, X.dtype)
     N, D = X.shape
-    Y = jax.nn.one_hot(y, num_classes, dtype=X.dtype)  # [N, C]
     yy = jnp.sum(Y * Y, axis=0)
     if N > D:
-        B = X.T @ Y  # [D, C]
+        B = X.T @ Y  # [D, K]
         d, e, QB, lam = _tridiagonal_spectrum(gram(X), B)
         sig = jnp.abs(lam)[:, None]  # as the reference's singular values of XᵀX
         keep = jnp.ones(lam.shape, bool)  # every direction (module docstring)
@@ -246,7 +279,7 @@ def logme_tridiagonal(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array
             Tz = d[:, None] * z + jnp.pad(e[:, None] * z[1:], ((0, 1), (0, 0))) + jnp.pad(e[:, None] * z[:-1], ((1, 0), (0, 0)))
             return jnp.sum(z * Tz, axis=0), t * t * jnp.sum(z * z, axis=0) + res_x2
 
-    return _fixed_point(N, D, num_classes, X.dtype, sig, keep, sums)
+    return _fixed_point(N, D, Y.shape[1], X.dtype, sig, keep, sums)
 
 
 #: below this size of the decomposed matrix (min(N, D)) the eigh form is used on the CPU too: its

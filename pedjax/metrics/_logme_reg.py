@@ -39,9 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._linalg import gram
 from .._validate import as_float_matrix, is_degenerate
-from ._logme import _fixed_point, _spectrum, _tri_solve, _tridiagonal_spectrum, _use_tridiagonal
+from ._logme import _use_tridiagonal, logme_targets_eigh, logme_targets_tridiagonal
 from ._registry import UNINFORMATIVE, register
 
 __all__ = ["logme_reg", "logme_reg_core", "logme_targets", "logme_targets_eigh", "logme_targets_tridiagonal",
@@ -49,73 +48,6 @@ __all__ = ["logme_reg", "logme_reg_core", "logme_targets", "logme_targets_eigh",
 
 _CITATION = ("You, Liu, Wang & Long, ICML 2021 (LogME) and arXiv 2110.10545 (fixed point); "
              "github.com/thuml/LogME LogME.py, LogME(regression=True)")
-
-
-def logme_targets_eigh(X: jax.Array, Y: jax.Array) -> jax.Array:
-    """LogME of features ``X`` [N, D] for real targets ``Y`` [N, K] through the eigendecomposition
-    (pure JAX, differentiable; :func:`pedjax.metrics._logme.logme_eigh` with ``Y`` for the one-hot
-    matrix).
-
-    Args:
-      X: features [N, D].
-      Y: real targets [N, K] (cast to the dtype of ``X``).
-
-    Returns:
-      The mean over the K columns of the maximised log evidence per sample, a scalar array.
-    """
-    X = jnp.asarray(X)
-    Y = jnp.asarray(Y, X.dtype)
-    N, D = X.shape
-    sigma, keep, x = _spectrum(X, Y)
-    sig = sigma[:, None]  # [R, 1]
-    x2 = x * x  # [R, K]
-    res_x2 = jnp.sum(Y * Y, axis=0) - jnp.sum(x2, axis=0)  # [K]
-
-    def sums(t):
-        return (jnp.sum(sig * x2 / (t + sig) ** 2, axis=0),
-                jnp.sum(x2 / (1.0 + sig / t) ** 2, axis=0) + res_x2)
-
-    return _fixed_point(N, D, Y.shape[1], X.dtype, sig, keep, sums)
-
-
-def logme_targets_tridiagonal(X: jax.Array, Y: jax.Array) -> jax.Array:
-    """The same as :func:`logme_targets_eigh` through a tridiagonal reduction, without eigenvectors
-    (float64 CPU: the tridiagonal eigenvalues come from a host callback;
-    :func:`pedjax.metrics._logme.logme_tridiagonal` with ``Y`` for the one-hot matrix).
-
-    Args:
-      X: features [N, D].
-      Y: real targets [N, K] (cast to the dtype of ``X``).
-
-    Returns:
-      The mean over the K columns of the maximised log evidence per sample, a scalar array.
-    """
-    X = jnp.asarray(X)
-    Y = jnp.asarray(Y, X.dtype)
-    N, D = X.shape
-    yy = jnp.sum(Y * Y, axis=0)
-    if N > D:
-        B = X.T @ Y  # [D, K]
-        d, e, QB, lam = _tridiagonal_spectrum(gram(X), B)
-        sig = jnp.abs(lam)[:, None]
-        keep = jnp.ones(lam.shape, bool)
-
-        def sums(t):
-            m = _tri_solve(d, e, t, QB)
-            m2 = jnp.sum(m * m, axis=0)
-            return m2, yy - jnp.sum(QB * m, axis=0) - t * m2
-    else:
-        d, e, QY, lam = _tridiagonal_spectrum(gram(X.T), Y)
-        keep = jnp.ones(lam.shape, bool)
-        sig = jnp.maximum(lam, 0.0)[:, None]
-        res_x2 = yy - jnp.sum(QY * QY, axis=0)
-
-        def sums(t):
-            z = _tri_solve(d, e, t, QY)
-            Tz = d[:, None] * z + jnp.pad(e[:, None] * z[1:], ((0, 1), (0, 0))) + jnp.pad(e[:, None] * z[:-1], ((1, 0), (0, 0)))
-            return jnp.sum(z * Tz, axis=0), t * t * jnp.sum(z * z, axis=0) + res_x2
-
-    return _fixed_point(N, D, Y.shape[1], X.dtype, sig, keep, sums)
 
 
 @jax.custom_jvp
