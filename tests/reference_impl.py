@@ -137,3 +137,29 @@ def make_data(seed, N, D, C, sep=0.3, imbalanced=False, singleton=False):
         y[0] = C - 1
     X = rng.standard_normal((N, D)) + sep * rng.standard_normal((C, D))[y]
     return X, y
+
+
+# ---------------------------------------------------------------------------------------------
+# the canonical sample order (pedjax/metrics/_order.py), written independently
+
+
+def lowbias32(x):
+    """The lowbias32 integer hash, elementwise on uint64 arrays holding 32-bit values."""
+    x = np.asarray(x, np.uint64) & 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def signs_ref(D):
+    """s_j = +1 where bit 7 of the lowbias32 key of column j (seed 0x5EED) is set, else −1."""
+    return np.where((lowbias32(lowbias32(0x5EED) ^ np.arange(D, dtype=np.uint64)) >> 7) & 1 == 1, 1.0, -1.0)
+
+
+def order_ref(X):
+    """The documented canonical order by float64 sums of the features: signed row sum, sum of
+    squares, first feature, position."""
+    X = np.asarray(X, np.float64)
+    return np.lexsort((np.arange(len(X)), X[:, 0], np.sum(X * X, axis=1), np.sum(X * signs_ref(X.shape[1]), axis=1)))

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from reference_impl import order_ref
 
 knn_mod = importlib.import_module("pedjax.metrics._knn")
 lp_mod = importlib.import_module("pedjax.metrics._linear_probe")
@@ -34,24 +35,6 @@ def _layernorm_features(seed, N=200, D=16, C=4):
     z = raw - raw.mean(1, keepdims=True, dtype=np.float32)
     z = z / np.sqrt((z * z).mean(1, keepdims=True, dtype=np.float32) + np.float32(1e-3))
     return z.astype(np.float32), y
-
-
-def _lowbias32(x):
-    x = np.asarray(x, np.uint64) & 0xFFFFFFFF
-    x ^= x >> 16
-    x = (x * 0x7FEB352D) & 0xFFFFFFFF
-    x ^= x >> 15
-    x = (x * 0x846CA68B) & 0xFFFFFFFF
-    return x ^ (x >> 16)
-
-
-def _order_ref(X):
-    """The documented canonical order, by float64 sums of the (float32) features: signed row sum
-    (signs from bit 7 of the lowbias32 keys of the columns, seed 0x5EED), sum of squares, first
-    feature, position."""
-    X = np.asarray(X, np.float64)
-    signs = np.where((_lowbias32(_lowbias32(0x5EED) ^ np.arange(X.shape[1], dtype=np.uint64)) >> 7) & 1 == 1, 1.0, -1.0)
-    return np.lexsort((np.arange(len(X)), X[:, 0], np.sum(X * X, axis=1), np.sum(X * signs, axis=1)))
 
 
 def test_exact_row_sums_are_exact():
@@ -74,7 +57,7 @@ def test_exact_row_sums_are_exact():
 def test_canonical_order_of_float32_is_the_float64_one(seed):
     X, y = _layernorm_features(seed)
     assert np.abs(X.astype(np.float64).sum(1)).max() < 1e-5  # a plain row sum would be ill-conditioned
-    want = _order_ref(X)
+    want = order_ref(X)
     with jax.enable_x64(True):
         np.testing.assert_array_equal(np.asarray(knn_mod.canonical_order(jnp.asarray(X, jnp.float64))), want)
     with jax.enable_x64(False):

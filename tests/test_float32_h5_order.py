@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from reference_impl import order_ref, signs_ref
 
 import pedjax
 from pedjax.metrics import nleep as _nleep_public  # noqa: F401  (registers the module)
@@ -26,27 +27,6 @@ from pedjax.metrics import nleep as _nleep_public  # noqa: F401  (registers the 
 nl = sys.modules["pedjax.metrics._nleep"]
 
 pytestmark = pytest.mark.skipif(not jax.config.jax_enable_x64, reason="compares with float64")
-
-
-def _lowbias32(x):
-    x = np.asarray(x, np.uint64) & 0xFFFFFFFF
-    x ^= x >> 16
-    x = (x * 0x7FEB352D) & 0xFFFFFFFF
-    x ^= x >> 15
-    x = (x * 0x846CA68B) & 0xFFFFFFFF
-    return x ^ (x >> 16)
-
-
-def _signs_ref(D):
-    """s_j = +1 where bit 7 of the lowbias32 key of column j (seed 0x5EED) is set, else −1."""
-    return np.where((_lowbias32(_lowbias32(0x5EED) ^ np.arange(D, dtype=np.uint64)) >> 7) & 1 == 1, 1.0, -1.0)
-
-
-def _order_ref(X):
-    """The documented canonical order by float64 sums: signed row sum, sum of squares, first
-    feature, position."""
-    X = np.asarray(X, np.float64)
-    return np.lexsort((np.arange(len(X)), X[:, 0], np.sum(X * X, axis=1), np.sum(X * _signs_ref(X.shape[1]), axis=1)))
 
 
 def _layernorm_features(seed, N=240, D=24, C=4, signal=1.5):
@@ -76,7 +56,7 @@ def test_nleep_order_is_the_documented_rule(seed):
     X, y = _layernorm_features(seed)
     cases = [X, rng.normal(size=(50, 7)) + 3.0, np.repeat(rng.normal(size=(10, 5)), 3, axis=0)]  # ties: equal rows
     for Z in cases:
-        want = _order_ref(Z)
+        want = order_ref(Z)
         order, _ = nl._host_order_and_draws(Z, 0, 4)  # the public function's order, both precisions
         np.testing.assert_array_equal(order, want)
         np.testing.assert_array_equal(np.asarray(nl.canonical_order(jnp.asarray(Z, jnp.float64))), want)
@@ -98,7 +78,7 @@ def test_nleep_order_of_moved_layernorm_features_survives_rounding(seed):
         return np.lexsort((np.arange(len(Z)), Z[:, 0], np.sum(Z * Z, axis=1), np.sum(Z, axis=1)))
 
     assert not np.array_equal(plain(m64), plain(m32))  # the problem the signed key removes
-    np.testing.assert_array_equal(_order_ref(m64), _order_ref(m32))
+    np.testing.assert_array_equal(order_ref(m64), order_ref(m32))
     np.testing.assert_array_equal(nl._host_order_and_draws(m64, 0, 20)[0], nl._host_order_and_draws(m32, 0, 20)[0])
 
 
@@ -144,7 +124,7 @@ def _start_ref(A):
     D = A.shape[0]
     if np.linalg.norm(ones) > START_ULPS * EPS32 * np.sqrt(D) * np.linalg.norm(A):
         return ones, "published"
-    return A @ _signs_ref(D), "signed"
+    return A @ signs_ref(D), "signed"
 
 
 def test_sfda_start_is_the_published_one_unless_it_is_rounding():

@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
+from reference_impl import lowbias32, signs_ref
 
 import pedjax
 import importlib
@@ -69,24 +70,13 @@ CASES = ["labels_3_7_42", "two_classes", "singleton", "constant_dims", "d_gt_n"]
 # independent references
 
 
-def _lowbias32(x):
-    x = np.asarray(x, np.uint64) & 0xFFFFFFFF
-    x ^= x >> 16
-    x = (x * 0x7FEB352D) & 0xFFFFFFFF
-    x ^= x >> 15
-    x = (x * 0x846CA68B) & 0xFFFFFFFF
-    return x ^ (x >> 16)
-
-
 def folds_ref(X, y, K, seed):
     """The documented fold rule, in NumPy."""
     N = len(y)
     iota = np.arange(N)
     # canonical order: signed row sum (signs from bit 7 of the lowbias32 keys of the columns for
     # seed 0x5EED), row sum of squares, first feature, position
-    col_keys = _lowbias32(_lowbias32(0x5EED) ^ np.arange(X.shape[1], dtype=np.uint64))
-    signs = np.where((col_keys >> 7) & 1 == 1, 1.0, -1.0)
-    order = np.lexsort((iota, X[:, 0], np.sum(X * X, axis=1), np.sum(X * signs, axis=1)))
+    order = np.lexsort((iota, X[:, 0], np.sum(X * X, axis=1), np.sum(X * signs_ref(X.shape[1]), axis=1)))
     codes = np.unique(y, return_inverse=True)[1].reshape(-1)
     yo = codes[order]
     first = np.array([np.flatnonzero(yo == c)[0] for c in range(codes.max() + 1)])
@@ -94,7 +84,7 @@ def folds_ref(X, y, K, seed):
     ck = rank[yo]
     slot = np.empty(N, int)
     slot[np.lexsort((iota, ck))] = iota
-    keys = _lowbias32(_lowbias32(seed) ^ np.arange(N, dtype=np.uint64))
+    keys = lowbias32(lowbias32(seed) ^ np.arange(N, dtype=np.uint64))
     new = np.empty(N, int)
     new[np.lexsort((keys[slot], ck))] = iota
     fold = np.empty(N, int)
