@@ -330,3 +330,38 @@ def test_recommend_library_call_equals_the_command_line(capsys):
         recommend(zoo, load_task("fashion-rotated"), from_zoo(zoo), proxy="nope")
     with pytest.raises(ValueError, match="ped: applies to the hybrid"):
         recommend(zoo, load_task("fashion-rotated"), from_zoo(zoo), ped=pedjax.PEDConfig())
+
+
+def test_loto_hybrid_leave_one_domain_out_never_sees_the_held_out_domain():
+    """With groups, every history score of a task is computed without its whole domain; a held-out
+    task's weight is learned on the other domains' tasks only (the same as learn_weight there);
+    one group per task is leave-one-task-out."""
+    from pedjax.recommend import holdout, loto_hybrid, loto_hybrid_select
+
+    rng = np.random.default_rng(4)
+    models = [f"m{i}" for i in range(8)]
+    groups = {"a1": "A", "a2": "A", "b1": "B", "b2": "B", "b3": "B", "c1": "C", "c2": "C"}
+    tasks = list(groups)
+    truth = {t: dict(zip(models, rng.normal(size=8), strict=True)) for t in tasks}
+    metric = {t: {m: truth[t][m] + rng.normal(scale=0.5) for m in models} for t in tasks}
+    calls = []
+
+    def history_score(task, excluded):
+        calls.append((task, excluded))
+        # a history that leaks when it may use the task's own domain: the mean truth of the domain
+        seen = [u for u in tasks if u not in excluded]
+        return {m: float(np.mean([truth[u][m] for u in seen])) for m in models}
+
+    out = loto_hybrid(tasks, history_score, metric, truth, groups=groups)
+    assert calls and all({u for u in tasks if groups[u] == groups[task]} <= excluded for task, excluded in calls)
+    # a1's weight: learned on B and C only, each task's history lacking its own domain and A
+    hs = {s: history_score(s, holdout(s, tasks, groups) | holdout("a1", tasks, groups)) for s in ("b1", "b2", "b3", "c1", "c2")}
+    w, curve = learn_weight(hs, {s: metric[s] for s in hs}, truth)
+    assert out["a1"]["weight"] == w and out["a1"]["curve"] == curve
+    # every task its own group = leave-one-task-out
+    own = {t: t for t in tasks}
+    assert loto_hybrid(tasks, history_score, metric, truth, groups=own) == loto_hybrid(tasks, history_score, metric, truth)
+    sel = loto_hybrid_select(tasks, history_score, {"m": metric}, truth, groups=groups)
+    assert {t: sel[t]["weight"] for t in tasks} == {t: out[t]["weight"] for t in tasks}
+    with pytest.raises(ValueError, match="no task outside"):
+        loto_hybrid(tasks, history_score, metric, truth, groups={t: "one" for t in tasks})

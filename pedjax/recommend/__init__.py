@@ -5,7 +5,7 @@ from .archi2vec import arch_graph, embed, embed_module, meta_scores, zoo_meta
 from .factorize import Factors, heldout_errors, prepare, select
 from .fennec import Recommender
 from .history import History, from_file, from_metric, from_scores, from_table, from_zoo, published
-from .hybrid import WEIGHT_GRID, combine, learn_weight, loto_hybrid, loto_hybrid_select, merge, zscore
+from .hybrid import WEIGHT_GRID, combine, holdout, learn_weight, loto_hybrid, loto_hybrid_select, merge, zscore
 from .proxy import Proxy, neighbour_weights, task_representation
 
 __all__ = [
@@ -13,6 +13,6 @@ __all__ = [
     "Factors", "heldout_errors", "prepare", "select",
     "Proxy", "task_representation", "neighbour_weights",
     "arch_graph", "embed", "embed_module", "meta_scores", "zoo_meta",
-    "WEIGHT_GRID", "zscore", "combine", "merge", "learn_weight", "loto_hybrid", "loto_hybrid_select",
+    "WEIGHT_GRID", "zscore", "combine", "merge", "learn_weight", "holdout", "loto_hybrid", "loto_hybrid_select",
     "Recommender", "recommend", "shipped_weight",
 ]
