@@ -1,9 +1,9 @@
 """Float32 against float64 on the shipped zoo and on synthetic zoos: every metric ± PED (issue 21).
 
-    python experiments/float32_fidelity.py                       # everything; resumes from runs/float32_fidelity.json
+    python experiments/float32_fidelity.py                       # everything; resumes from experiments/results/float32_fidelity.json
     python experiments/float32_fidelity.py --only shipped        # the 11 shipped tasks (27 members)
     python experiments/float32_fidelity.py --only synthetic --scale 0.25
-    python experiments/float32_fidelity.py --from-json runs/float32_fidelity.json   # re-render docs/precision.md only
+    python experiments/float32_fidelity.py --from-json experiments/results/float32_fidelity.json   # re-render docs/precision.md only
 
 For every shipped task of the shipped zoo (its members' features on the task's training split,
 ``pedjax.features.extract_features`` with the user feature cache, as ``pedjax demo``) and for the
@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-DEFAULT_JSON = ROOT / "runs" / "float32_fidelity.json"
+DEFAULT_JSON = ROOT / "experiments" / "results" / "float32_fidelity.json"  # committed: the study spans sessions
 DEFAULT_DOC = ROOT / "docs" / "precision.md"
 SECTION = "float32_fidelity"
 NSIGMA = 0.6
