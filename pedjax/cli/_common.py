@@ -15,10 +15,6 @@ XLA_CPU_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 #: no "YNN" fusions on XLA:CPU: jaxlib 0.10.2 miscompiles some (garbage values, pedjax/metrics/
 #: _linear_probe.py), and NLEEP's EM program crashed the compiler in the test suite (docs/design.md)
 XLA_YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
-#: XLA:CPU flag: single-threaded Eigen. With its thread pool, a vmapped program's execution
-#: intermittently never finished (every worker idle, the caller waiting for a notification; session 9,
-#: the float32 fidelity study; PyAutoFit issue 1530 reports the same wedge and this cure; docs/design.md)
-XLA_EIGEN_FLAG = "--xla_cpu_multi_thread_eigen"
 #: environment variable naming pedjax's user cache folder ("off" disables every cache in it)
 CACHE_ENV = "PEDJAX_CACHE_DIR"
 #: size limit of the persistent compilation cache (least recently used entries are evicted)
@@ -76,9 +72,7 @@ def configure_process() -> None:
       (must happen before JAX starts its backend, i.e. before the first computation);
     * ``--xla_cpu_experimental_ynn_fusion_type=`` (no YNN fusions: a jaxlib 0.10.2 miscompile and
       a compiler crash, docs/design.md) in ``XLA_FLAGS`` unless set there;
-    * ``--xla_cpu_multi_thread_eigen=false`` in ``XLA_FLAGS`` unless set there (an intermittent
-      stall of XLA:CPU's Eigen thread pool, docs/design.md);
-    * ``jax_cpu_enable_async_dispatch`` off (an earlier guess at that stall, docs/design.md);
+    * ``jax_cpu_enable_async_dispatch`` off (an intermittent stall, docs/design.md);
     * JAX's persistent compilation cache in :func:`cache_dir` for every program, as an LRU cache of
       at most :data:`CACHE_MAX_BYTES`: with a size limit JAX takes a ``filelock`` lock around every
       read and write of the folder, so two processes sharing it never read a half-written entry
@@ -89,8 +83,6 @@ def configure_process() -> None:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {XLA_CPU_FLAG}=false").strip()
     if XLA_YNN_FLAG not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {XLA_YNN_FLAG}=").strip()
-    if XLA_EIGEN_FLAG not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {XLA_EIGEN_FLAG}=false").strip()
     import jax
 
     if "JAX_ENABLE_X64" not in os.environ:
