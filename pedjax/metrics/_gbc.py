@@ -36,7 +36,7 @@ from jax.scipy.special import logsumexp
 from .._validate import check_choice
 from ._registry import evaluate, register
 
-__all__ = ["gbc", "gbc_core", "gbc_from_gaussians", "gbc_log_core", "gbc_log_from_gaussians", "neg_exp"]
+__all__ = ["gbc", "gbc_core", "gbc_log_core", "gbc_log_from_gaussians", "neg_exp"]
 
 #: variance floor of the reference (``tf.maximum(variance, 1e-4)``)
 VAR_FLOOR = 1e-4
@@ -136,12 +136,6 @@ def gbc_log_from_gaussians(means: jax.Array, var: jax.Array, gaussian_type: str 
     block = max(1, min(C, _BLOCK_ELEMS // max(1, C * D)))
     log_bc = jax.lax.map(row, jnp.arange(C), batch_size=block)  # [C, C]
     return logsumexp(log_bc)
-
-
-def gbc_from_gaussians(means: jax.Array, var: jax.Array, gaussian_type: str = "spherical") -> jax.Array:
-    """GBC from the class means [C, D] and floored per-dimension variances [C, D]: ``−exp(``
-    :func:`gbc_log_from_gaussians` ``)`` in JAX (underflows to −0.0 in float32 on wide features)."""
-    return neg_exp(gbc_log_from_gaussians(means, var, gaussian_type), jnp)
 
 
 @register("gbc", gbc_log_core, static=("gaussian_type",), finish=neg_exp)

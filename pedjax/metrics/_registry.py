@@ -167,11 +167,6 @@ def _metric_of(core: Callable) -> Metric | None:
     return None
 
 
-def _input_of(core: Callable) -> str:
-    m = _metric_of(core)
-    return "features" if m is None else m.input
-
-
 def finish_value(m: Metric, value: Any) -> np.ndarray:
     """A metric's scores from its core's values, on the host in float64 (:attr:`Metric.finish`;
     the values as float64 where the metric has none).
@@ -214,8 +209,8 @@ def evaluate(core: Callable, X: Any, y: Any, *, x_name: str = "X", static: tuple
     """
     codes, classes = encode_labels(y, "y")
     Xv = as_float_matrix(X, x_name, n=codes.shape[0])
-    if _input_of(core) == "features" and is_degenerate(X):
+    m = _metric_of(core)
+    if (m is None or m.input == "features") and is_degenerate(X):
         return UNINFORMATIVE
     out = jitted(core, tuple(static))(Xv, codes, num_classes=int(classes.size), **options)
-    m = _metric_of(core)
     return float(np.asarray(out) if m is None else finish_value(m, out))

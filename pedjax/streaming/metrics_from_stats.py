@@ -45,12 +45,12 @@ import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve
 
 from .._linalg import host_kernels_enabled
-from ..metrics._gbc import VAR_FLOOR, gbc_log_from_gaussians, neg_exp
+from ..metrics._gbc import VAR_FLOOR, gbc_log_from_gaussians
 from ..metrics._hscore import hscore_from_moments
 from ..metrics._hscore_reg import fourth_moment_block, hscore_reg_from_moments
 from ..metrics._lfc import lfc_from_moments
 from ..metrics._logme import _eigh, _fixed_point, _tri_solve, _tridiagonal_spectrum
-from ..metrics._registry import UNINFORMATIVE
+from ..metrics._registry import REGISTRY, UNINFORMATIVE, finish_value
 from ..metrics._sfda import shrinkage_for, shrunk
 from .stats import ClassStats, Engine, block_stats, combine, init_stats
 
@@ -183,7 +183,7 @@ def gbc_stats(stats: ClassStats, gaussian_type: str = "spherical") -> float:
     # does not round them at the scale of the features' mean
     means = stats.class_means() - stats.mean()
     log_neg = _gbc_log_jit(jnp.asarray(means), jnp.asarray(var), gaussian_type=gaussian_type)
-    return float(neg_exp(np.float64(log_neg)))  # -exp in float64: the score can leave float32's range
+    return float(finish_value(REGISTRY["gbc"], log_neg))  # -exp in float64: the score can leave float32's range
 
 
 def hscore_stats(stats: ClassStats, rcond=None) -> float:
