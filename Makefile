@@ -47,18 +47,20 @@ install: $(STAMP)
 
 install-test: $(TEST_STAMP)
 
+# Both test targets guard against XLA:CPU's intermittent failures (docs/design.md, "A stall and a
+# crash in XLA:CPU"): a test that hangs is stopped by pytest-timeout, which ends its worker, and a
+# test whose worker ends (that, or a crash) is run once more in a new worker (pytest-rerunfailures,
+# --only-rerun crashed: a test that fails its assertions is never rerun). Rerunning needs a
+# scheduler that can hand a test back: load (the default) or worksteal, never loadfile/loadscope.
+RERUN := --timeout-method thread --reruns 1 --only-rerun crashed
 test: $(TEST_STAMP) data
-	$(PY) -m pytest -q -n 2 -m "not slow" tests
+	$(PY) -m pytest -q -n 2 -m "not slow" --timeout 900 $(RERUN) tests
 
-# two workers; a test file's tests stay on one worker (--dist loadfile): module fixtures that build a
-# zoo's features or a fidelity table are computed once, not once per worker. (The XLA:CPU crashes of
-# session 8 and stop 27 came from compiling on background threads, off by default since session 9:
-# docs/design.md.) A test that hangs (jaxlib 0.10.2's LAPACK thread-pool deadlock, docs/design.md:
-# intermittent, about one full run in three here) is stopped after 30 min by pytest-timeout, which
-# ends its worker, and run once more in a new worker (pytest-rerunfailures, --only-rerun crashed:
-# a test that fails its assertions is never rerun).
+# two workers, work stealing: a worker takes a contiguous run of tests, so a module fixture that
+# builds a zoo's features or a fidelity table is mostly computed once per file, not once per worker;
+# a hung test is stopped after 30 min.
 test-all: $(TEST_STAMP) data
-	$(PY) -m pytest -q -n 2 --dist loadfile --timeout 1800 --timeout-method thread --reruns 1 --only-rerun crashed tests
+	$(PY) -m pytest -q -n 2 --dist worksteal --timeout 1800 $(RERUN) tests
 
 # Fashion-MNIST IDX files (Debian package) for pedjax.data, and the font packages of the glyph and
 # emoji tasks (pedjax/data/glyphs.py FONT_PACKAGES, emoji.py FONTS; tests/test_data_domains.py checks

@@ -21,6 +21,11 @@ def test_relieve_clears_compiled_programs_only_above_the_headroom(monkeypatch):
     assert before > 40 * 2  # each compiled program holds mappings of its own
     monkeypatch.setattr(_executables, "_limit", 10 * before)  # far below half the limit: nothing happens
     assert not _executables.relieve() and _executables.map_count() >= before - 10
+    monkeypatch.setattr(_executables, "_limit", 3 * before)  # under half of it, over a quarter
+    assert not _executables.relieve() and _executables.map_count() >= before - 10
+    assert _executables.relieve(headroom=0.25)  # the test suite's threshold
+    fs = _compile_some(40)
+    before = _executables.map_count()
     monkeypatch.setattr(_executables, "_limit", before)  # above half of it: JAX's caches are dropped
     del fs
     assert _executables.relieve()
