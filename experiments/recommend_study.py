@@ -123,11 +123,24 @@ def ceilings(zoo, tasks) -> dict:
             "min_ceiling": judging.MIN_CEILING, "seeds": seeds}
 
 
-def zoo_study(cache: Path | None, proxy_name: str = PROXY, benchmark_tasks: Path | None = None) -> dict:
-    """Leave-one-task-out on the shipped zoo: every method's scores per task, the hybrids, costs."""
+def domains_of(tasks) -> dict:
+    """``{task: domain}`` (:attr:`pedjax.data.Task.domain`; a task pedjax does not know is its own domain)."""
+    from pedjax.data.tasks import TASKS
+
+    return {t: (TASKS[t].domain if t in TASKS and TASKS[t].domain else t) for t in tasks}
+
+
+def zoo_study(cache: Path | None, proxy_name: str = PROXY, benchmark_tasks: Path | None = None,
+              groups: dict | None = None) -> dict:
+    """Every method's scores per task on the shipped zoo, the hybrids, costs: leave-one-task-out, or
+    with ``groups`` (``{task: domain}``) leave-one-domain-out — every history-based part (history
+    mean rank, the factorisation, the proxy's neighbours, the meta score's ridge fit, the hybrid's
+    weights and metric choice) sees only the other domains' tasks
+    (:func:`pedjax.recommend.hybrid.holdout`)."""
     from pedjax.recommend import Proxy, Recommender, from_scores, from_zoo, loto_hybrid, loto_hybrid_select, zoo_meta
     from pedjax.recommend import proxy as P
     from pedjax.recommend.evaluate import measures
+    from pedjax.recommend.hybrid import holdout
     from pedjax.zoo import load_zoo
 
     cached = metric_scores(cache, benchmark_tasks=benchmark_tasks)
@@ -150,13 +163,14 @@ def zoo_study(cache: Path | None, proxy_name: str = PROXY, benchmark_tasks: Path
     scores: dict[str, dict[str, dict]] = {}  # method -> task -> {model: score}
     rec_nn = Recommender(H, reps, meta, nonneg=True)
     rec_pl = Recommender(H, reps, meta, nonneg=False)
+    held = {t: sorted(holdout(t, tasks, groups)) for t in tasks}  # [t] leave-one-task-out
     fit_seconds = {}
     for t in tasks:
         t1 = time.perf_counter()
-        rec_nn.factors([t])
+        rec_nn.factors(held[t])
         fit_seconds[t] = time.perf_counter() - t1
-        a = rec_nn.scores(reps[t], [t]).components
-        b = rec_pl.scores(reps[t], [t]).components
+        a = rec_nn.scores(reps[t], held[t]).components
+        b = rec_pl.scores(reps[t], held[t]).components
         scores.setdefault(BASE, {})[t] = a["history"]
         scores.setdefault("Fennec transfer (non-negative)", {})[t] = a["transfer"]
         scores.setdefault("Fennec transfer (plain low-rank)", {})[t] = b["transfer"]
@@ -168,13 +182,13 @@ def zoo_study(cache: Path | None, proxy_name: str = PROXY, benchmark_tasks: Path
     # (best = highest mean τ_w over the headline tasks, picked after the fact)
     best_metric = max(variants, key=lambda v: np.mean([measures(ms[v][t], truth[t])["tau_w"] for t in head]))
     Hs = from_scores({t: ms[best_metric][t] for t in tasks}, best_metric)
-    scores[f"history mean rank, history = {best_metric} scores"] = {t: Hs.mean_rank([t]) for t in tasks}
+    scores[f"history mean rank, history = {best_metric} scores"] = {t: Hs.mean_rank(held[t]) for t in tasks}
     # hybrids: history mean rank ⊕ each metric, weight leave-one-task-out
     hs = lambda t, ex: H.mean_rank(sorted(ex))  # noqa: E731
     fs = lambda t, ex: rec_nn.scores(reps[t], sorted(ex)).components["transfer"]  # noqa: E731
     hybrids, weights = {}, {}
     for v in variants:
-        r = loto_hybrid(tasks, hs, ms[v], truth)
+        r = loto_hybrid(tasks, hs, ms[v], truth, groups=groups)
         hybrids[v] = {t: r[t]["scores"] for t in tasks}
         weights[v] = {t: r[t]["weight"] for t in tasks}
     htable = {v: {t: measures(hybrids[v][t], truth[t]) for t in tasks} for v in variants}
@@ -182,26 +196,27 @@ def zoo_study(cache: Path | None, proxy_name: str = PROXY, benchmark_tasks: Path
     best_hybrid = max(variants, key=lambda v: np.mean([htable[v][t]["tau_w"] for t in head]))
     for v in dict.fromkeys((best_hybrid, best_metric)):
         scores[f"hybrid: history mean rank ⊕ {v}"] = hybrids[v]
-    sel = loto_hybrid_select(tasks, hs, ms, truth)
+    sel = loto_hybrid_select(tasks, hs, ms, truth, groups=groups)
     scores["hybrid: history mean rank ⊕ metric chosen leave-one-task-out"] = {t: sel[t]["scores"] for t in tasks}
     chosen = {t: (sel[t]["variant"], sel[t]["weight"]) for t in tasks}
-    rf = loto_hybrid(tasks, fs, ms[best_hybrid], truth)
+    rf = loto_hybrid(tasks, fs, ms[best_hybrid], truth, groups=groups)
     scores[f"hybrid: Fennec transfer ⊕ {best_hybrid}"] = {t: rf[t]["scores"] for t in tasks}
     # measures
     table = {m: {t: measures(s[t], truth[t]) for t in tasks} for m, s in scores.items()}
     # weights learned on all tasks (for tasks outside the ground truth): shipped for `pedjax recommend --metric`
     from pedjax.recommend import learn_weight
 
-    all_w = {v: learn_weight({t: H.mean_rank([t]) for t in tasks}, ms[v], truth)[0] for v in variants}
+    all_w = {v: learn_weight({t: H.mean_rank(held[t]) for t in tasks}, ms[v], truth)[0] for v in variants}
     return {"tasks": tasks, "truth": truth, "table": table, "hybrid_table": htable, "weights": weights, "all_weights": all_w,
             "chosen": chosen, "best_metric": best_metric, "best_hybrid": best_hybrid, "proxy": proxy_name,
             "fennec_hybrid_weights": {t: rf[t]["weight"] for t in tasks},
             "fit_seconds": fit_seconds, "ceiling": judged["ceiling"], "excluded": judged["excluded"],
             "headline": head, "min_ceiling": judged["min_ceiling"], "seeds": judged["seeds"],
             "n_members": len(H.models), "families": families, "n_archs": n_archs,
-            "archi_seconds": archi_seconds, "ranks": {t: rec_nn.factors([t]).rank for t in tasks},
-            "ranks_plain": {t: rec_pl.factors([t]).rank for t in tasks},
-            "neighbours": {t: rec_pl.neighbours(reps[t], [t]) for t in tasks}, "cached": cached, "variants": variants}
+            "archi_seconds": archi_seconds, "ranks": {t: rec_nn.factors(held[t]).rank for t in tasks},
+            "ranks_plain": {t: rec_pl.factors(held[t]).rank for t in tasks},
+            "neighbours": {t: rec_pl.neighbours(reps[t], held[t]) for t in tasks}, "cached": cached, "variants": variants,
+            "groups": groups}
 
 
 def costs(task: str = "fashion-rotated", proxy_name: str = PROXY, repeats: int = 3) -> dict:
@@ -511,6 +526,76 @@ def markdown(z: dict, c: dict, pub: dict, meta: dict) -> str:
     return "\n".join(L) + "\n"
 
 
+NEW_DOMAINS = ("glyphs", "emoji")  # benchmark v3's domains: no earlier history covers them
+
+
+def lodo_markdown(zl: dict, z: dict) -> str:
+    """The leave-one-domain-out section: ``zl`` from :func:`zoo_study` with ``groups``, ``z`` the
+    leave-one-task-out study (for the same tasks' leave-one-task-out history, side by side)."""
+    from pedjax.recommend.evaluate import paired_se
+
+    groups = zl["groups"]
+    head = zl["headline"]
+    doms = list(dict.fromkeys(groups[t] for t in zl["tasks"]))
+    by_dom = {d: [t for t in head if groups[t] == d] for d in doms}
+    new = [t for t in head if groups[t] in NEW_DOMAINS]
+    tab = zl["table"]
+    if not new:
+        return ""
+
+    def m_over(m, ts, key="tau_w", table=tab):
+        return float(np.mean([table[m][t][key] for t in ts])) if ts else float("nan")
+
+    best_new = max(zl["variants"], key=lambda v: m_over(v, new))
+    sel = "hybrid: history mean rank ⊕ metric chosen leave-one-task-out"
+    rows = [BASE, "Fennec transfer (non-negative)", "Fennec transfer (plain low-rank)",
+            "Fennec transfer + meta (non-negative)", sel] + \
+        [m for m in tab if m.startswith("hybrid") and m != sel] + sorted(zl["variants"], key=lambda v: -m_over(v, new))
+    hist = [tab[BASE][t]["tau_w"] for t in new]
+    bm = [tab[best_new][t]["tau_w"] for t in new]
+    L = []
+    a = L.append
+    a("## Leave-one-domain-out: tasks from a domain the history has never seen\n")
+    a("The same methods, but every history-based part — history mean rank, the factorisation, the proxy's "
+      "neighbours, the meta score's ridge fit, the hybrid's weights and its metric choice — sees only the tasks of "
+      "the *other* domains (`pedjax.recommend.hybrid.holdout`; the hybrid's inner folds hold out whole domains "
+      "too). Domains: " + ", ".join(f"{d} ({len([t for t in zl['tasks'] if groups[t] == d])} tasks)" for d in doms)
+      + f". The metric rows do not read history and are as in the table above. **New domains** = "
+      f"{', '.join(NEW_DOMAINS)} ({len(new)} headline tasks): Δ, ± paired SE, rel@1 and regret@1 are over them. "
+      f"Best single metric on them (picked after the fact, which favours it): **{best_new}**.\n")
+    a("| method | " + " | ".join(f"{d} ({len(by_dom[d])})" for d in doms)
+      + " | new domains | Δ vs history (±SE) | Δ vs best metric (±SE) | rel@1 | regret@1 |")
+    a("|---|" + "---:|" * (len(doms) + 5))
+    for m in rows:
+        t_new = [tab[m][t]["tau_w"] for t in new]
+        a(f"| {m} | " + " | ".join(_fmt(m_over(m, by_dom[d])) for d in doms)
+          + f" | **{_fmt(m_over(m, new))}** | {_fmt(m_over(m, new) - m_over(BASE, new))} ± {paired_se(t_new, hist):.3f} | "
+          f"{_fmt(m_over(m, new) - m_over(best_new, new))} ± {paired_se(t_new, bm):.3f} | "
+          f"{m_over(m, new, 'rel1'):.3f} | {m_over(m, new, 'regret1'):.4f} |")
+    ceil = zl["ceiling"]
+    a("| *noise ceiling* | " + " | ".join(_fmt(float(np.mean([ceil[t] for t in by_dom[d]]))) if by_dom[d] else "—"
+                                          for d in doms)
+      + f" | {_fmt(float(np.mean([ceil[t] for t in new])))} | | | | |")
+    a("")
+    lt = z["table"]
+    a(f"For comparison, the same {len(new)} new-domain tasks leave-one-task-out (their own domain's other tasks in "
+      f"the history): history mean rank {_fmt(m_over(BASE, new, table=lt))}, Fennec transfer (non-negative) "
+      f"{_fmt(m_over('Fennec transfer (non-negative)', new, table=lt))}, the leave-one-task-out hybrid "
+      f"{_fmt(m_over(sel, new, table=lt))}.\n")
+    # where PED helps on the new domains
+    a("### PED on the new domains\n")
+    a("| metric | static | + PED | Δ (± paired SE) |")
+    a("|---|---:|---:|---:|")
+    for v in sorted(v for v in zl["variants"] if "+" not in v and f"{v}+PED" in zl["variants"]):
+        st, pd = [tab[v][t]["tau_w"] for t in new], [tab[f"{v}+PED"][t]["tau_w"] for t in new]
+        d = float(np.mean(pd) - np.mean(st))
+        se = paired_se(pd, st)
+        a(f"| {v} | {_fmt(float(np.mean(st)))} | {_fmt(float(np.mean(pd)))} | {_fmt(d)} ± {se:.3f}"
+          + (" **helps**" if d > 2 * se else " hurts" if d < -2 * se else "") + " |")
+    a("")
+    return "\n".join(L) + "\n"
+
+
 def figure(z: dict, path: Path) -> None:
     import matplotlib
 
@@ -562,6 +647,10 @@ def main(argv=None) -> int:
     import subprocess
 
     z = zoo_study(args.scores, benchmark_tasks=args.benchmark_tasks)
+    groups = domains_of(z["tasks"])
+    # leave-one-domain-out needs ≥ 3 domains: the hybrid's inner folds hold out a second one
+    zl = zoo_study(args.scores, benchmark_tasks=args.benchmark_tasks, groups=groups) \
+        if len(set(groups.values())) >= 3 else None
     c = costs()
     pub = published_tables()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
@@ -569,7 +658,11 @@ def main(argv=None) -> int:
 
     meta = {"date": datetime.date.today().isoformat(), "commit": commit, "seconds": time.time() - t0,
             "machine": f"{platform.machine()} {__import__('os').cpu_count()} CPU(s), jax {jax.__version__}, python {platform.python_version()}"}
-    args.out.write_text(markdown(z, c, pub, meta))
+    page = markdown(z, c, pub, meta)
+    if zl is not None:
+        cut = page.index("## Query-time cost")
+        page = page[:cut] + lodo_markdown(zl, z) + page[cut:]
+    args.out.write_text(page)
     figure(z, args.figure)
     weights = {"description": "hybrid weights w of (1 - w)·z(history mean rank) + w·z(metric), learned by "
                "experiments/recommend_study.py on the shipped zoo: 'loto' per held-out task (learned on the other tasks), "
@@ -580,7 +673,9 @@ def main(argv=None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         slim = {k: v for k, v in z.items() if k != "cached"}
-        args.json.write_text(json.dumps({"zoo": slim, "costs": c, "published": pub, "meta": meta}, indent=1, default=float))
+        slim_l = None if zl is None else {k: v for k, v in zl.items() if k != "cached"}
+        args.json.write_text(json.dumps({"zoo": slim, "zoo_lodo": slim_l, "costs": c, "published": pub, "meta": meta},
+                                        indent=1, default=float))
     print(f"wrote {args.out}, {args.figure}, {args.weights} in {time.time() - t0:.0f} s")
     return 0
 
