@@ -666,8 +666,12 @@ def main(argv=None) -> int:
     figure(z, args.figure)
     weights = {"description": "hybrid weights w of (1 - w)·z(history mean rank) + w·z(metric), learned by "
                "experiments/recommend_study.py on the shipped zoo: 'loto' per held-out task (learned on the other tasks), "
-               "'all' on every task (for tasks outside the ground truth)", "base": BASE,
-               "weights": {v: {"all": z["all_weights"][v], "loto": z["weights"][v]} for v in z["variants"]},
+               "'all' on every task (for tasks outside the ground truth); 'blind' the same learned leave-one-domain-out "
+               "(each task's domain held out of its history), used when the task is unlike every past task "
+               "(pedjax.recommend.proxy.novelty > 1)", "base": BASE,
+               "weights": {v: {"all": z["all_weights"][v], "loto": z["weights"][v],
+                               **({"blind": {"all": zl["all_weights"][v], "lodo": zl["weights"][v]}} if zl else {})}
+                           for v in z["variants"]},
                "commit": commit}
     args.weights.write_text(json.dumps(weights, indent=1) + "\n")
     if args.json:

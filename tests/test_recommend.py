@@ -7,7 +7,7 @@ import pytest
 
 import pedjax
 from pedjax.recommend import (History, Recommender, from_file, from_scores, from_table, from_zoo, learn_weight, merge,
-                              neighbour_weights, published, zscore)
+                              neighbour_weights, novelty, published, zscore)
 from pedjax.recommend import archi2vec as a2v
 from pedjax.recommend import factorize as fz
 from pedjax.recommend.evaluate import measures, paired_se
@@ -120,6 +120,35 @@ def test_neighbour_weights():
     past = {"a": np.zeros(4), "b": np.ones(4), "c": 5 * np.ones(4)}
     w = neighbour_weights(np.full(4, 0.1), past, k=2)
     assert set(w) == {"a", "b"} and w["a"] > w["b"] and sum(w.values()) == pytest.approx(1.0)
+
+
+def _novelty_ref(rep, past):
+    """Independent transcription: all pairwise RMS distances with scipy, then the ratio."""
+    from scipy.spatial.distance import cdist
+
+    P = np.stack([np.asarray(v, float) for v in past.values()])
+    D = cdist(P, P) / np.sqrt(P.shape[1])
+    np.fill_diagonal(D, np.inf)
+    return float((cdist(np.asarray(rep, float)[None], P) / np.sqrt(P.shape[1])).min() / D.min(axis=1).max())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_novelty_against_pairwise_distances(seed):
+    rng = np.random.default_rng(seed)
+    past = {f"t{i}": rng.normal(size=8) for i in range(3 + seed)}
+    for rep in (rng.normal(size=8), 10 + rng.normal(size=8), past["t0"]):
+        assert novelty(rep, past) == pytest.approx(_novelty_ref(rep, past), rel=1e-12)
+    assert novelty(past["t1"], past) == 0.0  # a past task itself is not new
+    # two domains: a task of a held-out third domain is further than the history's spacing
+    dom = {"a1": np.zeros(4), "a2": np.full(4, 0.1), "b1": np.full(4, 3.0), "b2": np.full(4, 3.2)}
+    assert novelty(np.full(4, 0.05), dom) < 1 < novelty(np.full(4, -4.0), dom)
+
+
+def test_novelty_degenerate_histories():
+    same = {"a": np.ones(3), "b": np.ones(3)}
+    assert novelty(np.ones(3), same) == 0.0 and novelty(np.zeros(3), same) == float("inf")
+    with pytest.raises(ValueError, match="past"):
+        novelty(np.ones(3), {"a": np.ones(3)})
 
 
 def test_a_tasks_own_truth_never_informs_its_ranking():
@@ -326,10 +355,27 @@ def test_recommend_library_call_equals_the_command_line(capsys):
     cli = json.loads(capsys.readouterr().out)
     assert got["ranking"] == cli["ranking"] and got["history"]["left_out"] == ["fashion-rotated"]
     assert got["components"]["fennec"] == pytest.approx(cli["components"]["fennec"])
+    assert got["novelty"] == pytest.approx(cli["novelty"]) and 0.0 <= got["novelty"] < float("inf")
     with pytest.raises(ValueError, match="proxy: 'nope'"):
         recommend(zoo, load_task("fashion-rotated"), from_zoo(zoo), proxy="nope")
     with pytest.raises(ValueError, match="ped: applies to the hybrid"):
         recommend(zoo, load_task("fashion-rotated"), from_zoo(zoo), ped=pedjax.PEDConfig())
+
+
+def test_shipped_weight_blind_reads_the_leave_one_domain_out_weights(tmp_path, monkeypatch):
+    from pedjax.recommend import api
+
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "recommend_weights.json").write_text(json.dumps({"weights": {
+        "logme": {"all": 0.3, "loto": {"t1": 0.2}, "blind": {"all": 0.8, "lodo": {"t1": 0.9}}},
+        "sfda": {"all": 0.4, "loto": {"t1": 0.1}}}}))
+    monkeypatch.setattr(api.resources, "files", lambda pkg: tmp_path)
+    assert api.shipped_weight("logme", "t1")[0] == 0.2 and api.shipped_weight("logme", "new")[0] == 0.3
+    assert api.shipped_weight("logme", "t1", blind=True)[0] == 0.9
+    w, why = api.shipped_weight("logme", "new", blind=True)
+    assert w == 0.8 and "leave-one-domain-out" in why
+    assert api.shipped_weight("sfda", "new", blind=True)[0] == 0.4  # no blind weights: the usual one
+    assert api.shipped_weight("nce", "t1")[0] is None
 
 
 def test_loto_hybrid_leave_one_domain_out_never_sees_the_held_out_domain():

@@ -347,6 +347,8 @@ def recommend_table(result: dict) -> None:
                     + (f" ({', '.join(h['left_out'])} left out: its own ground truth is not used)" if h["left_out"] else "")))
     con.print(_text(f"proxy {result['proxy']}; nearest past tasks: "
                     + ", ".join(f"{t} {w:.2f}" for t, w in result["neighbours"].items())
+                    + (f"; novelty {nov:.2f}" + (" (> 1: unlike every past task)" if nov > 1 else "")
+                       if (nov := result.get("novelty")) is not None else "")
                     + f"; factorisation rank {f['rank']} ({'non-negative' if f['nonneg'] else 'plain'}), penalty {f['reg']:g}"))
     if "hybrid" in result:
         hy = result["hybrid"]

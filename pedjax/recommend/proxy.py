@@ -16,6 +16,12 @@ parameters.
   distances (a scale-free softmax), summing to 1.
 * **Latent vector**: Σ_k w_k v_k over the neighbours' latent task vectors (:mod:`.factorize`);
   a model's transfer score is then u_mᵀ v_new — O(models) arithmetic.
+* **Novelty** (:func:`novelty`): how far the new task lies from the history, in units of the
+  history's own spacing — its distance to the nearest past task divided by the largest distance
+  from a past task to its nearest other past task. Above 1 the task is further from every past
+  task than any past task is from its nearest peer: the history has not seen its like, and
+  ``pedjax recommend`` weighs the metric as it learned to when whole domains were held out
+  (docs/recommend.md).
 """
 from __future__ import annotations
 
@@ -114,9 +120,8 @@ def neighbour_weights(rep, past: Mapping[str, np.ndarray], k: int = 2) -> dict[s
     """
     if not past:
         raise ValueError("past: no past tasks to compare with")
-    rep = np.asarray(rep, np.float64)
     names = list(past)
-    d = np.array([np.linalg.norm(rep - np.asarray(past[t], np.float64)) / np.sqrt(rep.size) for t in names])
+    d = _distances(rep, past)
     k = max(1, min(int(k), len(names)))
     order = np.argsort(d, kind="stable")[:k]
     dk = d[order]
@@ -124,6 +129,37 @@ def neighbour_weights(rep, past: Mapping[str, np.ndarray], k: int = 2) -> dict[s
     w = np.exp(-(dk - dk.min()) / tau) if tau > 0 else np.ones(k)
     w /= w.sum()
     return {names[i]: float(wi) for i, wi in zip(order, w, strict=True)}
+
+
+def _distances(rep, past: Mapping[str, np.ndarray]) -> np.ndarray:
+    rep = np.asarray(rep, np.float64)
+    return np.array([np.linalg.norm(rep - np.asarray(past[t], np.float64)) / np.sqrt(rep.size) for t in past])
+
+
+def novelty(rep, past: Mapping[str, np.ndarray]) -> float:
+    """How far a task lies from the history, in units of the history's own spacing (module docstring).
+
+    Args:
+      rep: the new task's representation [2·D] (:func:`task_representation`).
+      past: ``{past task: representation [2·D]}``, at least 2.
+
+    Returns:
+      ``min_t d(rep, past[t]) / max_s min_{t ≠ s} d(past[s], past[t])`` (d as in
+      :func:`neighbour_weights`): above 1, the task is further from every past task than any past
+      task is from its nearest peer. ``inf`` when the past tasks all coincide and the new task
+      does not; ``0.0`` when it coincides with them too.
+
+    Raises:
+      ValueError: fewer than 2 past tasks.
+    """
+    if len(past) < 2:
+        raise ValueError(f"past: at least 2 past tasks to measure the history's spacing, got {len(past)}")
+    nearest = float(_distances(rep, past).min())
+    names = list(past)
+    spacing = max(float(_distances(past[s], {t: past[t] for t in names if t != s}).min()) for s in names)
+    if spacing == 0.0:
+        return 0.0 if nearest == 0.0 else float("inf")
+    return nearest / spacing
 
 
 def latent_vector(weights: Mapping[str, float], factors) -> np.ndarray:
