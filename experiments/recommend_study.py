@@ -216,7 +216,8 @@ def zoo_study(cache: Path | None, proxy_name: str = PROXY, benchmark_tasks: Path
             "archi_seconds": archi_seconds, "ranks": {t: rec_nn.factors(held[t]).rank for t in tasks},
             "ranks_plain": {t: rec_pl.factors(held[t]).rank for t in tasks},
             "neighbours": {t: rec_pl.neighbours(reps[t], held[t]) for t in tasks}, "cached": cached, "variants": variants,
-            "groups": groups}
+            "groups": groups,
+            "novelty": {t: P.novelty(reps[t], {s: reps[s] for s in tasks if s not in held[t]}) for t in tasks}}
 
 
 def costs(task: str = "fashion-rotated", proxy_name: str = PROXY, repeats: int = 3) -> dict:
@@ -578,6 +579,27 @@ def lodo_markdown(zl: dict, z: dict) -> str:
       + f" | {_fmt(float(np.mean([ceil[t] for t in new])))} | | | | |")
     a("")
     lt = z["table"]
+    nl, nt = zl["novelty"], z["novelty"]
+    old_dom = [t for t in zl["tasks"] if groups[t] not in NEW_DOMAINS]
+    a("**Does `pedjax recommend` see that the history is blind?** Its gate is the proxy's novelty "
+      "(`pedjax.recommend.proxy.novelty`; > 1: the task is further from every past task than any past task is "
+      "from its nearest peer), and above 1 it takes the hybrid weight learned leave-one-domain-out. Held out with "
+      f"their domain, the new-domain tasks' novelty is {_range([nl[t] for t in new], '{:.2f}')} "
+      f"({sum(nl[t] > 1 for t in new)} of {len(new)} above 1); held out alone (leave-one-task-out) every task's is "
+      f"{_range([nt[t] for t in zl['tasks']], '{:.2f}')} ({sum(nt[t] > 1 for t in zl['tasks'])} of "
+      f"{len(zl['tasks'])} above 1); the older domains' tasks held out with their domain: "
+      f"{_range([nl[t] for t in old_dom], '{:.2f}')}.\n")
+    hyb = zl["hybrid_table"]
+    a("The command's hybrid with each metric on the new domains (weights learned leave-one-domain-out, as the "
+      "command uses them there), against history and the best metric:\n")
+    a("| metric | metric alone | hybrid | Δ vs history (±SE) | Δ vs best metric (±SE) |")
+    a("|---|---:|---:|---:|---:|")
+    for v in sorted(hyb, key=lambda v: -float(np.mean([hyb[v][t]["tau_w"] for t in new]))):
+        h = [hyb[v][t]["tau_w"] for t in new]
+        a(f"| {v} | {_fmt(m_over(v, new))} | **{_fmt(float(np.mean(h)))}** | "
+          f"{_fmt(float(np.mean(h)) - m_over(BASE, new))} ± {paired_se(h, hist):.3f} | "
+          f"{_fmt(float(np.mean(h)) - m_over(best_new, new))} ± {paired_se(h, bm):.3f} |")
+    a("")
     a(f"For comparison, the same {len(new)} new-domain tasks leave-one-task-out (their own domain's other tasks in "
       f"the history): history mean rank {_fmt(m_over(BASE, new, table=lt))}, Fennec transfer (non-negative) "
       f"{_fmt(m_over('Fennec transfer (non-negative)', new, table=lt))}, the leave-one-task-out hybrid "
