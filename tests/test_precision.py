@@ -71,3 +71,30 @@ def test_float32_context_uses_the_process_precision():
         s32 = metrics.logme(X, y)
     assert s32 == pytest.approx(ref, rel=1e-3)  # float32: close, not float64-exact
     assert metrics.logme(X, y) == pytest.approx(ref, rel=1e-10)
+
+
+_POOL_CHILD = r"""
+import glob, json, os
+from pedjax.cli._common import configure_process
+configure_process()
+import jax.numpy as jnp
+x = jnp.ones((64, 64)); (x @ x).block_until_ready()
+names = [open(f).read().strip() for f in glob.glob("/proc/self/task/*/comm")]
+print(json.dumps({"env": os.environ.get("PJRT_NPROC"), "pool": names.count("tf_XLAEigen"),
+                  "cpus": len(os.sched_getaffinity(0))}))
+"""
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="thread names from /proc (Linux)")
+@pytest.mark.parametrize("given", [None, "5"])
+def test_command_line_process_sizes_the_intra_op_pool(given):
+    """configure_process gives XLA:CPU's intra-op pool one thread more than the usable CPUs (the
+    LAPACK deadlock of docs/design.md), unless PJRT_NPROC/NPROC is set; JAX reads it."""
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("PJRT_NPROC", "NPROC")}
+    if given:
+        env["PJRT_NPROC"] = given
+    out = subprocess.run([sys.executable, "-c", _POOL_CHILD], capture_output=True, text=True, timeout=300, env=env,
+                         check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    want = int(given) if given else got["cpus"] + 1
+    assert got["env"] == str(want) and got["pool"] == want

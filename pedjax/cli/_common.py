@@ -15,6 +15,11 @@ XLA_CPU_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 #: no "YNN" fusions on XLA:CPU: jaxlib 0.10.2 miscompiles some (garbage values, pedjax/metrics/
 #: _linear_probe.py), and NLEEP's EM program crashed the compiler in the test suite (docs/design.md)
 XLA_YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
+#: environment variables that size XLA:CPU's intra-op thread pool (read once, when JAX creates its
+#: CPU client; the first wins): jaxlib 0.10.2's batched LAPACK kernels block a pool thread each while
+#: their chunks wait for a free one, so a pool as large as the CPU count deadlocks when as many
+#: kernels run at once (docs/design.md, "A stall in XLA:CPU")
+POOL_ENVS = ("PJRT_NPROC", "NPROC")
 #: environment variable naming pedjax's user cache folder ("off" disables every cache in it)
 CACHE_ENV = "PEDJAX_CACHE_DIR"
 #: size limit of the persistent compilation cache (least recently used entries are evicted)
@@ -73,6 +78,10 @@ def configure_process() -> None:
     * ``--xla_cpu_experimental_ynn_fusion_type=`` (no YNN fusions: a jaxlib 0.10.2 miscompile and
       a compiler crash, docs/design.md) in ``XLA_FLAGS`` unless set there;
     * ``jax_cpu_enable_async_dispatch`` off (an intermittent stall, docs/design.md);
+    * ``PJRT_NPROC`` = the usable CPU count + 1 unless ``PJRT_NPROC`` or ``NPROC`` is set: one
+      more intra-op thread than XLA:CPU's default, so that two batched LAPACK kernels running at
+      once cannot hold every pool thread (the deadlock seen on 2 cores, docs/design.md; with 3
+      threads the warm metrics ran as fast as with 2, with 8 several times slower);
     * JAX's persistent compilation cache in :func:`cache_dir` for every program, as an LRU cache of
       at most :data:`CACHE_MAX_BYTES`: with a size limit JAX takes a ``filelock`` lock around every
       read and write of the folder, so two processes sharing it never read a half-written entry
@@ -83,6 +92,8 @@ def configure_process() -> None:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {XLA_CPU_FLAG}=false").strip()
     if XLA_YNN_FLAG not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {XLA_YNN_FLAG}=").strip()
+    if not any(os.environ.get(v) for v in POOL_ENVS):
+        os.environ["PJRT_NPROC"] = str(_usable_cpus() + 1)
     import jax
 
     if "JAX_ENABLE_X64" not in os.environ:
@@ -102,6 +113,14 @@ def configure_process() -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
         jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS tells it, else the CPU count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _repair_cache(path: Path) -> None:
