@@ -15,8 +15,8 @@ import pytest
 from pedjax import data
 from pedjax.data import fashion
 from pedjax.models import nets
-from pedjax.zoo import (V1_MEMBERS, TINY_V2_CONFIG, TINY_V2_MEMBERS, V2_CONFIG, V2_MEMBERS, V2_TASKS, ARCHITECTURES,
-                        create_module)
+from pedjax.zoo import (V1_MEMBERS, TINY_V2_CONFIG, TINY_V2_MEMBERS, V2_CONFIG, V2_MEMBERS, V2_TASKS, V3_TASKS,
+                        ARCHITECTURES, create_module)
 
 needs_fashion = pytest.mark.skipif(not fashion.available(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
 
@@ -114,8 +114,9 @@ def test_shipped_zoo_is_the_v2_spec():
 
 
 def test_shipped_assets_and_ground_truth_complete():
-    """The shipped assets stay under 25 MB, and the shipped ground truth is the whole v2 build: every
-    (member, task) pair with a best-of-grid accuracy per seed, the build's cost and machine recorded."""
+    """The shipped assets stay under 25 MB, and the shipped ground truth is the whole v3 build (v2's
+    members and protocol on the v2 tasks and the glyph and emoji domains): every (member, task) pair
+    with a best-of-grid accuracy per seed, the build's cost and machine recorded."""
     from pedjax.zoo import DEFAULT_ZOO, TRUTH_FILE, read_manifest
 
     assets = DEFAULT_ZOO.parent
@@ -124,14 +125,15 @@ def test_shipped_assets_and_ground_truth_complete():
     truth = json.loads((DEFAULT_ZOO / TRUTH_FILE).read_text())
     names = [m.name for m in V2_MEMBERS]
     assert truth["seeds"] == list(V2_CONFIG.ft_seeds) and truth["provenance"]["complete"]
-    for task in V2_TASKS:
+    assert list(truth["datasets"]) == list(V3_TASKS)
+    for task in V3_TASKS:
         per = truth["per_seed"][task]
         assert list(per) == names
         for name in names:
             assert len(per[name]) == len(V2_CONFIG.ft_seeds) and all(0.0 < v <= 1.0 for v in per[name]), (task, name)
             assert truth["datasets"][task][name] == pytest.approx(np.mean(per[name]))
     build = read_manifest(DEFAULT_ZOO)["build"]
-    assert build["complete"] is True and build["truth_units_done"] == len(names) * len(V2_TASKS) * len(V2_CONFIG.ft_seeds)
+    assert build["complete"] is True and build["truth_units_done"] == len(names) * len(V3_TASKS) * len(V2_CONFIG.ft_seeds)
     assert build["machine"] and build["total_seconds"] > 0
 
 

@@ -20,8 +20,6 @@ from ..zoo import (
     V1_CONFIG,
     V1_MEMBERS,
     V1_WORK,
-    V2_CONFIG,
-    V2_MEMBERS,
     BuildConfig,
     MemberSpec,
     add_member,
@@ -51,8 +49,8 @@ def add_parser(subparsers) -> None:
                    help=f"the first zoo's spec ({len(V1_MEMBERS)} members, {len(V1_CONFIG.tasks)} tasks, {len(V1_CONFIG.ft_seeds)} seeds, "
                    "4 x 4 grid, whole-pair ground truth), which shipped before benchmark v2; with --tiny: its 2-member chain")
     b.add_argument("--v3", action="store_true",
-                   help="benchmark v3: the shipped zoo's members and protocol on the v2 tasks plus the new glyph and emoji "
-                   "domains; builds the missing units into the shipped zoo (resumable: rerun, or shard it)")
+                   help="benchmark v3 (the default: the shipped ground truth is v3's): the shipped zoo's members and protocol "
+                   "on the v2 tasks plus the glyph and emoji domains; builds the missing units (resumable: rerun, or shard it)")
     b.add_argument("--max-units", type=int, default=None,
                    help="stop after fine-tuning this many ground-truth units (a session's share); rerun to continue")
     b.add_argument("--shard", default=None, metavar="I/N",
@@ -100,18 +98,17 @@ def add_parser(subparsers) -> None:
 
 
 def config_from_args(args) -> tuple[tuple[MemberSpec, ...], BuildConfig]:
-    if getattr(args, "v3", False):
-        from ..zoo.spec import V3_CONFIG, V3_MEMBERS
+    from ..zoo.spec import V3_CONFIG, V3_MEMBERS
 
-        if args.tiny or args.v1:
-            raise ValueError("--v3: builds into the shipped zoo; not with --tiny or --v1")
-        members, config = V3_MEMBERS, V3_CONFIG
-    elif getattr(args, "v1", False):
+    if getattr(args, "v3", False) and (args.tiny or args.v1):
+        raise ValueError("--v3: builds into the shipped zoo; not with --tiny or --v1")
+    if getattr(args, "v1", False):
         members = TINY_MEMBERS if args.tiny else V1_MEMBERS
         config = TINY_CONFIG if args.tiny else V1_CONFIG
-    else:
-        members = TINY_V2_MEMBERS if args.tiny else V2_MEMBERS
-        config = TINY_V2_CONFIG if args.tiny else V2_CONFIG
+    elif args.tiny:
+        members, config = TINY_V2_MEMBERS, TINY_V2_CONFIG
+    else:  # the shipped zoo's spec: v2's members and protocol on the v3 tasks (a v2-only aggregate would drop them)
+        members, config = V3_MEMBERS, V3_CONFIG
     if args.members:
         known = {m.name: m for m in members}
         bad = [n for n in args.members if n not in known]

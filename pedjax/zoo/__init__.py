@@ -23,6 +23,10 @@ from .spec import (
     V2_CONFIG,
     V2_MEMBERS,
     V2_TASKS,
+    V3_CONFIG,
+    V3_MEMBERS,
+    V3_NEW_TASKS,
+    V3_TASKS,
     BuildConfig,
     MemberSpec,
     create_module,
@@ -31,7 +35,7 @@ from .store import Zoo, ZooMember, add_member, load_zoo, params_sha1, read_manif
 
 __all__ = [
     "ARCHITECTURES", "DEFAULT_WORK", "DEFAULT_ZOO", "FORMAT", "MANIFEST", "TRUTH_FILE", "BuildConfig",
-    "V2_MEMBERS", "V2_CONFIG", "V2_TASKS", "TINY_V2_MEMBERS", "TINY_V2_CONFIG", "TINY_V2_WORK",
+    "V3_MEMBERS", "V3_CONFIG", "V3_TASKS", "V3_NEW_TASKS", "V2_MEMBERS", "V2_CONFIG", "V2_TASKS", "TINY_V2_MEMBERS", "TINY_V2_CONFIG", "TINY_V2_WORK",
     "V1_MEMBERS", "V1_CONFIG", "V1_TASKS", "V1_WORK", "TINY_MEMBERS", "TINY_CONFIG", "TINY_WORK", "MemberSpec", "create_module",
     "Zoo", "ZooMember", "add_member", "load_zoo", "params_sha1", "read_manifest",
 ]

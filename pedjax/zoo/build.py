@@ -56,8 +56,8 @@ from .spec import (
     TRUTH_FORMAT,
     V1_CONFIG,
     V1_WORK,
-    V2_CONFIG,
     V2_MEMBERS,
+    V3_CONFIG,
     VERSION,
     BuildConfig,
     MemberSpec,
@@ -613,7 +613,7 @@ def snapshot_member(spec: MemberSpec, parent_record: dict, config: BuildConfig, 
 
 
 @locks_output("zoo_dir", "work_dir")
-def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = V2_MEMBERS, config: BuildConfig = V2_CONFIG,
+def build_members(zoo_dir, work_dir=None, members: Sequence[MemberSpec] = V2_MEMBERS, config: BuildConfig = V3_CONFIG,
                   *, progress: bool = True, verbose: bool = True, fashion_root=None, on_member=None,
                   order: Sequence[str] | None = None) -> dict:
     """Pretrain every member that the zoo at ``zoo_dir`` lacks (or holds with another fingerprint).
@@ -951,7 +951,7 @@ def _curve_recorder(run_dir: Path, seed: int, key: str):
 
 
 @locks_output("zoo_dir", "work_dir")
-def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = V2_CONFIG, *, tasks: Sequence[str] | None = None,
+def build_truth_units(zoo_dir, work_dir=None, config: BuildConfig = V3_CONFIG, *, tasks: Sequence[str] | None = None,
                       members: Sequence[str] | None = None, progress: bool = True, verbose: bool = True, fashion_root=None,
                       on_unit=None, max_units: int | None = None, shard: Shard | None = None) -> dict:
     """The v2 ground truth, one (member, task, seed) unit at a time.
@@ -1248,7 +1248,7 @@ def _record_build(zoo_dir: Path) -> dict:
     return rec
 
 
-def build(zoo_dir=None, work_dir=None, members: Sequence[MemberSpec] = V2_MEMBERS, config: BuildConfig = V2_CONFIG,
+def build(zoo_dir=None, work_dir=None, members: Sequence[MemberSpec] = V2_MEMBERS, config: BuildConfig = V3_CONFIG,
           *, truth: bool = True, pretrain: bool = True, progress: bool = True, verbose: bool = True, fashion_root=None,
           max_units: int | None = None, shard: Shard | None = None) -> dict:
     """Build (or finish building) a zoo and its ground truth.
@@ -1261,7 +1261,8 @@ def build(zoo_dir=None, work_dir=None, members: Sequence[MemberSpec] = V2_MEMBER
       work_dir: the work folder (default per builder: ``runs/zoo-v2-build``, or ``runs/zoo-build``
         for :func:`build_truth`).
       members: the member specs (default :data:`~pedjax.zoo.V2_MEMBERS`).
-      config: the :class:`~pedjax.zoo.BuildConfig` (default :data:`~pedjax.zoo.V2_CONFIG`).
+      config: the :class:`~pedjax.zoo.BuildConfig` (default :data:`~pedjax.zoo.V3_CONFIG`, the shipped
+        zoo's spec: v2's members and protocol on the v3 tasks).
       truth: build the ground truth.
       pretrain: build the members.
       progress: progress bars.
