@@ -38,6 +38,7 @@ from pedjax.cli._common import configure_process  # noqa: E402
 configure_process()  # as the command line: x64 (the meta objective runs in the process precision), XLA:CPU flag, cache
 from pedjax import meta  # noqa: E402
 from pedjax.rank import weighted_tau  # noqa: E402
+from pedjax.rank.judging import MIN_CEILING  # noqa: E402
 
 GRIDS = {
     "nsigma": np.geomspace(0.1, 3.0, 9),
@@ -117,7 +118,7 @@ def markdown(info: dict) -> str:
                  "pretrained on Fashion-MNIST; each task's features are the members' features on its training "
                  "split and its ground truth is the members' fine-tuned test accuracy, mean over seeds ([results.md](results.md)).\n")
         if info.get("excluded"):
-            L.append("Left out (noise ceiling below the 0.6 bar, `pedjax.rank.judging.MIN_CEILING`: their seeds' rankings "
+            L.append(f"Left out (noise ceiling below the {info.get('min_ceiling', 0.6):g} bar, `pedjax.rank.judging.MIN_CEILING`: their seeds' rankings "
                      "disagree, so there is little to learn or judge): "
                      + ", ".join(f"{t} ({c:.2f})" for t, c in info["excluded"].items()) + ".\n")
     L.append(f"Command: `{info['command']}`  \nMachine: {info['machine']}  \nDate: {info['date']}\n")
@@ -245,7 +246,8 @@ def main(argv=None) -> int:
             "machine": machine(), "date": f"{datetime.date.today().isoformat()}, commit {git_commit()}",
             "metric": args.metric, "tasks": [t.task for t in tasks], "n_models": len(tasks[0].features),
             "temperature": args.temperature, "lr": args.lr, "steps": args.steps, "compile_s": compile_s,
-            "step_s": step_s, "sweeps": sweeps, "loto": rows, "figures": figs, "verdict": verdict, "excluded": excluded}
+            "step_s": step_s, "sweeps": sweeps, "loto": rows, "figures": figs, "verdict": verdict, "excluded": excluded,
+            "min_ceiling": MIN_CEILING}
     Path(args.out).write_text(markdown(info))
     if args.json:
         Path(args.json).write_text(json.dumps(info, indent=1))

@@ -20,7 +20,7 @@ accuracy, history mean rank (leave-one-task-out) — the noise ceiling per task 
 accuracies in ``ground_truth.json``; "unavailable" when the table has none), the mean pairwise
 Kendall τ between the tasks' rankings, per method the paired standard error of its difference to
 the best baseline across tasks, rel@1 and regret@1, and the setup stability of the winning metric.
-Tasks whose noise ceiling is below ``--min-ceiling`` (0.6) are shown, marked and left out of the
+Tasks whose noise ceiling is below ``--min-ceiling`` (0.7) are shown, marked and left out of the
 headline mean.
 """
 from __future__ import annotations
@@ -603,7 +603,7 @@ def main(argv=None) -> int:
     p.add_argument("--meta", nargs="*", default=[], metavar="METRIC",
                    help="also PED with settings meta-learned leave-one-task-out for these feature metrics (e.g. logme sfda)")
     p.add_argument("--meta-steps", type=int, default=20, help="optax steps per fold of the meta-learning (default 20)")
-    p.add_argument("--min-ceiling", type=float, default=MIN_CEILING, help="tasks with a lower noise ceiling leave the headline mean (default 0.6)")
+    p.add_argument("--min-ceiling", type=float, default=MIN_CEILING, help="tasks with a lower noise ceiling leave the headline mean (default 0.7)")
     p.add_argument("--from-json", default=None, metavar="FILE",
                    help="render the report from the JSON of an earlier run (its --json) instead of computing; the page "
                    "keeps that run's command, date, machine and commit")

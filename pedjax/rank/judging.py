@@ -67,8 +67,9 @@ def mean_finite(values) -> float:
 # ------------------------------------------------------------------------------ ground-truth quality
 
 #: a task whose noise ceiling is below this is shown, marked and left out of headline means
-#: (issue 13: "every task kept in the headline mean ≥ 0.6")
-MIN_CEILING = 0.6
+#: (issue 13 asked ≥ 0.6; benchmark v3, issue 23, "every headline task's noise ceiling ≥ 0.7": the
+#: stricter bar; every v2 Fashion task is above both)
+MIN_CEILING = 0.7
 
 
 def noise_ceiling(per_seed: Mapping[str, Sequence[float | None]]) -> dict:
