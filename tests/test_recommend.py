@@ -362,22 +362,6 @@ def test_recommend_library_call_equals_the_command_line(capsys):
         recommend(zoo, load_task("fashion-rotated"), from_zoo(zoo), ped=pedjax.PEDConfig())
 
 
-def test_shipped_weight_blind_reads_the_leave_one_domain_out_weights(tmp_path, monkeypatch):
-    from pedjax.recommend import api
-
-    (tmp_path / "assets").mkdir()
-    (tmp_path / "assets" / "recommend_weights.json").write_text(json.dumps({"weights": {
-        "logme": {"all": 0.3, "loto": {"t1": 0.2}, "blind": {"all": 0.8, "lodo": {"t1": 0.9}}},
-        "sfda": {"all": 0.4, "loto": {"t1": 0.1}}}}))
-    monkeypatch.setattr(api.resources, "files", lambda pkg: tmp_path)
-    assert api.shipped_weight("logme", "t1")[0] == 0.2 and api.shipped_weight("logme", "new")[0] == 0.3
-    assert api.shipped_weight("logme", "t1", blind=True)[0] == 0.9
-    w, why = api.shipped_weight("logme", "new", blind=True)
-    assert w == 0.8 and "leave-one-domain-out" in why
-    assert api.shipped_weight("sfda", "new", blind=True)[0] == 0.4  # no blind weights: the usual one
-    assert api.shipped_weight("nce", "t1")[0] is None
-
-
 def test_loto_hybrid_leave_one_domain_out_never_sees_the_held_out_domain():
     """With groups, every history score of a task is computed without its whole domain; a held-out
     task's weight is learned on the other domains' tasks only (the same as learn_weight there);

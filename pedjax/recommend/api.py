@@ -27,20 +27,15 @@ from .proxy import Proxy, novelty, representations, task_representation
 SHIPPED_NSIGMA = 0.6
 
 
-def shipped_weight(variant: str, task: str, blind: bool = False) -> tuple[float | None, str]:
+def shipped_weight(variant: str, task: str) -> tuple[float | None, str]:
     """The learned hybrid weight of a metric variant for a task, from the shipped weights.
 
     Read from ``pedjax/assets/recommend_weights.json``: the leave-one-task-out weight when
     ``task`` is a shipped task (learned without it), else the weight learned on every shipped task.
-    With ``blind`` (the task is unlike every past task: :func:`~pedjax.recommend.proxy.novelty`
-    above 1), the weights learned leave-one-domain-out instead, where the file has them (each
-    shipped task's learned without its domain; else the one learned on every task with each
-    task's domain held out of its history).
 
     Args:
       variant: the hybrid's metric variant, e.g. ``"nleep+PED"`` or ``"logme"``.
       task: the task being ranked.
-      blind: use the leave-one-domain-out weights.
 
     Returns:
       ``(weight, why)``: the weight in [0, 1] and where it comes from, or ``(None, why)`` when
@@ -52,11 +47,6 @@ def shipped_weight(variant: str, task: str, blind: bool = False) -> tuple[float 
     w = json.loads(f.read_text())["weights"].get(variant)
     if w is None:
         return None, f"no shipped weight for {variant}"
-    if blind and "blind" in w:
-        b = w["blind"]
-        if task in b["lodo"]:
-            return float(b["lodo"][task]), f"learned without {task}'s domain (leave-one-domain-out: the history is blind to it)"
-        return float(b["all"]), "learned leave-one-domain-out on every shipped task (the history is blind to this task)"
     if task in w["loto"]:
         return float(w["loto"][task]), f"learned without {task} (leave-one-task-out)"
     return float(w["all"]), "learned on every shipped task"
@@ -92,15 +82,14 @@ def recommend(zoo: Zoo, data: TaskData, history: History, *, task: str | None = 
         ranking alone.
       ped: a :class:`~pedjax.physics.PEDConfig` to move the features before ``metric``, or
         ``None``; needs ``metric``.
-      weight: the hybrid's metric weight ``w`` in [0, 1]; ``None``: the shipped learned one,
-        learned leave-one-domain-out when the task's ``novelty`` is above 1 (the history is blind
-        to it).
+      weight: the hybrid's metric weight ``w`` in [0, 1]; ``None``: the shipped learned one.
 
     Returns:
       A JSON-ready dict: ``ranking`` (best first), ``final`` (``"fennec"`` or ``"hybrid"``),
       ``components`` (every component's ``{model: score}``), ``neighbours`` (``{past task:
       weight}``), ``novelty`` (:func:`~pedjax.recommend.proxy.novelty` of the task among the past
-      tasks, ``None`` without their images), ``factorisation``, ``history``, ``hybrid`` (with
+      tasks: above 1 the history has seen nothing like it; ``None`` without their images),
+      ``factorisation``, ``history``, ``hybrid`` (with
       ``metric``), ``seconds`` spent,
       and ``fallback``: ``None``, or why the neighbours are uniform instead of read from the
       task's images (the proxy could not embed the history's tasks, e.g. tasks pedjax has no
@@ -170,7 +159,7 @@ def recommend(zoo: Zoo, data: TaskData, history: History, *, task: str | None = 
         if weight is not None:
             w, why = weight, "given"
         else:
-            w, why = shipped_weight(variant, name, blind=nov is not None and nov > 1.0)
+            w, why = shipped_weight(variant, name)
             if w is None or (ped is not None and ped.nsigma != SHIPPED_NSIGMA):
                 w, why = 0.5, f"{why or 'custom PED'}; default 0.5"
         comps["hybrid"] = merge(comps["history"], comps[variant], w)

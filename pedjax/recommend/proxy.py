@@ -19,9 +19,9 @@ parameters.
 * **Novelty** (:func:`novelty`): how far the new task lies from the history, in units of the
   history's own spacing — its distance to the nearest past task divided by the largest distance
   from a past task to its nearest other past task. Above 1 the task is further from every past
-  task than any past task is from its nearest peer: the history has not seen its like, and
-  ``pedjax recommend`` weighs the metric as it learned to when whole domains were held out
-  (docs/recommend.md).
+  task than any past task is from its nearest peer: the history has not seen its like.
+  ``pedjax recommend`` reports it; switching the hybrid's weight on it was measured and not
+  adopted (docs/recommend.md, "Leave-one-domain-out").
 """
 from __future__ import annotations
 
