@@ -591,11 +591,14 @@ def lodo_markdown(zl: dict, z: dict) -> str:
       f"{len(zl['tasks'])} above 1); the older domains' tasks held out with their domain: "
       f"{_range([nl[t] for t in old_dom], '{:.2f}')}.\n")
     hyb = zl["hybrid_table"]
+    beat = [v for v in hyb if float(np.mean([hyb[v][t]["tau_w"] for t in new])) - m_over(BASE, new)
+            > 2 * paired_se([hyb[v][t]["tau_w"] for t in new], hist)]
     a("What the gate would give on the new domains: the hybrid with each metric, its weight learned "
-      "leave-one-domain-out, against history and the best metric. **No hybrid beats history mean rank on them** "
-      "(history from the other domains still ranks the new domains' tasks best), so the gate would pick the blind "
-      "weights exactly where they lower τ_w; it is not shipped, and `pedjax recommend` keeps the leave-one-task-out "
-      "weights:\n")
+      "leave-one-domain-out, against history and the best metric. "
+      + (f"**Above history by more than two paired SEs: {', '.join(beat)}.**" if beat else
+         "**No hybrid beats history mean rank on them by more than two paired SEs** (history from the other domains "
+         "still ranks the new domains' tasks at least as well), so the gate would pick the blind weights where they "
+         "do not help; it is not shipped, and `pedjax recommend` keeps the leave-one-task-out weights.") + "\n")
     a("| metric | metric alone | hybrid | Δ vs history (±SE) | Δ vs best metric (±SE) |")
     a("|---|---:|---:|---:|---:|")
     for v in sorted(hyb, key=lambda v: -float(np.mean([hyb[v][t]["tau_w"] for t in new]))):
