@@ -47,8 +47,8 @@ install: $(STAMP)
 
 install-test: $(TEST_STAMP)
 
-# Both test targets guard against XLA:CPU's intermittent failures (docs/design.md, "A stall and a
-# crash in XLA:CPU"): a test that hangs is stopped by pytest-timeout, which ends its worker, and a
+# Both test targets guard against XLA:CPU's intermittent failures (docs/design.md, "A stall in
+# XLA:CPU"): a test that hangs is stopped by pytest-timeout, which ends its worker, and a
 # test whose worker ends (that, or a crash) is run once more in a new worker (pytest-rerunfailures,
 # --only-rerun crashed: a test that fails its assertions is never rerun). Rerunning needs a
 # scheduler that can hand a test back: load (the default) or worksteal, never loadfile/loadscope.

@@ -89,9 +89,8 @@ def recommend(zoo: Zoo, data: TaskData, history: History, *, task: str | None = 
       ``components`` (every component's ``{model: score}``), ``neighbours`` (``{past task:
       weight}``), ``novelty`` (:func:`~pedjax.recommend.proxy.novelty` of the task among the past
       tasks: above 1 the history has seen nothing like it; ``None`` without their images),
-      ``factorisation``, ``history``, ``hybrid`` (with
-      ``metric``), ``seconds`` spent,
-      and ``fallback``: ``None``, or why the neighbours are uniform instead of read from the
+      ``factorisation``, ``history``, ``hybrid`` (with ``metric``), ``seconds`` spent, and
+      ``fallback``: ``None``, or why the neighbours are uniform instead of read from the
       task's images (the proxy could not embed the history's tasks, e.g. tasks pedjax has no
       images of).
 
