@@ -20,6 +20,8 @@ from ..zoo import (
     V1_CONFIG,
     V1_MEMBERS,
     V1_WORK,
+    V3_CONFIG,
+    V3_MEMBERS,
     BuildConfig,
     MemberSpec,
     add_member,
@@ -98,8 +100,6 @@ def add_parser(subparsers) -> None:
 
 
 def config_from_args(args) -> tuple[tuple[MemberSpec, ...], BuildConfig]:
-    from ..zoo.spec import V3_CONFIG, V3_MEMBERS
-
     if getattr(args, "v3", False) and (args.tiny or args.v1):
         raise ValueError("--v3: builds into the shipped zoo; not with --tiny or --v1")
     if getattr(args, "v1", False):
