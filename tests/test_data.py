@@ -252,6 +252,55 @@ def test_fashion_tasks_deterministic_and_as_declared():
         assert np.all((p["test_extra_indices"] >= data.TASK_POOL_RANGE[0]) & (p["test_extra_indices"] < data.TASK_POOL_RANGE[1]))
 
 
+def _recover_permutation(raw: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """The one column permutation p with moved[:, j] == raw[:, p[j]] for every image, found column by
+    column from the data alone (each raw column is identified by its values over the images)."""
+    keys = {raw[:, k].tobytes(): k for k in range(raw.shape[1]) if raw[:, k].any()}
+    return np.array([keys.get(moved[:, j].tobytes(), -1) for j in range(moved.shape[1])])
+
+
+@needs_fashion
+def test_permuted_tasks_move_every_pixel_by_one_fixed_permutation():
+    xtr_all, _ = fashion.load_fashion_mnist("train")
+    xte_all, _ = fashion.load_fashion_mnist("test")
+    d = data.load_task("fashion-permuted")
+    p = d.provenance
+    raw_tr = xtr_all[p["train_indices"]].astype(np.float32).reshape(len(d.y_train), -1) / 255.0
+    raw_te = np.concatenate([xte_all[p["test_indices"]], xtr_all[p["test_extra_indices"]]]).astype(np.float32).reshape(len(d.y_test), -1) / 255.0
+    moved_tr, moved_te = d.x_train.reshape(len(d.y_train), -1), d.x_test.reshape(len(d.y_test), -1)
+    # every image keeps its pixel values (as a multiset) ...
+    np.testing.assert_array_equal(np.sort(moved_tr, axis=1), np.sort(raw_tr, axis=1))
+    np.testing.assert_array_equal(np.sort(moved_te, axis=1), np.sort(raw_te, axis=1))
+    # ... and one permutation, recovered from the data, maps train and test alike
+    perm_tr, perm_te = _recover_permutation(raw_tr, moved_tr), _recover_permutation(raw_te, moved_te)
+    known = (perm_tr >= 0) & (perm_te >= 0)  # all-zero border columns cannot be told apart
+    assert known.sum() > 600 and np.array_equal(perm_tr[known], perm_te[known])
+    np.testing.assert_array_equal(moved_tr, raw_tr[:, data.pixel_permutation()])
+    # it destroys the layout: 4-neighbours in the permuted image are, on average, far apart in the original
+    src = data.pixel_permutation().reshape(28, 28)
+    r, c = np.divmod(src, 28)
+    far = np.hypot(np.diff(r, axis=1), np.diff(c, axis=1)).mean()
+    assert far > 8.0 and d.y_train.size == 1000 and d.y_test.size == 10 * data.FASHION_TEST_PER_CLASS
+
+
+def test_glyphs_permuted_is_glyph_digits_rendering_permuted():
+    from pedjax.data import glyphs
+
+    spec = next(s for s in glyphs.GLYPH_SPECS if s.name == "glyphs-permuted")
+    plain = next(s for s in glyphs.GLYPH_SPECS if s.name == "glyphs-digits")
+    assert spec.permuted and not plain.permuted and spec.classes == plain.classes
+    if not glyphs.available():
+        pytest.skip(str(glyphs.missing()))
+    train, _ = glyphs.plan(spec)
+    fonts = glyphs.font_list()
+    d = data.load_task("glyphs-permuted")
+    for j in (0, 137, 999):
+        i, ch, k, label = train[j]
+        img = glyphs.render(fonts[i]["path"], ch, k).astype(np.float32).reshape(-1) / 255.0
+        np.testing.assert_array_equal(d.x_train[j].reshape(-1), img[data.pixel_permutation()])
+        assert d.y_train[j] == label
+
+
 @needs_fashion
 def test_source_split_never_overlaps_any_task_split():
     src = set(data.source_indices().tolist())

@@ -6,7 +6,7 @@ fine-tuner produces ground truth on. See docs/data.md.
 """
 from __future__ import annotations
 
-from ._arrays import TaskData
+from ._arrays import TaskData, permute_pixels, pixel_permutation
 from .digits import load_digits, resize_images
 from .fashion import CLASS_NAMES as FASHION_CLASS_NAMES
 from .fashion import load_fashion_mnist, read_idx
@@ -26,7 +26,7 @@ from .tasks import (
 from .tfds_local import load_image_folder, load_tfds, tfds_available
 
 __all__ = [
-    "TaskData", "Task", "TASKS", "task_names", "task_domains", "get_task", "load_task", "load_source", "source_indices",
+    "TaskData", "permute_pixels", "pixel_permutation", "Task", "TASKS", "task_names", "task_domains", "get_task", "load_task", "load_source", "source_indices",
     "SOURCE_RANGE", "TASK_POOL_RANGE", "FASHION_TEST_PER_CLASS", "load_fashion_mnist", "read_idx", "FASHION_CLASS_NAMES",
     "load_digits", "resize_images", "load_tfds", "load_image_folder", "tfds_available",
 ]

@@ -5,10 +5,44 @@ happens here, once, when a :class:`TaskData` is built; the trainer trusts it aft
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+#: the seed of the one pixel permutation every ``*-permuted`` task applies (train and test alike)
+PIXEL_PERMUTATION_SEED = zlib.crc32(b"pedjax/pixel-permutation")
+
+
+def pixel_permutation(h: int = 28, w: int = 28) -> np.ndarray:
+    """The fixed permutation of an ``h × w`` image's pixel positions (flattened, row-major) that
+    the ``*-permuted`` tasks apply: the same on every machine, for train and test and every task.
+
+    Args:
+      h: image height.
+      w: image width.
+
+    Returns:
+      int64 ``[h·w]``, a permutation of ``0..h·w-1``.
+    """
+    return np.random.default_rng(PIXEL_PERMUTATION_SEED).permutation(h * w)
+
+
+def permute_pixels(x: np.ndarray) -> np.ndarray:
+    """Move every pixel of every image to the place :func:`pixel_permutation` gives it
+    (permuted-MNIST style): the pixel values are kept, their spatial layout is destroyed.
+
+    Args:
+      x: images ``[N, H, W, C]``.
+
+    Returns:
+      The permuted images, same shape and dtype.
+    """
+    x = np.asarray(x)
+    n, h, w = x.shape[:3]
+    flat = x.reshape(n, h * w, *x.shape[3:])
+    return np.ascontiguousarray(flat[:, pixel_permutation(h, w)].reshape(x.shape))
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _render
-from ._arrays import TaskData
+from ._arrays import TaskData, permute_pixels
 
 #: the Debian packages whose Latin-capable fonts make the glyph tasks (order: first wins a duplicate)
 FONT_PACKAGES = (
@@ -120,7 +120,9 @@ def available() -> bool:
 class GlyphSpec:
     """One glyph task: ``classes`` are character strings (a class holds each of its characters) or,
     with ``by_weight``, the regular and bold upright fonts of the families that have both;
-    ``covers``: the character sets a font must cover; ``n_train_per``: training images per class."""
+    ``covers``: the character sets a font must cover; ``n_train_per``: training images per class;
+    ``permuted``: every image's pixels moved by the one fixed permutation of
+    :func:`pedjax.data._arrays.permute_pixels` (no spatial structure left)."""
 
     name: str
     classes: tuple[str, ...]
@@ -129,6 +131,7 @@ class GlyphSpec:
     n_train_per: int = 100
     by_weight: bool = False
     description: str = ""
+    permuted: bool = False
 
 
 def _weight_class(f: dict) -> int | None:
@@ -274,6 +277,8 @@ def build(spec: GlyphSpec) -> TaskData:
     fonts = font_list()
     xtr = (_render_items(train).astype(np.float32) / np.float32(255.0))[..., None]
     xte = (_render_items(test).astype(np.float32) / np.float32(255.0))[..., None]
+    if spec.permuted:
+        xtr, xte = permute_pixels(xtr), permute_pixels(xte)
     ytr = np.asarray([t[3] for t in train], np.int32)
     yte = np.asarray([t[3] for t in test], np.int32)
     used = lambda items: sorted({fonts[i]["path"] for i, *_ in items})  # noqa: E731
@@ -282,7 +287,8 @@ def build(spec: GlyphSpec) -> TaskData:
         provenance={"dataset": "debian-fonts", "domain": "glyphs", "font_list": str(LIST_FILE.name), "font_root": str(FONT_ROOT),
                     "train_fonts": used(train), "test_fonts": used(test), "copies": COPIES,
                     "transform": f"{RENDER_PX}px FreeType rendering, bbox to {BOX}x{BOX} centred in 28x28; copies >0 jittered "
-                                 f"(rotation <= {_render.MAX_ANGLE} deg, scale {_render.MIN_SCALE}-1, shift <= {_render.MAX_SHIFT} px)",
+                                 f"(rotation <= {_render.MAX_ANGLE} deg, scale {_render.MIN_SCALE}-1, shift <= {_render.MAX_SHIFT} px)"
+                                 + ("; then pixels permuted (pedjax.data._arrays.permute_pixels)" if spec.permuted else ""),
                     **_render.pillow_versions()},
     )
 
@@ -304,4 +310,7 @@ GLYPH_SPECS: tuple[GlyphSpec, ...] = (
               description="few shots: letters A-J, 10 train per class; test fonts unseen"),
     GlyphSpec("glyphs-script", ("bdfghjkqrt", GREEK, CYRILLIC), ("latin", "greek", "cyrillic"), covers=("latin", "greek", "cyrillic"),
               n_train_per=300, description="which alphabet: 10 Latin, 10 Greek, 10 Cyrillic lower-case letters, fonts with all three; 300 train per class; test fonts unseen"),
+    GlyphSpec("glyphs-permuted", tuple(DIGITS), tuple(DIGITS), permuted=True,
+              description="typeset digits 0-9 with every image's pixels moved by one fixed permutation (no spatial structure: "
+                          "convolutions' locality is no help); 100 train per class; test fonts unseen"),
 )

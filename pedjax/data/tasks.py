@@ -29,7 +29,7 @@ import numpy as np
 
 from ..util import sha1_arrays
 from . import emoji, fashion, glyphs
-from ._arrays import TaskData
+from ._arrays import TaskData, permute_pixels
 from .digits import load_digits
 
 SOURCE_RANGE = (0, 50000)
@@ -245,6 +245,10 @@ def _degrade_digits(x: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(x + noise, 0.0, 1.0)
 
 
+def _permute(x: np.ndarray, seed: int) -> np.ndarray:
+    return permute_pixels(x)  # one permutation for train and test (not the per-split seed)
+
+
 def _digits_counts(classes, test_fraction: float = DIGITS_TEST_FRACTION) -> tuple[int, int]:
     counts = {0: 178, 1: 182, 2: 177, 3: 183, 4: 181, 5: 182, 6: 181, 7: 179, 8: 174, 9: 180}
     n_te = sum(int(round(test_fraction * counts[c])) for c in classes)
@@ -286,6 +290,9 @@ def _registry() -> dict[str, Task]:
         10, 100, nte10, "fashion-mnist", _fashion_task("fashion-fewshot", groups=_FINE, class_names=_F10, n_train_per=10, n_test_per=FASHION_TEST_PER_CLASS))
     add("fashion-tops", "Fashion-MNIST class subset: the 4 upper-body classes (T-shirt/top, Pullover, Coat, Shirt); 250 per class",
         4, 1000, 4 * FASHION_TEST_PER_CLASS_4, "fashion-mnist", _fashion_task("fashion-tops", groups=((0,), (2,), (4,), (6,)), class_names=tuple(_F10[c] for c in (0, 2, 4, 6)), n_train_per=250, n_test_per=FASHION_TEST_PER_CLASS_4))
+    # benchmark v3: a task whose images keep their pixels but lose their spatial layout
+    add("fashion-permuted", "Fashion-MNIST, 10 classes, every image's pixels moved by one fixed permutation (no spatial structure); 100 per class",
+        10, 1000, nte10, "fashion-mnist", _fashion_task("fashion-permuted", groups=_FINE, class_names=_F10, n_train_per=100, n_test_per=FASHION_TEST_PER_CLASS, transform=_permute, transform_desc="pixels permuted (pedjax.data._arrays.permute_pixels, one fixed permutation)"))
     dd = DIGITS_DEGRADED
     add("digits-degraded", f"sklearn digits, 10 classes, a {dd['occlusion']}x{dd['occlusion']} black square + Gaussian noise (std {dd['noise_std']}); 50/50 split per class",
         10, *_digits_counts(d10, dd["test_fraction"]), "digits",
