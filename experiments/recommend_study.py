@@ -108,6 +108,10 @@ def metric_scores(cache: Path | None, verbose: bool = True, benchmark_tasks: Pat
 
 PROXY = "mlp-dae"
 BASE = "history mean rank"
+#: the baselines that read no history and no target data (as on the results page, pedjax.rank.judging):
+#: the same in both protocols
+RANDOM, PARAMS, PROBE = "*random (expected τ_w)*", "*parameter count*", "*source linear-probe accuracy*"
+NO_HISTORY = (RANDOM, PARAMS, PROBE)
 
 
 def ceilings(zoo, tasks) -> dict:
@@ -128,6 +132,23 @@ def domains_of(tasks) -> dict:
     from pedjax.data.tasks import TASKS
 
     return {t: (TASKS[t].domain if t in TASKS and TASKS[t].domain else t) for t in tasks}
+
+
+def no_history_baselines(zoo, truth: dict) -> dict:
+    """``{baseline: {task: measures}}`` for :data:`NO_HISTORY`: a random ranking (its expected τ_w, rel@1
+    and regret@1, :mod:`pedjax.rank.judging`), the members' parameter counts and their source
+    linear-probe accuracies as task-independent scores (a baseline whose number a member lacks is left out)."""
+    from pedjax.rank import judging
+    from pedjax.recommend.evaluate import measures
+
+    out = {RANDOM: {t: {"tau_w": judging.random_expected_tau(tr), **judging.random_expected_pick(tr), "pick": None}
+                    for t, tr in truth.items()}}
+    for label, key in ((PARAMS, lambda m: m.entry.get("n_params")),
+                       (PROBE, lambda m: (m.entry.get("linear_probe") or {}).get("accuracy"))):
+        vals = {m.name: key(m) for m in zoo}
+        if all(v is not None for v in vals.values()):
+            out[label] = {t: measures(vals, tr) for t, tr in truth.items()}
+    return out
 
 
 def zoo_study(cache: Path | None, proxy_name: str = PROXY, benchmark_tasks: Path | None = None,
@@ -203,6 +224,7 @@ def zoo_study(cache: Path | None, proxy_name: str = PROXY, benchmark_tasks: Path
     scores[f"hybrid: Fennec transfer ⊕ {best_hybrid}"] = {t: rf[t]["scores"] for t in tasks}
     # measures
     table = {m: {t: measures(s[t], truth[t]) for t in tasks} for m, s in scores.items()}
+    table.update(no_history_baselines(zoo, truth))
     # weights learned on all tasks (for tasks outside the ground truth): shipped for `pedjax recommend --metric`
     from pedjax.recommend import learn_weight
 
@@ -375,7 +397,7 @@ def markdown(z: dict, c: dict, pub: dict, meta: dict) -> str:
     a("|---|" + "---:|" * (T + 5))
     order = [BASE, "Fennec transfer (non-negative)", "Fennec transfer (plain low-rank)", "archi2vec meta score",
              "Fennec transfer + meta (non-negative)"] + [m for m in tab if m.startswith("history mean rank, ")] + \
-        hyb_rows + sorted(metric_rows, key=lambda m: -mean[m])
+        hyb_rows + sorted(metric_rows, key=lambda m: -mean[m]) + [m for m in NO_HISTORY if m in tab]
     hist_taus = [tab[BASE][t]["tau_w"] for t in head]
     bm_taus = [tab[best_metric][t]["tau_w"] for t in head]
     ses = []
@@ -551,7 +573,8 @@ def lodo_markdown(zl: dict, z: dict) -> str:
     sel = "hybrid: history mean rank ⊕ metric chosen leave-one-task-out"
     rows = [BASE, "Fennec transfer (non-negative)", "Fennec transfer (plain low-rank)",
             "Fennec transfer + meta (non-negative)", sel] + \
-        [m for m in tab if m.startswith("hybrid") and m != sel] + sorted(zl["variants"], key=lambda v: -m_over(v, new))
+        [m for m in tab if m.startswith("hybrid") and m != sel] + sorted(zl["variants"], key=lambda v: -m_over(v, new)) + \
+        [m for m in NO_HISTORY if m in tab]
     hist = [tab[BASE][t]["tau_w"] for t in new]
     bm = [tab[best_new][t]["tau_w"] for t in new]
     L = []
@@ -638,7 +661,7 @@ def figure(z: dict, path: Path) -> None:
     se = {m: np.std([tab[m][t]["tau_w"] for t in head], ddof=1) / np.sqrt(len(head)) if len(head) > 1 else 0.0
           for m in rows}
     rows = sorted(rows, key=lambda m: means[m])
-    colors = ["tab:red" if m.startswith("hybrid") else "tab:green" if m.startswith(("Fennec", "history", "archi2vec"))
+    colors = ["tab:blue" if m in NO_HISTORY else "tab:red" if m.startswith("hybrid") else "tab:green" if m.startswith(("Fennec", "history", "archi2vec"))
               else "tab:gray" for m in rows]
     fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1))
     ax.barh(range(len(rows)), [means[m] for m in rows], xerr=[se[m] for m in rows], color=colors)
@@ -649,7 +672,8 @@ def figure(z: dict, path: Path) -> None:
     ax.set_xlabel(f"mean weighted τ, leave-one-task-out (± SE over {len(head)} headline tasks"
                   + (f";\nleft out for a noise ceiling < {z['min_ceiling']:g}: {', '.join(excl)}" if excl else "") + ")",
                   fontsize=8)
-    ax.set_title("Shipped zoo: history/Fennec (green), hybrids (red), metrics ± PED (grey)", fontsize=8)
+    ax.set_title("Shipped zoo: history/Fennec (green), hybrids (red), metrics ± PED (grey), baselines without history (blue)",
+                 fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -43,6 +43,28 @@ DEFAULT_FIGURE = ROOT / "docs" / "figures" / "zoo_tau.png"
 NSIGMAS = (0.3, 0.6)
 from pedjax.rank.judging import MIN_CEILING  # noqa: E402
 
+#: benchmark v3's targets (issue 23; docs/zoo.md "Benchmark v3"): the headline tasks' mean noise
+#: ceiling (each is ≥ MIN_CEILING by construction) and their mean pairwise Kendall τ
+MEAN_CEILING_TARGET = 0.8
+AGREEMENT_TARGET = 0.45
+
+
+def _v3_targets(J: dict, head) -> list[str]:
+    """Benchmark v3's targets on the headline tasks, stated as met or missed, and each headline task's
+    mean τ to the others (which tasks reorder the zoo)."""
+    th = J.get("task_agreement_headline") if J["excluded"] else J.get("task_agreement")
+    ceil = [J["ceiling"][t] for t in head if math.isfinite(J["ceiling"].get(t, math.nan))]
+    if not th or not math.isfinite(th["mean"]) or len(ceil) < 2:
+        return []
+    mc = float(np.mean(ceil))
+    per = {t: float(np.nanmean([v for k, v in th["pairs"].items() if t in k.split(" | ")])) for t in head}
+    met = lambda ok: "met" if ok else "**missed**"  # noqa: E731
+    return [f"* Benchmark v3's targets over the {len(head)} headline tasks: every noise ceiling ≥ {MIN_CEILING:g} (the "
+            f"headline bar) with mean {mc:.3f} (target ≥ {MEAN_CEILING_TARGET:g}: {met(mc >= MEAN_CEILING_TARGET)}); mean "
+            f"pairwise Kendall τ {_fmt(th['mean'])} (target ≤ {AGREEMENT_TARGET:g}: {met(th['mean'] <= AGREEMENT_TARGET)}).",
+            "* Each headline task's mean Kendall τ to the other headline tasks (low: the task reorders the zoo): "
+            + ", ".join(f"{t} {_fmt(v)}" for t, v in sorted(per.items(), key=lambda kv: kv[1])) + "."]
+
 
 def variant_name(metric: str, nsigma: float | None) -> str:
     return metric if nsigma is None else f"{metric}+PED({nsigma:g})"
@@ -451,6 +473,7 @@ def markdown(result: dict, figure: str | None, command: str, machine: str, commi
     th = J.get("task_agreement_headline")
     if J["excluded"] and th and math.isfinite(th["mean"]):
         L.append(f"* Over the {len(head)} headline tasks only: {_fmt(th['mean'])} {_agree(th['mean'])}.")
+    L += _v3_targets(J, head)
     st = J.get("stability")
     if st:
         L.append(f"* Setup stability of the winner ({st['winner']}): the same winner in {st['leave_one_task_out']['same']} of "
