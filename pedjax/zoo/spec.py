@@ -396,6 +396,8 @@ V3_NEW_TASKS = (
     "glyphs-script",    # which alphabet: Latin, Greek, Cyrillic
     "emoji-groups",     # Unicode's 8 emoji groups, test emoji unseen
     "emoji-shift",      # colour emoji -> black-and-white outlines
+    "fashion-permuted",  # pixels permuted: no spatial structure (the zoo's own domain)
+    "glyphs-permuted",   # typeset digits, pixels permuted
 )
 V3_TASKS = V2_TASKS + V3_NEW_TASKS
 #: the same members: no re-pretraining (their fingerprints, and so the shipped files, are v2's)
