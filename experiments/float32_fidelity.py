@@ -221,6 +221,11 @@ def render(data: dict, command: str) -> str:
             lines.append(f"| {v} | {tau} | {_fmt(s.worst_rel, 'rel')} ({s.worst_model or '–'}) | "
                          f"{'–' if s.tied else _fmt(s.worst_spread, 'rel')} | {s.nonfinite} | {s.underflow} | {bound:g}{on} | {'yes' if ok else '**no**'} |")
         lines.append("")
+        missing = [n for n in F.SYNTHETIC if n not in groups[g]] if g == "synthetic" else []
+        if missing:
+            lines += ["Not measured yet (resumable, one set at a time: `python experiments/float32_fidelity.py --only synthetic`): "
+                      + "; ".join(f"`{n}` {F.SYNTHETIC[n][0]} × {F.SYNTHETIC[n][1]} × {F.SYNTHETIC[n][2]}, C = {F.SYNTHETIC[n][3]}"
+                                  for n in missing) + ".", ""]
     shipped = groups["shipped"]
     if shipped:
         tasks = list(shipped)
