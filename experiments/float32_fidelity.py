@@ -13,8 +13,8 @@ statically and after PED (released defaults, nsigma 0.6) — in float64 and in f
 float32 features, and :func:`pedjax.rank.fidelity.fidelity` compares the two: weighted τ between
 the rankings, worst relative score difference, non-finite float32 scores where float64 is finite.
 
-Resumable per set: each finished set is written to ``--json`` at once, with a fingerprint of the
-code that computes scores (pedjax's metrics, physics, scoring, precision and validation sources);
+Resumable per set and metric: a set's entry is written to ``--json`` after each metric (a set
+is rendered once every metric is done), with a fingerprint of the code that computes scores (pedjax's metrics, physics, scoring, precision and validation sources);
 a rerun skips the sets whose entry has the current fingerprint (``--fresh`` recomputes all, and
 ``--keep`` reuses entries whatever their fingerprint). The measured section of
 docs/precision.md (between ``<!-- float32_fidelity:start/end -->``) is regenerated from the JSON.
@@ -116,33 +116,47 @@ def save_json(path: Path, data: dict, task: str | None = None) -> None:
 
 
 def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
+    """Score every set of ``todo`` one metric at a time, writing the set's entry after each metric
+    (``"done"``: the metrics finished; ``"complete"`` once all are), so that a large set spans
+    sessions; a set whose entry holds the current fingerprint resumes at its first missing metric."""
     from pedjax.physics import PEDConfig
     from pedjax.rank import fidelity as F
 
     peds = {"ped": PEDConfig(nsigma=NSIGMA)}
     for task, make in todo:
         old = data["sets"].get(task)
-        if old is not None and not fresh and (keep or old.get("fingerprint") == fp):
+        usable = old is not None and not fresh and (keep or old.get("fingerprint") == fp)
+        if usable and old.get("complete", True) and set(metrics) <= set(old.get("done", metrics)):
             print(f"{task}: kept from {path.name} ({old['date']})", flush=True)
             continue
         t0 = time.perf_counter()
         fs = make()
         t_feat = time.perf_counter() - t0
         use = [m for m in metrics if F.REGISTRY[m].input == "features" or fs.source_probs is not None]
-        res = F.fidelity(fs, use, peds)
-        rows = res.rows[fs.task]
-        data["sets"][task] = {
-            "fingerprint": fp, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "kind": "shipped" if not task.startswith("synthetic") else "synthetic",
+        entry = old if usable and "done" in old else {
+            "fingerprint": fp, "kind": "shipped" if not task.startswith("synthetic") else "synthetic",
             "shape": [len(fs.models), fs.n_samples, sorted(set(fs.dims().values())), int(len(set(map(int, fs.labels))))],
-            "rows": {v: r.as_dict() for v, r in rows.items()},
-            "scores": {p: res.scores[p][fs.task] for p in F.PRECISIONS},
-            "seconds": {"features": t_feat, **{p: res.seconds[p][fs.task] for p in F.PRECISIONS}},
-        }
-        save_json(path, data, task)
-        bad = sorted({msg.split(" on ", 1)[0] for msg in res.failures()})  # the targets as the docs' table judges them (tied: τ n/a)
-        print(f"{task}: {len(fs.models)} models, features {t_feat:.0f} s, float64 {res.seconds['float64'][fs.task]:.0f} s, "
-              f"float32 {res.seconds['float32'][fs.task]:.0f} s; below target: {', '.join(bad) or 'none'}", flush=True)
+            "rows": {}, "scores": {p: {} for p in F.PRECISIONS}, "seconds": {"features": t_feat, **{p: 0.0 for p in F.PRECISIONS}},
+            "done": []}
+        bad = []
+        for m in use:
+            if m in entry["done"]:
+                continue
+            res = F.fidelity(fs, [m], peds)
+            entry["rows"].update({v: r.as_dict() for v, r in res.rows[fs.task].items()})
+            for p in F.PRECISIONS:
+                entry["scores"][p].update(res.scores[p][fs.task])
+                entry["seconds"][p] += res.seconds[p][fs.task]
+            entry["done"].append(m)
+            entry["complete"] = all(x in entry["done"] for x in use)
+            entry["date"] = datetime.datetime.now().isoformat(timespec="seconds")
+            data["sets"][task] = entry
+            save_json(path, data, task)
+            bad += sorted({msg.split(" on ", 1)[0] for msg in res.failures()})  # as the docs' table judges (tied: τ n/a)
+            print(f"{task} {m}: float64 {res.seconds['float64'][fs.task]:.0f} s, float32 {res.seconds['float32'][fs.task]:.0f} s "
+                  f"({len(entry['done'])}/{len(use)} metrics)", flush=True)
+        print(f"{task}: {len(fs.models)} models, features {t_feat:.0f} s, float64 {entry['seconds']['float64']:.0f} s, "
+              f"float32 {entry['seconds']['float32']:.0f} s; below target: {', '.join(bad) or 'none'}", flush=True)
     return data
 
 
@@ -178,7 +192,8 @@ def summarise(entries: dict) -> dict:
 def render(data: dict, command: str) -> str:
     from pedjax.rank import fidelity as F
 
-    sets = data["sets"]
+    partial = {t: e for t, e in data["sets"].items() if not e.get("complete", True)}
+    sets = {t: e for t, e in data["sets"].items() if t not in partial}
     groups = {"shipped": {t: e for t, e in sets.items() if e["kind"] == "shipped"},
               "synthetic": {t: e for t, e in sets.items() if e["kind"] == "synthetic"}}
     sums = {k: summarise(v) for k, v in groups.items()}
@@ -223,8 +238,9 @@ def render(data: dict, command: str) -> str:
         lines.append("")
         missing = [n for n in F.SYNTHETIC if n not in groups[g]] if g == "synthetic" else []
         if missing:
-            lines += ["Not measured yet (resumable, one set at a time: `python experiments/float32_fidelity.py --only synthetic`): "
+            lines += ["Not measured yet (resumable metric by metric: `python experiments/float32_fidelity.py --only synthetic`): "
                       + "; ".join(f"`{n}` {F.SYNTHETIC[n][0]} × {F.SYNTHETIC[n][1]} × {F.SYNTHETIC[n][2]}, C = {F.SYNTHETIC[n][3]}"
+                                  + (f" ({len(partial[n]['done'])} metrics done: {', '.join(partial[n]['done'])})" if n in partial else "")
                                   for n in missing) + ".", ""]
     shipped = groups["shipped"]
     if shipped:
