@@ -122,7 +122,7 @@ class GlyphSpec:
     with ``by_weight``, the regular and bold upright fonts of the families that have both;
     ``covers``: the character sets a font must cover; ``n_train_per``: training images per class;
     ``permuted``: every image's pixels moved by the one fixed permutation of
-    :func:`pedjax.data._arrays.permute_pixels` (no spatial structure left)."""
+    :func:`pedjax.data.permute_pixels` (no spatial structure left)."""
 
     name: str
     classes: tuple[str, ...]
