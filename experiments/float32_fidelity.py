@@ -14,8 +14,9 @@ float32 features, and :func:`pedjax.rank.fidelity.fidelity` compares the two: we
 the rankings, worst relative score difference, non-finite float32 scores where float64 is finite.
 
 Resumable per set and metric: a set's entry is written to ``--json`` after each metric (a set
-is rendered once every metric is done), with a fingerprint of the code that computes scores (pedjax's metrics, physics, scoring, precision and validation sources);
-a rerun skips the sets whose entry has the current fingerprint (``--fresh`` recomputes all, and
+is rendered once every metric is done), with a fingerprint of the code that computes scores
+(pedjax's metrics, physics, scoring, precision and validation sources); a rerun skips the metrics,
+and the sets, whose entry has the current fingerprint (``--fresh`` recomputes all, and
 ``--keep`` reuses entries whatever their fingerprint). The measured section of
 docs/precision.md (between ``<!-- float32_fidelity:start/end -->``) is regenerated from the JSON.
 """
@@ -117,8 +118,10 @@ def save_json(path: Path, data: dict, task: str | None = None) -> None:
 
 def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
     """Score every set of ``todo`` one metric at a time, writing the set's entry after each metric
-    (``"done"``: the metrics finished; ``"complete"`` once all are), so that a large set spans
-    sessions; a set whose entry holds the current fingerprint resumes at its first missing metric."""
+    (``"done"``: the metrics finished; ``"inapplicable"``: those the set cannot take, e.g. LEEP
+    without source probabilities; ``"complete"`` once all are done), so that a large set spans
+    sessions; a set whose entry holds the current fingerprint resumes at its first missing metric
+    and is not loaded again once every requested metric is done or inapplicable."""
     from pedjax.physics import PEDConfig
     from pedjax.rank import fidelity as F
 
@@ -126,7 +129,8 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
     for task, make in todo:
         old = data["sets"].get(task)
         usable = old is not None and not fresh and (keep or old.get("fingerprint") == fp)
-        if usable and old.get("complete", True) and set(metrics) <= set(old.get("done", metrics)):
+        covered = set(old.get("done", metrics)) | set(old.get("inapplicable", ())) if old is not None else set()
+        if usable and old.get("complete", True) and set(metrics) <= covered:
             print(f"{task}: kept from {path.name} ({old['date']})", flush=True)
             continue
         t0 = time.perf_counter()
@@ -138,6 +142,7 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
             "shape": [len(fs.models), fs.n_samples, sorted(set(fs.dims().values())), int(len(set(map(int, fs.labels))))],
             "rows": {}, "scores": {p: {} for p in F.PRECISIONS}, "seconds": {"features": t_feat, **{p: 0.0 for p in F.PRECISIONS}},
             "done": []}
+        entry["inapplicable"] = sorted(set(entry.get("inapplicable", ())) | (set(metrics) - set(use)))
         bad = []
         for m in use:
             if m in entry["done"]:
@@ -155,6 +160,9 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
             bad += sorted({msg.split(" on ", 1)[0] for msg in res.failures()})  # as the docs' table judges (tied: τ n/a)
             print(f"{task} {m}: float64 {res.seconds['float64'][fs.task]:.0f} s, float32 {res.seconds['float32'][fs.task]:.0f} s "
                   f"({len(entry['done'])}/{len(use)} metrics)", flush=True)
+        if "date" in entry:  # at least one metric done: record the inapplicable ones even when nothing ran now
+            data["sets"][task] = entry
+            save_json(path, data, task)
         print(f"{task}: {len(fs.models)} models, features {t_feat:.0f} s, float64 {entry['seconds']['float64']:.0f} s, "
               f"float32 {entry['seconds']['float32']:.0f} s; below target: {', '.join(bad) or 'none'}", flush=True)
     return data
