@@ -116,12 +116,15 @@ def save_json(path: Path, data: dict, task: str | None = None) -> None:
         atomic_write_text(path, json.dumps(data, indent=1, allow_nan=True))
 
 
-def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
-    """Score every set of ``todo`` one metric at a time, writing the set's entry after each metric
-    (``"done"``: the metrics finished; ``"inapplicable"``: those the set cannot take, e.g. LEEP
-    without source probabilities; ``"complete"`` once all are done), so that a large set spans
-    sessions; a set whose entry holds the current fingerprint resumes at its first missing metric
-    and is not loaded again once every requested metric is done or inapplicable."""
+def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required=None) -> dict:
+    """Score every set of ``todo`` one metric at a time, in the order of ``metrics``, writing the
+    set's entry after each metric (``"done"``: the metrics finished; ``"inapplicable"``: those the
+    set cannot take, e.g. LEEP without source probabilities; ``"complete"`` once every applicable
+    metric of ``required`` is done: default ``metrics``, and the command line passes every
+    registered metric, so that a run restricted with ``--metric`` never marks a set complete),
+    so that a large set spans sessions; a set whose entry holds the current fingerprint resumes
+    at its first missing metric and is not loaded again once every requested metric is done or
+    inapplicable."""
     from pedjax.physics import PEDConfig
     from pedjax.rank import fidelity as F
 
@@ -136,13 +139,14 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
         t0 = time.perf_counter()
         fs = make()
         t_feat = time.perf_counter() - t0
+        applicable = [m for m in (required or metrics) if F.REGISTRY[m].input == "features" or fs.source_probs is not None]
         use = [m for m in metrics if F.REGISTRY[m].input == "features" or fs.source_probs is not None]
         entry = old if usable and "done" in old else {
             "fingerprint": fp, "kind": "shipped" if not task.startswith("synthetic") else "synthetic",
             "shape": [len(fs.models), fs.n_samples, sorted(set(fs.dims().values())), int(len(set(map(int, fs.labels))))],
             "rows": {}, "scores": {p: {} for p in F.PRECISIONS}, "seconds": {"features": t_feat, **{p: 0.0 for p in F.PRECISIONS}},
             "done": []}
-        entry["inapplicable"] = sorted(set(entry.get("inapplicable", ())) | (set(metrics) - set(use)))
+        entry["inapplicable"] = sorted(set(entry.get("inapplicable", ())) | (set(required or metrics) - set(applicable)))
         bad = []
         for m in use:
             if m in entry["done"]:
@@ -153,13 +157,13 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False) -> dict:
                 entry["scores"][p].update(res.scores[p][fs.task])
                 entry["seconds"][p] += res.seconds[p][fs.task]
             entry["done"].append(m)
-            entry["complete"] = all(x in entry["done"] for x in use)
+            entry["complete"] = all(x in entry["done"] for x in applicable)
             entry["date"] = datetime.datetime.now().isoformat(timespec="seconds")
             data["sets"][task] = entry
             save_json(path, data, task)
             bad += sorted({msg.split(" on ", 1)[0] for msg in res.failures()})  # as the docs' table judges (tied: τ n/a)
             print(f"{task} {m}: float64 {res.seconds['float64'][fs.task]:.0f} s, float32 {res.seconds['float32'][fs.task]:.0f} s "
-                  f"({len(entry['done'])}/{len(use)} metrics)", flush=True)
+                  f"({len(entry['done'])}/{len(applicable)} metrics)", flush=True)
         if "date" in entry:  # at least one metric done: record the inapplicable ones even when nothing ran now
             data["sets"][task] = entry
             save_json(path, data, task)
@@ -275,7 +279,7 @@ def render(data: dict, command: str) -> str:
         "",
         f"Command: `{command}`  ",
         f"Machine: {data.get('machine', '?')}  ",
-        f"Date: {dates[0]}{' to ' + dates[-1] if dates and dates[-1] != dates[0] else ''}, code fingerprint{'s' if len(fps) > 1 else ''} "
+        f"Date: {dates[0] if dates else '–'}{' to ' + dates[-1] if dates and dates[-1] != dates[0] else ''}, code fingerprint{'s' if len(fps) > 1 else ''} "
         f"{', '.join(fps)} (`experiments/float32_fidelity.py` hashes the sources that compute scores), commit {data.get('commit', '?')}",
     ]
     return "\n".join(lines)
@@ -321,7 +325,11 @@ def main(argv=None):
 
     data = load_json(args.json)
     if not args.from_json:
-        metrics = args.metric or names(target="classes")
+        every = names(target="classes")
+        unknown = sorted(set(args.metric or ()) - set(every))
+        if unknown:
+            raise SystemExit(f"--metric: unknown metric(s) {unknown}; choose from {every}")
+        metrics = args.metric or every
         todo = []
         if args.only in (None, "shipped"):
             todo += shipped_sets(args.task)
@@ -329,7 +337,7 @@ def main(argv=None):
             todo += synthetic_sets(args.scale, args.synthetic)
         t0 = time.perf_counter()
         data.update(machine=machine(), commit=git_commit()[:7])
-        run_sets(todo, metrics, data, args.json, fingerprint(), fresh=args.fresh, keep=args.keep)
+        run_sets(todo, metrics, data, args.json, fingerprint(), fresh=args.fresh, keep=args.keep, required=every)
         print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
     if not data["sets"]:
         raise SystemExit(f"{args.json}: no results to render")
