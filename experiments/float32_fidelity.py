@@ -14,17 +14,17 @@ float32 features, and :func:`pedjax.rank.fidelity.fidelity` compares the two: we
 the rankings, worst relative score difference, non-finite float32 scores where float64 is finite.
 
 Resumable per set and metric: a set's entry is written to ``--json`` after each metric (a set
-is rendered once every metric is done), with a fingerprint of the code that computes scores
-(pedjax's metrics, physics, scoring, precision and validation sources); a rerun skips the metrics,
-and the sets, whose entry has the current fingerprint (``--fresh`` recomputes all, and
-``--keep`` reuses entries whatever their fingerprint). The measured section of
+is rendered once every metric is done), with each metric's fingerprint of the code that computes
+its scores (``experiments/_fingerprint.py``: PED, scoring, precision, validation, the registry and
+the metric's own modules); a rerun skips the metrics whose fingerprint matches the code and
+scores again those whose code changed (``--fresh`` recomputes all, and ``--keep`` reuses entries
+whatever their fingerprint). ``--metric`` runs only the named metrics, in the given order. The measured section of
 docs/precision.md (between ``<!-- float32_fidelity:start/end -->``) is regenerated from the JSON.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import math
 import sys
@@ -37,22 +37,6 @@ DEFAULT_JSON = ROOT / "experiments" / "results" / "float32_fidelity.json"  # com
 DEFAULT_DOC = ROOT / "docs" / "precision.md"
 SECTION = "float32_fidelity"
 NSIGMA = 0.6
-#: the sources whose change invalidates a stored result (the scores' code)
-FINGERPRINTED = ("pedjax/metrics", "pedjax/physics", "pedjax/scoring.py", "pedjax/_precision.py", "pedjax/_linalg.py",
-                 "pedjax/_validate.py")
-
-
-def fingerprint() -> str:
-    h = hashlib.sha1()
-    for rel in FINGERPRINTED:
-        p = ROOT / rel
-        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
-            if f.exists():
-                h.update(str(f.relative_to(ROOT)).encode())
-                h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
-
 def shipped_sets(tasks=None, verbose=True):
     """``(task, thunk -> FeatureSet)`` for the shipped zoo's tasks (features extracted lazily)."""
     from pedjax.cli._common import feature_cache_dir
@@ -99,8 +83,9 @@ def load_json(path: Path) -> dict:
 
 
 def save_json(path: Path, data: dict, task: str | None = None) -> None:
-    """Write ``data``; with ``task``, merge that set's entry into the file as it is now (another run
-    may have added sets since this one read it), under a lock."""
+    """Merge into the file as it is now (another run may have added sets since this one read it),
+    under a lock: ``data``'s top-level fields (the ``legacy`` maps merged key by key) and, with
+    ``task``, that set's entry."""
     import fcntl
 
     from pedjax.util import atomic_write_text
@@ -108,32 +93,53 @@ def save_json(path: Path, data: dict, task: str | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if task is not None and path.is_file():
-            merged = json.loads(path.read_text())
+        merged = json.loads(path.read_text()) if path.is_file() else {"sets": {}}
+        if task is not None:
             merged["sets"][task] = data["sets"][task]
-            merged.update({k: v for k, v in data.items() if k != "sets"})
-            data = merged
-        atomic_write_text(path, json.dumps(data, indent=1, allow_nan=True))
+        merged.update({k: v for k, v in data.items() if k not in ("sets", "legacy")})
+        merged["legacy"] = {**merged.get("legacy", {}), **data.get("legacy", {})}
+        atomic_write_text(path, json.dumps(merged, indent=1, allow_nan=True))
+
+
+def _metric(variant: str) -> str:
+    return variant.split("+", 1)[0]
+
+
+def valid_metrics(entry: dict, legacy: dict, keep: bool = False) -> dict:
+    """``{metric: fingerprint}`` of the metrics of a stored set entry whose results are still
+    valid: their per-metric fingerprint (``entry["fingerprints"]``; for an entry written before
+    per-metric fingerprints, the map ``legacy[entry["fingerprint"]]`` recorded while that code was
+    current) equals the current code's (``_fingerprint.fingerprint(metric)``), or any with
+    ``keep``."""
+    from _fingerprint import fingerprint as metric_fp
+
+    done = entry.get("done") or sorted({_metric(v) for v in entry.get("rows", {})})
+    stored = entry.get("fingerprints") or legacy.get(entry.get("fingerprint"), {})
+    return {m: stored.get(m, "?") for m in done if keep or stored.get(m) == metric_fp(m)}
 
 
 def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required=None) -> dict:
     """Score every set of ``todo`` one metric at a time, in the order of ``metrics``, writing the
-    set's entry after each metric (``"done"``: the metrics finished; ``"inapplicable"``: those the
+    set's entry after each metric (``"done"``: the metrics finished; ``"fingerprints"``: the code
+    fingerprint of each (``_fingerprint.fingerprint(metric)``); ``"inapplicable"``: those the
     set cannot take, e.g. LEEP without source probabilities; ``"complete"`` once every applicable
     metric of ``required`` is done: default ``metrics``, and the command line passes every
     registered metric, so that a run restricted with ``--metric`` never marks a set complete),
-    so that a large set spans sessions; a set whose entry holds the current fingerprint resumes
-    at its first missing metric and is not loaded again once every requested metric is done or
-    inapplicable."""
+    so that a large set spans sessions. A stored metric is reused while its fingerprint matches
+    the code (:func:`valid_metrics`); one whose code changed is dropped and scored again, and a
+    set is not loaded at all when every requested metric is valid or inapplicable."""
+    from _fingerprint import fingerprint as metric_fp
+
     from pedjax.physics import PEDConfig
     from pedjax.rank import fidelity as F
 
     peds = {"ped": PEDConfig(nsigma=NSIGMA)}
+    legacy = data.get("legacy", {})
     for task, make in todo:
-        old = data["sets"].get(task)
-        usable = old is not None and not fresh and (keep or old.get("fingerprint") == fp)
-        covered = set(old.get("done", metrics)) | set(old.get("inapplicable", ())) if old is not None else set()
-        if usable and old.get("complete", True) and set(metrics) <= covered:
+        old = data["sets"].get(task) if not fresh else None
+        valid = valid_metrics(old, legacy, keep) if old is not None else {}
+        covered = set(valid) | set(old.get("inapplicable", ())) if old is not None else set()
+        if old is not None and set(metrics) <= covered:
             print(f"{task}: kept from {path.name} ({old['date']})", flush=True)
             continue
         t0 = time.perf_counter()
@@ -141,12 +147,28 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required
         t_feat = time.perf_counter() - t0
         applicable = [m for m in (required or metrics) if F.REGISTRY[m].input == "features" or fs.source_probs is not None]
         use = [m for m in metrics if F.REGISTRY[m].input == "features" or fs.source_probs is not None]
-        entry = old if usable and "done" in old else {
-            "fingerprint": fp, "kind": "shipped" if not task.startswith("synthetic") else "synthetic",
-            "shape": [len(fs.models), fs.n_samples, sorted(set(fs.dims().values())), int(len(set(map(int, fs.labels))))],
-            "rows": {}, "scores": {p: {} for p in F.PRECISIONS}, "seconds": {"features": t_feat, **{p: 0.0 for p in F.PRECISIONS}},
-            "done": []}
+        if old is not None and valid:
+            entry = old
+            stale = {_metric(v) for v in entry["rows"]} - set(valid)
+            for v in [v for v in entry["rows"] if _metric(v) in stale]:
+                del entry["rows"][v]
+                for p in F.PRECISIONS:
+                    entry["scores"][p].pop(v, None)
+            for m in stale:  # seconds of a dropped metric, where recorded
+                for p, sec in entry.get("metric_seconds", {}).pop(m, {}).items():
+                    entry["seconds"][p] -= sec
+            if stale:
+                print(f"{task}: scoring code changed for {', '.join(sorted(stale))}: scored again", flush=True)
+            entry["done"] = [m for m in (entry.get("done") or sorted(valid)) if m in valid]
+            entry["fingerprints"] = dict(valid)
+        else:
+            entry = {
+                "fingerprint": fp, "kind": "shipped" if not task.startswith("synthetic") else "synthetic",
+                "shape": [len(fs.models), fs.n_samples, sorted(set(fs.dims().values())), int(len(set(map(int, fs.labels))))],
+                "rows": {}, "scores": {p: {} for p in F.PRECISIONS}, "seconds": {"features": t_feat, **{p: 0.0 for p in F.PRECISIONS}},
+                "done": [], "fingerprints": {}}
         entry["inapplicable"] = sorted(set(entry.get("inapplicable", ())) | (set(required or metrics) - set(applicable)))
+        entry["complete"] = all(x in entry["done"] for x in applicable)
         bad = []
         for m in use:
             if m in entry["done"]:
@@ -156,7 +178,10 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required
             for p in F.PRECISIONS:
                 entry["scores"][p].update(res.scores[p][fs.task])
                 entry["seconds"][p] += res.seconds[p][fs.task]
+            entry.setdefault("metric_seconds", {})[m] = {p: res.seconds[p][fs.task] for p in F.PRECISIONS}
             entry["done"].append(m)
+            entry["fingerprints"][m] = metric_fp(m)
+            entry["fingerprint"] = fp
             entry["complete"] = all(x in entry["done"] for x in applicable)
             entry["date"] = datetime.datetime.now().isoformat(timespec="seconds")
             data["sets"][task] = entry
@@ -315,6 +340,8 @@ def main(argv=None):
     ap.add_argument("--no-write", action="store_true", help="leave the document alone")
     args = ap.parse_args(argv)
 
+    from _fingerprint import fingerprint
+
     from pedjax.cli._common import configure_process
 
     configure_process()  # as the command line: x64 on (float32 is entered per call), XLA:CPU flag, compilation cache
@@ -337,6 +364,10 @@ def main(argv=None):
             todo += synthetic_sets(args.scale, args.synthetic)
         t0 = time.perf_counter()
         data.update(machine=machine(), commit=git_commit()[:7])
+        # the per-metric fingerprints of the code as it is now, under its global fingerprint: an
+        # entry written before per-metric fingerprints (only the global one) is judged by this map
+        data.setdefault("legacy", {})[fingerprint()] = {m: fingerprint(m) for m in every}
+        save_json(args.json, data)
         run_sets(todo, metrics, data, args.json, fingerprint(), fresh=args.fresh, keep=args.keep, required=every)
         print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
     if not data["sets"]:

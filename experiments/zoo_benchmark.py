@@ -189,7 +189,7 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
     sets = []
     show = (lambda t, v, tau, sec: print(f"  {t} {v:22s} tau_w {tau:+.3f}  ({sec:.1f} s)", flush=True)) if verbose else None
     done = _load_partial(resume) if resume else {}
-    fp = _fingerprint()
+    fp = _fingerprint()  # of all the scoring code: an entry stored with it before per-metric fingerprints is valid
     rescore = set(rescore)
     res = BenchmarkResult([], [])
     for task in tasks:
@@ -199,13 +199,13 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
         sets.append(fs)
         stored = done.get(task, {}).get("metrics", {})
         ok = {m: e for m, e in stored.items() if m not in rescore and e["nsigmas"] == list(nsigmas)
-              and (keep or e["fingerprint"] == fp)}
+              and (keep or e["fingerprint"] in (_fingerprint(m), fp))}
         needed = [m for m in metrics if m not in ok]
         if needed:
             one = benchmark([fs], needed, peds, on_variant=show)
             for m in needed:
                 vs = [v for v in one.variants if _metric_of(v) == m]
-                ok[m] = {"fingerprint": fp, "nsigmas": list(nsigmas), "variants": vs,
+                ok[m] = {"fingerprint": _fingerprint(m), "nsigmas": list(nsigmas), "variants": vs,
                          "scores": {v: one.scores[task][v] for v in vs},
                          "tau": {v: one.tau.get(v, {}).get(task, math.nan) for v in vs},
                          "errors": {v: one.errors[v][task] for v in vs if task in one.errors.get(v, {})},
@@ -277,11 +277,11 @@ def run(zoo_dir=None, tasks=None, metrics=None, nsigmas=NSIGMAS, verbose: bool =
     }
 
 
-def _fingerprint() -> str:
-    """The scoring code's fingerprint (as experiments/float32_fidelity.py)."""
-    from float32_fidelity import fingerprint
+def _fingerprint(metric: str | None = None) -> str:
+    """The fingerprint of the code behind ``metric``'s scores (``experiments/_fingerprint.py``)."""
+    from _fingerprint import fingerprint
 
-    return fingerprint()
+    return fingerprint(metric)
 
 
 def _metric_of(variant: str) -> str:
