@@ -78,6 +78,16 @@ Differences from the published code (pedjax never modifies ``X`` in place, unlik
     directions below the Gram's resolution: streamed float32 SFDA of ill-conditioned features
     is finite but can differ from float64 by 1e-2 and more.)
 
+* **Saturation** (issue 21). Where the classes are well separated (after PED especially) the
+  score is 1 − δ with δ far below float32's resolution of 1 (6e-8): on the near-duplicate
+  synthetic zoo + PED, 11 of 12 models scored 1 − 1e-9 … 1 − 2e-8 in float64, and the float32
+  mean posterior rounded them all to 1 (weighted τ 0.40 between the float32 and float64
+  rankings). The registered core (:func:`sfda_deficit_core`) therefore returns δ = mean of
+  Σ_{c≠y} p_c, each computed from the logits as exp(logsumexp_{c≠y} − logsumexp), which keeps
+  its relative precision at any δ, and the score 1 − δ is finished on the host in float64
+  (:attr:`pedjax.metrics.Metric.finish`, as GBC's). The float64 score equals the published mean
+  posterior to rounding (δ is computed from the same logits).
+
 tests/test_float32_hscore_sfda.py checks float32 against float64 on synthetic zoos with the hard
 cases: ReLU features scaled by 10–100, near-duplicate and constant units, LayerNorm outputs,
 D ≫ N (the shipped-zoo comparison: docs/precision.md, "SFDA"). Where float32 cannot agree: the
@@ -100,8 +110,8 @@ from .._linalg import gram
 from ._order import column_signs
 from ._registry import evaluate, register
 
-__all__ = ["sfda", "sfda_core", "class_means", "power_top_eigenvalue", "within_scatter", "shrinkage_for", "shrunk",
-           "lda_posterior", "confmix"]
+__all__ = ["sfda", "sfda_core", "sfda_deficit_core", "one_minus", "class_means", "power_top_eigenvalue", "within_scatter", "shrinkage_for", "shrunk",
+           "lda_logits", "lda_posterior", "confmix"]
 
 _EPS64 = float(np.finfo(np.float64).eps)
 _EPS32 = float(np.finfo(np.float32).eps)
@@ -186,10 +196,11 @@ def _uses_gram(dtype) -> bool:
     return float(jnp.finfo(dtype).eps) <= _EPS64
 
 
-def lda_posterior(X, y, num_classes, s=None):
-    """One SFDA pass: returns (posterior [N, C], shrinkage used)."""
+def lda_logits(X, y, num_classes, s=None):
+    """One SFDA pass: returns (the shrinkage-LDA logits [N, C], shrinkage used); the posterior
+    is their softmax (:func:`lda_posterior`)."""
     if not _uses_gram(X.dtype):
-        return _lda_posterior_orthogonal(X, y, num_classes, s)
+        return _lda_logits_orthogonal(X, y, num_classes, s)
     means, counts = class_means(X, y, num_classes)
     priors = counts / X.shape[0]
     Sw = within_scatter(X, y, means)
@@ -197,7 +208,13 @@ def lda_posterior(X, y, num_classes, s=None):
         s = shrinkage_for(Sw)
     coef = cho_solve(cho_factor(shrunk(Sw, s), lower=True), means.T).T  # means · Sw_s⁻¹
     intercept = -0.5 * jnp.sum(means * coef, axis=1) + jnp.log(priors)
-    return jax.nn.softmax(X @ coef.T + intercept, axis=1), s
+    return X @ coef.T + intercept, s
+
+
+def lda_posterior(X, y, num_classes, s=None):
+    """One SFDA pass: returns (posterior [N, C], shrinkage used)."""
+    logits, s = lda_logits(X, y, num_classes, s)
+    return jax.nn.softmax(logits, axis=1), s
 
 
 def _two_sum(a, b):
@@ -229,8 +246,8 @@ def _within_row_sums(X, y, num_classes, counts):
     return t - tm[y]
 
 
-def _lda_posterior_orthogonal(X, y, num_classes, s=None, raw=None):
-    """One SFDA pass without a Gram (lower precision; module docstring). ``raw``: the features as
+def _lda_logits_orthogonal(X, y, num_classes, s=None, raw=None):
+    """One SFDA pass's logits without a Gram (lower precision; module docstring). ``raw``: the features as
     given, if ``X`` is a translated copy (the power method's start is taken from their exact
     stored values)."""
     N, D = X.shape
@@ -259,7 +276,7 @@ def _lda_posterior_orthogonal(X, y, num_classes, s=None, raw=None):
     A = solve_triangular(R, (means * unit).T, trans="T", lower=False)  # [D, C] = R⁻ᵀ m̃ᵀ
     W = solve_triangular(R, (Xt * unit).T, trans="T", lower=False)  # [D, N] = R⁻ᵀ x̃ᵀ
     logits = W.T @ A - 0.5 * jnp.sum(A * A, axis=0) + jnp.log(priors)
-    return jax.nn.softmax(logits, axis=1), s
+    return logits, s
 
 
 def confmix(X, y, num_classes, prob):
@@ -270,8 +287,11 @@ def confmix(X, y, num_classes, prob):
     return p * X + (1.0 - p) * outer[y]
 
 
-def sfda_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
-    """SFDA of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX).
+def sfda_deficit_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
+    """1 − SFDA of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure
+    JAX): the mean pass-2 posterior mass off the true class, Σ_{c≠y} p_c = exp(lse_{c≠y} − lse)
+    of the logits, which keeps its relative precision where SFDA saturates (the registered core;
+    the score is ``1 − value``, finished on the host in float64: module docstring, "Saturation").
 
     The two shrinkage-LDA passes with ConfMix between them (module docstring), on the centred
     features; float64 factorises the shrunk within-class scatter by Cholesky of its Gram, lower
@@ -284,7 +304,7 @@ def sfda_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
         other C − 1 class means).
 
     Returns:
-      The mean pass-2 posterior of the true class, a 0-d ``jax.Array`` in ``X``'s dtype (in
+      The mean pass-2 posterior off the true class, a 0-d ``jax.Array`` in ``X``'s dtype (in
       [0, 1]).
     """
     X = jnp.asarray(X)
@@ -296,14 +316,48 @@ def sfda_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
     if _uses_gram(X.dtype):
         prob, s = lda_posterior(Xc, y, num_classes)
     else:
-        prob, s = _lda_posterior_orthogonal(Xc, y, num_classes, raw=X)
+        logits, s = _lda_logits_orthogonal(Xc, y, num_classes, raw=X)
+        prob = jax.nn.softmax(logits, axis=1)
     prob = jax.nn.softmax(prob, axis=1)
     X2 = confmix(Xc, y, num_classes, prob)
-    prob2, _ = lda_posterior(X2, y, num_classes, s)
-    return jnp.mean(jnp.take_along_axis(prob2, y[:, None], axis=1))
+    logits2, _ = lda_logits(X2, y, num_classes, s)
+    own = jax.nn.one_hot(y, num_classes, dtype=bool)
+    off = jax.nn.logsumexp(jnp.where(own, -jnp.inf, logits2), axis=1) - jax.nn.logsumexp(logits2, axis=1)
+    return jnp.mean(jnp.exp(off))
 
 
-@register("sfda", sfda_core)
+def one_minus(value, xp=np):
+    """The SFDA score from its core's value: ``1 − value``, elementwise (the registry's ``finish``).
+
+    Args:
+      value: 1 − SFDA (:func:`sfda_deficit_core`), a scalar or array (NumPy, or JAX with
+        ``xp=jax.numpy``).
+      xp: the array namespace, ``numpy`` (the host, in the value's float64) or ``jax.numpy``.
+
+    Returns:
+      ``1 − value`` in ``xp``.
+    """
+    return 1.0 - xp.asarray(value)
+
+
+def sfda_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
+    """SFDA of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX):
+    ``1 −`` :func:`sfda_deficit_core` in ``X``'s dtype (where SFDA saturates, float32 rounds this
+    to 1; :func:`sfda` and :func:`pedjax.score_zoo` finish the deficit in float64 instead).
+
+    Args:
+      X: features [N, D] (floating point).
+      y: coded labels [N] (integers 0..num_classes−1).
+      num_classes: number of classes C (static under ``jit``), at least 2.
+
+    Returns:
+      The mean pass-2 posterior of the true class, a 0-d ``jax.Array`` in ``X``'s dtype (in
+      [0, 1]).
+    """
+    return 1.0 - sfda_deficit_core(X, y, num_classes)
+
+
+@register("sfda", sfda_deficit_core, finish=one_minus)
 def sfda(X, y) -> float:
     """SFDA transferability of features ``X`` [N, D] for labels ``y`` [N] (higher is better).
 
@@ -322,4 +376,4 @@ def sfda(X, y) -> float:
       ValueError: ``X`` or ``y`` are malformed (not [N, D] and [N], non-finite features, fewer
         than 2 classes).
     """
-    return evaluate(sfda_core, X, y)
+    return evaluate(sfda_deficit_core, X, y)
