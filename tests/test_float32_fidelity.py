@@ -146,6 +146,32 @@ def test_float32_targets_on_a_synthetic_zoo(synthetic, variant):
     assert not failures, "\n".join(failures)
 
 
+def _np_transrate(X, y, eps=1e-4):
+    """TransRate in float64 NumPy (slogdet), written from the paper's formulation."""
+    Z = np.asarray(X, np.float64)
+    Z = Z - Z.mean(axis=0)
+
+    def rate(A):
+        return 0.5 * np.linalg.slogdet(np.eye(A.shape[1]) + A.T @ A / (A.shape[0] * eps))[1]
+
+    classes = np.unique(y)
+    return rate(Z) - sum(rate(Z[y == c]) for c in classes) / classes.size
+
+
+@pytest.mark.parametrize("shape", [(1000, 256, 20), (400, 256, 10), (60, 128, 3)])
+def test_transrate_float32_on_near_duplicate_units(shape):
+    """R(Z) through a QR of [Z/√a; I] in float32: a Gram and JAX's float32 Cholesky were 2.7e-3
+    (1000x256) and 1.8e-3 (400x256) off here; N < D (60x128) takes the sample-space forms."""
+    from pedjax.metrics import transrate
+
+    n, d, c = shape
+    fs = F.synthetic_set(2, n, d, c, "near-duplicate", seed=5)
+    for X in fs.features.values():
+        ref = _np_transrate(X, fs.labels)
+        assert transrate(X, fs.labels, precision="float64") == pytest.approx(ref, rel=1e-10)
+        assert transrate(X, fs.labels, precision="float32") == pytest.approx(ref, rel=1e-4)
+
+
 @pytest.fixture(scope="module")
 def synthetic_more():
     """The other synthetic kinds, scaled down: low-rank ReLU features (N > D) and D >> N."""
