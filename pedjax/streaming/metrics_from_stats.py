@@ -355,11 +355,6 @@ def _mixed(X, codes, c, delta, p, outer):
     return p * X + (1.0 - p) * outer[codes]
 
 
-def _posterior_own(X, codes, coef, intercept):
-    prob = jax.nn.softmax(matmul(X, coef.T) + intercept, axis=1)
-    return prob, jnp.take_along_axis(prob, codes[:, None], axis=1)
-
-
 def sfda_mix_step(acc, rows, params, num_classes):
     """SFDA's pass 2 (an :class:`~pedjax.streaming.stats.Engine` step): first posterior →
     ConfMix weight p_i (the per-row output), statistics of the mixed features."""
@@ -374,13 +369,21 @@ def sfda_mix_step(acc, rows, params, num_classes):
 
 
 def sfda_score_step(acc, rows, params, num_classes):
-    """SFDA's pass 3 (an :class:`~pedjax.streaming.stats.Engine` step): the second posterior of
-    each sample's own class, summed."""
+    """SFDA's pass 3 (an :class:`~pedjax.streaming.stats.Engine` step): the second posterior's
+    mass off each sample's own class, 1 − p_y = exp(lse_{c≠y} − lse) of the logits, summed
+    (relative precision where SFDA saturates, as :func:`pedjax.metrics._sfda.sfda_deficit_core`)."""
     X, codes, mask, p = rows
     c, delta, outer, coef, intercept = params
     X2 = _mixed(X, codes, c, delta, p[:, None], outer)
-    _, q = _posterior_own(X2, codes, coef, intercept)
-    return {"score": acc["score"] + jnp.sum(jnp.where(mask, q[:, 0], 0.0))}, None
+    logits = matmul(X2, coef.T) + intercept
+    own = jax.nn.one_hot(codes, num_classes, dtype=bool)
+    off = jnp.exp(jax.nn.logsumexp(jnp.where(own, -jnp.inf, logits), axis=1) - jax.nn.logsumexp(logits, axis=1))
+    return {"deficit": acc["deficit"] + jnp.sum(jnp.where(mask, off, 0.0))}, None
+
+
+def init_deficit(num_classes, dim, dtype):
+    """An empty scalar accumulator ``{"deficit": 0}`` (SFDA's pass 3)."""
+    return {"deficit": jnp.zeros((), dtype)}
 
 
 def init_mix(num_classes, dim, dtype):
@@ -440,9 +443,9 @@ def sfda_stream(source, stats: ClassStats, delta: np.ndarray | None = None, *, e
     coef2, intercept2, _ = _lda(jnp.asarray(_scatter(stats.counts, sums2, G2)), jnp.asarray(means2),
                                 jnp.asarray(stats.counts), s)
     params = engine.params((c, delta, outer, np.asarray(coef2), np.asarray(intercept2)))
-    acc, _ = engine.run(source, sfda_score_step, init_score, params, C, D, extra_rows=lambda b: (ps[b],),
+    acc, _ = engine.run(source, sfda_score_step, init_deficit, params, C, D, extra_rows=lambda b: (ps[b],),
                         progress=progress, pass_name="SFDA ConfMix prediction")
-    return float(acc["score"]) / stats.n
+    return 1.0 - float(acc["deficit"]) / stats.n  # finished in float64, as the in-memory SFDA
 
 
 # ----------------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ _SUM, _MAX, _MIN, _SHIFT = "sum", "max", "min", "shift"
 #: suffix of a summed field's compensation term (float32 accumulators)
 _COMP = "_c"
 #: how each accumulator field combines across blocks, devices and processes
-REDUCE = {"counts": _SUM, "sums": _SUM, "sumsq": _SUM, "gram": _SUM, "cmax": _MAX, "cmin": _MIN, "score": _SUM}
+REDUCE = {"counts": _SUM, "sums": _SUM, "sumsq": _SUM, "gram": _SUM, "cmax": _MAX, "cmin": _MIN, "score": _SUM, "deficit": _SUM}
 
 
 # ----------------------------------------------------------------------------------------------
