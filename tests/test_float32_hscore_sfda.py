@@ -303,3 +303,26 @@ def test_shipped_zoo_real_features_float32():
             with float32():
                 s32 = np.array([fn(np.asarray(A32[m], np.float32), y) for m in F])
             _check("shipped", name, s64, s32)
+
+
+def test_sfda_float32_resolves_saturated_scores():
+    """Well separated classes give SFDA = 1 − δ with δ from 2e-6 down to 1e-9: float32 keeps δ to
+    1e-4 relative (the registered core returns δ, finished as 1 − δ in float64), so it ranks the
+    four feature sets as float64 does; the score itself computed in float32 (``sfda_core``) rounds
+    the last two to exactly 1."""
+    rng = np.random.default_rng(0)
+    C, n, D = 5, 200, 16
+    y = np.arange(n) % C
+    centres = rng.standard_normal((C, D))
+    d64, d32 = [], []
+    for sep in (2.5, 2.7, 2.9, 3.0):
+        X = (sep * centres[y] + rng.standard_normal((n, D))).astype(np.float32)
+        d64.append(1.0 - metrics.sfda(X, y, precision="float64"))
+        d32.append(1.0 - metrics.sfda(X, y, precision="float32"))
+        if sep >= 2.9:
+            with pedjax.precision("float32"):
+                assert float(sfda_core(jnp.asarray(X), jnp.asarray(y, jnp.int32), C)) == 1.0
+    d64, d32 = np.array(d64), np.array(d32)
+    assert np.all(d64 > 0) and d64.min() < 1e-8 and d64.max() > 1e-6
+    np.testing.assert_allclose(d32, d64, rtol=1e-4)
+    assert list(np.argsort(d32)) == list(np.argsort(d64))
