@@ -300,12 +300,15 @@ def render(data: dict, command: str) -> str:
     dates = sorted(e["date"][:10] for e in sets.values())
     lines += [
         f"Run time on this machine: shipped {secs['shipped'] / 60:.1f} min, synthetic {secs['synthetic'] / 60:.1f} min "
-        "(features, float64 and float32 scoring, compilation included; the machine was shared with other jobs).",
+        "(features, float64 and float32 scoring, compilation included; the machine was shared with other jobs; "
+        "cumulative: a metric scored again after a change of its code counts twice where its first run predates "
+        "per-metric timings).",
         "",
         f"Command: `{command}`  ",
         f"Machine: {data.get('machine', '?')}  ",
         f"Date: {dates[0] if dates else '–'}{' to ' + dates[-1] if dates and dates[-1] != dates[0] else ''}, code fingerprint{'s' if len(fps) > 1 else ''} "
-        f"{', '.join(fps)} (`experiments/float32_fidelity.py` hashes the sources that compute scores), commit {data.get('commit', '?')}",
+        f"{', '.join(fps)} of all the scoring sources when each set was last written (the JSON keeps each metric's own "
+        f"fingerprint, `experiments/_fingerprint.py`), commit {data.get('commit', '?')}",
     ]
     return "\n".join(lines)
 
