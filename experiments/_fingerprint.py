@@ -6,10 +6,15 @@ fingerprint matches the code.
 ``pedjax/metrics``). ``fingerprint(metric)`` hashes :data:`SHARED` and only the metric's own
 module with the modules of ``pedjax/metrics`` it imports (transitively), so that a change to one
 metric invalidates that metric's stored results and no other's. PED is in :data:`SHARED`
-(``pedjax/physics``), so every "+ped" variant follows its metric.
+(``pedjax/physics``), so every "+ped" variant follows its metric. A metric's fingerprint hashes
+the code only (the syntax tree without docstrings; comments are not in it), so that editing the
+documentation of a module does not throw its measurements away; ``fingerprint()`` hashes the
+files' bytes (the form the studies stored before per-metric fingerprints, kept as the key of their
+``legacy`` maps).
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 from functools import cache
@@ -33,13 +38,24 @@ def _files(rel: str) -> list[Path]:
     return sorted(p.rglob("*.py")) if p.is_dir() else [p]
 
 
-def _hash(files) -> str:
+def _hash(files, code_only: bool = False) -> str:
     h = hashlib.sha1()
     for f in files:
         if f.exists():
             h.update(str(f.relative_to(ROOT)).encode())
-            h.update(f.read_bytes())
+            h.update(_code(f) if code_only else f.read_bytes())
     return h.hexdigest()[:12]
+
+
+def _code(f: Path) -> bytes:
+    """The module's syntax tree without docstrings (nor comments), as text."""
+    tree = ast.parse(f.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False).encode()
 
 
 def metric_modules(metric: str) -> list[Path]:
@@ -68,4 +84,4 @@ def fingerprint(metric: str | None = None) -> str:
     if metric is None:
         return _hash([f for rel in EVERYTHING for f in _files(rel)])
     shared = [f for rel in SHARED for f in _files(rel)]
-    return _hash(shared + [f for f in metric_modules(metric) if f not in shared])
+    return _hash(shared + [f for f in metric_modules(metric) if f not in shared], code_only=True)

@@ -8,9 +8,10 @@ A metric is two functions:
 * the public function (``metrics.logme(X, y)`` …): validates at the boundary, codes the labels,
   calls the jit-compiled core and returns a Python float.
 
-A core whose score can leave float32's range returns it transformed, and the metric's ``finish``
-maps the core's value to the score on the host in float64 (GBC: the core returns ``log(−GBC)``,
-``finish`` is ``−exp``). Everything that reads a core's value — the public function,
+A core whose score can leave float32's range, or its resolution, returns it transformed, and the
+metric's ``finish`` maps the core's value to the score on the host in float64 (GBC: the core
+returns ``log(−GBC)``, ``finish`` is ``−exp``; SFDA: the core returns 1 − SFDA, which saturated
+scores need to stay distinct in float32, ``finish`` is ``1 − value``). Everything that reads a core's value — the public function,
 :func:`pedjax.score_zoo`, :mod:`pedjax.streaming`, :mod:`pedjax.meta` — applies ``finish``
 (:func:`finish_value` on the host).
 
