@@ -67,7 +67,7 @@ def metric_modules(metric: str) -> list[Path]:
 
     if metric not in REGISTRY:
         raise ValueError(f"metric: unknown {metric!r}; choose from {sorted(REGISTRY)}")
-    start = Path(inspect.getsourcefile(REGISTRY[metric].core)).resolve()
+    start = METRICS / Path(inspect.getsourcefile(REGISTRY[metric].core)).name
     seen, todo = set(), [start]
     while todo:
         f = todo.pop()
