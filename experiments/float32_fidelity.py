@@ -146,7 +146,7 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required
         fs = make()
         t_feat = time.perf_counter() - t0
         applicable = [m for m in (required or metrics) if F.REGISTRY[m].input == "features" or fs.source_probs is not None]
-        use = [m for m in metrics if F.REGISTRY[m].input == "features" or fs.source_probs is not None]
+        use = [m for m in metrics if m in applicable]
         if old is not None and valid:
             entry = old
             stale = {_metric(v) for v in entry["rows"]} - set(valid)
