@@ -91,6 +91,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._linalg import gram
+from ._dtype import gram_exact_enough
 from ._registry import evaluate, register
 
 __all__ = ["hscore", "hscore_core", "hscore_from_moments", "definition_cutoffs"]
@@ -123,11 +124,6 @@ def definition_cutoffs(n, d, max_abs, rcond=None):
     return rcond, n * d * (4.0 * EPS64 * max_abs) ** 2
 
 
-def _uses_gram(dtype) -> bool:
-    """The Gram evaluation is exact enough only at float64 precision (or better)."""
-    return float(jnp.finfo(dtype).eps) <= EPS64
-
-
 def hscore_core(X: jax.Array, y: jax.Array, num_classes: int, rcond=None) -> jax.Array:
     """H-score of features ``X`` [N, D] for coded labels ``y`` [N] in 0..num_classes-1 (pure JAX).
 
@@ -149,7 +145,7 @@ def hscore_core(X: jax.Array, y: jax.Array, num_classes: int, rcond=None) -> jax
     Xc = X - mean
     Xc = Xc - jnp.mean(Xc, axis=0)  # second pass: centring exact to rounding
     counts = jax.ops.segment_sum(jnp.ones(N, X.dtype), y, num_classes)  # [C]
-    if not _uses_gram(X.dtype):
+    if not gram_exact_enough(X.dtype):
         return _hscore_orthogonal(X, Xc, y, num_classes, counts, rcond)
     rcond, noise = definition_cutoffs(N, D, jnp.max(jnp.abs(X)), rcond)
     sums = jax.ops.segment_sum(Xc, y, num_classes)  # [C, D] = n_c · m_c

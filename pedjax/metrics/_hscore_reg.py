@@ -80,6 +80,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._linalg import gram
+from ._dtype import gram_exact_enough
 from ._registry import evaluate, register
 
 __all__ = ["hscore_reg", "hscore_reg_core", "hscore_reg_from_moments", "ledoit_wolf_shrinkage",
@@ -91,11 +92,6 @@ EPS64 = float(np.finfo(np.float64).eps)
 SIGMA_FLOOR_ULPS = 4.0
 #: lower-precision statistics path: eigenvalues of Σ_α ≤ this many D·ε·λ_max are rounding noise
 GRAM_FLOOR_ULPS = 10.0
-
-
-def _uses_gram(dtype) -> bool:
-    """The eigendecomposition of a Gram/covariance is exact enough only at float64 precision."""
-    return float(jnp.finfo(dtype).eps) <= EPS64
 
 
 def _centred(X):
@@ -149,7 +145,7 @@ def hscore_reg_core(X: jax.Array, y: jax.Array, num_classes: int, rcond=None) ->
     N, D = Xc.shape
     counts = jax.ops.segment_sum(jnp.ones(N, Xc.dtype), y, num_classes)
     rcond = 10.0 * max(N, D) * EPS64 if rcond is None else rcond
-    if not _uses_gram(Xc.dtype):
+    if not gram_exact_enough(Xc.dtype):
         return _hscore_reg_orthogonal(Xc, y, num_classes, counts, rcond)
     sums = jax.ops.segment_sum(Xc, y, num_classes)  # [C, D] centred class sums
     r2 = jnp.sum(Xc * Xc, axis=1)
@@ -242,7 +238,7 @@ def hscore_reg_from_moments(gram_c: jax.Array, sums: jax.Array, counts: jax.Arra
     dev2 = jnp.sum((S - mu * eye) ** 2)
     alpha = ledoit_wolf_shrinkage(jnp.sum(S * S), trace, dev2, fourth, n, D)
     lam, V = jnp.linalg.eigh((1.0 - alpha) * S + (alpha * mu) * eye)
-    if _uses_gram(lam.dtype):
+    if gram_exact_enough(lam.dtype):
         keep = lam > rcond * jnp.max(lam)
     else:  # Σ_α ⪰ αμ·I; below that, and below the eigensolver's rounding floor, is noise
         lam = jnp.maximum(lam, alpha * mu)

@@ -108,12 +108,12 @@ from jax.scipy.linalg import cho_factor, cho_solve, solve_triangular
 
 from .._linalg import gram
 from ._order import column_signs
+from ._dtype import gram_exact_enough
 from ._registry import evaluate, register
 
 __all__ = ["sfda", "sfda_core", "sfda_deficit_core", "one_minus", "class_means", "power_top_eigenvalue", "within_scatter", "shrinkage_for", "shrunk",
-           "lda_logits", "lda_posterior", "confmix"]
+           "lda_logits", "lda_posterior", "confmix", "off_class_mass"]
 
-_EPS64 = float(np.finfo(np.float64).eps)
 _EPS32 = float(np.finfo(np.float32).eps)
 #: the published power-method start Sw·1 is rounding noise (and replaced by Sw·s) when
 #: ‖Sw·1‖ ≤ START_ULPS·ε·√D·‖Sw‖_F (:func:`_start`; module docstring)
@@ -192,15 +192,12 @@ def shrunk(Sw: jax.Array, s: jax.Array) -> jax.Array:
     return (1.0 - s) * Sw + (s * mu) * jnp.eye(D, dtype=Sw.dtype)
 
 
-def _uses_gram(dtype) -> bool:
-    return float(jnp.finfo(dtype).eps) <= _EPS64
-
-
-def lda_logits(X, y, num_classes, s=None):
+def lda_logits(X, y, num_classes, s=None, raw=None):
     """One SFDA pass: returns (the shrinkage-LDA logits [N, C], shrinkage used); the posterior
-    is their softmax (:func:`lda_posterior`)."""
-    if not _uses_gram(X.dtype):
-        return _lda_logits_orthogonal(X, y, num_classes, s)
+    is their softmax (:func:`lda_posterior`). ``raw``: the features as given, where ``X`` is a
+    translated copy (used below float64 only: :func:`_lda_logits_orthogonal`)."""
+    if not gram_exact_enough(X.dtype):
+        return _lda_logits_orthogonal(X, y, num_classes, s, raw=raw)
     means, counts = class_means(X, y, num_classes)
     priors = counts / X.shape[0]
     Sw = within_scatter(X, y, means)
@@ -313,17 +310,27 @@ def sfda_deficit_core(X: jax.Array, y: jax.Array, num_classes: int) -> jax.Array
     # constant feature stays exactly constant)
     Xc = X - jnp.mean(X, axis=0)
     Xc = Xc - jnp.mean(Xc, axis=0)
-    if _uses_gram(X.dtype):
-        prob, s = lda_posterior(Xc, y, num_classes)
-    else:
-        logits, s = _lda_logits_orthogonal(Xc, y, num_classes, raw=X)
-        prob = jax.nn.softmax(logits, axis=1)
-    prob = jax.nn.softmax(prob, axis=1)
+    logits, s = lda_logits(Xc, y, num_classes, raw=X)
+    prob = jax.nn.softmax(jax.nn.softmax(logits, axis=1), axis=1)  # the reference softens once more
     X2 = confmix(Xc, y, num_classes, prob)
     logits2, _ = lda_logits(X2, y, num_classes, s)
+    return jnp.mean(off_class_mass(logits2, y, num_classes))
+
+
+def off_class_mass(logits: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
+    """Each sample's softmax mass off its own class, Σ_{c≠y} p_c = exp(lse_{c≠y} − lse) of the
+    logits, with full relative precision where p_y rounds to 1 (module docstring, "Saturation").
+
+    Args:
+      logits: [N, C].
+      y: coded labels [N] in 0..num_classes−1.
+      num_classes: C.
+
+    Returns:
+      [N] in the logits' dtype, in [0, 1].
+    """
     own = jax.nn.one_hot(y, num_classes, dtype=bool)
-    off = jax.nn.logsumexp(jnp.where(own, -jnp.inf, logits2), axis=1) - jax.nn.logsumexp(logits2, axis=1)
-    return jnp.mean(jnp.exp(off))
+    return jnp.exp(jax.nn.logsumexp(jnp.where(own, -jnp.inf, logits), axis=1) - jax.nn.logsumexp(logits, axis=1))
 
 
 def one_minus(value, xp=np):

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .._linalg import gram
+from ._dtype import gram_exact_enough
 from ._registry import evaluate, register
 
 __all__ = ["transrate", "transrate_core"]
@@ -46,11 +46,6 @@ __all__ = ["transrate", "transrate_core"]
 def _logdet_pd(A: jax.Array) -> jax.Array:
     L = jnp.linalg.cholesky(A)
     return 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
-
-
-def _uses_gram(dtype) -> bool:
-    """float64 (and wider) forms Gram products; lower precisions factorise by QR (module docstring)."""
-    return float(jnp.finfo(dtype).eps) <= float(np.finfo(np.float64).eps)
 
 
 def _half_logdet_qr(Z: jax.Array, a) -> jax.Array:
@@ -73,7 +68,7 @@ def coding_rate(Z: jax.Array, eps: float = 1e-4) -> jax.Array:
       The coding rate, a scalar array.
     """
     n, d = Z.shape
-    if not _uses_gram(Z.dtype):
+    if not gram_exact_enough(Z.dtype):
         return _half_logdet_qr(Z if d <= n else Z.T, n * eps)
     G = gram(Z) if d <= n else gram(Z.T)
     return 0.5 * _logdet_pd(jnp.eye(G.shape[0], dtype=G.dtype) + G / (n * eps))
@@ -111,7 +106,7 @@ def transrate_core(X: jax.Array, y: jax.Array, num_classes: int, eps: float = 1e
         def one(c):
             m = (y == c).astype(Z.dtype)
             n_c = jnp.maximum(counts[c], 1.0)
-            if not _uses_gram(Z.dtype):  # the class's rows (the others zeroed) through a QR
+            if not gram_exact_enough(Z.dtype):  # the class's rows (the others zeroed) through a QR
                 return _half_logdet_qr(Z * m[:, None], n_c * eps)
             G = (Z * m[:, None]).T @ Z
             return 0.5 * _logdet_pd(eye + G / (n_c * eps))

@@ -51,7 +51,7 @@ from ..metrics._hscore_reg import fourth_moment_block, hscore_reg_from_moments
 from ..metrics._lfc import lfc_from_moments
 from ..metrics._logme import _eigh, _fixed_point, _tri_solve, _tridiagonal_spectrum
 from ..metrics._registry import REGISTRY, UNINFORMATIVE, finish_value
-from ..metrics._sfda import shrinkage_for, shrunk
+from ..metrics._sfda import off_class_mass, shrinkage_for, shrunk
 from .stats import ClassStats, Engine, block_stats, combine, init_stats
 
 #: metrics computed from the statistics alone
@@ -370,14 +370,12 @@ def sfda_mix_step(acc, rows, params, num_classes):
 
 def sfda_score_step(acc, rows, params, num_classes):
     """SFDA's pass 3 (an :class:`~pedjax.streaming.stats.Engine` step): the second posterior's
-    mass off each sample's own class, 1 − p_y = exp(lse_{c≠y} − lse) of the logits, summed
+    mass off each sample's own class (:func:`pedjax.metrics._sfda.off_class_mass`), summed
     (relative precision where SFDA saturates, as :func:`pedjax.metrics._sfda.sfda_deficit_core`)."""
     X, codes, mask, p = rows
     c, delta, outer, coef, intercept = params
     X2 = _mixed(X, codes, c, delta, p[:, None], outer)
-    logits = matmul(X2, coef.T) + intercept
-    own = jax.nn.one_hot(codes, num_classes, dtype=bool)
-    off = jnp.exp(jax.nn.logsumexp(jnp.where(own, -jnp.inf, logits), axis=1) - jax.nn.logsumexp(logits, axis=1))
+    off = off_class_mass(matmul(X2, coef.T) + intercept, codes, num_classes)
     return {"deficit": acc["deficit"] + jnp.sum(jnp.where(mask, off, 0.0))}, None
 
 
