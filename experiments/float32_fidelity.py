@@ -18,7 +18,9 @@ is rendered once every metric is done), with each metric's fingerprint of the co
 its scores (``experiments/_fingerprint.py``: PED, scoring, precision, validation, the registry and
 the metric's own modules); a rerun skips the metrics whose fingerprint matches the code and
 scores again those whose code changed (``--fresh`` recomputes all, and ``--keep`` reuses entries
-whatever their fingerprint). ``--metric`` runs only the named metrics, in the given order. The measured section of
+whatever their fingerprint). ``--metric`` runs only the named metrics, in the given order.
+``--models-per-call linear_probe=1`` scores that metric one model at a time and keeps each
+finished model (resumable within a metric: the linear probe at published scale takes hours). The measured section of
 docs/precision.md (between ``<!-- float32_fidelity:start/end -->``) is regenerated from the JSON.
 """
 from __future__ import annotations
@@ -118,7 +120,61 @@ def valid_metrics(entry: dict, legacy: dict, keep: bool = False) -> dict:
     return {m: stored.get(m, "?") for m in done if keep or stored.get(m) == metric_fp(m)}
 
 
-def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required=None) -> dict:
+def score_metric(fs, metric, peds, entry, unit, persist):
+    """Score one metric ± PED on a set in both precisions: the whole zoo in one
+    :func:`pedjax.rank.fidelity.fidelity` call or, with ``unit`` models per call (fewer than the
+    zoo), chunk by chunk, each finished chunk's scores kept in ``entry["units"][metric]`` and
+    written (``persist()``) so that a metric too slow for one session resumes at its next chunk
+    (the chunks are kept while the metric's fingerprint matches the code). Every metric scores
+    each model independently, so the chunks' scores are the zoo's; the comparison
+    (:func:`pedjax.rank.fidelity.compare`) is made once every model is scored.
+
+    Returns:
+      ``({variant: VariantFidelity as dict}, {precision: {variant: {model: score} or None}},
+      {precision: seconds})``.
+    """
+    from _fingerprint import fingerprint as metric_fp
+
+    from pedjax.rank import fidelity as F
+
+    task, models = fs.task, fs.models
+    if not unit or unit >= len(models):
+        res = F.fidelity(fs, [metric], peds)
+        return ({v: r.as_dict() for v, r in res.rows[task].items()}, {p: res.scores[p][task] for p in F.PRECISIONS},
+                {p: res.seconds[p][task] for p in F.PRECISIONS})
+    units = entry.setdefault("units", {})
+    store = units.get(metric)
+    if store is None or store["fingerprint"] != metric_fp(metric):
+        store = units[metric] = {"fingerprint": metric_fp(metric), "models": [], "errors": {},
+                                 "scores": {p: {} for p in F.PRECISIONS}, "seconds": {p: 0.0 for p in F.PRECISIONS}}
+    for i in range(0, len(models), unit):
+        chunk = [x for x in models[i:i + unit] if x not in store["models"]]
+        if not chunk:
+            continue
+        res = F.fidelity(fs.only(chunk), [metric], peds)
+        for p in F.PRECISIONS:
+            for v, sc in res.scores[p][task].items():
+                # a variant that raised on any chunk raised for the zoo (as one call would)
+                had = store["scores"][p].get(v, {})
+                store["scores"][p][v] = None if sc is None or (v in store["scores"][p] and had is None) else {**had, **sc}
+            store["seconds"][p] += res.seconds[p][task]
+        for v, r in res.rows[task].items():
+            if r.error:
+                store["errors"].setdefault(v, r.error)
+        store["models"] += chunk
+        store["date"] = datetime.datetime.now().isoformat(timespec="seconds")
+        persist()
+        print(f"{task} {metric}: {len(store['models'])}/{len(models)} models ({', '.join(chunk)}: float64 "
+              f"{res.seconds['float64'][task]:.0f} s, float32 {res.seconds['float32'][task]:.0f} s)", flush=True)
+    del units[metric]
+    if not units:
+        del entry["units"]
+    s64, s32 = store["scores"]["float64"], store["scores"]["float32"]
+    rows = {v: F.compare(s64.get(v), s32.get(v), store["errors"].get(v)).as_dict() for v in s64}
+    return rows, store["scores"], store["seconds"]
+
+
+def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required=None, units=None) -> dict:
     """Score every set of ``todo`` one metric at a time, in the order of ``metrics``, writing the
     set's entry after each metric (``"done"``: the metrics finished; ``"fingerprints"``: the code
     fingerprint of each (``_fingerprint.fingerprint(metric)``); ``"inapplicable"``: those the
@@ -127,7 +183,8 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required
     registered metric, so that a run restricted with ``--metric`` never marks a set complete),
     so that a large set spans sessions. A stored metric is reused while its fingerprint matches
     the code (:func:`valid_metrics`); one whose code changed is dropped and scored again, and a
-    set is not loaded at all when every requested metric is valid or inapplicable."""
+    set is not loaded at all when every requested metric is valid or inapplicable. ``units``:
+    ``{metric: models per call}`` for metrics scored chunk by chunk (:func:`score_metric`)."""
     from _fingerprint import fingerprint as metric_fp
 
     from pedjax.physics import PEDConfig
@@ -147,7 +204,7 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required
         t_feat = time.perf_counter() - t0
         applicable = [m for m in (required or metrics) if F.REGISTRY[m].input == "features" or fs.source_probs is not None]
         use = [m for m in metrics if m in applicable]
-        if old is not None and valid:
+        if old is not None and (valid or old.get("units")):  # resumes finished metrics and chunks
             entry = old
             stale = {_metric(v) for v in entry["rows"]} - set(valid)
             for v in [v for v in entry["rows"] if _metric(v) in stale]:
@@ -173,12 +230,16 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required
         for m in use:
             if m in entry["done"]:
                 continue
-            res = F.fidelity(fs, [m], peds)
-            entry["rows"].update({v: r.as_dict() for v, r in res.rows[fs.task].items()})
+            def persist(entry=entry, task=task):
+                data["sets"][task] = entry
+                save_json(path, data, task)
+
+            rows, scores, seconds = score_metric(fs, m, peds, entry, (units or {}).get(m), persist)
+            entry["rows"].update(rows)
             for p in F.PRECISIONS:
-                entry["scores"][p].update(res.scores[p][fs.task])
-                entry["seconds"][p] += res.seconds[p][fs.task]
-            entry.setdefault("metric_seconds", {})[m] = {p: res.seconds[p][fs.task] for p in F.PRECISIONS}
+                entry["scores"][p].update(scores[p])
+                entry["seconds"][p] += seconds[p]
+            entry.setdefault("metric_seconds", {})[m] = seconds
             entry["done"].append(m)
             entry["fingerprints"][m] = metric_fp(m)
             entry["fingerprint"] = fp
@@ -186,8 +247,9 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required
             entry["date"] = datetime.datetime.now().isoformat(timespec="seconds")
             data["sets"][task] = entry
             save_json(path, data, task)
+            res = F.FidelityResult([fs.task], list(rows), {fs.task: {v: F.VariantFidelity(**r) for v, r in rows.items()}})
             bad += sorted({msg.split(" on ", 1)[0] for msg in res.failures()})  # as the docs' table judges (tied: τ n/a)
-            print(f"{task} {m}: float64 {res.seconds['float64'][fs.task]:.0f} s, float32 {res.seconds['float32'][fs.task]:.0f} s "
+            print(f"{task} {m}: float64 {seconds['float64']:.0f} s, float32 {seconds['float32']:.0f} s "
                   f"({len(entry['done'])}/{len(applicable)} metrics)", flush=True)
         if "date" in entry:  # at least one metric done: record the inapplicable ones even when nothing ran now
             data["sets"][task] = entry
@@ -277,7 +339,9 @@ def render(data: dict, command: str) -> str:
         if missing:
             lines += ["Not measured yet (resumable metric by metric: `python experiments/float32_fidelity.py --only synthetic`): "
                       + "; ".join(f"`{n}` {F.SYNTHETIC[n][0]} × {F.SYNTHETIC[n][1]} × {F.SYNTHETIC[n][2]}, C = {F.SYNTHETIC[n][3]}"
-                                  + (f" ({len(partial[n]['done'])} metrics done: {', '.join(partial[n]['done'])})" if n in partial else "")
+                                  + (f" ({len(partial[n]['done'])} metrics done: {', '.join(partial[n]['done'])}"
+                                     + "".join(f"; {m}: {len(u['models'])} of {partial[n]['shape'][0]} models"
+                                               for m, u in partial[n].get("units", {}).items()) + ")" if n in partial else "")
                                   for n in missing) + ".", ""]
     shipped = groups["shipped"]
     if shipped:
@@ -335,6 +399,9 @@ def main(argv=None):
     ap.add_argument("--synthetic", action="append", help="synthetic set(s) of pedjax.rank.fidelity.SYNTHETIC (default: all)")
     ap.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic sets' N and D (1 = published scale)")
     ap.add_argument("--metric", action="append", help="restrict to these metrics (default: every registered one of class labels)")
+    ap.add_argument("--models-per-call", action="append", metavar="METRIC=K",
+                    help="score METRIC K models at a time, each chunk kept in --json as it finishes (resumes within a "
+                         "metric too slow for one session, e.g. linear_probe=1 at published scale)")
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results, one entry per set (resumable)")
     ap.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="the markdown file whose measured section is rewritten")
     ap.add_argument("--fresh", action="store_true", help="recompute every set")
@@ -360,6 +427,12 @@ def main(argv=None):
         if unknown:
             raise SystemExit(f"--metric: unknown metric(s) {unknown}; choose from {every}")
         metrics = args.metric or every
+        units = {}
+        for item in args.models_per_call or ():
+            name, _, k = item.partition("=")
+            if name not in every or not k.isdigit() or int(k) < 1:
+                raise SystemExit(f"--models-per-call: expected METRIC=K with METRIC one of {every} and K ≥ 1, got {item!r}")
+            units[name] = int(k)
         todo = []
         if args.only in (None, "shipped"):
             todo += shipped_sets(args.task)
@@ -371,7 +444,7 @@ def main(argv=None):
         # entry written before per-metric fingerprints (only the global one) is judged by this map
         data.setdefault("legacy", {})[fingerprint()] = {m: fingerprint(m) for m in every}
         save_json(args.json, data)
-        run_sets(todo, metrics, data, args.json, fingerprint(), fresh=args.fresh, keep=args.keep, required=every)
+        run_sets(todo, metrics, data, args.json, fingerprint(), fresh=args.fresh, keep=args.keep, required=every, units=units)
         print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
     if not data["sets"]:
         raise SystemExit(f"{args.json}: no results to render")

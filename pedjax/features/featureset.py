@@ -112,6 +112,30 @@ class FeatureSet:
         """A copy with the given fields changed (``dataclasses.replace``; validated again)."""
         return dataclasses.replace(self, **changes)
 
+    def only(self, models) -> FeatureSet:
+        """The same samples for some of the models (in the order given).
+
+        Args:
+          models: model names of :attr:`models`, at least one.
+
+        Returns:
+          The smaller :class:`FeatureSet` (features, source statistics and probabilities, ground
+          truth and info of those models).
+
+        Raises:
+          ValueError: no model, or a name that is not one of :attr:`models`.
+        """
+        models = list(models)
+        unknown = [m for m in models if m not in self.features]
+        if not models or unknown:
+            raise ValueError(f"models: expected names among {self.models}, got {models}")
+
+        def pick(table):
+            return None if table is None else {m: table[m] for m in models if m in table}
+
+        return self.replace(features={m: self.features[m] for m in models}, source_stats=pick(self.source_stats),
+                            source_probs=pick(self.source_probs), truth=pick(self.truth), info=pick(self.info) or {})
+
     def select(self, mask, task: str | None = None, truth: Mapping[str, float] | None = None) -> FeatureSet:
         """The samples where a boolean mask holds (source statistics unchanged).
 

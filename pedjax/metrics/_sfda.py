@@ -107,8 +107,8 @@ import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve, solve_triangular
 
 from .._linalg import gram
-from ._order import column_signs
 from ._dtype import gram_exact_enough
+from ._order import column_signs
 from ._registry import evaluate, register
 
 __all__ = ["sfda", "sfda_core", "sfda_deficit_core", "one_minus", "class_means", "power_top_eigenvalue", "within_scatter", "shrinkage_for", "shrunk",
