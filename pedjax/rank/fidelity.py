@@ -89,7 +89,11 @@ REL_BOUNDS: dict[str, tuple[float, str]] = {
                         "is more than ~87 apart (D ≫ N); the core computes log(−GBC) and the score is finished in "
                         "float64 (`Metric.finish`)"),
     "hscore": (REL_TARGET, ""),
-    "nleep": (5e-2, "after PED only (static ≤ 8e-5): NLEEP's seeded k-means++ draws are a discontinuous "
+    "nleep": (5e-2, "after PED (static ≤ 8e-5 on the shipped sets; 4.0e-4 on one model of the published-scale set, "
+                    "synthetic-published model_08: at Lloyd's second assignment one sample's two nearest centres "
+                    "are 2.6e-7 apart relative to the distance, below what float32 PCA scores resolve, so 2 of "
+                    "5 000 starting labels differ; the other 11 models ≤ 4e-7): NLEEP's seeded k-means++ draws and "
+                    "Lloyd's assignments are a discontinuous "
                     "function of the features, and the float32 and float64 PED outputs differ by ~1e-7 relative — "
                     "enough to cross a draw's sampling boundary (fashion-occluded resnet-simclr: a threshold 3e-10 of "
                     "the total from a sample boundary, 3.55e-2) or to swap two samples whose signed row sums differ by "
