@@ -288,6 +288,25 @@ def summarise(entries: dict) -> dict:
     return F.FidelityResult(list(rows), variants, rows).summary()
 
 
+def _table(sums: dict, variants) -> list[str]:
+    """The markdown rows of one group's summary (``{variant: VariantFidelity}``), in ``variants`` order."""
+    from pedjax.rank import fidelity as F
+
+    lines = ["| variant | min τ_w | worst rel. diff (where) | worst diff / spread | non-finite in float32 | below float32 range | bound | meets targets |",
+             "|---|---:|---|---:|---:|---:|---:|---|"]
+    for v in variants:
+        s = sums.get(v)
+        if s is None:
+            continue
+        bound = F.rel_bound(v)
+        ok = s.nonfinite == 0 and (s.tied or s.tau >= F.TAU_TARGET) and F.bounded_difference(v, s) <= bound
+        on = " (on diff / spread)" if F.zoo_level(v) else ""
+        tau = "tied" if s.tied else _fmt(s.tau, "tau")
+        lines.append(f"| {v} | {tau} | {_fmt(s.worst_rel, 'rel')} ({s.worst_model or '–'}) | "
+                     f"{'–' if s.tied else _fmt(s.worst_spread, 'rel')} | {s.nonfinite} | {s.underflow} | {bound:g}{on} | {'yes' if ok else '**no**'} |")
+    return lines
+
+
 def render(data: dict, command: str) -> str:
     from pedjax.rank import fidelity as F
 
@@ -321,20 +340,7 @@ def render(data: dict, command: str) -> str:
                            for t, e in groups[g].items()) if g == "synthetic" else (
             f"{len(groups[g])} tasks ({', '.join(groups[g])}), {next(iter(groups[g].values()))['shape'][0]} members, "
             "training splits")
-        lines += [f"### {label}: {shapes}", "",
-                  "| variant | min τ_w | worst rel. diff (where) | worst diff / spread | non-finite in float32 | below float32 range | bound | meets targets |",
-                  "|---|---:|---|---:|---:|---:|---:|---|"]
-        for v in variants:
-            s = sums[g].get(v)
-            if s is None:
-                continue
-            bound = F.rel_bound(v)
-            ok = s.nonfinite == 0 and (s.tied or s.tau >= F.TAU_TARGET) and F.bounded_difference(v, s) <= bound
-            on = " (on diff / spread)" if F.zoo_level(v) else ""
-            tau = "tied" if s.tied else _fmt(s.tau, "tau")
-            lines.append(f"| {v} | {tau} | {_fmt(s.worst_rel, 'rel')} ({s.worst_model or '–'}) | "
-                         f"{'–' if s.tied else _fmt(s.worst_spread, 'rel')} | {s.nonfinite} | {s.underflow} | {bound:g}{on} | {'yes' if ok else '**no**'} |")
-        lines.append("")
+        lines += [f"### {label}: {shapes}", ""] + _table(sums[g], variants) + [""]
         missing = [n for n in F.SYNTHETIC if n not in groups[g]] if g == "synthetic" else []
         if missing:
             lines += ["Not measured yet (resumable metric by metric: `python experiments/float32_fidelity.py --only synthetic`): "
@@ -343,6 +349,11 @@ def render(data: dict, command: str) -> str:
                                      + "".join(f"; {m}: {len(u['models'])} of {partial[n]['shape'][0]} models"
                                                for m, u in partial[n].get("units", {}).items()) + ")" if n in partial else "")
                                   for n in missing) + ".", ""]
+    for t, e in partial.items():
+        if e.get("done"):
+            s_ = summarise({t: e})
+            lines += [f"### In progress: `{t}` {e['shape'][0]} × {e['shape'][1]} × {'/'.join(map(str, e['shape'][2]))}, "
+                      f"C = {e['shape'][3]} ({len(e['done'])} metrics done)", ""] + _table(s_, sorted(s_, key=lambda v: (v.split("+")[0], "+" in v))) + [""]
     shipped = groups["shipped"]
     if shipped:
         tasks = list(shipped)
