@@ -125,8 +125,9 @@ def score_metric(fs, metric, peds, entry, unit, persist):
     :func:`pedjax.rank.fidelity.fidelity` call or, with ``unit`` models per call (fewer than the
     zoo), chunk by chunk, each finished chunk's scores kept in ``entry["units"][metric]`` and
     written (``persist()``) so that a metric too slow for one session resumes at its next chunk
-    (the chunks are kept while the metric's fingerprint matches the code). Every metric scores
-    each model independently, so the chunks' scores are the zoo's; the comparison
+    (the chunks are kept while the metric's fingerprint matches the code). A per-model metric
+    scores each model independently, so the chunks' scores are the zoo's (a zoo-level metric,
+    NCTI, is refused); the comparison
     (:func:`pedjax.rank.fidelity.compare`) is made once every model is scored.
 
     Returns:
@@ -138,6 +139,8 @@ def score_metric(fs, metric, peds, entry, unit, persist):
     from pedjax.rank import fidelity as F
 
     task, models = fs.task, fs.models
+    if unit and F.REGISTRY[metric].zoo is not None:
+        raise ValueError(f"unit: {metric} is scored over the whole zoo (Metric.zoo); score it in one call")
     if not unit or unit >= len(models):
         res = F.fidelity(fs, [metric], peds)
         return ({v: r.as_dict() for v, r in res.rows[task].items()}, {p: res.scores[p][task] for p in F.PRECISIONS},
@@ -428,7 +431,7 @@ def main(argv=None):
     configure_process()  # as the command line: x64 on (float32 is entered per call), XLA:CPU flag, compilation cache
     from _bench_md import machine
 
-    from pedjax.metrics import names
+    from pedjax.metrics import REGISTRY, names
     from pedjax.util import git_commit
 
     data = load_json(args.json)
@@ -443,6 +446,9 @@ def main(argv=None):
             name, _, k = item.partition("=")
             if name not in every or not k.isdigit() or int(k) < 1:
                 raise SystemExit(f"--models-per-call: expected METRIC=K with METRIC one of {every} and K ≥ 1, got {item!r}")
+            if REGISTRY[name].zoo is not None:
+                raise SystemExit(f"--models-per-call: {name} is scored over the whole zoo (Metric.zoo), so it cannot "
+                                 "be split into chunks of models")
             units[name] = int(k)
         todo = []
         if args.only in (None, "shipped"):

@@ -93,6 +93,11 @@ def test_chunks_of_older_code_are_dropped(tmp_path, monkeypatch):
 
 
 def test_models_per_call_is_checked(tmp_path):
-    for bad in ("gbc", "gbc=0", "nosuch=1"):
+    for bad in ("gbc", "gbc=0", "nosuch=1", "ncti=1"):
         with pytest.raises(SystemExit, match="--models-per-call"):
             FF.main(["--only", "synthetic", "--models-per-call", bad, "--json", str(tmp_path / "x.json"), "--no-write"])
+
+
+def test_a_zoo_level_metric_is_not_split():
+    with pytest.raises(ValueError, match="whole zoo"):
+        FF.score_metric(_zoo(), "ncti", {}, {}, 2, lambda: None)
