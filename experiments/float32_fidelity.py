@@ -131,7 +131,7 @@ def score_metric(fs, metric, peds, entry, unit, persist):
     (:func:`pedjax.rank.fidelity.compare`) is made once every model is scored.
 
     Returns:
-      ``({variant: VariantFidelity as dict}, {precision: {variant: {model: score} or None}},
+      ``({variant: VariantFidelity}, {precision: {variant: {model: score} or None}},
       {precision: seconds})``.
     """
     from _fingerprint import fingerprint as metric_fp
@@ -143,7 +143,7 @@ def score_metric(fs, metric, peds, entry, unit, persist):
         raise ValueError(f"unit: {metric} is scored over the whole zoo (Metric.zoo); score it in one call")
     if not unit or unit >= len(models):
         res = F.fidelity(fs, [metric], peds)
-        return ({v: r.as_dict() for v, r in res.rows[task].items()}, {p: res.scores[p][task] for p in F.PRECISIONS},
+        return (res.rows[task], {p: res.scores[p][task] for p in F.PRECISIONS},
                 {p: res.seconds[p][task] for p in F.PRECISIONS})
     units = entry.setdefault("units", {})
     store = units.get(metric)
@@ -159,7 +159,7 @@ def score_metric(fs, metric, peds, entry, unit, persist):
             for v, sc in res.scores[p][task].items():
                 # a variant that raised on any chunk raised for the zoo (as one call would)
                 had = store["scores"][p].get(v, {})
-                store["scores"][p][v] = None if sc is None or (v in store["scores"][p] and had is None) else {**had, **sc}
+                store["scores"][p][v] = None if sc is None or had is None else {**had, **sc}
             store["seconds"][p] += res.seconds[p][task]
         for v, r in res.rows[task].items():
             if r.error:
@@ -173,7 +173,7 @@ def score_metric(fs, metric, peds, entry, unit, persist):
     if not units:
         del entry["units"]
     s64, s32 = store["scores"]["float64"], store["scores"]["float32"]
-    rows = {v: F.compare(s64.get(v), s32.get(v), store["errors"].get(v)).as_dict() for v in s64}
+    rows = {v: F.compare(s64.get(v), s32.get(v), store["errors"].get(v)) for v in s64}
     return rows, store["scores"], store["seconds"]
 
 
@@ -238,7 +238,7 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required
                 save_json(path, data, task)
 
             rows, scores, seconds = score_metric(fs, m, peds, entry, (units or {}).get(m), persist)
-            entry["rows"].update(rows)
+            entry["rows"].update({v: r.as_dict() for v, r in rows.items()})
             for p in F.PRECISIONS:
                 entry["scores"][p].update(scores[p])
                 entry["seconds"][p] += seconds[p]
@@ -250,7 +250,7 @@ def run_sets(todo, metrics, data, path, fp, *, fresh=False, keep=False, required
             entry["date"] = datetime.datetime.now().isoformat(timespec="seconds")
             data["sets"][task] = entry
             save_json(path, data, task)
-            res = F.FidelityResult([fs.task], list(rows), {fs.task: {v: F.VariantFidelity(**r) for v, r in rows.items()}})
+            res = F.FidelityResult([fs.task], list(rows), {fs.task: rows})
             bad += sorted({msg.split(" on ", 1)[0] for msg in res.failures()})  # as the docs' table judges (tied: τ n/a)
             print(f"{task} {m}: float64 {seconds['float64']:.0f} s, float32 {seconds['float32']:.0f} s "
                   f"({len(entry['done'])}/{len(applicable)} metrics)", flush=True)
