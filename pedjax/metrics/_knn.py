@@ -34,6 +34,10 @@ Definition (every choice fixed, so a score is reproducible bit for bit):
   different (equally stratified) splits; to hold the split fixed across a zoo, pass the same
   ``fold_ids`` to every model (the per-model public function; ``score_zoo`` options must be
   hashable).
+* **With PED** (``knn+ped``): PED moves every sample by its own class's ball, the held-out
+  folds included, so the neighbours are then found among features that already carry every
+  sample's label; the accuracy is a score of the moved features, not a held-out estimate
+  (as :mod:`pedjax.metrics._linear_probe`).
 * **Neighbours**: for every sample, the k nearest samples of the *other* folds by Euclidean
   distance, ties in distance broken by the canonical order (so by the features, never by the
   sample positions). Distances are ranked by ``‖b‖² − 2 a·b`` on features centred by their mean

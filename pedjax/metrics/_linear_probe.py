@@ -12,6 +12,8 @@ Definition:
   (variance ≤ N·eps·var + (N·mean·eps)², eps of the dtype) is only centred. The statistics use no
   labels, so computing them once on the whole target set (the inputs every metric sees) leaks
   nothing about the held-out labels; per-fold scalers would cost one eigendecomposition per fold.
+* **With PED**: PED moves every sample by its own class's ball, held-out folds included, so the
+  "+ PED" accuracy scores the moved features and is no held-out estimate (as ``knn+ped``).
 * **Model**, per fold, on the n training samples of the standardised features x_i:
   multinomial (softmax) logistic regression with weights W [D, C] and intercepts b [C],
 
